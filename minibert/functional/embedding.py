@@ -1,0 +1,30 @@
+"""Embedding lookup and DistilBERT's fixed sinusoidal position table.
+
+Shapes: ids (B, T) integers, table (V, C) -> (B, T, C)
+"""
+
+import numpy as np
+
+
+def embedding_forward(ids, table):
+    """Row lookup table[ids]. ids must already be checked to lie in [0, V).
+
+    Shapes: ids (B, T), table (V, C) -> (B, T, C). The cache keeps ids and V for the
+    scatter-add of the backward pass; ids get no gradient.
+    """
+    return table[ids], (ids, table.shape[0])  # (B, T, C)
+
+
+def sinusoidal_table(num_positions, dim, dtype=np.float32):
+    """The fixed table of Vaswani et al. that DistilBERT uses with sinusoidal_pos_embds.
+
+    angle[p, j] = p / 10000^(2 * (j // 2) / dim); even columns take sin, odd columns cos.
+    Shapes: -> (P, dim)
+    """
+    pos = np.arange(num_positions, dtype=np.float64)[:, None]  # (P, 1)
+    j = np.arange(dim)  # (dim,)
+    angle = pos / np.power(10000.0, 2 * (j // 2) / dim)  # (P, dim)
+    table = np.empty((num_positions, dim), dtype=np.float64)  # (P, dim)
+    table[:, 0::2] = np.sin(angle[:, 0::2])
+    table[:, 1::2] = np.cos(angle[:, 1::2])
+    return table.astype(dtype)

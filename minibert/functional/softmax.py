@@ -1,0 +1,21 @@
+"""Softmax over the last axis.
+
+Shapes: x (..., N) -> probs (..., N), each row summing to 1.
+"""
+
+
+def softmax_forward(x):
+    """probs = exp(x - max) / sum(exp(x - max)). Shapes: x (..., N) -> (..., N)"""
+    # subtract the row max so exp never overflows; the result is unchanged (shift invariance)
+    e = x - x.max(-1, keepdims=True)  # (..., N)
+    # exp in place into e: saves one (B, H, T, T) allocation on the attention hot path
+    xp_exp(e)
+    e /= e.sum(-1, keepdims=True)
+    return e, (e,)
+
+
+def xp_exp(a):
+    """exp in place, on numpy or cupy arrays (operators and methods need no xp; ufuncs do)."""
+    from ..backend import xp_of
+
+    xp_of(a).exp(a, out=a)

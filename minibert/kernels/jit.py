@@ -1,0 +1,76 @@
+"""Lazy Numba compilation with a fallback to the numpy reference.
+
+`jit_kernel(py_func, parallel=...)` returns the compiled function, or None when Numba is not
+usable here (then the caller runs its reference). Compiled functions use cache=True, so only the
+first run on a machine pays the compile time.
+"""
+
+import warnings
+
+_STATE = {"fast": True, "numba": None, "warned": False}
+_COMPILED = {}
+
+
+def numba_available() -> bool:
+    """True when numba imports (checked once)."""
+    if _STATE["numba"] is None:
+        try:
+            import numba  # noqa: F401
+
+            _STATE["numba"] = True
+        except Exception as exc:  # ImportError, or a broken llvmlite
+            _STATE["numba"] = False
+            _warn_once(f"numba could not be imported ({exc}); using the numpy reference kernels")
+    return _STATE["numba"]
+
+
+def use_fast_kernels(enabled: bool = True) -> bool:
+    """Choose the Numba kernels (True, the default) or the numpy references (False) for every
+    model. Returns the previous setting, so a caller can restore it."""
+    previous = _STATE["fast"]
+    _STATE["fast"] = bool(enabled)
+    return previous
+
+
+def fast_kernels_enabled() -> bool:
+    return _STATE["fast"] and numba_available()
+
+
+def jit_kernel(py_func, parallel: bool = False):
+    """The Numba-compiled `py_func` (njit, cache=True), or None if fast kernels are off or Numba
+    is unusable. Compilation happens lazily on the first call of the returned dispatcher."""
+    if not fast_kernels_enabled():
+        return None
+    key = (py_func, parallel)
+    if key not in _COMPILED:
+        import numba
+
+        # kernel files write `prange` and bind it to range at import, so that importing them
+        # does not import numba; here, just before compiling, it becomes numba.prange
+        py_func.__globals__["prange"] = numba.prange
+        _COMPILED[key] = numba.njit(cache=True, parallel=parallel)(py_func)
+    return _COMPILED[key]
+
+
+def run_kernel(py_func, args, parallel: bool = False) -> bool:
+    """Call the compiled kernel on args; return False (after one warning) if it cannot compile,
+    so the caller falls back to the reference."""
+    fn = jit_kernel(py_func, parallel=parallel)
+    if fn is None:
+        return False
+    try:
+        fn(*args)
+    except Exception as exc:  # a numba typing or lowering error: degrade, don't break
+        if type(exc).__module__.startswith("numba"):
+            _COMPILED[(py_func, parallel)] = None
+            _STATE["fast"] = False
+            _warn_once(f"numba failed to compile {py_func.__name__} ({exc}); using numpy references")
+            return False
+        raise
+    return True
+
+
+def _warn_once(message: str) -> None:
+    if not _STATE["warned"]:
+        _STATE["warned"] = True
+        warnings.warn(message, RuntimeWarning, stacklevel=3)

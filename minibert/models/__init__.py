@@ -1,0 +1,6 @@
+"""The four families. Importing this package registers each family's config.json dialect."""
+
+from . import albert, bert, distilbert, roberta
+from .auto import MODEL_CLASSES, from_config, model_class
+
+__all__ = ["MODEL_CLASSES", "albert", "bert", "distilbert", "from_config", "model_class", "roberta"]

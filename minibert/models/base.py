@@ -1,0 +1,297 @@
+"""What every family shares: input checks, the encoder body, and the task heads.
+
+A family file (bert.py, ...) supplies a `Spec`: its embeddings module, its Hugging Face weight
+names, and the few switches where its heads differ. The task classes here (`BaseModel`,
+`ForMaskedLM`, ...) combine a Spec with the shared encoder in nn.py, so "BertForMaskedLM" is
+`class BertForMaskedLM(ForMaskedLM): spec = BERT` and nothing more.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import functional as F
+from ..config import EncoderConfig
+from ..errors import InputError
+from ..nn import ClassificationHead, Encoder, Linear, MaskedLMHead, Module, Pooler
+from ..outputs import (
+    BaseModelOutput,
+    MaskedLMOutput,
+    PreTrainingOutput,
+    QuestionAnsweringOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One family's differences from the shared model."""
+
+    model_type: str
+    prefix: str  # HF's base_model_prefix, in front of the body's names inside head models
+    embeddings: type  # Module class, built as embeddings(config)
+    body_names: Callable[[EncoderConfig], dict]  # {our path: HF name} for embeddings + encoder
+    pooler_names: dict  # {our path: HF name} of the pooler, empty if the family has none
+    head_names: dict  # {head attribute: {our path: HF name}}
+    aliases: dict = field(default_factory=dict)  # {older HF name: HF name of the same tensor}
+    lm_act: Callable[[EncoderConfig], str] = lambda c: c.hidden_act  # MLM transform activation
+    lm_eps: Callable[[EncoderConfig], float] = lambda c: c.layer_norm_eps
+    classifier_act: str | None = None  # None: pooler + out (BERT); "tanh" (RoBERTa), "relu"
+
+
+class PreTrainedModel(Module):
+    """A whole model: embeddings, encoder, optional pooler, and the heads of one task."""
+
+    spec: Spec
+    uses_pooler = False
+    heads: tuple = ()  # head attributes this task adds, keys of spec.head_names
+
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.config = config
+        self.embeddings = self.spec.embeddings(config)
+        self.encoder = Encoder(config)
+        if self.uses_pooler and self.spec.pooler_names:
+            self.pooler = Pooler(config.hidden_size)
+        self.build_heads(config)
+        self.tie_weights()
+        self.load_report = {}
+
+    def build_heads(self, config) -> None:
+        """Subclasses create their head modules here."""
+
+    # --- parameters -----------------------------------------------------------------
+    @property
+    def tied(self) -> dict:
+        """{our path: path it shares its array with}; tied weights are stored once."""
+        if "mlm" in self.heads and self.config.tie_word_embeddings:
+            return {"mlm.decoder.weight": "embeddings.word.weight"}
+        return {}
+
+    def tie_weights(self) -> None:
+        for path, source in self.tied.items():
+            self.set_parameter(path, self.get_parameter(source))
+
+    def hf_weight_names(self) -> dict:
+        """{our path: Hugging Face name} for every parameter, tied ones included."""
+        body = dict(self.spec.body_names(self.config))
+        if hasattr(self, "pooler"):
+            body.update(self.spec.pooler_names)
+        names = {}
+        if self.heads:  # head models keep the body under HF's prefix ("bert.embeddings...")
+            body = {ours: f"{self.spec.prefix}.{hf}" for ours, hf in body.items()}
+        names.update(body)
+        for head in self.heads:
+            names.update(self.spec.head_names[head])
+        return names
+
+    def num_parameters(self) -> int:
+        """Number of scalars in the model, a tied array counted once."""
+        return int(sum(a.size for _, a in self.named_parameters()))
+
+    def astype(self, dtype):
+        """Cast every parameter to dtype (float32 or float64), keeping ties."""
+        for _, module, key in list(self._param_slots()):
+            module.params[key] = module.params[key].astype(dtype)
+        self.tie_weights()
+        return self
+
+    @property
+    def dtype(self):
+        return self.embeddings.word.params["weight"].dtype
+
+    def init_weights(self, rng: np.random.Generator) -> "PreTrainedModel":
+        """Fresh weights as transformers draws them: N(0, initializer_range) for weight matrices
+        and embeddings, zero biases, LayerNorm at (1, 0)."""
+        std = self.config.initializer_range
+        for path, array in self.named_parameters():
+            if array.ndim == 2:
+                array[...] = rng.normal(0.0, std, array.shape)
+            elif path.endswith("bias"):
+                array[...] = 0.0
+        if hasattr(self.embeddings, "after_init"):  # fixed tables (DistilBERT's sinusoid)
+            self.embeddings.after_init()
+        return self
+
+    # --- running ------------------------------------------------------------------------
+    def __call__(self, input_ids, attention_mask=None, token_type_ids=None,
+                 output_hidden_states: bool = False, output_attentions: bool = False):
+        ids, mask, types = check_inputs(self.config, input_ids, attention_mask, token_type_ids)
+        self.clear_caches()  # each forward starts from empty stacks (STYLE.md section 4)
+        x, hidden, attentions = self.body(ids, mask, types, output_hidden_states,
+                                          output_attentions)
+        pooled = self.pooler.forward(x) if hasattr(self, "pooler") else None
+        out = self.head_outputs(x, pooled)
+        out.hidden_states = tuple(hidden) if hidden is not None else None
+        out.attentions = tuple(attentions) if attentions is not None else None
+        return out
+
+    def body(self, ids, mask, types, output_hidden_states=False, output_attentions=False):
+        """Embeddings and encoder. Shapes: ids (B, T) -> x (B, T, C)"""
+        x = self.embeddings.forward(ids, types)  # (B, T, C)
+        mask_bias = F.padding_mask_bias(mask, x.dtype)  # (B, 1, 1, T)
+        return self.encoder.forward(x, mask_bias, output_hidden_states, output_attentions)
+
+    def head_outputs(self, x, pooled):
+        return BaseModelOutput(last_hidden_state=x, pooler_output=pooled)
+
+    def save_pretrained(self, path) -> None:
+        """Write config.json + model.safetensors that transformers loads unchanged."""
+        from ..io import save_pretrained
+
+        save_pretrained(self, path)
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (f"{type(self).__name__}(L={c.num_hidden_layers}, C={c.hidden_size}, "
+                f"H={c.num_attention_heads}, V={c.vocab_size}, params={self.num_parameters():,})")
+
+
+class BaseModel(PreTrainedModel):
+    uses_pooler = True
+
+
+class ForMaskedLM(PreTrainedModel):
+    heads = ("mlm",)
+
+    def build_heads(self, config):
+        E = config.embedding_size or config.hidden_size
+        self.mlm = MaskedLMHead(config.hidden_size, E, config.vocab_size,
+                                self.spec.lm_act(config), self.spec.lm_eps(config))
+
+    def head_outputs(self, x, pooled):
+        return MaskedLMOutput(logits=self.mlm.forward(x), last_hidden_state=x)
+
+
+class ForPreTraining(ForMaskedLM):
+    """Masked LM plus a sentence-pair head on the pooled [CLS] vector: NSP for BERT (is B the
+    sentence after A?), SOP for ALBERT (are A and B in their original order?)."""
+
+    uses_pooler = True
+    heads = ("mlm", "nsp")
+
+    def build_heads(self, config):
+        super().build_heads(config)
+        self.nsp = Linear(config.hidden_size, 2)
+
+    def head_outputs(self, x, pooled):
+        return PreTrainingOutput(prediction_logits=self.mlm.forward(x),
+                                 seq_relationship_logits=self.nsp.forward(pooled),
+                                 last_hidden_state=x, pooler_output=pooled)
+
+
+class ForSequenceClassification(PreTrainedModel):
+    heads = ("classifier",)
+
+    @property
+    def uses_pooler(self):
+        return self.spec.classifier_act is None  # BERT/ALBERT classify the pooled vector
+
+    def build_heads(self, config):
+        self.classifier = ClassificationHead(config.hidden_size, config.num_labels,
+                                             self.spec.classifier_act)
+
+    def head_outputs(self, x, pooled):
+        first = pooled if pooled is not None else x[:, 0]  # (B, C)
+        return SequenceClassifierOutput(logits=self.classifier.forward(first),
+                                        last_hidden_state=x, pooler_output=pooled)
+
+
+class ForTokenClassification(PreTrainedModel):
+    heads = ("token_classifier",)
+
+    def build_heads(self, config):
+        self.token_classifier = Linear(config.hidden_size, config.num_labels)
+
+    def head_outputs(self, x, pooled):
+        return TokenClassifierOutput(logits=self.token_classifier.forward(x), last_hidden_state=x)
+
+
+class ForQuestionAnswering(PreTrainedModel):
+    heads = ("qa",)
+
+    def build_heads(self, config):
+        self.qa = Linear(config.hidden_size, 2)
+
+    def head_outputs(self, x, pooled):
+        logits = self.qa.forward(x)  # (B, T, 2)
+        return QuestionAnsweringOutput(start_logits=np.ascontiguousarray(logits[..., 0]),
+                                       end_logits=np.ascontiguousarray(logits[..., 1]),
+                                       last_hidden_state=x)
+
+
+def check_inputs(config: EncoderConfig, input_ids, attention_mask, token_type_ids):
+    """Validate model inputs at the public boundary (the kernels behind do no bounds checks).
+
+    Returns (ids, mask, types) as intp/intp arrays of shape (B, T); types is None for a family
+    without segments. Raises InputError naming the argument and what was wrong.
+    """
+    ids = _as_int_array("input_ids", input_ids)
+    if ids.ndim != 2:
+        raise InputError(f"input_ids must have shape (batch, tokens), got shape {ids.shape}")
+    B, T = ids.shape
+    if B == 0 or T == 0:
+        raise InputError(f"input_ids is empty: shape {ids.shape} (need at least 1 x 1)")
+    lo, hi = int(ids.min()), int(ids.max())
+    if lo < 0 or hi >= config.vocab_size:
+        bad = lo if lo < 0 else hi
+        where = tuple(int(i) for i in np.argwhere(ids == bad)[0])
+        raise InputError(f"input_ids holds {bad} at {where}, outside the vocabulary "
+                         f"[0, {config.vocab_size})")
+    if T > config.max_length:
+        raise InputError(f"sequence length {T} exceeds the {config.max_length} positions this "
+                         f"model has (max_position_embeddings={config.max_position_embeddings})")
+    if attention_mask is None:
+        mask = np.ones((B, T), np.intp)
+    else:
+        mask = _as_mask(attention_mask, (B, T))
+    types = None
+    if token_type_ids is not None:
+        types = _as_int_array("token_type_ids", token_type_ids)
+        if types.shape != (B, T):
+            raise InputError(f"token_type_ids has shape {types.shape} but input_ids has {(B, T)}")
+        n = max(config.type_vocab_size, 1)  # a family without segments accepts all zeros
+        if types.min() < 0 or types.max() >= n:
+            raise InputError(f"token_type_ids must lie in [0, {n}) for this model, found values "
+                             f"{sorted(set(np.unique(types).tolist()))[:5]}")
+    if types is None and config.type_vocab_size > 0:
+        types = np.zeros((B, T), np.intp)
+    return ids, mask, types
+
+
+def _as_int_array(name, value):
+    a = np.asarray(value)
+    if a.dtype == object:
+        raise InputError(f"{name} must be a rectangular integer array; got ragged or mixed input")
+    if a.dtype == bool or not np.issubdtype(a.dtype, np.integer):
+        raise InputError(f"{name} must hold integers, got dtype {a.dtype}")
+    return a.astype(np.intp, copy=False)
+
+
+def _as_mask(value, shape):
+    m = np.asarray(value)
+    if m.dtype == object or m.shape != shape:
+        raise InputError(f"attention_mask has shape {m.shape} but input_ids has {shape}")
+    if not (m.dtype == bool or np.issubdtype(m.dtype, np.number)):
+        raise InputError(f"attention_mask must hold 0/1 values, got dtype {m.dtype}")
+    if not np.isin(m, (0, 1)).all():
+        raise InputError("attention_mask must hold only 0 (padding) and 1 (token), found "
+                         f"{sorted(set(np.unique(m).tolist()) - {0, 1})[:5]}")
+    return m.astype(np.intp)
+
+
+def linear_names(ours: str, hf: str, bias: bool = True) -> dict:
+    """{ours.weight: hf.weight, ours.bias: hf.bias}: one row of a WEIGHT_NAMES table per layer."""
+    keys = ("weight", "bias") if bias else ("weight",)
+    return {f"{ours}.{k}": f"{hf}.{k}" for k in keys}
+
+
+def per_layer(config: EncoderConfig, layer_names: dict, ours: str, hf: str) -> dict:
+    """Expand a per-layer table for every unique layer i: {ours.i.x: hf.i.y}."""
+    names = {}
+    for i in range(config.num_unique_layers):
+        for o, h in layer_names.items():
+            names[f"{ours}.{i}.{o}"] = f"{hf}.{i}.{h}"
+    return names

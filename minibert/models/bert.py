@@ -1,0 +1,168 @@
+"""BERT (Devlin et al. 2019): the reference encoder. Everything else here is shared in nn.py and
+models/base.py; this file holds BERT's embeddings, its config.json fields and its weight names.
+"""
+
+import numpy as np
+
+from ..config import (
+    EncoderConfig,
+    Family,
+    labels_from_hf,
+    read_fields,
+    register_family,
+    require,
+    write_fields,
+)
+from ..nn import Embedding, LayerNorm, Module
+from . import base
+from .base import linear_names, per_layer
+
+CONFIG_FIELDS = {  # config.json key -> EncoderConfig field
+    "vocab_size": "vocab_size",
+    "hidden_size": "hidden_size",
+    "num_hidden_layers": "num_hidden_layers",
+    "num_attention_heads": "num_attention_heads",
+    "intermediate_size": "intermediate_size",
+    "hidden_act": "hidden_act",
+    "max_position_embeddings": "max_position_embeddings",
+    "type_vocab_size": "type_vocab_size",
+    "layer_norm_eps": "layer_norm_eps",
+    "pad_token_id": "pad_token_id",
+    "hidden_dropout_prob": "hidden_dropout_prob",
+    "attention_probs_dropout_prob": "attention_probs_dropout_prob",
+    "classifier_dropout": "classifier_dropout",
+    "initializer_range": "initializer_range",
+    "tie_word_embeddings": "tie_word_embeddings",
+}
+
+
+def check_supported(d: dict) -> None:
+    """Values that change the math and that we do not implement: refuse, naming the field."""
+    require(d, "position_embedding_type", ["absolute"], "relative position embeddings")
+    require(d, "is_decoder", [False], "minibert models are encoders")
+    require(d, "add_cross_attention", [False], "minibert models are encoders")
+
+
+def config_from_hf(d: dict, model_type: str = "bert", defaults: dict | None = None):
+    check_supported(d)
+    fields = read_fields(d, CONFIG_FIELDS, defaults or {})
+    fields["num_labels"] = labels_from_hf(d)
+    fields["hf_extra"].pop("num_labels", None)
+    architecture = (d.get("architectures") or [None])[0] or f"{model_type.capitalize()}Model"
+    return EncoderConfig(model_type=model_type, architecture=architecture, **fields)
+
+
+def config_to_hf(cfg: EncoderConfig) -> dict:
+    d = write_fields(cfg, CONFIG_FIELDS)
+    return with_labels(d, cfg.num_labels)
+
+
+def with_labels(d: dict, num_labels: int) -> dict:
+    """Keep id2label/label2id in step with num_labels (transformers reads the labels from them)."""
+    id2label = d.get("id2label")
+    if not isinstance(id2label, dict) or len(id2label) != num_labels:
+        d["id2label"] = {str(i): f"LABEL_{i}" for i in range(num_labels)}
+        d["label2id"] = {f"LABEL_{i}": i for i in range(num_labels)}
+    return d
+
+
+class BertEmbeddings(Module):
+    """word + token type + position embeddings, then LayerNorm.
+
+    Shapes: ids (B, T), types (B, T) -> (B, T, C), or (B, T, E) when config.embedding_size is set
+    """
+
+    def __init__(self, config):
+        super().__init__()
+        C = config.embedding_size or config.hidden_size
+        self.word = Embedding(config.vocab_size, C)
+        self.position = Embedding(config.max_position_embeddings, C)
+        if config.type_vocab_size > 0:
+            self.token_type = Embedding(config.type_vocab_size, C)
+        self.ln = LayerNorm(C, config.layer_norm_eps)
+        self.pad_token_id = config.pad_token_id
+
+    def position_ids(self, ids):
+        """0, 1, ..., T-1 for every row. Shapes: ids (B, T) -> (B, T)"""
+        return np.broadcast_to(np.arange(ids.shape[1]), ids.shape)
+
+    def forward(self, ids, types):
+        x = self.word.forward(ids)  # (B, T, C)
+        if types is not None:
+            x = x + self.token_type.forward(types)  # the order transformers adds them in
+        x = x + self.position.forward(self.position_ids(ids))
+        return self.ln.forward(x)  # (B, T, C)
+
+
+# BERT's weight names: our path -> Hugging Face name. Every checkpoint tensor is used once.
+EMBEDDING_NAMES = {
+    "embeddings.word.weight": "embeddings.word_embeddings.weight",
+    "embeddings.position.weight": "embeddings.position_embeddings.weight",
+    "embeddings.token_type.weight": "embeddings.token_type_embeddings.weight",
+    **linear_names("embeddings.ln", "embeddings.LayerNorm"),
+}
+LAYER_NAMES = {  # inside encoder.layers.{i} / encoder.layer.{i}
+    **linear_names("attn.q", "attention.self.query"),
+    **linear_names("attn.k", "attention.self.key"),
+    **linear_names("attn.v", "attention.self.value"),
+    **linear_names("attn.o", "attention.output.dense"),
+    **linear_names("ln1", "attention.output.LayerNorm"),
+    **linear_names("ffn.up", "intermediate.dense"),
+    **linear_names("ffn.down", "output.dense"),
+    **linear_names("ln2", "output.LayerNorm"),
+}
+
+
+def body_names(config) -> dict:
+    names = dict(EMBEDDING_NAMES)
+    if config.type_vocab_size == 0:
+        del names["embeddings.token_type.weight"]
+    return names | per_layer(config, LAYER_NAMES, "encoder.layers", "encoder.layer")
+
+
+BERT = base.Spec(
+    model_type="bert",
+    prefix="bert",
+    embeddings=BertEmbeddings,
+    body_names=body_names,
+    pooler_names=linear_names("pooler.dense", "pooler.dense"),
+    head_names={
+        "mlm": {
+            **linear_names("mlm.transform", "cls.predictions.transform.dense"),
+            **linear_names("mlm.ln", "cls.predictions.transform.LayerNorm"),
+            "mlm.decoder.weight": "cls.predictions.decoder.weight",
+            "mlm.decoder.bias": "cls.predictions.bias",
+        },
+        "nsp": linear_names("nsp", "cls.seq_relationship"),
+        "classifier": linear_names("classifier.out", "classifier"),
+        "token_classifier": linear_names("token_classifier", "classifier"),
+        "qa": linear_names("qa", "qa_outputs"),
+    },
+    aliases={"cls.predictions.decoder.bias": "cls.predictions.bias"},
+)
+
+register_family(Family("bert", config_from_hf, config_to_hf, "bert"))
+
+
+class BertModel(base.BaseModel):
+    spec = BERT
+
+
+class BertForMaskedLM(base.ForMaskedLM):
+    spec = BERT
+
+
+class BertForPreTraining(base.ForPreTraining):
+    spec = BERT
+
+
+class BertForSequenceClassification(base.ForSequenceClassification):
+    spec = BERT
+
+
+class BertForTokenClassification(base.ForTokenClassification):
+    spec = BERT
+
+
+class BertForQuestionAnswering(base.ForQuestionAnswering):
+    spec = BERT

@@ -1,0 +1,126 @@
+"""DistilBERT (Sanh et al. 2019): a BERT encoder distilled to half the layers, with these
+differences:
+  1. no token types (type_vocab_size = 0) and no pooler;
+  2. optional fixed sinusoidal positions (sinusoidal_pos_embds), as in Vaswani et al.;
+  3. config.json speaks its own dialect (dim, n_layers, n_heads, hidden_dim, activation), and
+     every LayerNorm uses eps = 1e-12, fixed in transformers' code rather than in the config;
+  4. its own weight names, and a classifier head pre_classifier -> ReLU -> classifier on [CLS].
+"""
+
+from ..config import EncoderConfig, Family, labels_from_hf, read_fields, register_family
+from ..functional import sinusoidal_table
+from . import base, bert
+from .base import linear_names, per_layer
+
+CONFIG_FIELDS = {
+    "vocab_size": "vocab_size",
+    "dim": "hidden_size",
+    "n_layers": "num_hidden_layers",
+    "n_heads": "num_attention_heads",
+    "hidden_dim": "intermediate_size",
+    "activation": "hidden_act",
+    "max_position_embeddings": "max_position_embeddings",
+    "sinusoidal_pos_embds": "sinusoidal_pos_embds",
+    "pad_token_id": "pad_token_id",
+    "dropout": "hidden_dropout_prob",
+    "attention_dropout": "attention_probs_dropout_prob",
+    "seq_classif_dropout": "classifier_dropout",
+    "initializer_range": "initializer_range",
+    "tie_word_embeddings": "tie_word_embeddings",
+}
+DEFAULTS = {"num_hidden_layers": 6, "classifier_dropout": 0.2}
+LAYER_NORM_EPS = 1e-12  # hard-coded in transformers' DistilBERT, not read from config.json
+
+
+def config_from_hf(d: dict):
+    fields = read_fields(d, CONFIG_FIELDS, DEFAULTS)
+    fields["num_labels"] = labels_from_hf(d)
+    fields["hf_extra"].pop("num_labels", None)
+    architecture = (d.get("architectures") or ["DistilBertModel"])[0]
+    return EncoderConfig(model_type="distilbert", architecture=architecture, type_vocab_size=0,
+                         layer_norm_eps=LAYER_NORM_EPS, **fields)
+
+
+def config_to_hf(cfg) -> dict:
+    return bert.with_labels(bert.write_fields(cfg, CONFIG_FIELDS), cfg.num_labels)
+
+
+class DistilBertEmbeddings(bert.BertEmbeddings):
+    """BERT's embeddings without token types; the position table may be the fixed sinusoid."""
+
+    def __init__(self, config):
+        super().__init__(config)  # type_vocab_size = 0: no token-type table
+        self.sinusoidal = config.sinusoidal_pos_embds
+        self.after_init()
+
+    def after_init(self):
+        if self.sinusoidal:
+            table = self.position.params["weight"]
+            table[...] = sinusoidal_table(*table.shape, dtype=table.dtype)
+
+
+LAYER_NAMES = {  # inside encoder.layers.{i} / transformer.layer.{i}
+    **linear_names("attn.q", "attention.q_lin"),
+    **linear_names("attn.k", "attention.k_lin"),
+    **linear_names("attn.v", "attention.v_lin"),
+    **linear_names("attn.o", "attention.out_lin"),
+    **linear_names("ln1", "sa_layer_norm"),
+    **linear_names("ffn.up", "ffn.lin1"),
+    **linear_names("ffn.down", "ffn.lin2"),
+    **linear_names("ln2", "output_layer_norm"),
+}
+
+
+def body_names(config) -> dict:
+    names = {
+        "embeddings.word.weight": "embeddings.word_embeddings.weight",
+        "embeddings.position.weight": "embeddings.position_embeddings.weight",
+        **linear_names("embeddings.ln", "embeddings.LayerNorm"),
+    }
+    return names | per_layer(config, LAYER_NAMES, "encoder.layers", "transformer.layer")
+
+
+DISTILBERT = base.Spec(
+    model_type="distilbert",
+    prefix="distilbert",
+    embeddings=DistilBertEmbeddings,
+    body_names=body_names,
+    pooler_names={},
+    head_names={
+        "mlm": {
+            **linear_names("mlm.transform", "vocab_transform"),
+            **linear_names("mlm.ln", "vocab_layer_norm"),
+            **linear_names("mlm.decoder", "vocab_projector"),
+        },
+        "classifier": {
+            **linear_names("classifier.dense", "pre_classifier"),
+            **linear_names("classifier.out", "classifier"),
+        },
+        "token_classifier": linear_names("token_classifier", "classifier"),
+        "qa": linear_names("qa", "qa_outputs"),
+    },
+    lm_eps=lambda c: LAYER_NORM_EPS,
+    classifier_act="relu",
+)
+
+register_family(Family("distilbert", config_from_hf, config_to_hf, "distilbert"))
+
+
+class DistilBertModel(base.BaseModel):
+    spec = DISTILBERT
+
+
+class DistilBertForMaskedLM(base.ForMaskedLM):
+    spec = DISTILBERT
+
+
+class DistilBertForSequenceClassification(base.ForSequenceClassification):
+    spec = DISTILBERT
+
+
+class DistilBertForTokenClassification(base.ForTokenClassification):
+    spec = DISTILBERT
+
+
+class DistilBertForQuestionAnswering(base.ForQuestionAnswering):
+    spec = DISTILBERT
