@@ -423,6 +423,12 @@ class Tokenizer:
             raise ValueError("padding='max_length' needs a pad token, and this tokenizer has none")
 
         inputs = texts if pairs is None else list(zip(texts, pairs, strict=True))
+        num_special = self.backend.num_special_tokens_to_add(pairs is not None)
+        if truncation and max_length < num_special:
+            # The library would silently return rows longer than max_length.
+            raise ValueError(
+                f"max_length={max_length} leaves no room for the {num_special} special tokens"
+            )
         try:
             if truncation:
                 strategy = "longest_first" if truncation is True else truncation
@@ -509,6 +515,7 @@ def load_tokenizer(path) -> Tokenizer:
             backend = tokenizers.Tokenizer.from_file(str(file))
         except Exception as e:
             raise CheckpointError(f"{file} is not a valid tokenizer.json: {e}") from e
+        _apply_bert_config(backend, config)
         special = _find_special_tokens(backend, given)
         backend.no_truncation()  # after _find_special_tokens, which reads the pad token there
         backend.no_padding()
@@ -553,6 +560,21 @@ def _bert_from_vocab(file, config, given):
     # matched before normalisation and kept whole.
     backend.add_special_tokens([t for t in dict.fromkeys(special.values()) if t is not None])
     return backend, special
+
+
+def _apply_bert_config(backend, config) -> None:
+    """Let tokenizer_config.json's do_lower_case, strip_accents and tokenize_chinese_chars win
+    over a BertNormalizer saved in tokenizer.json, as Hugging Face's BertTokenizerFast does."""
+    state = json.loads(backend.normalizer.__getstate__()) if backend.normalizer else {}
+    if state.get("type") != "BertNormalizer":
+        return
+    names = {"lowercase": "do_lower_case", "strip_accents": "strip_accents"}
+    names["handle_chinese_chars"] = "tokenize_chinese_chars"
+    wanted = {key: config[name] for key, name in names.items() if name in config}
+    if any(state[key] != value for key, value in wanted.items()):
+        state.update(wanted)
+        del state["type"]
+        backend.normalizer = normalizers.BertNormalizer(**state)
 
 
 def _find_special_tokens(backend, given) -> dict:
