@@ -24,6 +24,7 @@ DEFAULT_MAX_LENGTH = (
     512  # BERT's position table; used when tokenizer_config.json gives no sane value
 )
 ROLES = ("unk", "cls", "sep", "pad", "mask")
+GENERIC_CLASS = "PreTrainedTokenizerFast"  # Hugging Face's tokenizer class for any tokenizer.json
 # Names a special token usually has: BERT/ALBERT first, then RoBERTa/ALBERT. Only used when neither
 # the config files nor the tokenizer's own structure say which token plays the role.
 USUAL_NAMES = {
@@ -477,7 +478,7 @@ class Tokenizer:
         folder.mkdir(parents=True, exist_ok=True)
         self.backend.save(str(folder / "tokenizer.json"))
         config = dict(self.config)
-        config.setdefault("tokenizer_class", "PreTrainedTokenizerFast")
+        config.setdefault("tokenizer_class", GENERIC_CLASS)
         config["model_max_length"] = self.model_max_length
         for role, token in self.special_tokens.items():
             if token is not None and _token_text(config.get(f"{role}_token")) != token:
@@ -566,8 +567,8 @@ def _apply_bert_config(backend, config) -> None:
     """Let tokenizer_config.json's do_lower_case, strip_accents and tokenize_chinese_chars win
     over a BertNormalizer saved in tokenizer.json, as Hugging Face's BertTokenizerFast does."""
     state = json.loads(backend.normalizer.__getstate__()) if backend.normalizer else {}
-    if state.get("type") != "BertNormalizer":
-        return
+    if state.get("type") != "BertNormalizer" or config.get("tokenizer_class") == GENERIC_CLASS:
+        return  # Hugging Face's generic class takes tokenizer.json as it is
     names = {"lowercase": "do_lower_case", "strip_accents": "strip_accents"}
     names["handle_chinese_chars"] = "tokenize_chinese_chars"
     wanted = {key: config[name] for key, name in names.items() if name in config}

@@ -702,3 +702,25 @@ def test_vocab_txt_config_options(tmp_path, tiny_vocab_dir, tiny_vocab):
         tok(["THE"])["input_ids"].tolist()
         != load_tokenizer(tiny_vocab_dir)("THE")["input_ids"].tolist()
     )
+
+
+@pytest.mark.parametrize(
+    ("tokenizer_class", "lowercase"), [("BertTokenizer", False), (None, False)]
+)
+def test_config_options_win_over_saved_bert_normalizer(
+    tmp_path, tiny_vocab, tokenizer_class, lowercase
+):
+    """As in Hugging Face's BertTokenizerFast: tokenizer_config.json's do_lower_case wins."""
+    bert_library_tokenizer(tiny_vocab).save(str(tmp_path / "tokenizer.json"))  # lower-cases
+    config = {"do_lower_case": lowercase}
+    if tokenizer_class:
+        config["tokenizer_class"] = tokenizer_class
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
+    expected = bert_library_tokenizer(tiny_vocab, lowercase=lowercase).encode("The END").ids
+    assert load_tokenizer(tmp_path)("The END")["input_ids"].tolist() == [expected]
+    # Hugging Face's generic class keeps the saved normalizer, which lower-cases.
+    (tmp_path / "tokenizer_config.json").write_text(
+        json.dumps({**config, "tokenizer_class": "PreTrainedTokenizerFast"})
+    )
+    expected = bert_library_tokenizer(tiny_vocab).encode("The END").ids
+    assert load_tokenizer(tmp_path)("The END")["input_ids"].tolist() == [expected]
