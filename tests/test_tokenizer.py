@@ -161,7 +161,7 @@ SENTENCES = varied_sentences()
 def bert_library_tokenizer(vocab, lowercase=True, strip_accents=None):
     """The library's BERT tokenizer, built here by hand: the reference for a vocab dict."""
     tok = tokenizers.Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=False, strip_accents=strip_accents)
+    tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=strip_accents)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
