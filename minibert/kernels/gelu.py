@@ -1,7 +1,12 @@
 """Exact GELU, 0.5 x (1 + erf(x / sqrt 2)) (Hendrycks & Gimpel 2016), BERT's "gelu".
 
-numpy has no erf, so the reference maps Python's math.erf over the array (exact, slow), and the
-Numba kernel calls the same libm erf in a parallel loop.
+numpy has no erf, so the reference maps Python's math.erf over the array: exact and slow.
+The Numba kernels:
+  * float64 calls libm's erf, exact as the reference (gradient checks run in float64);
+  * float32 uses Abramowitz & Stegun's formula 7.1.26,
+        erf(z) = 1 - (a1 t + a2 t^2 + a3 t^3 + a4 t^4 + a5 t^5) exp(-z^2),  t = 1 / (1 + p z),
+    whose absolute error is below 1.5e-7, under float32's resolution near 1, and which LLVM
+    vectorises: libm's erf costs 7x more here. docs/numerics.md lists this deviation.
 """
 
 import math
@@ -13,6 +18,10 @@ from .jit import run_kernel
 SQRT_HALF = 0.7071067811865476  # 1 / sqrt(2)
 prange = range  # numba.prange once compiled (see jit.jit_kernel)
 
+# Abramowitz & Stegun 7.1.26
+AS_P = 0.3275911
+AS_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
+
 
 def _gelu_erf_reference(x):
     """The readable version: exact erf through the math module. Shapes: x (...) -> (...)"""
@@ -21,10 +30,28 @@ def _gelu_erf_reference(x):
 
 
 def _gelu_erf_numba(out, x):
-    """out[i] = gelu(x[i]) over flat contiguous arrays; parallel over elements."""
+    """out[i] = gelu(x[i]) with libm's erf, over flat contiguous float64 arrays."""
     for i in prange(x.size):
         v = x[i]
         out[i] = 0.5 * v * (1.0 + math.erf(v * SQRT_HALF))
+
+
+def _gelu_erf_as_numba(out, x):
+    """out[i] = gelu(x[i]) with A&S 7.1.26 for erf, over flat contiguous float32 arrays."""
+    one = np.float32(1.0)
+    half = np.float32(0.5)
+    for i in prange(x.size):
+        v = x[i]
+        z = abs(v) * np.float32(SQRT_HALF)
+        t = one / (one + np.float32(AS_P) * z)
+        poly = np.float32(AS_A[4])  # Horner's rule, highest power first
+        poly = poly * t + np.float32(AS_A[3])
+        poly = poly * t + np.float32(AS_A[2])
+        poly = poly * t + np.float32(AS_A[1])
+        poly = poly * t + np.float32(AS_A[0])
+        erf_abs = one - poly * t * math.exp(-z * z)
+        erf = erf_abs if v >= 0 else -erf_abs  # erf is odd
+        out[i] = half * v * (one + erf)
 
 
 def gelu_erf(x):
@@ -35,6 +62,9 @@ def gelu_erf(x):
         return 0.5 * x * (1.0 + special.erf(x * SQRT_HALF))
     x = np.ascontiguousarray(x)
     out = np.empty_like(x)
-    if run_kernel(_gelu_erf_numba, (out.reshape(-1), x.reshape(-1)), parallel=True):
+    kernel = _gelu_erf_as_numba if x.dtype == np.float32 else _gelu_erf_numba
+    if x.dtype in (np.float32, np.float64) and run_kernel(
+        kernel, (out.reshape(-1), x.reshape(-1)), parallel=True
+    ):
         return out
     return _gelu_erf_reference(x)

@@ -5,6 +5,7 @@ usable here (then the caller runs its reference). Compiled functions use cache=T
 first run on a machine pays the compile time.
 """
 
+import os
 import warnings
 
 _STATE = {"fast": True, "numba": None, "warned": False}
@@ -14,6 +15,10 @@ _COMPILED = {}
 def numba_available() -> bool:
     """True when numba imports (checked once)."""
     if _STATE["numba"] is None:
+        # Numba's OpenMP workers busy-wait after each parallel loop and steal the cores BLAS
+        # needs for the next matmul: on 2 cores a (16, 384) GEMM went from 0.1 ms to 4 ms.
+        # Passive waiting fixes it (read once, when libgomp loads); a user's own setting wins.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             import numba  # noqa: F401
 
