@@ -20,9 +20,8 @@ from tokenizers import decoders, models, normalizers, pre_tokenizers, processors
 
 from minibert.errors import CheckpointError
 
-DEFAULT_MAX_LENGTH = (
-    512  # BERT's position table; used when tokenizer_config.json gives no sane value
-)
+# BERT's position table has 512 rows; used when tokenizer_config.json gives no sane value.
+DEFAULT_MAX_LENGTH = 512
 ROLES = ("unk", "cls", "sep", "pad", "mask")
 GENERIC_CLASS = "PreTrainedTokenizerFast"  # Hugging Face's tokenizer class for any tokenizer.json
 # Names a special token usually has: BERT/ALBERT first, then RoBERTa/ALBERT. Only used when neither
@@ -36,7 +35,7 @@ USUAL_NAMES = {
 }
 
 
-# %% Part 1: BERT's WordPiece from scratch
+# Part 1: BERT's WordPiece from scratch.
 #
 # BERT turns text into ids in three steps (Devlin et al. 2018; Wu et al. 2016 for WordPiece):
 #   1. BasicTokenizer: clean the text, put spaces around Chinese characters, lower-case and strip
@@ -45,11 +44,13 @@ USUAL_NAMES = {
 #   3. add [CLS] in front and [SEP] after each segment.
 # We follow the `tokenizers` library where it differs from Google's original code, so ids match:
 #   - unassigned code points are kept (Google's code deletes them with the control characters);
+#   - line and paragraph separators (U+2028, U+2029) count as whitespace, as other spaces do;
 #   - the CJK Extension E range starts at 0x2B920, not 0x2B820;
 #   - accents are stripped before lower-casing, one character at a time (so no final-sigma rule);
 #   - special tokens written in the text ("[MASK]") stay whole, as Hugging Face does.
-# One difference remains: Python's and the library's Unicode tables are of different versions, so on
-# characters added to Unicode in recent years (rare scripts) the two may disagree.
+# One difference remains: the library classes characters with older Unicode tables (about
+# version 8, 2015) than Python's, so on marks and punctuation added since then, mostly in rare
+# scripts, the two may disagree. The tests list the blocks where they agree.
 
 # CJK ideograph blocks, as the library has them. Chinese has no spaces between words, so BERT
 # makes each ideograph its own word. Hangul and kana are not in these blocks.
@@ -265,7 +266,7 @@ def read_vocab(path) -> dict:
     return vocab
 
 
-# %% Part 2: the `tokenizers` library, wrapped to return numpy arrays
+# Part 2: the `tokenizers` library, wrapped to return numpy arrays.
 
 
 class Encoding(dict):
@@ -305,7 +306,7 @@ class Tokenizer:
         backend = tokenizers.Tokenizer.from_str(tok.to_str())
         return cls(backend, _find_special_tokens(backend, special_tokens or {}), model_max_length)
 
-    # -- vocabulary --------------------------------------------------------------------------
+    # Vocabulary.
 
     @property
     def vocab_size(self) -> int:
@@ -381,7 +382,7 @@ class Tokenizer:
             out.append(int(token_id))
         return out
 
-    # -- text to ids and back ------------------------------------------------------------------
+    # Text to ids and back.
 
     def tokenize(self, text: str) -> list[str]:
         """The tokens of one text, without special tokens, truncation or padding."""
@@ -404,6 +405,45 @@ class Tokenizer:
                 f"texts has {len(texts)} items but text_pairs has {len(pairs)}: "
                 "give one pair per text"
             )
+        max_length = self._check_options(padding, truncation, max_length, pairs is not None)
+        pad = padding not in (False, "do_not_pad")
+        try:
+            if truncation:
+                strategy = "longest_first" if truncation is True else truncation
+                self.backend.enable_truncation(max_length, strategy=strategy)
+            if pad and self.pad_token_id is not None:
+                length = max_length if padding == "max_length" else None  # None: the longest row
+                pad_token = self.special_tokens["pad"]
+                self.backend.enable_padding(
+                    pad_id=self.pad_token_id, pad_token=pad_token, length=length
+                )
+            inputs = texts if pairs is None else list(zip(texts, pairs, strict=True))
+            encodings = self.backend.encode_batch(inputs)
+        except Exception as e:  # e.g. truncation="only_second" with a second text too short
+            raise ValueError(f"cannot encode with max_length={max_length}: {e}") from e
+        finally:
+            self.backend.no_truncation()
+            self.backend.no_padding()
+
+        lengths = sorted({len(encoding.ids) for encoding in encodings})
+        if len(lengths) > 1:
+            why = "padding=False" if not pad else "this tokenizer has no pad token, so"
+            raise ValueError(
+                f"{why} the rows have different lengths ({lengths[0]} to {lengths[-1]} tokens), "
+                "but arrays need one length: use padding=True"
+            )
+
+        def stack(field):
+            return np.array([getattr(encoding, field) for encoding in encodings], dtype=np.int64)
+
+        return Encoding(  # each (B, T)
+            input_ids=stack("ids"),
+            attention_mask=stack("attention_mask"),
+            token_type_ids=stack("type_ids"),
+        )
+
+    def _check_options(self, padding, truncation, max_length, is_pair) -> int:
+        """Validate the options of a call; return max_length as an int (None -> the model's)."""
         if padding not in (True, False, "longest", "max_length", "do_not_pad"):
             raise ValueError(
                 f"padding must be True, False, 'longest' or 'max_length', got {padding!r}"
@@ -418,48 +458,15 @@ class Tokenizer:
             raise ValueError(f"max_length must be a positive int, got {type(max_length).__name__}")
         if max_length < 1:
             raise ValueError(f"max_length must be a positive int, got {max_length}")
-        max_length = int(max_length)
-        pad = padding not in (False, "do_not_pad")
-        if pad and self.pad_token_id is None and padding == "max_length":
+        if padding == "max_length" and self.pad_token_id is None:
             raise ValueError("padding='max_length' needs a pad token, and this tokenizer has none")
-
-        inputs = texts if pairs is None else list(zip(texts, pairs, strict=True))
-        num_special = self.backend.num_special_tokens_to_add(pairs is not None)
+        num_special = self.backend.num_special_tokens_to_add(is_pair)
         if truncation and max_length < num_special:
-            # The library would silently return rows longer than max_length.
+            # The library would return rows longer than max_length without a word.
             raise ValueError(
                 f"max_length={max_length} leaves no room for the {num_special} special tokens"
             )
-        try:
-            if truncation:
-                strategy = "longest_first" if truncation is True else truncation
-                self.backend.enable_truncation(max_length, strategy=strategy)
-            if pad and self.pad_token_id is not None:
-                length = max_length if padding == "max_length" else None  # None: the longest row
-                self.backend.enable_padding(
-                    pad_id=self.pad_token_id, pad_token=self.special_tokens["pad"], length=length
-                )
-            encodings = self.backend.encode_batch(inputs)
-        except Exception as e:  # e.g. max_length too short for the special tokens of a pair
-            raise ValueError(f"cannot encode with max_length={max_length}: {e}") from e
-        finally:
-            self.backend.no_truncation()
-            self.backend.no_padding()
-
-        lengths = sorted({len(encoding.ids) for encoding in encodings})
-        if len(lengths) > 1:
-            why = "padding=False" if not pad else "this tokenizer has no pad token, so"
-            raise ValueError(
-                f"{why} the rows have different lengths ({lengths[0]} to {lengths[-1]} tokens), "
-                "but arrays need one length: use padding=True"
-            )
-        return Encoding(
-            input_ids=np.array([e.ids for e in encodings], dtype=np.int64),  # (B, T)
-            attention_mask=np.array(
-                [e.attention_mask for e in encodings], dtype=np.int64
-            ),  # (B, T)
-            token_type_ids=np.array([e.type_ids for e in encodings], dtype=np.int64),  # (B, T)
-        )
+        return int(max_length)
 
     def decode(self, ids, skip_special_tokens=True) -> str:
         """Text of a list or 1-D array of ids; special tokens (and padding) left out by default."""

@@ -155,7 +155,7 @@ def varied_sentences() -> list[str]:
 SENTENCES = varied_sentences()
 
 
-# -- fixtures -----------------------------------------------------------------------------------
+# Fixtures.
 
 
 def bert_library_tokenizer(vocab, lowercase=True, strip_accents=None):
@@ -232,7 +232,7 @@ def assert_same_arrays(ours, expected):
         np.testing.assert_array_equal(ours[key], value, err_msg=key)
 
 
-# -- from-scratch WordPiece against the library, real MiniLM vocab -------------------------------
+# From-scratch WordPiece against the library, real MiniLM vocab.
 
 
 def test_sentence_list_is_varied():
@@ -309,7 +309,7 @@ def test_pinned_differences_from_google_bert(minilm_scratch, minilm_library):
         assert minilm_scratch.encode(text) == minilm_library.encode(text).ids
 
 
-# -- from-scratch WordPiece against the library, tiny vocab trained here (runs everywhere) ------
+# From-scratch WordPiece against the library, tiny vocab trained here (runs everywhere).
 
 
 @pytest.mark.parametrize(
@@ -343,7 +343,7 @@ def test_wordpiece_greedy_longest_match_first():
     assert WordPiece(vocab, max_chars=2).tokenize("una") == ["[UNK]"]
 
 
-# -- the Tokenizer wrapper: MiniLM -----------------------------------------------------------------
+# The Tokenizer wrapper: MiniLM.
 
 
 @needs_minilm
@@ -455,7 +455,7 @@ def test_save_and_load_round_trip(tmp_path, minilm_tok):
     assert config["mask_token"] == "[MASK]"
 
 
-# -- the Tokenizer wrapper: RoBERTa (BPE) and ALBERT (Unigram) tokenizers built here ---------------
+# The Tokenizer wrapper: RoBERTa (BPE) and ALBERT (Unigram) tokenizers built here.
 
 
 @pytest.fixture(scope="module")
@@ -582,7 +582,7 @@ def test_tokenizer_without_pad_token(tiny_vocab):
         tok(["the"], padding="max_length", max_length=8)
 
 
-# -- bad input -------------------------------------------------------------------------------------
+# Bad input.
 
 
 @pytest.fixture(scope="module")
@@ -623,6 +623,8 @@ def test_bad_call_arguments(tiny_tok):
         tiny_tok("a", max_length="8")
     with pytest.raises(ValueError, match="no room for the 3 special tokens"):
         tiny_tok("a b c", "d e", max_length=2)
+    with pytest.raises(ValueError, match="cannot encode with max_length=4"):
+        tiny_tok("a b c d e f", "g", truncation="only_second", max_length=4)
     with pytest.raises(ValueError, match="padding=False"):
         tiny_tok(["the", "the end of the"], padding=False)
     assert tiny_tok("the end", padding=False)["input_ids"].shape[0] == 1  # a batch of one is fine
