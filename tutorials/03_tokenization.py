@@ -53,8 +53,8 @@ assert len(vocab) == library.get_vocab_size() == tok.vocab_size == 30522
 continuation = [t for t in vocab if t.startswith("##")]
 unused = [t for t in vocab if t.startswith("[unused")]  # slots left free for fine-tuning
 single = [t for t in vocab if len(t) == 1]
-print(f"{len(continuation)} continuation pieces (##...), {len(unused)} [unused] slots, ")
-print(f"{len(single)} single characters, the rest word-initial pieces and whole words")
+print(f"{len(continuation)} continuation pieces (##...), {len(unused)} [unused] slots,")
+print(f"{len(single)} single characters; the rest are word-initial pieces and whole words")
 print("ids 1996-2005:", list(vocab)[1996:2006], "\nfirst ## pieces:", continuation[:5])
 assert all(library.token_to_id(t) == vocab[t] for t in continuation[:200] + unused + single)
 
@@ -81,6 +81,7 @@ stage = strip_accents(stage)
 print("strip accents:   ", repr(stage))  # NFD splits "é" into "e" + a combining accent, dropped
 stage = "".join(c.lower() for c in stage)
 print("lower-case:      ", repr(stage))  # one character at a time: final Σ -> σ, not ς
+assert stage.endswith("οδοσ")
 assert stage == basic.normalize(sentence) == library.normalizer.normalize_str(sentence)
 words = stage.split()
 print("split on spaces: ", words)
@@ -92,11 +93,11 @@ assert words == basic.tokenize(sentence) == library_words
 # %% Step 2, WordPiece: greedy longest match first
 # For each word, take the longest prefix that is in the vocabulary, then the longest "##" piece
 # of what remains, and so on. If some rest matches nothing, the whole word is [UNK].
-# Here it is again in 15 lines, printing what it tries.
+# Here it is again in about 20 lines, printing what it tries.
 
 
 def greedy_pieces(word, vocab, verbose=False):
-    if len(word) > 100:  # very long words are not worth the search
+    if len(word) > 100:  # BERT gives up on very long "words" (URLs, junk): bounds the search
         return ["[UNK]"]
     pieces, start = [], 0
     while start < len(word):
@@ -221,7 +222,7 @@ assert tok.decode(tok("hi 😀")["input_ids"][0], skip_special_tokens=False) == 
 sample = """
 BERT reads text as a sequence of word pieces. Common words such as the, cat or house are single
 entries, while rarer words like tokenization, backpropagation or hyperparameters are assembled
-from several pieces. Names such as Reykjavik or Wojciechowski, technical terms like
+from several pieces. Rare names such as Wojciechowski, technical terms like
 electroencephalography, and misspellings like recieve or definately also split. Numbers such as
 1234567 split too, and emoji become unknown tokens.
 """
@@ -246,6 +247,10 @@ pieces_per_word = np.mean([len(tok.tokenize(w)) for w in words])
 print(f"{len(words)} words, {pieces_per_word:.2f} pieces per word")
 assert sum(counts.values()) == len(words)
 assert counts[1] > len(words) / 2  # most words of plain English are single entries
+for word in ["the", "cat", "house", "text"]:
+    assert len(tok.tokenize(word)) == 1
+for word in ["Wojciechowski", "electroencephalography", "recieve", "definately", "1234567"]:
+    assert len(tok.tokenize(word)) > 1
 assert tok.tokenize("emoji 😀") == ["em", "##oj", "##i", "[UNK]"]
 assert (
     tok.tokenize("electroencephalography")
