@@ -563,6 +563,9 @@ def test_from_tokenizers_wraps_without_changing(tiny_vocab):
     assert tok.model_max_length == 64
     assert tok.pad_token_id == tiny_vocab["[PAD]"]
     assert tok.cls_token_id == tiny_vocab["[CLS]"]
+    chosen = Tokenizer.from_tokenizers(library, special_tokens={"mask": "[UNK]", "pad": "nope"})
+    assert chosen.mask_token_id == tiny_vocab["[UNK]"]  # the caller's choice wins
+    assert chosen.pad_token_id is None  # a token outside the vocabulary plays no role
     ours = tok(["the end", "the nd s"])["input_ids"]
     library.no_truncation()
     library.enable_padding(pad_id=tiny_vocab["[PAD]"])
