@@ -19,8 +19,9 @@ ATOL_INVARIANT = 1e-5  # the same sequence padded further or batched differently
 RTOL_GRAD = 1e-6  # finite differences in float64
 
 # numba compiles on first call, so no deadline; CI derandomizes so failures reproduce
-settings.register_profile("dev", deadline=None, max_examples=25,
-                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "dev", deadline=None, max_examples=25, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.register_profile("ci", parent=settings.get_profile("dev"), derandomize=True)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
@@ -30,8 +31,7 @@ needs_minilm = pytest.mark.skipif(
 )
 
 MODEL_CASES = sorted(
-    name for name, case in META["cases"].items()
-    if (FIXTURES / name / "config.json").is_file()
+    name for name, case in META["cases"].items() if (FIXTURES / name / "config.json").is_file()
 )
 
 
