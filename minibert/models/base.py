@@ -256,13 +256,18 @@ def check_inputs(config: EncoderConfig, input_ids, attention_mask, token_type_id
         if types.min() < 0 or types.max() >= n:
             raise InputError(f"token_type_ids must lie in [0, {n}) for this model, found values "
                              f"{sorted(set(np.unique(types).tolist()))[:5]}")
-    if types is None and config.type_vocab_size > 0:
+    if config.type_vocab_size == 0:
+        types = None  # checked above to be all zeros; the family has no segment table
+    elif types is None:
         types = np.zeros((B, T), np.intp)
     return ids, mask, types
 
 
 def _as_int_array(name, value):
-    a = np.asarray(value)
+    try:
+        a = np.asarray(value)
+    except ValueError:  # numpy refuses ragged nested lists
+        a = np.asarray(value, dtype=object)
     if a.dtype == object:
         raise InputError(f"{name} must be a rectangular integer array; got ragged or mixed input")
     if a.dtype == bool or not np.issubdtype(a.dtype, np.integer):
@@ -271,7 +276,10 @@ def _as_int_array(name, value):
 
 
 def _as_mask(value, shape):
-    m = np.asarray(value)
+    try:
+        m = np.asarray(value)
+    except ValueError:
+        m = np.asarray(value, dtype=object)
     if m.dtype == object or m.shape != shape:
         raise InputError(f"attention_mask has shape {m.shape} but input_ids has {shape}")
     if not (m.dtype == bool or np.issubdtype(m.dtype, np.number)):
