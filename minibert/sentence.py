@@ -44,8 +44,8 @@ class SentenceEncoder:
             (256 for MiniLM), else the model's position table.
     """
 
-    def __init__(self, path=None, pooling: str = "mean", normalize: bool = True,
-                 max_length: int | None = None):
+    def __init__(self, path: str | Path | None = None, pooling: str = "mean",
+                 normalize: bool = True, max_length: int | None = None):
         from .io import load
         from .tokenizer import load_tokenizer
 
