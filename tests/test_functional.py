@@ -1,0 +1,180 @@
+"""The functional ops against independent math: formulas in float64, properties (hypothesis),
+and the Numba kernels against their numpy references."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from minibert import functional as F
+from minibert.kernels import use_fast_kernels
+from minibert.kernels.gelu import _gelu_erf_reference, gelu_erf
+
+
+def floats(shape, lo=-4.0, hi=4.0, dtype=np.float64):
+    return hnp.arrays(dtype, shape, elements=st.floats(lo, hi, width=np.dtype(dtype).itemsize * 8))
+
+
+shapes = hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=9)
+
+
+def exact_gelu(x):
+    return np.array([0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in x.ravel()]).reshape(
+        x.shape
+    )
+
+
+# --- activations -------------------------------------------------------------------------
+def test_gelu_float64_kernel_is_exact():
+    x = np.linspace(-8, 8, 2001)
+    np.testing.assert_allclose(gelu_erf(x), exact_gelu(x), rtol=1e-15, atol=1e-15)
+
+
+def test_gelu_float32_kernel_within_as_bound():
+    # A&S 7.1.26 has |erf error| < 1.5e-7, so |gelu error| < 0.5 |x| 1.5e-7 + float32 rounding
+    x = np.linspace(-10, 10, 20001).astype(np.float32)
+    err = np.abs(gelu_erf(x).astype(np.float64) - exact_gelu(x.astype(np.float64)))
+    bound = 0.5 * np.abs(x) * 1.5e-7 + 4 * np.finfo(np.float32).eps * np.maximum(np.abs(x), 1)
+    assert (err <= bound).all()
+
+
+@given(x=floats(shapes, -30, 30, np.float32))
+def test_gelu_kernel_equals_reference(x):
+    np.testing.assert_allclose(gelu_erf(x), _gelu_erf_reference(x), atol=2e-6, rtol=1e-6)
+
+
+def test_gelu_reference_path_when_fast_kernels_are_off():
+    x = np.linspace(-5, 5, 101).astype(np.float32)
+    previous = use_fast_kernels(False)
+    try:
+        slow = gelu_erf(x)
+    finally:
+        use_fast_kernels(previous)
+    np.testing.assert_array_equal(slow, _gelu_erf_reference(x))
+
+
+TANH_GELU = lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))  # noqa: E731
+FORMULAS = {
+    "gelu": exact_gelu,
+    "gelu_new": TANH_GELU,
+    "gelu_pytorch_tanh": TANH_GELU,
+    "gelu_fast": TANH_GELU,
+    "quick_gelu": lambda x: x / (1 + np.exp(-1.702 * x)),
+    "relu": lambda x: np.maximum(x, 0),
+    "silu": lambda x: x / (1 + np.exp(-x)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FORMULAS))
+def test_activation_formulas(name):
+    x = np.linspace(-6, 6, 241)
+    y, _ = F.activation_forward(name, x)
+    np.testing.assert_allclose(y, FORMULAS[name](x), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(FORMULAS))
+def test_activations_finite_at_extremes(name):
+    x = np.array([-1e4, -88.0, 0.0, 88.0, 1e4], np.float32)
+    with np.errstate(all="raise"):
+        y, _ = F.activation_forward(name, x)
+    assert np.isfinite(y).all() and y.dtype == np.float32
+
+
+def test_gelu_variants_differ_a_little():
+    x = np.linspace(-4, 4, 801)
+    erf, _ = F.activation_forward("gelu", x)
+    tanh, _ = F.activation_forward("gelu_new", x)
+    assert 1e-4 < np.abs(erf - tanh).max() < 1e-3  # why the config's name matters
+
+
+# --- softmax, layernorm, linear -------------------------------------------------------------
+@given(x=floats(shapes, -50, 50), shift=st.floats(-100, 100))
+def test_softmax_sums_to_one_and_is_shift_invariant(x, shift):
+    p, _ = F.softmax_forward(x.copy())
+    np.testing.assert_allclose(p.sum(-1), 1.0, rtol=1e-12)
+    q, _ = F.softmax_forward(x + shift)
+    np.testing.assert_allclose(p, q, atol=1e-12)
+
+
+def test_softmax_huge_logits_do_not_overflow():
+    x = np.array([[1e30, 0.0, -1e30], [np.finfo(np.float32).min] * 3], np.float32)
+    p, _ = F.softmax_forward(x)
+    np.testing.assert_allclose(p, [[1, 0, 0], [1 / 3] * 3], atol=1e-7)
+
+
+@given(x=floats(shapes, -10, 10))
+def test_layernorm_normalises(x):
+    C = x.shape[-1]
+    y, _ = F.layernorm_forward(x, np.ones(C), np.zeros(C), 1e-12)
+    np.testing.assert_allclose(y.mean(-1), 0.0, atol=1e-9)
+    spread = x.std(-1)
+    var = (y * y).mean(-1)
+    np.testing.assert_allclose(var[spread > 1e-3], 1.0, rtol=1e-6)
+
+
+def test_layernorm_matches_formula():
+    rng = np.random.default_rng(0)
+    x, w, b = rng.normal(size=(3, 5, 7)), rng.normal(size=7), rng.normal(size=7)
+    mu, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+    y, _ = F.layernorm_forward(x, w, b, 1e-5)
+    np.testing.assert_allclose(y, (x - mu) / np.sqrt(var + 1e-5) * w + b, rtol=1e-12)
+
+
+def test_linear_matches_einsum():
+    rng = np.random.default_rng(1)
+    x, w, b = rng.normal(size=(2, 3, 5)), rng.normal(size=(4, 5)), rng.normal(size=4)
+    y, _ = F.linear_forward(x, w, b)
+    np.testing.assert_allclose(y, np.einsum("bti,oi->bto", x, w) + b, rtol=1e-12)
+    y0, _ = F.linear_forward(x, w)
+    np.testing.assert_allclose(y0, y - b, rtol=1e-12, atol=1e-12)
+
+
+# --- attention ------------------------------------------------------------------------------
+def test_split_and_merge_heads_are_inverse():
+    x = np.arange(2 * 3 * 12.0).reshape(2, 3, 12)
+    h = F.split_heads(x, 4)
+    assert h.shape == (2, 4, 3, 3)
+    np.testing.assert_array_equal(h[:, 1], x[..., 3:6])  # head 1 sees columns 3..5
+    np.testing.assert_array_equal(F.merge_heads(h), x)
+
+
+@given(data=st.data())
+def test_masked_keys_get_zero_weight_and_do_not_matter(data):
+    B, H, T, D = (data.draw(st.integers(1, 4)) for _ in range(4))
+    q, k, v = (data.draw(floats((B, H, T, D))) for _ in range(3))
+    mask = data.draw(hnp.arrays(np.int64, (B, T), elements=st.integers(0, 1)))
+    mask[:, 0] = 1  # at least one visible key per row
+    bias = F.padding_mask_bias(mask, np.float64)
+    ctx, probs, _ = F.attention_forward(q, k, v, bias)
+    np.testing.assert_array_equal(probs * (1 - mask)[:, None, None, :], 0.0)
+    k2, v2 = k.copy(), v.copy()
+    hidden = mask == 0
+    k2[np.broadcast_to(hidden[:, None, :, None], k.shape)] = 123.0
+    v2[np.broadcast_to(hidden[:, None, :, None], v.shape)] = -321.0
+    ctx2, _, _ = F.attention_forward(q, k2, v2, bias)
+    np.testing.assert_allclose(ctx2, ctx, atol=1e-12)
+
+
+def test_attention_matches_loop():
+    rng = np.random.default_rng(2)
+    q, k, v = (rng.normal(size=(1, 2, 3, 4)) for _ in range(3))
+    ctx, probs, _ = F.attention_forward(q, k, v)
+    for h in range(2):
+        s = q[0, h] @ k[0, h].T / 2.0  # sqrt(D) = 2
+        p = np.exp(s - s.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        np.testing.assert_allclose(probs[0, h], p, rtol=1e-12)
+        np.testing.assert_allclose(ctx[0, h], p @ v[0, h], rtol=1e-12)
+
+
+def test_sinusoidal_table_formula():
+    table = F.sinusoidal_table(6, 8, np.float64)
+    for pos in range(6):
+        for j in range(8):
+            angle = pos / 10000 ** (2 * (j // 2) / 8)
+            assert table[pos, j] == pytest.approx(
+                math.sin(angle) if j % 2 == 0 else math.cos(angle)
+            )
