@@ -1,0 +1,237 @@
+"""mkdocs hook: tables generated from the code, so that the docs cannot drift from it.
+
+A page marks a generated block with two HTML comments:
+
+    <!-- generated: weight-names -->
+    ... (whatever was generated last time) ...
+    <!-- end generated -->
+
+At build time the hook replaces the block with a fresh table made by the function registered
+under that name in GENERATORS. The committed page holds a copy too, for readers on GitHub;
+`python docs/hooks/tables.py` refreshes the copies, and tests/test_docs.py fails when one is out
+of date.
+"""
+
+import dataclasses
+import re
+import sys
+from pathlib import Path
+
+FAMILY_ORDER = ("bert", "roberta", "distilbert", "albert")
+FAMILY_NAMES = {
+    "bert": "BERT",
+    "roberta": "RoBERTa",
+    "distilbert": "DistilBERT",
+    "albert": "ALBERT",
+}
+BLOCK = re.compile(
+    r"(?P<open><!-- generated: (?P<name>[a-z-]+) -->\n)(?P<body>.*?)"
+    r"(?P<close><!-- end generated -->)",
+    re.DOTALL,
+)
+# The shape letter of each EncoderConfig field (config.py's legend)
+LETTERS = {
+    "vocab_size": "V",
+    "hidden_size": "C",
+    "num_hidden_layers": "L",
+    "num_attention_heads": "H",
+    "intermediate_size": "F",
+    "max_position_embeddings": "P",
+    "embedding_size": "E",
+}
+
+
+def _families() -> list[str]:
+    from minibert.config import FAMILIES, _ensure_families
+
+    _ensure_families()
+    return [f for f in FAMILY_ORDER if f in FAMILIES] + sorted(set(FAMILIES) - set(FAMILY_ORDER))
+
+
+def _family_module(model_type: str):
+    import importlib
+
+    return importlib.import_module(f"minibert.models.{model_type}")
+
+
+def _code(value) -> str:
+    return f"`{value}`"
+
+
+# --- config.json fields ----------------------------------------------------------------------
+def config_fields() -> str:
+    """EncoderConfig field -> the config.json key each family reads it from."""
+    from minibert.config import EncoderConfig
+
+    families = _families()
+    readers = {}
+    for family in families:
+        module = _family_module(family)
+        fields = getattr(module, "CONFIG_FIELDS", None)
+        if fields is None:  # RoBERTa reads BERT's keys
+            fields = _family_module("bert").CONFIG_FIELDS
+        defaults = getattr(module, "DEFAULTS", {})
+        readers[family] = ({ours: hf for hf, ours in fields.items()}, defaults)
+    header = ["EncoderConfig field", "default"] + [FAMILY_NAMES.get(f, f) for f in families]
+    rows = []
+    for field in dataclasses.fields(EncoderConfig):
+        if field.name in ("model_type", "architecture", "hf_extra"):
+            continue
+        name = _code(field.name)
+        if field.name in LETTERS:
+            name += f" ({LETTERS[field.name]})"
+        default = field.default if field.default is not dataclasses.MISSING else None
+        row = [name, _code(repr(default))]
+        for family in families:
+            keys, defaults = readers[family]
+            if field.name not in keys:
+                row.append("-")
+                continue
+            cell = _code(keys[field.name])
+            if field.name in defaults and defaults[field.name] != default:
+                cell += f", default {_code(repr(defaults[field.name]))}"
+            row.append(cell)
+        rows.append(row)
+    return _table(header, rows)
+
+
+# --- weight names ----------------------------------------------------------------------------
+def _tiny_model(class_name: str):
+    """An instance of the class at toy sizes: only its names are wanted."""
+    from minibert.config import EncoderConfig
+    from minibert.models import MODEL_CLASSES
+
+    cls = MODEL_CLASSES[class_name]
+    config = EncoderConfig.from_hf(
+        {"model_type": cls.spec.model_type, "architectures": [class_name]}
+    )
+    config = config.replace(
+        vocab_size=16,
+        hidden_size=4,
+        num_hidden_layers=1,
+        num_attention_heads=1,
+        intermediate_size=4,
+        max_position_embeddings=8,
+        embedding_size=2 if config.embedding_size else None,
+        num_hidden_groups=1,
+        inner_group_num=1,
+    )
+    return cls(config)
+
+
+def _has_pooler(cls) -> bool:
+    return any(o.startswith("pooler.") for o in _tiny_model(cls.__name__).hf_weight_names())
+
+
+def _placeholders(ours: str, hf: str) -> tuple[str, str]:
+    """Layer 0 of a one-layer model -> {i}; ALBERT's group and inner indices -> {g}, {j}."""
+    ours = ours.replace(".0.", ".{i}.", 1)
+    count = hf.count(".0.")
+    if count == 1:
+        hf = hf.replace(".0.", ".{i}.")
+    elif count == 2:
+        hf = hf.replace(".0.", ".{g}.", 1).replace(".0.", ".{j}.", 1)
+    return ours, hf
+
+
+def weight_names() -> str:
+    """Per family: our parameter path -> Hugging Face name, for the body and for each head."""
+    from minibert.models import MODEL_CLASSES
+
+    sections = []
+    for family in _families():
+        classes = [c for c in MODEL_CLASSES.values() if c.spec.model_type == family]
+        base = next(c for c in classes if not c.heads)
+        model = _tiny_model(base.__name__)
+        spec = base.spec
+        lines = [f"### {FAMILY_NAMES.get(family, family)}", ""]
+        with_pooler = [c.__name__ for c in classes if _has_pooler(c)]
+        intro = (
+            f"Body, as {_code(base.__name__)} names it; inside head models every name gets the "
+            f"prefix {_code(spec.prefix + '.')}"
+        )
+        if with_pooler:
+            intro += f". The pooler belongs to {', '.join(map(_code, with_pooler))} only"
+        lines.append(intro + ":")
+        lines.append("")
+        names = _pair_up(model.hf_weight_names())
+        rows = [list(map(_code, _placeholders(o, h))) for o, h in names.items()]
+        lines += [_table(["our path", "Hugging Face name"], rows), ""]
+        body = set(model.hf_weight_names())
+        head_rows = []
+        for head in spec.head_names:
+            users = [c.__name__ for c in classes if head in c.heads]
+            if not users:
+                continue
+            tied = _tiny_model(users[0]).tied
+            first = True
+            for ours, hf in _pair_up(spec.head_names[head], keep=set(tied)).items():
+                if ours in body:
+                    continue
+                note = f"tied to {_code(tied[ours])}: saved once" if ours in tied else ""
+                classes_cell = ", ".join(map(_code, users)) if first else ""
+                head_rows.append([classes_cell, _code(ours), _code(hf), note])
+                first = False
+        lines.append("Heads (each group of rows belongs to the classes named in its first row):")
+        lines.append("")
+        lines += [_table(["classes", "our path", "Hugging Face name", "notes"], head_rows), ""]
+        if spec.aliases:
+            aliases = ", ".join(f"{_code(a)} for {_code(n)}" for a, n in spec.aliases.items())
+            lines += [f"Older names accepted on load: {aliases}.", ""]
+        sections.append("\n".join(lines).rstrip())
+    return "\n\n".join(sections)
+
+
+def _pair_up(names: dict, keep: set = frozenset()) -> dict:
+    """Write x.weight and x.bias as one row x.{weight,bias} where both names pair up."""
+    out = {}
+    for ours, hf in names.items():
+        stem, _, kind = ours.rpartition(".")
+        hf_stem = hf.rpartition(".")[0]
+        bias = names.get(f"{stem}.bias")
+        paired = (
+            kind == "weight" and bias == f"{hf_stem}.bias" and not {ours, stem + ".bias"} & keep
+        )
+        if paired:
+            out[f"{stem}.{{weight,bias}}"] = f"{hf_stem}.{{weight,bias}}"
+        elif not (kind == "bias" and f"{stem}.{{weight,bias}}" in out):
+            out[ours] = hf
+    return out
+
+
+GENERATORS = {"config-fields": config_fields, "weight-names": weight_names}
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def fill(markdown: str) -> str:
+    """The page with every generated block replaced by a fresh copy."""
+
+    def replace(match):
+        name = match.group("name")
+        if name not in GENERATORS:
+            raise KeyError(f"unknown generated block {name!r}; known: {sorted(GENERATORS)}")
+        return f"{match.group('open')}\n{GENERATORS[name]()}\n\n{match.group('close')}"
+
+    return BLOCK.sub(replace, markdown)
+
+
+def on_page_markdown(markdown, page, config, files):
+    if "<!-- generated: " not in markdown:
+        return markdown
+    return fill(markdown)
+
+
+if __name__ == "__main__":
+    # Refresh the copies in the committed pages: python docs/hooks/tables.py
+    docs = Path(__file__).resolve().parents[1]
+    for page in sorted(docs.glob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        fresh = fill(text)
+        if fresh != text:
+            page.write_text(fresh, encoding="utf-8")
+            print(f"updated {page.relative_to(docs.parent)}", file=sys.stderr)
