@@ -12,6 +12,7 @@ E embedding width (ALBERT), L layers.
 import numpy as np
 
 from . import functional as F
+from .kernels.layernorm import add_layernorm
 
 
 class Module:
@@ -137,8 +138,14 @@ class LayerNorm(Module):
         self.params["weight"] = np.ones(size, np.float32)  # (C,)
         self.params["bias"] = np.zeros(size, np.float32)  # (C,)
 
-    def forward(self, x):
-        y, cache = F.layernorm_forward(x, self.params["weight"], self.params["bias"], self.eps)
+    def forward(self, x, residual=None):
+        """LayerNorm(x + residual), residual optional. Shapes: x (..., C) -> (..., C)"""
+        w, b = self.params["weight"], self.params["bias"]
+        if residual is not None and not self.training:  # inference: one fused kernel
+            return add_layernorm(x, residual, w, b, self.eps)
+        if residual is not None:
+            x = x + residual
+        y, cache = F.layernorm_forward(x, w, b, self.eps)
         self.save(cache)
         return y
 
@@ -222,8 +229,8 @@ class EncoderLayer(Module):
     def forward(self, x, mask_bias):
         """Shapes: x (B, T, C), mask_bias (B, 1, 1, T) -> y (B, T, C), probs (B, H, T, T)"""
         a, probs = self.attn.forward(x, mask_bias)
-        h = self.ln1.forward(x + a)  # (B, T, C)
-        y = self.ln2.forward(h + self.ffn.forward(h))  # (B, T, C)
+        h = self.ln1.forward(a, residual=x)  # (B, T, C)
+        y = self.ln2.forward(self.ffn.forward(h), residual=h)  # (B, T, C)
         return y, probs
 
 

@@ -12,7 +12,7 @@ Shapes: B batch, H heads, T tokens, D head width, C = H * D.
 
 import numpy as np
 
-from .softmax import softmax_forward
+from ..kernels.softmax import masked_softmax
 
 
 def padding_mask_bias(attention_mask, dtype):
@@ -40,11 +40,12 @@ def attention_forward(q, k, v, mask_bias=None):
     Shapes: q, k, v (B, H, T, D), mask_bias (B, 1, 1, T) or None -> ctx (B, H, T, D),
     probs (B, H, T, T)
     """
-    scale = q.shape[-1] ** -0.5
+    B, H, T, D = q.shape
+    scale = D**-0.5  # scaled after the product, as transformers does, so rounding matches
     scores = q @ k.transpose(0, 1, 3, 2)  # (B, H, T, T)
-    scores *= scale  # after the product, as transformers does, so rounding matches
-    if mask_bias is not None:
-        scores += mask_bias
-    probs, _ = softmax_forward(scores)  # (B, H, T, T)
+    if mask_bias is None:
+        mask_bias = np.zeros((B, T), scores.dtype)
+    # probs = softmax(scores * scale + mask_bias): one fused kernel, numpy reference beside it
+    probs = masked_softmax(scores, mask_bias.reshape(B, T), scale)  # (B, H, T, T)
     ctx = probs @ v  # (B, H, T, D)
     return ctx, probs, (q, k, v, probs)
