@@ -122,9 +122,9 @@ def layernorm(x, module):
 h_in = x + a  # the residual connection: attention adds to x, it does not replace it
 xhat = (h_in - h_in.mean(-1, keepdims=True)) / h_in.std(-1, keepdims=True)  # (B, T, C)
 print(
-    f"LayerNorm eps = {layer.ln1.eps}; before: token means {h_in.mean(-1).min():.3f} .. "
-    f"{h_in.mean(-1).max():.3f}, after normalising: means within "
-    f"{np.abs(xhat.mean(-1)).max():.1e} of 0, standard deviations {xhat.std(-1).mean():.4f}"
+    f"LayerNorm eps = {layer.ln1.eps}. Before: token standard deviations from "
+    f"{h_in.std(-1).min():.2f} to {h_in.std(-1).max():.2f}; after normalising: means within "
+    f"{np.abs(xhat.mean(-1)).max():.0e} of 0, standard deviations {xhat.std(-1).mean():.4f}"
 )
 assert np.allclose(xhat.mean(-1), 0, atol=1e-5)
 assert np.allclose(xhat.std(-1), 1, atol=1e-4)
@@ -190,8 +190,8 @@ GELU = {"gelu": gelu, "gelu_new": gelu_tanh}  # config.json's hidden_act -> our 
 
 # %% [markdown]
 # ## The feed-forward block
-# Each token alone goes up to F = 4C units, through GELU, and back down to C: the only place
-# in the layer where tokens are processed independently of each other.
+# Each token on its own goes up to F = 4C units, through GELU, and back down to C. Like
+# LayerNorm, this block never looks at other tokens: only attention mixes them.
 
 # %%
 
@@ -235,13 +235,11 @@ check("encoder layer vs EncoderLayer.forward", y, layer.forward(x, bias)[0])
 
 
 def embeddings(ids, types, emb):
-    positions = np.arange(ids.shape[1])  # (T,), the same for every row
-    x = (
-        emb.word.params["weight"][ids]  # (B, T, C)
-        + emb.token_type.params["weight"][types]  # (B, T, C)
-        + emb.position.params["weight"][positions]
-    )  # (T, C), broadcast over the batch
-    return layernorm(x, emb.ln)  # (B, T, C)
+    T = ids.shape[1]
+    word = emb.word.params["weight"][ids]  # (B, T, C): one row of the table per token
+    segment = emb.token_type.params["weight"][types]  # (B, T, C)
+    position = emb.position.params["weight"][:T]  # (T, C): rows 0..T-1, the same for every row
+    return layernorm(word + segment + position, emb.ln)  # (B, T, C)
 
 
 emb = model.embeddings
@@ -350,12 +348,13 @@ for path, array in model.named_parameters():
     if path.startswith("embeddings."):
         group = "embeddings." + path.split(".")[1]  # word, position, token_type, ln
     elif path.startswith("encoder."):
-        part = path.split(".")[3]  # attn, ln1, ffn, ln2
-        group = f"layers (x{config.num_hidden_layers}): {'ln' if part[:2] == 'ln' else part}"
+        part = path.split(".")[3]  # encoder.layers.{i}.{attn, ln1, ffn, ln2}
+        group = "layers." + ("ln" if part.startswith("ln") else part)  # summed over layers
     else:
         group = "pooler"
     groups[group] = groups.get(group, 0) + array.size
 total = model.num_parameters()
+print(f"MiniLM's parameters by component (layers.*: summed over all {config.num_hidden_layers}):")
 for group, count in groups.items():
     print(f"  {group:28} {count:>12,} {count / total:6.1%}")
 print(f"  {'total':28} {total:>12,}")
@@ -389,7 +388,7 @@ for name, c in [("MiniLM-L6", config), ("BERT-base", bert_base)]:
 # MiniLM is narrow (C = 384) and shallow (6 layers) but keeps BERT's 30,522-word vocabulary, so
 # half of it is the word table, which costs no compute: a lookup, not a matrix product.
 assert groups["embeddings.word"] / total > 0.5
-assert groups["layers (x6): ffn"] > 1.99 * groups["layers (x6): attn"]
+assert groups["layers.ffn"] > 1.99 * groups["layers.attn"]
 
 # %% [markdown]
 # ## The other families
@@ -419,12 +418,9 @@ def run_family(name):
 roberta, r = run_family("roberta-base")
 positions = roberta.embeddings.position_ids(r["input_ids"])
 pad = roberta.config.pad_token_id
-print(
-    f"RoBERTa (models/roberta.py): pad_token_id {pad}, input_ids and position ids:\n",
-    r["input_ids"],
-    "\n",
-    positions,
-)
+print(f"RoBERTa (models/roberta.py): pad_token_id = {pad}")
+for row_ids, row_positions in zip(r["input_ids"], positions, strict=True):
+    print(f"  input_ids {row_ids}  position ids {row_positions}")
 assert (positions[r["attention_mask"] == 1] >= pad + 1).all()
 assert (positions[r["attention_mask"] == 0] == pad).all()
 
@@ -447,7 +443,7 @@ for name in ("albert-mlm", "albert-pretraining"):
 assert sharing_schedule(minibert.load(FIXTURES / "albert-mlm").config) == [0, 1, 0, 1]
 V, E, Cb = 30000, 128, 768  # albert-base-v2's sizes: the factorised embedding's saving
 print(
-    f"  albert-base word embeddings: V*E + E*C = {V * E + E * Cb + Cb:,} parameters instead "
+    f"  albert-base word embeddings: V*E + E*C = {V * E + E * Cb:,} weights instead "
     f"of V*C = {V * Cb:,}"
 )
 
