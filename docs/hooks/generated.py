@@ -1,4 +1,4 @@
-"""mkdocs hook: tables generated from the code, so that the docs cannot drift from it.
+"""mkdocs hook: parts of pages generated from the code, so that the docs cannot drift from it.
 
 A page marks a generated block with two HTML comments:
 
@@ -6,10 +6,15 @@ A page marks a generated block with two HTML comments:
     ... (whatever was generated last time) ...
     <!-- end generated -->
 
-At build time the hook replaces the block with a fresh table made by the function registered
-under that name in GENERATORS. The committed page holds a copy too, for readers on GitHub;
-`python docs/hooks/tables.py` refreshes the copies, and tests/test_docs.py fails when one is out
-of date.
+At build time the hook replaces the block with fresh Markdown made by the function registered
+under that name in GENERATORS: the config.json field table and the weight-name tables of
+hf-mapping.md, and the lists of objects the API reference documents (so a new public name or a
+new functional file appears without editing api.md).
+
+The committed pages hold a copy of each table too, for readers on GitHub;
+`python docs/hooks/generated.py` refreshes the copies, and tests/test_docs.py fails when one is
+out of date. A block opened with `<!-- generated at build time: NAME -->` is committed empty and
+filled only on the site (the API lists, which mean nothing on GitHub).
 """
 
 import dataclasses
@@ -25,7 +30,7 @@ FAMILY_NAMES = {
     "albert": "ALBERT",
 }
 BLOCK = re.compile(
-    r"(?P<open><!-- generated: (?P<name>[a-z-]+) -->\n)(?P<body>.*?)"
+    r"(?P<open><!-- generated(?P<when> at build time)?: (?P<name>[a-z-]+) -->\n)(?P<body>.*?)"
     r"(?P<close><!-- end generated -->)",
     re.DOTALL,
 )
@@ -199,7 +204,51 @@ def _pair_up(names: dict, keep: set = frozenset()) -> dict:
     return out
 
 
-GENERATORS = {"config-fields": config_fields, "weight-names": weight_names}
+# --- API reference ---------------------------------------------------------------------------
+def api_public() -> str:
+    """A mkdocstrings directive for every public name of `minibert` except the errors (which
+    have their own section) and __version__."""
+    import inspect
+
+    import minibert
+    import minibert.errors
+
+    functions, classes = [], []
+    for name in minibert.__all__:
+        value = getattr(minibert, name)
+        if name.startswith("_") or getattr(value, "__module__", "") == minibert.errors.__name__:
+            continue
+        if inspect.isfunction(value):
+            functions.append(_directive(f"minibert.{name}"))
+        elif inspect.isclass(value):
+            classes.append(_directive(f"minibert.{name}"))
+    return "\n\n".join(functions + classes)
+
+
+def api_functional() -> str:
+    """One mkdocstrings directive per file of minibert/functional/."""
+    import pkgutil
+
+    import minibert.functional
+
+    names = [m.name for m in pkgutil.iter_modules(minibert.functional.__path__)]
+    blocks = [_directive(f"minibert.functional.{n}") for n in names if not n.startswith("_")]
+    return "\n\n".join(blocks)
+
+
+def _directive(identifier: str, **options: str) -> str:
+    """A mkdocstrings block, its heading one level under the page's "##" sections."""
+    lines = [f"::: {identifier}", "    options:", "      heading_level: 3"]
+    lines += [f"      {key}: {value}" for key, value in options.items()]
+    return "\n".join(lines)
+
+
+GENERATORS = {
+    "config-fields": config_fields,
+    "weight-names": weight_names,
+    "api-public": api_public,
+    "api-functional": api_functional,
+}
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -208,30 +257,33 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def fill(markdown: str) -> str:
-    """The page with every generated block replaced by a fresh copy."""
+def fill(markdown: str, build: bool = True) -> str:
+    """The page with its generated blocks replaced by fresh copies: every block when building
+    the site, else only those committed with a copy (not the "at build time" ones)."""
 
     def replace(match):
         name = match.group("name")
         if name not in GENERATORS:
             raise KeyError(f"unknown generated block {name!r}; known: {sorted(GENERATORS)}")
+        if match.group("when") and not build:
+            return match.group(0)
         return f"{match.group('open')}\n{GENERATORS[name]()}\n\n{match.group('close')}"
 
     return BLOCK.sub(replace, markdown)
 
 
 def on_page_markdown(markdown, page, config, files):
-    if "<!-- generated: " not in markdown:
+    if "<!-- generated" not in markdown:
         return markdown
     return fill(markdown)
 
 
 if __name__ == "__main__":
-    # Refresh the copies in the committed pages: python docs/hooks/tables.py
+    # Refresh the copies in the committed pages: python docs/hooks/generated.py
     docs = Path(__file__).resolve().parents[1]
     for page in sorted(docs.glob("*.md")):
         text = page.read_text(encoding="utf-8")
-        fresh = fill(text)
+        fresh = fill(text, build=False)
         if fresh != text:
             page.write_text(fresh, encoding="utf-8")
             print(f"updated {page.relative_to(docs.parent)}", file=sys.stderr)
