@@ -206,7 +206,7 @@ check("probs vs SelfAttention.forward", probs, library_probs)
 
 # %% [markdown]
 # ## The padding mask
-# A batch needs rows of one length, so shorter sentences are padded with [PAD] tokens. Those
+# A batch needs rows of one length, so shorter sentences are padded with `[PAD]` tokens. Those
 # must not influence the real tokens. BERT adds a large negative number to the score of every
 # padded key before softmax: exp of it is exactly 0, so a padded key gets exactly zero weight.
 # transformers uses the most negative finite float rather than -inf: with -inf a row whose
@@ -242,14 +242,14 @@ x_alone = model.embeddings.forward(alone["input_ids"], alone["token_type_ids"]) 
 out_alone, _ = attn.forward(x_alone, None)
 out_batch, _ = attn.forward(xb, F.padding_mask_bias(mask, np.float32))  # (B, T, C)
 check("padded row vs the sentence alone", out_batch[1, :n_short], out_alone[0])
-# A row of only padding (the query [PAD] looking at padded keys) stays finite: uniform weights.
+# A sequence that is all padding (every key masked) stays finite: equal scores, uniform weights.
 all_padding = softmax(np.full(5, np.finfo(np.float32).min, np.float32))
 print("a row whose keys are all padding:", all_padding)
 assert np.allclose(all_padding, 1 / 5)
 
 # %% [markdown]
 # ## What do the heads look at?
-# The whole model returns the attention maps of every layer with output_attentions=True. Layer
+# The whole model returns the attention maps of every layer with `output_attentions=True`. Layer
 # 0's maps must be the ones we computed. We look at two heads: layer 0 head 2, and layer 4
 # head 5. An attention map is only what a head *reads*, not why: treat it as a clue, not as an
 # explanation of the model (Jain & Wallace 2019, "Attention is not Explanation").
@@ -312,7 +312,7 @@ if plt is not None:
 # %% [markdown]
 # ## Exercises
 # 1. Remove the scaling (use `raw` instead of `scores`) in layer 0 and run the rest of the
-#    model by hand: how much does last_hidden_state change? Which heads change most, the
+#    model by hand: how much does `last_hidden_state` change? Which heads change most, the
 #    sharp ones or the flat ones? Compare the entropy of each head's rows before and after.
 # 2. Give every token the same position (pass position ids of all zeros by setting
 #    `model.embeddings.position_ids = lambda ids: np.zeros_like(ids)`) and look at layer 0

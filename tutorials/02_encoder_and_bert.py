@@ -210,7 +210,9 @@ check("feed-forward vs FeedForward.forward", feed_forward(x, layer.ffn), layer.f
 # %% [markdown]
 # ## One encoder layer
 # BERT is "post-LN", as the original transformer: LayerNorm comes after each residual sum.
+#
 #     h = LayerNorm(x + Attention(x))        y = LayerNorm(h + FeedForward(h))
+#
 # (GPT-2 and most later models put LayerNorm before each block instead: "pre-LN".)
 
 # %%
@@ -252,7 +254,7 @@ check("embeddings vs BertEmbeddings.forward", embeddings(ids, types, emb), x)
 # %% [markdown]
 # ## The whole model
 # Embeddings, then the layers one after another (all with the same mask), then BERT's
-# pooler: tanh of a Linear layer applied to the [CLS] vector.
+# pooler: tanh of a Linear layer applied to the `[CLS]` vector.
 
 # %%
 
@@ -279,8 +281,8 @@ check("pooler_output vs model(...)", pooled, library.pooler_output)
 
 # %% [markdown]
 # ## Against transformers
-# tests/fixtures/minilm/ holds what transformers computed for 20 sentences: the tokenizer's
-# ids, last_hidden_state of the first three, the pooler output, and sentence embeddings
+# `tests/fixtures/minilm/` holds what transformers computed for 20 sentences: the tokenizer's
+# ids, `last_hidden_state` of the first three, the pooler output, and sentence embeddings
 # (sentence-transformers' recipe: mean over the real tokens, then unit length). We run our
 # from-scratch model on the same sentences.
 
@@ -464,8 +466,8 @@ assert not hasattr(distil, "pooler")
 #    weights through it. How far are the sentence embeddings from transformers', and do the
 #    paraphrases still come out most similar? Why is it no use to swap the LayerNorms of a
 #    trained model?
-# 2. Replace mean pooling with the [CLS] vector (hidden[-1][:, 0]) and with the pooler output.
-#    Recompute the similarity table: which one ranks the paraphrases first, and why does a
-#    model trained with mean pooling care?
-# 3. count_parameters ignores ALBERT's factorised embeddings and sharing. Extend it, and check
+# 2. Replace mean pooling with the `[CLS]` vector (`hidden[-1][:, 0]`) and with the pooler
+#    output. Recompute the similarity table: which one ranks the paraphrases first, and why
+#    does a model trained with mean pooling care?
+# 3. `count_parameters` ignores ALBERT's factorised embeddings and sharing. Extend it, and check
 #    it against `num_parameters()` of the albert-* fixtures.
