@@ -253,6 +253,7 @@ assert np.allclose(all_padding, 1 / 5)
 # 0's maps must be the ones we computed. We look at two heads: layer 0 head 2, and layer 4
 # head 5. An attention map is only what a head *reads*, not why: treat it as a clue, not as an
 # explanation of the model (Jain & Wallace 2019, "Attention is not Explanation").
+# The figure at the end is committed as [attention_heads.png](../docs/img/attention_heads.png).
 
 # %%
 outputs = model(ids, token_type_ids=types, output_attentions=True)
