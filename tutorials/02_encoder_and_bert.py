@@ -288,7 +288,8 @@ check("pooler_output vs model(...)", pooled, library.pooler_output)
 
 # %%
 sentences = json.loads((FIXTURES / "minilm" / "sentences.json").read_text(encoding="utf-8"))
-ref = np.load(FIXTURES / "minilm" / "reference.npz")
+with np.load(FIXTURES / "minilm" / "reference.npz") as npz:
+    ref = dict(npz)  # name -> array; `with` closes the file
 enc = tok(sentences, max_length=256)
 for key in ("input_ids", "attention_mask", "token_type_ids"):
     assert np.array_equal(enc[key], ref[key]), key  # the same ids as transformers' tokenizer
@@ -404,7 +405,8 @@ assert groups["layers.ffn"] > 1.99 * groups["layers.attn"]
 def run_family(name):
     """Load a fixture; run embeddings + our encoder_layer in the family's schedule."""
     m = minibert.load(FIXTURES / name)
-    r = np.load(FIXTURES / name / "reference.npz")
+    with np.load(FIXTURES / name / "reference.npz") as npz:
+        r = dict(npz)
     types = r["token_type_ids"] if "token_type_ids" in r else None
     ids, _, types = check_inputs(m.config, r["input_ids"], None, types)  # None -> zeros
     x = m.embeddings.forward(ids, types)  # the family's own embeddings
