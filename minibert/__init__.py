@@ -1,9 +1,9 @@
 """minibert: BERT, ALBERT, DistilBERT and RoBERTa from scratch in NumPy and Numba.
 
-    model = minibert.load(path)                  # a folder in Hugging Face layout
-    out = model(input_ids, attention_mask=...)   # out.last_hidden_state, out.logits, ...
-    tok = minibert.load_tokenizer(path)
-    vectors = minibert.SentenceEncoder(path).encode(texts)
+model = minibert.load(path)                  # a folder in Hugging Face layout
+out = model(input_ids, attention_mask=...)   # out.last_hidden_state, out.logits, ...
+tok = minibert.load_tokenizer(path)
+vectors = minibert.SentenceEncoder(path).encode(texts)
 """
 
 from .config import EncoderConfig

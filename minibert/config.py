@@ -50,9 +50,17 @@ class EncoderConfig:
     hf_extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self):
-        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                     "intermediate_size", "max_position_embeddings", "num_hidden_groups",
-                     "inner_group_num", "num_labels"):
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+            "max_position_embeddings",
+            "num_hidden_groups",
+            "inner_group_num",
+            "num_labels",
+        ):
             _check_int(name, getattr(self, name), minimum=1)
         _check_int("type_vocab_size", self.type_vocab_size, minimum=0)
         _check_int("pad_token_id", self.pad_token_id, minimum=0)
@@ -69,7 +77,9 @@ class EncoderConfig:
                 f"hidden_act={self.hidden_act!r} is not implemented; use one of {ACTIVATIONS}"
             )
         if not isinstance(self.layer_norm_eps, (int, float)) or not self.layer_norm_eps > 0:
-            raise ConfigError(f"layer_norm_eps must be a positive number, got {self.layer_norm_eps!r}")
+            raise ConfigError(
+                f"layer_norm_eps must be a positive number, got {self.layer_norm_eps!r}"
+            )
         if self.num_hidden_layers % self.num_hidden_groups:
             # HF's int(i / (L / G)) schedule is only even when G divides L; we refuse the odd case
             raise NotImplementedError(

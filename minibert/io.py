@@ -73,7 +73,7 @@ def read_config(folder: Path) -> EncoderConfig:
 
 # --- reading tensors ----------------------------------------------------------------------
 def read_weights(folder: Path) -> dict:
-    """{name: numpy array} from the folder's safetensors (single or sharded) or pytorch_model.bin."""
+    """{name: numpy array} from the folder's safetensors (one file or shards) or .bin."""
     if (folder / SAFETENSORS_NAME).is_file():
         return read_safetensors(folder / SAFETENSORS_NAME)
     if (folder / SAFETENSORS_INDEX).is_file():
@@ -85,7 +85,8 @@ def read_weights(folder: Path) -> dict:
     if (folder / PYTORCH_NAME).is_file():
         return read_pytorch_bin(folder / PYTORCH_NAME)
     raise CheckpointError(
-        f"{folder} has no weights: expected {SAFETENSORS_NAME}, {SAFETENSORS_INDEX} or {PYTORCH_NAME}"
+        f"{folder} has no weights: expected {SAFETENSORS_NAME}, {SAFETENSORS_INDEX} or "
+        f"{PYTORCH_NAME}"
     )
 
 
@@ -136,9 +137,15 @@ class _Storage:
 
 # torch storage classes -> numpy dtype; bfloat16 is read as uint16 then widened
 _STORAGE_DTYPES = {
-    "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
-    "BFloat16Storage": "bfloat16", "LongStorage": np.int64, "IntStorage": np.int32,
-    "ShortStorage": np.int16, "CharStorage": np.int8, "ByteStorage": np.uint8,
+    "FloatStorage": np.float32,
+    "DoubleStorage": np.float64,
+    "HalfStorage": np.float16,
+    "BFloat16Storage": "bfloat16",
+    "LongStorage": np.int64,
+    "IntStorage": np.int32,
+    "ShortStorage": np.int16,
+    "CharStorage": np.int8,
+    "ByteStorage": np.uint8,
     "BoolStorage": np.bool_,
 }
 
@@ -188,7 +195,10 @@ class _TensorUnpickler(pickle.Unpickler):
     def _rebuild_tensor(self, storage, offset, size, stride, *unused):
         flat = self._flat(storage)
         itemsize = flat.dtype.itemsize
-        if size and (offset + sum((n - 1) * s for n, s in zip(size, stride))) >= flat.size:
+        if (
+            size
+            and (offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True))) >= flat.size
+        ):
             raise CheckpointError(f"tensor of shape {tuple(size)} runs past its storage")
         view = np.lib.stride_tricks.as_strided(
             flat[offset:], shape=tuple(size), strides=tuple(s * itemsize for s in stride)

@@ -169,11 +169,7 @@ class Activation(Module):
         self.name = name
 
     def forward(self, x):
-        if self.name == "tanh":
-            y = np.tanh(x) if isinstance(x, np.ndarray) else x.tanh()
-            cache = (y,)
-        else:
-            y, cache = F.activation_forward(self.name, x)
+        y, cache = F.activation_forward(self.name, x)
         self.save(cache)
         return y
 
@@ -215,7 +211,7 @@ class FeedForward(Module):
 class EncoderLayer(Module):
     """A post-LN transformer layer (Devlin et al. 2019, as Vaswani et al. 2017):
 
-        h = LayerNorm(x + Attention(x))        y = LayerNorm(h + FeedForward(h))
+    h = LayerNorm(x + Attention(x))        y = LayerNorm(h + FeedForward(h))
     """
 
     def __init__(self, config):

@@ -44,8 +44,13 @@ class SentenceEncoder:
             (256 for MiniLM), else the model's position table.
     """
 
-    def __init__(self, path: str | Path | None = None, pooling: str = "mean",
-                 normalize: bool = True, max_length: int | None = None):
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        pooling: str = "mean",
+        normalize: bool = True,
+        max_length: int | None = None,
+    ):
         from .io import load
         from .tokenizer import load_tokenizer
 
@@ -59,8 +64,9 @@ class SentenceEncoder:
         self.model = load(self.path)
         self.tokenizer = load_tokenizer(self.path)
         self.pooling, self.normalize = pooling, normalize
-        self.max_length = min(max_length or _configured_length(self.path) or 10**9,
-                              self.model.config.max_length)
+        self.max_length = min(
+            max_length or _configured_length(self.path) or 10**9, self.model.config.max_length
+        )
 
     @property
     def dim(self) -> int:
@@ -88,7 +94,7 @@ class SentenceEncoder:
 
             starts = tqdm(starts, desc="encode", unit="batch")
         for start in starts:
-            rows = order[start:start + batch_size]
+            rows = order[start : start + batch_size]
             T = int(lengths[rows].max())  # pad only to this batch's longest text
             ids = enc["input_ids"][rows, :T]
             mask = enc["attention_mask"][rows, :T]

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from conftest import ATOL_HF, META, MODEL_CASES, case_dir, load_reference, model_inputs
 
 import minibert
-from conftest import ATOL_HF, META, MODEL_CASES, case_dir, load_reference, model_inputs
 
 INPUT_KEYS = {"input_ids", "attention_mask", "token_type_ids"}
 # transformers names ALBERT's sentence-order output sop_logits; ours keeps one name for both
@@ -45,7 +45,7 @@ def test_float64_model(case):
     assert all(a.dtype == np.float64 for _, a in m64.named_parameters())
     o32 = m32(**model_inputs(ref), output_hidden_states=True)
     o64 = m64(**model_inputs(ref), output_hidden_states=True)
-    for a, b in zip(o32.hidden_states, o64.hidden_states):
+    for a, b in zip(o32.hidden_states, o64.hidden_states, strict=True):
         assert b.dtype == np.float64
         np.testing.assert_allclose(a, b, atol=1e-5)
 

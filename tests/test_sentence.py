@@ -4,15 +4,16 @@ import json
 
 import numpy as np
 import pytest
+from conftest import ATOL_HF, FIXTURES, needs_minilm
 
 import minibert
-from conftest import ATOL_HF, FIXTURES, needs_minilm
 from minibert.errors import InputError
 from minibert.sentence import l2_normalize, pool
 
 pytestmark = pytest.mark.minilm
 
-REF = dict(np.load(FIXTURES / "minilm" / "reference.npz"))
+with np.load(FIXTURES / "minilm" / "reference.npz") as _z:
+    REF = {k: _z[k] for k in _z.files}
 SENTENCES = json.loads((FIXTURES / "minilm" / "sentences.json").read_text())
 
 
@@ -42,7 +43,8 @@ def test_model_outputs_match_transformers(encoder):
 @pytest.mark.parametrize("batch_size", [1, 3, 32])
 def test_sentence_embeddings_match_sentence_transformers(encoder, batch_size):
     vectors = encoder.encode(SENTENCES, batch_size=batch_size)
-    assert vectors.shape == (len(SENTENCES), 384) and vectors.dtype == np.float32
+    assert vectors.shape == (len(SENTENCES), 384)
+    assert vectors.dtype == np.float32
     np.testing.assert_allclose(vectors, REF["sentence_embeddings"], atol=ATOL_HF)
 
 
@@ -52,7 +54,7 @@ def test_cls_and_max_pooling(encoder):
     hidden, mask = REF["last_hidden_state"], REF["attention_mask"][:n]
     for pooling, expected in [
         ("cls", hidden[:, 0]),
-        ("max", np.stack([h[m == 1].max(0) for h, m in zip(hidden, mask)])),
+        ("max", np.stack([h[m == 1].max(0) for h, m in zip(hidden, mask, strict=True)])),
     ]:
         enc = minibert.SentenceEncoder(encoder.path, pooling=pooling, normalize=False)
         np.testing.assert_allclose(enc.encode(SENTENCES[:n]), expected, atol=ATOL_HF)

@@ -245,7 +245,7 @@ def test_scratch_matches_library_on_minilm(minilm_scratch, minilm_library):
     expected = [e.ids for e in minilm_library.encode_batch(SENTENCES)]
     for text, ids in zip(SENTENCES, expected, strict=True):
         assert minilm_scratch.encode(text) == ids, repr(text)
-    pairs = list(zip(SENTENCES[::2], SENTENCES[1::2], strict=False))
+    pairs = list(zip(SENTENCES[::2], SENTENCES[1::2], strict=True))
     expected = [e.ids for e in minilm_library.encode_batch(pairs)]
     for (a, b), ids in zip(pairs, expected, strict=True):
         assert minilm_scratch.encode(a, b) == ids, (a, b)

@@ -5,23 +5,58 @@ need, and modules keep it only in training mode. Shapes: B batch, T tokens, C hi
 D head width, F feed-forward width, V vocabulary.
 """
 
-from .activations import ACTIVATION_FORWARD, activation_forward
-from .attention import attention_forward, merge_heads, padding_mask_bias, split_heads
-from .embedding import embedding_forward, sinusoidal_table
-from .layernorm import layernorm_forward
-from .linear import linear_forward
-from .softmax import softmax_forward
+from .activations import (
+    ACTIVATION_BACKWARD,
+    ACTIVATION_FORWARD,
+    activation_backward,
+    activation_forward,
+)
+from .attention import (
+    attention_backward,
+    attention_forward,
+    merge_heads,
+    padding_mask_bias,
+    split_heads,
+)
+from .dropout import dropout_backward, dropout_forward
+from .embedding import embedding_backward, embedding_forward, sinusoidal_table
+from .layernorm import layernorm_backward, layernorm_forward
+from .linear import linear_backward, linear_forward
+from .losses import (
+    IGNORE_INDEX,
+    cross_entropy_backward,
+    cross_entropy_forward,
+    log_softmax,
+    mse_backward,
+    mse_forward,
+)
+from .softmax import softmax_backward, softmax_forward
 
 __all__ = [
+    "ACTIVATION_BACKWARD",
     "ACTIVATION_FORWARD",
+    "IGNORE_INDEX",
+    "activation_backward",
     "activation_forward",
+    "attention_backward",
     "attention_forward",
+    "cross_entropy_backward",
+    "cross_entropy_forward",
+    "dropout_backward",
+    "dropout_forward",
+    "embedding_backward",
     "embedding_forward",
+    "layernorm_backward",
     "layernorm_forward",
+    "linear_backward",
     "linear_forward",
+    "log_softmax",
     "merge_heads",
+    "mse_backward",
+    "mse_forward",
     "padding_mask_bias",
     "sinusoidal_table",
+    "softmax_backward",
     "softmax_forward",
     "split_heads",
 ]

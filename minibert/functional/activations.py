@@ -1,19 +1,20 @@
 """Activation functions, by the names config.json uses for them.
 
-  gelu               0.5 x (1 + erf(x / sqrt 2))                       exact; BERT, RoBERTa, DistilBERT
+  gelu               0.5 x (1 + erf(x / sqrt 2))                       exact; BERT and co.
   gelu_new           0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))   tanh approximation; ALBERT
   gelu_pytorch_tanh  the same formula as gelu_new (torch's approximate="tanh")
   gelu_fast          the same formula, written as 0.7978845608 x (1 + 0.044715 x^2)
   quick_gelu         x sigmoid(1.702 x)
   relu               max(x, 0)
   silu               x sigmoid(x)
+  tanh               tanh(x)  (the pooler's and RoBERTa's classifier's activation)
 Shapes: x (...) -> (...)
 """
 
 import math
 
 from ..backend import xp_of
-from ..kernels.gelu import gelu_erf
+from ..kernels.gelu import gelu_erf, gelu_erf_grad
 
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
@@ -27,10 +28,21 @@ def gelu_forward(x):
     return gelu_erf(x), (x,)
 
 
+def gelu_backward(dy, cache):
+    (x,) = cache
+    return dy * gelu_erf_grad(x)  # d/dx x Phi(x) = Phi(x) + x phi(x)
+
+
 def gelu_tanh_forward(x):
     inner = SQRT_2_OVER_PI * (x + 0.044715 * x**3)  # (...)
     t = xp_of(x).tanh(inner)
     return 0.5 * x * (1.0 + t), (x, t)
+
+
+def gelu_tanh_backward(dy, cache):
+    x, t = cache
+    dinner = SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * x * x)  # d inner / dx
+    return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * dinner)  # tanh' = 1 - tanh^2
 
 
 def quick_gelu_forward(x):
@@ -38,13 +50,38 @@ def quick_gelu_forward(x):
     return x * s, (x, s)
 
 
+def quick_gelu_backward(dy, cache):
+    x, s = cache
+    return dy * (s + 1.702 * x * s * (1.0 - s))  # sigmoid' = s (1 - s)
+
+
 def relu_forward(x):
     return xp_of(x).maximum(x, 0), (x,)
+
+
+def relu_backward(dy, cache):
+    (x,) = cache
+    return dy * (x > 0)  # the gradient at exactly 0 is 0, as in torch
 
 
 def silu_forward(x):
     s = _sigmoid(x)
     return x * s, (x, s)
+
+
+def silu_backward(dy, cache):
+    x, s = cache
+    return dy * (s + x * s * (1.0 - s))
+
+
+def tanh_forward(x):
+    y = xp_of(x).tanh(x)
+    return y, (y,)
+
+
+def tanh_backward(dy, cache):
+    (y,) = cache
+    return dy * (1.0 - y * y)
 
 
 ACTIVATION_FORWARD = {
@@ -55,9 +92,23 @@ ACTIVATION_FORWARD = {
     "quick_gelu": quick_gelu_forward,
     "relu": relu_forward,
     "silu": silu_forward,
+    "tanh": tanh_forward,
+}
+ACTIVATION_BACKWARD = {
+    gelu_forward: gelu_backward,
+    gelu_tanh_forward: gelu_tanh_backward,
+    quick_gelu_forward: quick_gelu_backward,
+    relu_forward: relu_backward,
+    silu_forward: silu_backward,
+    tanh_forward: tanh_backward,
 }
 
 
 def activation_forward(name, x):
     """Apply the activation called `name` in config.json. Shapes: x (...) -> (...)"""
     return ACTIVATION_FORWARD[name](x)
+
+
+def activation_backward(name, dy, cache):
+    """Gradient of activation_forward(name, x) given its cache. Shapes: dy (...) -> dx (...)"""
+    return ACTIVATION_BACKWARD[ACTIVATION_FORWARD[name]](dy, cache)

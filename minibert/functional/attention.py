@@ -13,6 +13,8 @@ Shapes: B batch, H heads, T tokens, D head width, C = H * D.
 import numpy as np
 
 from ..kernels.softmax import masked_softmax
+from .dropout import dropout_forward
+from .softmax import softmax_backward
 
 
 def padding_mask_bias(attention_mask, dtype):
@@ -34,11 +36,12 @@ def merge_heads(x):
     return x.transpose(0, 2, 1, 3).reshape(B, T, H * D)  # (B, T, C)
 
 
-def attention_forward(q, k, v, mask_bias=None):
+def attention_forward(q, k, v, mask_bias=None, dropout=0.0, rng=None):
     """Masked scaled dot-product attention for every (batch, head) pair.
 
-    Shapes: q, k, v (B, H, T, D), mask_bias (B, 1, 1, T) or None -> ctx (B, H, T, D),
-    probs (B, H, T, T)
+    With dropout > 0 (training), attention weights are dropped and rescaled before they mix
+    the values, as in BERT. Shapes: q, k, v (B, H, T, D), mask_bias (B, 1, 1, T) or None ->
+    ctx (B, H, T, D), probs (B, H, T, T)
     """
     B, H, T, D = q.shape
     scale = D**-0.5  # scaled after the product, as transformers does, so rounding matches
@@ -47,5 +50,28 @@ def attention_forward(q, k, v, mask_bias=None):
         mask_bias = np.zeros((B, T), scores.dtype)
     # probs = softmax(scores * scale + mask_bias): one fused kernel, numpy reference beside it
     probs = masked_softmax(scores, mask_bias.reshape(B, T), scale)  # (B, H, T, T)
-    ctx = probs @ v  # (B, H, T, D)
-    return ctx, probs, (q, k, v, probs)
+    keep = None
+    if dropout > 0:
+        probs_used, (keep,) = dropout_forward(probs, dropout, rng)  # (B, H, T, T)
+    else:
+        probs_used = probs
+    ctx = probs_used @ v  # (B, H, T, D)
+    return ctx, probs_used, (q, k, v, probs, keep)
+
+
+def attention_backward(dctx, cache):
+    """Gradients of attention_forward; the mask is a constant and gets none.
+
+    Shapes: dctx (B, H, T, D) -> dq, dk, dv (B, H, T, D)
+    """
+    q, k, v, probs, keep = cache
+    scale = q.shape[-1] ** -0.5
+    probs_used = probs if keep is None else probs * keep  # keep holds 0 or 1 / (1 - p)
+    dv = probs_used.transpose(0, 1, 3, 2) @ dctx  # (B, H, T, D); forward: ctx = probs v
+    dprobs = dctx @ v.transpose(0, 1, 3, 2)  # (B, H, T, T)
+    if keep is not None:
+        dprobs = dprobs * keep  # through the dropout
+    dscores = softmax_backward(dprobs, (probs,)) * scale  # forward: softmax(scale q k^T + mask)
+    dq = dscores @ k  # (B, H, T, D)
+    dk = dscores.transpose(0, 1, 3, 2) @ q  # (B, H, T, D)
+    return dq, dk, dv

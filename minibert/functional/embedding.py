@@ -28,3 +28,18 @@ def sinusoidal_table(num_positions, dim, dtype=np.float32):
     table[:, 0::2] = np.sin(angle[:, 0::2])
     table[:, 1::2] = np.cos(angle[:, 1::2])
     return table.astype(dtype)
+
+
+def embedding_backward(dy, cache, padding_idx=None):
+    """Scatter-add each token's gradient into its table row; ids get no gradient.
+
+    Shapes: dy (B, T, C) -> dtable (V, C). A row equal to padding_idx gets zero gradient, as
+    torch's nn.Embedding(padding_idx=...) does (transformers builds word embeddings that way).
+    """
+    ids, V = cache
+    C = dy.shape[-1]
+    dtable = np.zeros((V, C), dy.dtype)  # (V, C)
+    np.add.at(dtable, ids.reshape(-1), dy.reshape(-1, C))  # a token repeated adds up
+    if padding_idx is not None:
+        dtable[padding_idx] = 0
+    return dtable

@@ -12,3 +12,13 @@ def linear_forward(x, w, b=None):
     if b is not None:
         y += b  # in place: y is a fresh array
     return y.reshape(*lead, w.shape[0]), (x, w)
+
+
+def linear_backward(dy, cache):
+    """Gradients of y = x @ w.T + b. Shapes: dy (..., O) -> dx (..., I), dw (O, I), db (O,)"""
+    x, w = cache
+    dy2 = dy.reshape(-1, dy.shape[-1])  # (N, O)
+    dx = (dy2 @ w).reshape(x.shape)  # forward: y = x w^T, so dx = dy w
+    dw = dy2.T @ x.reshape(-1, x.shape[-1])  # (O, I): every row of x meets every row of dy
+    db = dy2.sum(0)  # (O,): the bias is added to every row
+    return dx, dw, db

@@ -19,3 +19,9 @@ def xp_exp(a):
     from ..backend import xp_of
 
     xp_of(a).exp(a, out=a)
+
+
+def softmax_backward(dprobs, cache):
+    """Gradient of softmax: dx_i = p_i (dp_i - sum_j dp_j p_j). Shapes: (..., N) -> (..., N)"""
+    (probs,) = cache
+    return probs * (dprobs - (dprobs * probs).sum(-1, keepdims=True))

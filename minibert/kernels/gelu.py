@@ -21,6 +21,7 @@ prange = range  # numba.prange once compiled (see jit.jit_kernel)
 # Abramowitz & Stegun 7.1.26
 AS_P = 0.3275911
 AS_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
+INV_SQRT_2PI = 0.3989422804014327  # 1 / sqrt(2 pi)
 
 
 def _gelu_erf_reference(x):
@@ -54,6 +55,15 @@ def _gelu_erf_as_numba(out, x):
         out[i] = half * v * (one + erf)
 
 
+def _gelu_grad_numba(out, x):
+    """out[i] = d gelu / dx at x[i] = Phi(x) + x phi(x), with libm's erf (any float dtype)."""
+    for i in prange(x.size):
+        v = x[i]
+        cdf = 0.5 * (1.0 + math.erf(v * SQRT_HALF))  # Phi(x), the standard normal CDF
+        pdf = math.exp(-0.5 * v * v) * INV_SQRT_2PI  # phi(x), its density
+        out[i] = cdf + v * pdf
+
+
 def gelu_erf(x):
     """Exact GELU on a numpy array (float32 or float64), through Numba when available."""
     if type(x).__module__.startswith("cupy"):
@@ -68,3 +78,22 @@ def gelu_erf(x):
     ):
         return out
     return _gelu_erf_reference(x)
+
+
+def _gelu_grad_reference(x):
+    """d gelu / dx = Phi(x) + x phi(x), exact through math.erf. Shapes: x (...) -> (...)"""
+    erf = np.vectorize(math.erf, otypes=[np.float64])
+    x64 = x.astype(np.float64)
+    cdf = 0.5 * (1.0 + erf(x64 * SQRT_HALF))
+    return (cdf + x64 * np.exp(-0.5 * x64 * x64) * INV_SQRT_2PI).astype(x.dtype)
+
+
+def gelu_erf_grad(x):
+    """The derivative of exact GELU at x (for the backward pass). Shapes: x (...) -> (...)"""
+    x = np.ascontiguousarray(x)
+    out = np.empty_like(x)
+    if x.dtype in (np.float32, np.float64) and run_kernel(
+        _gelu_grad_numba, (out.reshape(-1), x.reshape(-1)), parallel=True
+    ):
+        return out
+    return _gelu_grad_reference(x)

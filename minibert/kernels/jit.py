@@ -69,7 +69,8 @@ def run_kernel(py_func, args, parallel: bool = False) -> bool:
         if type(exc).__module__.startswith("numba"):
             _COMPILED[(py_func, parallel)] = None
             _STATE["fast"] = False
-            _warn_once(f"numba failed to compile {py_func.__name__} ({exc}); using numpy references")
+            name = py_func.__name__
+            _warn_once(f"numba failed to compile {name} ({exc}); using the numpy references")
             return False
         raise
     return True

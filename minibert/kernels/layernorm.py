@@ -42,10 +42,15 @@ def _add_layernorm_numba(out, x, residual, w, b, eps):
 def add_layernorm(x, residual, w, b, eps):
     """LayerNorm(x + residual) over the last axis. Shapes: x, residual (..., C) -> (..., C)"""
     arrays = (x, residual, w, b)
-    if all(isinstance(a, np.ndarray) and a.dtype == x.dtype for a in arrays) and x.dtype in (
-        np.float32,
-        np.float64,
-    ) and residual.shape == x.shape:
+    if (
+        all(isinstance(a, np.ndarray) and a.dtype == x.dtype for a in arrays)
+        and x.dtype
+        in (
+            np.float32,
+            np.float64,
+        )
+        and residual.shape == x.shape
+    ):
         C = x.shape[-1]
         x2 = np.ascontiguousarray(x).reshape(-1, C)
         r2 = np.ascontiguousarray(residual).reshape(-1, C)

@@ -28,9 +28,15 @@ CONFIG_FIELDS = {
 }
 CONFIG_FIELDS.pop("classifier_dropout")
 DEFAULTS = {  # transformers' AlbertConfig defaults (albert-xxlarge sizes)
-    "vocab_size": 30000, "embedding_size": 128, "hidden_size": 4096, "num_attention_heads": 64,
-    "intermediate_size": 16384, "hidden_act": "gelu_new", "hidden_dropout_prob": 0.0,
-    "attention_probs_dropout_prob": 0.0, "classifier_dropout": 0.1,
+    "vocab_size": 30000,
+    "embedding_size": 128,
+    "hidden_size": 4096,
+    "num_attention_heads": 64,
+    "intermediate_size": 16384,
+    "hidden_act": "gelu_new",
+    "hidden_dropout_prob": 0.0,
+    "attention_probs_dropout_prob": 0.0,
+    "classifier_dropout": 0.1,
 }
 
 

@@ -9,11 +9,17 @@ MODEL_CLASSES = {
     cls.__name__: cls
     for module in (bert, albert, distilbert, roberta)
     for cls in vars(module).values()
-    if isinstance(cls, type) and issubclass(cls, bert.base.PreTrainedModel)
-    and getattr(cls, "spec", None) is not None and cls.__module__ == module.__name__
+    if isinstance(cls, type)
+    and issubclass(cls, bert.base.PreTrainedModel)
+    and getattr(cls, "spec", None) is not None
+    and cls.__module__ == module.__name__
 }
-BASE_CLASSES = {"bert": bert.BertModel, "albert": albert.AlbertModel,
-                "distilbert": distilbert.DistilBertModel, "roberta": roberta.RobertaModel}
+BASE_CLASSES = {
+    "bert": bert.BertModel,
+    "albert": albert.AlbertModel,
+    "distilbert": distilbert.DistilBertModel,
+    "roberta": roberta.RobertaModel,
+}
 
 
 def model_class(config: EncoderConfig):
@@ -21,11 +27,15 @@ def model_class(config: EncoderConfig):
     cls = MODEL_CLASSES.get(config.architecture)
     if cls is None:
         known = sorted(MODEL_CLASSES)
-        raise ConfigError(f"architectures[0] = {config.architecture!r} is not supported; "
-                          f"minibert implements {known}")
+        raise ConfigError(
+            f"architectures[0] = {config.architecture!r} is not supported; "
+            f"minibert implements {known}"
+        )
     if cls.spec.model_type != config.model_type:
-        raise ConfigError(f"architectures[0] = {config.architecture!r} does not belong to "
-                          f"model_type {config.model_type!r}")
+        raise ConfigError(
+            f"architectures[0] = {config.architecture!r} does not belong to "
+            f"model_type {config.model_type!r}"
+        )
     return cls
 
 

@@ -116,12 +116,17 @@ class PreTrainedModel(Module):
         return self
 
     # --- running ------------------------------------------------------------------------
-    def __call__(self, input_ids, attention_mask=None, token_type_ids=None,
-                 output_hidden_states: bool = False, output_attentions: bool = False):
+    def __call__(
+        self,
+        input_ids,
+        attention_mask=None,
+        token_type_ids=None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ):
         ids, mask, types = check_inputs(self.config, input_ids, attention_mask, token_type_ids)
         self.clear_caches()  # each forward starts from empty stacks (STYLE.md section 4)
-        x, hidden, attentions = self.body(ids, mask, types, output_hidden_states,
-                                          output_attentions)
+        x, hidden, attentions = self.body(ids, mask, types, output_hidden_states, output_attentions)
         pooled = self.pooler.forward(x) if hasattr(self, "pooler") else None
         out = self.head_outputs(x, pooled)
         out.hidden_states = tuple(hidden) if hidden is not None else None
@@ -145,8 +150,10 @@ class PreTrainedModel(Module):
 
     def __repr__(self) -> str:
         c = self.config
-        return (f"{type(self).__name__}(L={c.num_hidden_layers}, C={c.hidden_size}, "
-                f"H={c.num_attention_heads}, V={c.vocab_size}, params={self.num_parameters():,})")
+        return (
+            f"{type(self).__name__}(L={c.num_hidden_layers}, C={c.hidden_size}, "
+            f"H={c.num_attention_heads}, V={c.vocab_size}, params={self.num_parameters():,})"
+        )
 
 
 class BaseModel(PreTrainedModel):
@@ -158,8 +165,13 @@ class ForMaskedLM(PreTrainedModel):
 
     def build_heads(self, config):
         E = config.embedding_size or config.hidden_size
-        self.mlm = MaskedLMHead(config.hidden_size, E, config.vocab_size,
-                                self.spec.lm_act(config), self.spec.lm_eps(config))
+        self.mlm = MaskedLMHead(
+            config.hidden_size,
+            E,
+            config.vocab_size,
+            self.spec.lm_act(config),
+            self.spec.lm_eps(config),
+        )
 
     def head_outputs(self, x, pooled):
         return MaskedLMOutput(logits=self.mlm.forward(x), last_hidden_state=x)
@@ -177,9 +189,12 @@ class ForPreTraining(ForMaskedLM):
         self.nsp = Linear(config.hidden_size, 2)
 
     def head_outputs(self, x, pooled):
-        return PreTrainingOutput(prediction_logits=self.mlm.forward(x),
-                                 seq_relationship_logits=self.nsp.forward(pooled),
-                                 last_hidden_state=x, pooler_output=pooled)
+        return PreTrainingOutput(
+            prediction_logits=self.mlm.forward(x),
+            seq_relationship_logits=self.nsp.forward(pooled),
+            last_hidden_state=x,
+            pooler_output=pooled,
+        )
 
 
 class ForSequenceClassification(PreTrainedModel):
@@ -190,13 +205,15 @@ class ForSequenceClassification(PreTrainedModel):
         return self.spec.classifier_act is None  # BERT/ALBERT classify the pooled vector
 
     def build_heads(self, config):
-        self.classifier = ClassificationHead(config.hidden_size, config.num_labels,
-                                             self.spec.classifier_act)
+        self.classifier = ClassificationHead(
+            config.hidden_size, config.num_labels, self.spec.classifier_act
+        )
 
     def head_outputs(self, x, pooled):
         first = pooled if pooled is not None else x[:, 0]  # (B, C)
-        return SequenceClassifierOutput(logits=self.classifier.forward(first),
-                                        last_hidden_state=x, pooler_output=pooled)
+        return SequenceClassifierOutput(
+            logits=self.classifier.forward(first), last_hidden_state=x, pooler_output=pooled
+        )
 
 
 class ForTokenClassification(PreTrainedModel):
@@ -217,9 +234,11 @@ class ForQuestionAnswering(PreTrainedModel):
 
     def head_outputs(self, x, pooled):
         logits = self.qa.forward(x)  # (B, T, 2)
-        return QuestionAnsweringOutput(start_logits=np.ascontiguousarray(logits[..., 0]),
-                                       end_logits=np.ascontiguousarray(logits[..., 1]),
-                                       last_hidden_state=x)
+        return QuestionAnsweringOutput(
+            start_logits=np.ascontiguousarray(logits[..., 0]),
+            end_logits=np.ascontiguousarray(logits[..., 1]),
+            last_hidden_state=x,
+        )
 
 
 def check_inputs(config: EncoderConfig, input_ids, attention_mask, token_type_ids):
@@ -238,11 +257,14 @@ def check_inputs(config: EncoderConfig, input_ids, attention_mask, token_type_id
     if lo < 0 or hi >= config.vocab_size:
         bad = lo if lo < 0 else hi
         where = tuple(int(i) for i in np.argwhere(ids == bad)[0])
-        raise InputError(f"input_ids holds {bad} at {where}, outside the vocabulary "
-                         f"[0, {config.vocab_size})")
+        raise InputError(
+            f"input_ids holds {bad} at {where}, outside the vocabulary [0, {config.vocab_size})"
+        )
     if T > config.max_length:
-        raise InputError(f"sequence length {T} exceeds the {config.max_length} positions this "
-                         f"model has (max_position_embeddings={config.max_position_embeddings})")
+        raise InputError(
+            f"sequence length {T} exceeds the {config.max_length} positions this "
+            f"model has (max_position_embeddings={config.max_position_embeddings})"
+        )
     if attention_mask is None:
         mask = np.ones((B, T), np.intp)
     else:
@@ -254,8 +276,10 @@ def check_inputs(config: EncoderConfig, input_ids, attention_mask, token_type_id
             raise InputError(f"token_type_ids has shape {types.shape} but input_ids has {(B, T)}")
         n = max(config.type_vocab_size, 1)  # a family without segments accepts all zeros
         if types.min() < 0 or types.max() >= n:
-            raise InputError(f"token_type_ids must lie in [0, {n}) for this model, found values "
-                             f"{sorted(set(np.unique(types).tolist()))[:5]}")
+            raise InputError(
+                f"token_type_ids must lie in [0, {n}) for this model, found values "
+                f"{sorted(set(np.unique(types).tolist()))[:5]}"
+            )
     if config.type_vocab_size == 0:
         types = None  # checked above to be all zeros; the family has no segment table
     elif types is None:
@@ -285,8 +309,10 @@ def _as_mask(value, shape):
     if not (m.dtype == bool or np.issubdtype(m.dtype, np.number)):
         raise InputError(f"attention_mask must hold 0/1 values, got dtype {m.dtype}")
     if not np.isin(m, (0, 1)).all():
-        raise InputError("attention_mask must hold only 0 (padding) and 1 (token), found "
-                         f"{sorted(set(np.unique(m).tolist()) - {0, 1})[:5]}")
+        raise InputError(
+            "attention_mask must hold only 0 (padding) and 1 (token), found "
+            f"{sorted(set(np.unique(m).tolist()) - {0, 1})[:5]}"
+        )
     return m.astype(np.intp)
 
 

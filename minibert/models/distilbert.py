@@ -37,8 +37,13 @@ def config_from_hf(d: dict):
     fields["num_labels"] = labels_from_hf(d)
     fields["hf_extra"].pop("num_labels", None)
     architecture = (d.get("architectures") or ["DistilBertModel"])[0]
-    return EncoderConfig(model_type="distilbert", architecture=architecture, type_vocab_size=0,
-                         layer_norm_eps=LAYER_NORM_EPS, **fields)
+    return EncoderConfig(
+        model_type="distilbert",
+        architecture=architecture,
+        type_vocab_size=0,
+        layer_norm_eps=LAYER_NORM_EPS,
+        **fields,
+    )
 
 
 def config_to_hf(cfg) -> dict:

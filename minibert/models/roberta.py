@@ -1,9 +1,9 @@
 """RoBERTa (Liu et al. 2019): the BERT encoder plus three differences:
-  1. position ids start at pad_token_id + 1, and pads keep position pad_token_id
-     (config.position_offset = pad_token_id + 1, so T <= max_position_embeddings - offset);
-  2. a single token type (type_vocab_size = 1);
-  3. its own head names (lm_head.*, classifier.dense / out_proj) and a classifier head that
-     reads the <s> token through dense + tanh instead of a pooler.
+1. position ids start at pad_token_id + 1, and pads keep position pad_token_id
+   (config.position_offset = pad_token_id + 1, so T <= max_position_embeddings - offset);
+2. a single token type (type_vocab_size = 1);
+3. its own head names (lm_head.*, classifier.dense / out_proj) and a classifier head that
+   reads the <s> token through dense + tanh instead of a pooler.
 """
 
 import numpy as np

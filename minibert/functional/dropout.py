@@ -1,0 +1,22 @@
+"""Inverted dropout (Srivastava et al. 2014): in training, zero each element with probability p
+and scale the survivors by 1 / (1 - p), so the expected value is unchanged and evaluation needs
+no rescaling. The random mask comes from an explicit numpy Generator, never global state.
+
+Shapes: x (...) -> (...)
+"""
+
+
+def dropout_forward(x, p, rng):
+    """Shapes: x (...) -> (...). The cache holds keep = mask / (1 - p), the backward's factor."""
+    if p <= 0:
+        return x, (None,)
+    if not 0 <= p < 1:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    keep = (rng.random(x.shape) >= p).astype(x.dtype) / x.dtype.type(1 - p)  # (...)
+    return x * keep, (keep,)
+
+
+def dropout_backward(dy, cache):
+    """Shapes: dy (...) -> dx (...): the same elements dropped, the same scale."""
+    (keep,) = cache
+    return dy if keep is None else dy * keep
