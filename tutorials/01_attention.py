@@ -236,16 +236,21 @@ print("  ", np.round(probs_b[1, 0, 0], 3))
 assert (probs_b[1, :, :, n_short:] == 0).all()  # exactly zero, not just small
 check("masked probs vs attention_forward", probs_b, F.attention_forward(qb, kb, vb, bias)[1])
 
-# The real tokens of the padded row see exactly what they would see alone, unpadded:
+# The real tokens of the padded row see what they would see alone, unpadded (up to float32
+# rounding, since the matrix products run on arrays of other shapes):
 alone = tok(["Hello there!"])
 x_alone = model.embeddings.forward(alone["input_ids"], alone["token_type_ids"])  # (1, n, C)
 out_alone, _ = attn.forward(x_alone, None)
 out_batch, _ = attn.forward(xb, F.padding_mask_bias(mask, np.float32))  # (B, T, C)
 check("padded row vs the sentence alone", out_batch[1, :n_short], out_alone[0])
 # A sequence that is all padding (every key masked) stays finite: equal scores, uniform weights.
+# With -inf instead of the most negative float, the same row would be NaN.
 all_padding = softmax(np.full(5, np.finfo(np.float32).min, np.float32))
-print("a row whose keys are all padding:", all_padding)
+with np.errstate(invalid="ignore"):
+    all_padding_inf = softmax(np.full(5, -np.inf, np.float32))
+print("a row whose keys are all padding:", all_padding, "with -inf:", all_padding_inf)
 assert np.allclose(all_padding, 1 / 5)
+assert np.isnan(all_padding_inf).all()
 
 # %% [markdown]
 # ## What do the heads look at?
@@ -280,6 +285,7 @@ print(
 assert min(share_cls[1:5]) > 0.4  # layers 1-4: about half of all attention goes to [CLS]
 sink = maps[4][5]  # layer 4, head 5
 print(f"layer 4, head 5: words put {sink[1:-1, 0].mean():.0%} of their weight on [CLS]")
+assert sink[1:-1, 0].mean() > 0.8
 # Clark et al. (2019, "What Does BERT Look At?") saw BERT-base pile attention on [SEP] the same
 # way and argued that a head with nothing useful to read for a token parks its weight there, a
 # "no-op". This model parks it on [CLS]. The map shows where the weight goes, not why.
