@@ -94,6 +94,28 @@ class Module:
         for m in self.modules():
             m._caches = []
 
+    def zero_grad(self) -> None:
+        """Zero every gradient (allocating on first use). A tied array gets one gradient array,
+        shared by every module that uses it, so their += add up in one place."""
+        by_param = {}
+        for _, module, key in self._param_slots():
+            param = module.params[key]
+            grad = by_param.get(id(param))
+            if grad is None:
+                grad = module.grads.get(key)
+                if grad is None or grad.shape != param.shape or grad.dtype != param.dtype:
+                    grad = np.zeros_like(param)
+                else:
+                    grad[...] = 0
+                by_param[id(param)] = grad
+            module.grads[key] = grad
+
+    def set_rng(self, rng) -> None:
+        """Share one numpy Generator among every module that draws random numbers (dropout)."""
+        for m in self.modules():
+            if hasattr(m, "rng"):
+                m.rng = rng
+
 
 class ModuleList(Module):
     """A list of modules that counts as one child (its items are named 0, 1, ...)."""
@@ -130,6 +152,13 @@ class Linear(Module):
         self.save(cache)
         return y
 
+    def backward(self, dy):
+        dx, dw, db = F.linear_backward(dy, self.restore())
+        self.grads["weight"] += dw  # +=: a shared or tied weight sums the gradients of its uses
+        if "bias" in self.params:
+            self.grads["bias"] += db
+        return dx
+
 
 class LayerNorm(Module):
     def __init__(self, size: int, eps: float):
@@ -149,16 +178,55 @@ class LayerNorm(Module):
         self.save(cache)
         return y
 
+    def backward(self, dy):
+        """The gradient reaching x (and the residual: the same array, as forward added them)."""
+        dx, dw, db = F.layernorm_backward(dy, self.restore())
+        self.grads["weight"] += dw
+        self.grads["bias"] += db
+        return dx
+
 
 class Embedding(Module):
-    def __init__(self, num: int, dim: int):
+    """A table of vectors looked up by id. padding_idx, as in torch, is the row that never gets
+    a gradient (transformers builds word embeddings with padding_idx = pad_token_id)."""
+
+    def __init__(self, num: int, dim: int, padding_idx: int | None = None):
         super().__init__()
+        self.padding_idx = padding_idx
         self.params["weight"] = np.zeros((num, dim), np.float32)  # (V, C)
 
     def forward(self, ids):
         y, cache = F.embedding_forward(ids, self.params["weight"])
         self.save(cache)
         return y
+
+    def backward(self, dy):
+        self.grads["weight"] += F.embedding_backward(dy, self.restore(), self.padding_idx)
+
+
+class Dropout(Module):
+    """Inverted dropout with probability p in training mode; the identity in eval mode.
+
+    Its random numbers come from `rng`, a numpy Generator the model shares among its dropouts
+    (PreTrainedModel.seed sets it), so a run is reproducible and its state can be saved.
+    """
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = float(p or 0.0)
+        self.rng = None
+
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            return x
+        y, cache = F.dropout_forward(x, self.p, self.rng)
+        self.save(cache)
+        return y
+
+    def backward(self, dy):
+        if not self.training or self.p == 0:
+            return dy
+        return F.dropout_backward(dy, self.restore())
 
 
 class Activation(Module):
@@ -173,13 +241,18 @@ class Activation(Module):
         self.save(cache)
         return y
 
+    def backward(self, dy):
+        return F.activation_backward(self.name, dy, self.restore())
+
 
 class SelfAttention(Module):
     """Multi-head self-attention: project to q, k, v, attend per head, merge, project back."""
 
-    def __init__(self, hidden: int, num_heads: int):
+    def __init__(self, hidden: int, num_heads: int, dropout: float = 0.0):
         super().__init__()
         self.num_heads = num_heads
+        self.dropout = dropout  # on the attention weights, in training mode
+        self.rng = None
         self.q = Linear(hidden, hidden)
         self.k = Linear(hidden, hidden)
         self.v = Linear(hidden, hidden)
@@ -190,9 +263,21 @@ class SelfAttention(Module):
         q = F.split_heads(self.q.forward(x), self.num_heads)  # (B, H, T, D)
         k = F.split_heads(self.k.forward(x), self.num_heads)  # (B, H, T, D)
         v = F.split_heads(self.v.forward(x), self.num_heads)  # (B, H, T, D)
-        ctx, probs, cache = F.attention_forward(q, k, v, mask_bias)  # (B, H, T, D)
+        p = self.dropout if self.training else 0.0
+        ctx, probs, cache = F.attention_forward(q, k, v, mask_bias, p, self.rng)  # (B, H, T, D)
         self.save(cache)
         return self.o.forward(F.merge_heads(ctx)), probs  # (B, T, C)
+
+    def backward(self, dout):
+        """Shapes: dout (B, T, C) -> dx (B, T, C), summed over the q, k and v paths"""
+        dctx = F.split_heads(self.o.backward(dout), self.num_heads)  # (B, H, T, D)
+        dq, dk, dv = F.attention_backward(dctx, self.restore())
+        # x fed all three projections, so its gradient is the sum of theirs
+        return (
+            self.q.backward(F.merge_heads(dq))
+            + self.k.backward(F.merge_heads(dk))
+            + self.v.backward(F.merge_heads(dv))
+        )
 
 
 class FeedForward(Module):
@@ -207,6 +292,9 @@ class FeedForward(Module):
     def forward(self, x):
         return self.down.forward(self.act.forward(self.up.forward(x)))  # (B, T, C)
 
+    def backward(self, dy):
+        return self.up.backward(self.act.backward(self.down.backward(dy)))
+
 
 class EncoderLayer(Module):
     """A post-LN transformer layer (Devlin et al. 2019, as Vaswani et al. 2017):
@@ -214,20 +302,31 @@ class EncoderLayer(Module):
     h = LayerNorm(x + Attention(x))        y = LayerNorm(h + FeedForward(h))
     """
 
-    def __init__(self, config):
+    def __init__(self, config, attn_dropout: bool = True, ffn_dropout: bool = True):
         super().__init__()
-        C = config.hidden_size
-        self.attn = SelfAttention(C, config.num_attention_heads)
+        C, p = config.hidden_size, config.hidden_dropout_prob
+        self.attn = SelfAttention(
+            C, config.num_attention_heads, config.attention_probs_dropout_prob
+        )
+        self.drop1 = Dropout(p if attn_dropout else 0.0)  # ALBERT drops here only
         self.ln1 = LayerNorm(C, config.layer_norm_eps)
         self.ffn = FeedForward(C, config.intermediate_size, config.hidden_act)
+        self.drop2 = Dropout(p if ffn_dropout else 0.0)  # DistilBERT drops here only
         self.ln2 = LayerNorm(C, config.layer_norm_eps)
 
     def forward(self, x, mask_bias):
         """Shapes: x (B, T, C), mask_bias (B, 1, 1, T) -> y (B, T, C), probs (B, H, T, T)"""
         a, probs = self.attn.forward(x, mask_bias)
-        h = self.ln1.forward(a, residual=x)  # (B, T, C)
-        y = self.ln2.forward(self.ffn.forward(h), residual=h)  # (B, T, C)
+        h = self.ln1.forward(self.drop1.forward(a), residual=x)  # (B, T, C)
+        y = self.ln2.forward(self.drop2.forward(self.ffn.forward(h)), residual=h)  # (B, T, C)
         return y, probs
+
+    def backward(self, dy):
+        """Shapes: dy (B, T, C) -> dx (B, T, C). Each residual adds its own path back in."""
+        dsum2 = self.ln2.backward(dy)  # forward: y = ln2(drop2(ffn(h)) + h)
+        dh = dsum2 + self.ffn.backward(self.drop2.backward(dsum2))
+        dsum1 = self.ln1.backward(dh)  # forward: h = ln1(drop1(attn(x)) + x)
+        return dsum1 + self.attn.backward(self.drop1.backward(dsum1))
 
 
 class Encoder(Module):
@@ -238,9 +337,11 @@ class Encoder(Module):
     set of weights is applied several times (Lan et al. 2020, section 3.1).
     """
 
-    def __init__(self, config):
+    def __init__(self, config, attn_dropout: bool = True, ffn_dropout: bool = True):
         super().__init__()
-        self.layers = ModuleList(EncoderLayer(config) for _ in range(config.num_unique_layers))
+        self.layers = ModuleList(
+            EncoderLayer(config, attn_dropout, ffn_dropout) for _ in range(config.num_unique_layers)
+        )
         self.schedule = sharing_schedule(config)
 
     def forward(self, x, mask_bias, output_hidden_states=False, output_attentions=False):
@@ -255,6 +356,12 @@ class Encoder(Module):
             if output_attentions:
                 attentions.append(probs)
         return x, hidden_states, attentions
+
+    def backward(self, dx):
+        """Layers in reverse order; a shared ALBERT layer pops one cache per use."""
+        for index in reversed(self.schedule):
+            dx = self.layers[index].backward(dx)
+        return dx
 
 
 def sharing_schedule(config) -> list[int]:
@@ -281,6 +388,10 @@ class Pooler(Module):
         """Shapes: x (B, T, C) -> (B, C)"""
         return self.act.forward(self.dense.forward(x[:, 0]))
 
+    def backward(self, dpooled):
+        """Shapes: dpooled (B, C) -> the gradient reaching the [CLS] vectors x[:, 0], (B, C)"""
+        return self.dense.backward(self.act.backward(dpooled))
+
 
 class MaskedLMHead(Module):
     """Transform (dense, activation, LayerNorm), then a decoder tied to the word embeddings.
@@ -299,22 +410,42 @@ class MaskedLMHead(Module):
         h = self.ln.forward(self.act.forward(self.transform.forward(x)))  # (B, T, width)
         return self.decoder.forward(h)  # (B, T, V)
 
+    def backward(self, dlogits):
+        dh = self.ln.backward(self.decoder.backward(dlogits))
+        return self.transform.backward(self.act.backward(dh))
+
 
 class ClassificationHead(Module):
-    """Reads the first token's vector: [dense -> act ->] out. Without `act` only `out` remains
-    (BERT and ALBERT put the dense + tanh in their pooler instead).
+    """Reads one vector per sequence: [dropout -> dense -> act ->] dropout -> out.
 
+    Without `act` only dropout -> out remains (BERT and ALBERT put the dense + tanh in their
+    pooler instead). RoBERTa also drops out before its dense (`input_dropout`).
     Shapes: x (B, C) -> logits (B, num_labels)
     """
 
-    def __init__(self, hidden: int, num_labels: int, act: str | None = None):
+    def __init__(
+        self,
+        hidden: int,
+        num_labels: int,
+        act: str | None = None,
+        dropout: float = 0.0,
+        input_dropout: bool = False,
+    ):
         super().__init__()
         if act is not None:
+            self.drop_in = Dropout(dropout if input_dropout else 0.0)
             self.dense = Linear(hidden, hidden)
             self.act = Activation(act)
+        self.drop = Dropout(dropout)
         self.out = Linear(hidden, num_labels)
 
     def forward(self, x):
         if hasattr(self, "dense"):
-            x = self.act.forward(self.dense.forward(x))
-        return self.out.forward(x)
+            x = self.act.forward(self.dense.forward(self.drop_in.forward(x)))
+        return self.out.forward(self.drop.forward(x))
+
+    def backward(self, dlogits):
+        dx = self.drop.backward(self.out.backward(dlogits))
+        if hasattr(self, "dense"):
+            dx = self.drop_in.backward(self.dense.backward(self.act.backward(dx)))
+        return dx

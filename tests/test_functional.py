@@ -110,7 +110,8 @@ def test_softmax_huge_logits_do_not_overflow():
 def test_layernorm_normalises(x):
     C = x.shape[-1]
     y, _ = F.layernorm_forward(x, np.ones(C), np.zeros(C), 1e-12)
-    np.testing.assert_allclose(y.mean(-1), 0.0, atol=1e-9)
+    # a constant row has x - mean ~ 1e-15 and rstd = 1e6 (eps 1e-12): rounding shows at 1e-9
+    np.testing.assert_allclose(y.mean(-1), 0.0, atol=1e-7)
     spread = x.std(-1)
     var = (y * y).mean(-1)
     np.testing.assert_allclose(var[spread > 1e-3], 1.0, rtol=1e-6)

@@ -16,7 +16,7 @@ from ..config import (
     write_fields,
 )
 from ..nn import Linear
-from . import base, bert
+from . import base, bert, tasks
 from .base import linear_names, per_layer
 
 CONFIG_FIELDS = {
@@ -66,6 +66,9 @@ class AlbertEmbeddings(bert.BertEmbeddings):
     def forward(self, ids, types):
         return self.project.forward(super().forward(ids, types))  # (B, T, E) -> (B, T, C)
 
+    def backward(self, dy):
+        return super().backward(self.project.backward(dy))
+
 
 LAYER_NAMES = {  # inside encoder.layers.{g * inner + j} / albert_layer_groups.{g}.albert_layers.{j}
     **linear_names("attn.q", "attention.query"),
@@ -103,12 +106,14 @@ ALBERT = base.Spec(
             "mlm.decoder.weight": "predictions.decoder.weight",
             "mlm.decoder.bias": "predictions.bias",
         },
-        "nsp": linear_names("nsp", "sop_classifier.classifier"),
+        "nsp": linear_names("nsp.out", "sop_classifier.classifier"),
         "classifier": linear_names("classifier.out", "classifier"),
-        "token_classifier": linear_names("token_classifier", "classifier"),
+        "token_classifier": linear_names("token_classifier.out", "classifier"),
         "qa": linear_names("qa", "qa_outputs"),
     },
     aliases={"predictions.decoder.bias": "predictions.bias"},
+    ffn_dropout=False,  # AlbertLayer defines a dropout after its FFN but never calls it
+    sentence_head_dropout=True,
 )
 
 register_family(Family("albert", config_from_hf, config_to_hf, "albert"))
@@ -118,21 +123,21 @@ class AlbertModel(base.BaseModel):
     spec = ALBERT
 
 
-class AlbertForMaskedLM(base.ForMaskedLM):
+class AlbertForMaskedLM(tasks.ForMaskedLM):
     spec = ALBERT
 
 
-class AlbertForPreTraining(base.ForPreTraining):
+class AlbertForPreTraining(tasks.ForPreTraining):
     spec = ALBERT
 
 
-class AlbertForSequenceClassification(base.ForSequenceClassification):
+class AlbertForSequenceClassification(tasks.ForSequenceClassification):
     spec = ALBERT
 
 
-class AlbertForTokenClassification(base.ForTokenClassification):
+class AlbertForTokenClassification(tasks.ForTokenClassification):
     spec = ALBERT
 
 
-class AlbertForQuestionAnswering(base.ForQuestionAnswering):
+class AlbertForQuestionAnswering(tasks.ForQuestionAnswering):
     spec = ALBERT

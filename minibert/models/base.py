@@ -14,15 +14,8 @@ import numpy as np
 from .. import functional as F
 from ..config import EncoderConfig
 from ..errors import InputError
-from ..nn import ClassificationHead, Encoder, Linear, MaskedLMHead, Module, Pooler
-from ..outputs import (
-    BaseModelOutput,
-    MaskedLMOutput,
-    PreTrainingOutput,
-    QuestionAnsweringOutput,
-    SequenceClassifierOutput,
-    TokenClassifierOutput,
-)
+from ..nn import Encoder, Module, Pooler
+from ..outputs import BaseModelOutput
 
 
 @dataclass(frozen=True)
@@ -39,6 +32,9 @@ class Spec:
     lm_act: Callable[[EncoderConfig], str] = lambda c: c.hidden_act  # MLM transform activation
     lm_eps: Callable[[EncoderConfig], float] = lambda c: c.layer_norm_eps
     classifier_act: str | None = None  # None: pooler + out (BERT); "tanh" (RoBERTa), "relu"
+    attn_dropout: bool = True  # dropout after the attention output projection (not DistilBERT)
+    ffn_dropout: bool = True  # dropout after the feed-forward (not ALBERT)
+    sentence_head_dropout: bool = False  # dropout before the NSP/SOP head (ALBERT)
 
 
 class PreTrainedModel(Module):
@@ -52,12 +48,21 @@ class PreTrainedModel(Module):
         super().__init__()
         self.config = config
         self.embeddings = self.spec.embeddings(config)
-        self.encoder = Encoder(config)
+        self.encoder = Encoder(config, self.spec.attn_dropout, self.spec.ffn_dropout)
         if self.uses_pooler and self.spec.pooler_names:
             self.pooler = Pooler(config.hidden_size)
         self.build_heads(config)
         self.tie_weights()
         self.load_report = {}
+        self._loss_state = None
+        self.inputs_embeds_grad = None
+        self.seed(0)
+
+    def seed(self, seed) -> "PreTrainedModel":
+        """Seed the one numpy Generator every dropout in the model draws from."""
+        self.rng = np.random.default_rng(seed)
+        self.set_rng(self.rng)
+        return self
 
     def build_heads(self, config) -> None:
         """Subclasses create their head modules here."""
@@ -121,14 +126,33 @@ class PreTrainedModel(Module):
         input_ids,
         attention_mask=None,
         token_type_ids=None,
+        labels=None,
+        next_sentence_label=None,
+        sentence_order_label=None,
+        start_positions=None,
+        end_positions=None,
         output_hidden_states: bool = False,
         output_attentions: bool = False,
     ):
+        """Run the model; with targets (labels=..., ...) also compute out.loss as transformers
+        does. In training mode the caches for backward() are kept."""
         ids, mask, types = check_inputs(self.config, input_ids, attention_mask, token_type_ids)
         self.clear_caches()  # each forward starts from empty stacks (STYLE.md section 4)
+        self._loss_state = None
         x, hidden, attentions = self.body(ids, mask, types, output_hidden_states, output_attentions)
         pooled = self.pooler.forward(x) if hasattr(self, "pooler") else None
         out = self.head_outputs(x, pooled)
+        targets = {
+            "labels": labels,
+            "next_sentence_label": next_sentence_label
+            if next_sentence_label is not None
+            else sentence_order_label,
+            "start_positions": start_positions,
+            "end_positions": end_positions,
+        }
+        targets = {k: v for k, v in targets.items() if v is not None}
+        if targets:
+            out.loss, self._loss_state = self.loss(out, targets)
         out.hidden_states = tuple(hidden) if hidden is not None else None
         out.attentions = tuple(attentions) if attentions is not None else None
         return out
@@ -141,6 +165,58 @@ class PreTrainedModel(Module):
 
     def head_outputs(self, x, pooled):
         return BaseModelOutput(last_hidden_state=x, pooler_output=pooled)
+
+    def loss(self, out, targets: dict):
+        """(loss, state for backward) for the task's targets; task classes define it."""
+        raise InputError(f"{type(self).__name__} has no head, so it takes no {sorted(targets)}")
+
+    def head_backward(self, state):
+        """Gradients from the loss back to (dx (B, T, C) or None, dpooled (B, C) or None)."""
+        raise NotImplementedError
+
+    # --- training ---------------------------------------------------------------------------
+    def backward(self) -> None:
+        """Backpropagate the loss of the last forward call into every module's grads.
+
+        Gradients add up (+=) until zero_grad(), which gradient accumulation relies on. The
+        gradient with respect to the looked-up word vectors is kept in inputs_embeds_grad.
+        """
+        if self._loss_state is None:
+            raise RuntimeError(
+                "backward() needs the previous forward call to compute a loss: "
+                "pass labels= (and the task's other targets)"
+            )
+        if not self.training:
+            raise RuntimeError(
+                "backward() needs the forward call to run in training mode: "
+                "call model.train() first (eval mode keeps no caches)"
+            )
+        if "weight" not in self.embeddings.word.grads:  # first backward: allocate gradients
+            self.zero_grad()
+        dx, dpooled = self.head_backward(self._loss_state)
+        if dpooled is not None:
+            dcls = self.pooler.backward(dpooled)  # (B, C): the pooler read x[:, 0]
+            if dx is None:
+                B, T, C = self._loss_state["shape"]
+                dx = np.zeros((B, T, C), dcls.dtype)
+            dx[:, 0] += dcls
+        dx = self.encoder.backward(dx)
+        self.inputs_embeds_grad = self.embeddings.backward(dx)
+        self._loss_state = None
+
+    def gradients(self) -> dict:
+        """{Hugging Face parameter name: gradient}, the keys of the checkpoint; a tied weight
+        appears once, under its checkpoint name, holding the sum of its uses' gradients."""
+        tied = self.tied
+        out = {}
+        for ours, hf_name in self.hf_weight_names().items():
+            if ours in tied:
+                continue
+            module, key = self._resolve(ours)
+            if key not in module.grads:
+                raise RuntimeError("no gradients yet: run a forward with labels, then backward()")
+            out[hf_name] = module.grads[key]
+        return out
 
     def save_pretrained(self, path) -> None:
         """Write config.json + model.safetensors that transformers loads unchanged."""
@@ -158,87 +234,6 @@ class PreTrainedModel(Module):
 
 class BaseModel(PreTrainedModel):
     uses_pooler = True
-
-
-class ForMaskedLM(PreTrainedModel):
-    heads = ("mlm",)
-
-    def build_heads(self, config):
-        E = config.embedding_size or config.hidden_size
-        self.mlm = MaskedLMHead(
-            config.hidden_size,
-            E,
-            config.vocab_size,
-            self.spec.lm_act(config),
-            self.spec.lm_eps(config),
-        )
-
-    def head_outputs(self, x, pooled):
-        return MaskedLMOutput(logits=self.mlm.forward(x), last_hidden_state=x)
-
-
-class ForPreTraining(ForMaskedLM):
-    """Masked LM plus a sentence-pair head on the pooled [CLS] vector: NSP for BERT (is B the
-    sentence after A?), SOP for ALBERT (are A and B in their original order?)."""
-
-    uses_pooler = True
-    heads = ("mlm", "nsp")
-
-    def build_heads(self, config):
-        super().build_heads(config)
-        self.nsp = Linear(config.hidden_size, 2)
-
-    def head_outputs(self, x, pooled):
-        return PreTrainingOutput(
-            prediction_logits=self.mlm.forward(x),
-            seq_relationship_logits=self.nsp.forward(pooled),
-            last_hidden_state=x,
-            pooler_output=pooled,
-        )
-
-
-class ForSequenceClassification(PreTrainedModel):
-    heads = ("classifier",)
-
-    @property
-    def uses_pooler(self):
-        return self.spec.classifier_act is None  # BERT/ALBERT classify the pooled vector
-
-    def build_heads(self, config):
-        self.classifier = ClassificationHead(
-            config.hidden_size, config.num_labels, self.spec.classifier_act
-        )
-
-    def head_outputs(self, x, pooled):
-        first = pooled if pooled is not None else x[:, 0]  # (B, C)
-        return SequenceClassifierOutput(
-            logits=self.classifier.forward(first), last_hidden_state=x, pooler_output=pooled
-        )
-
-
-class ForTokenClassification(PreTrainedModel):
-    heads = ("token_classifier",)
-
-    def build_heads(self, config):
-        self.token_classifier = Linear(config.hidden_size, config.num_labels)
-
-    def head_outputs(self, x, pooled):
-        return TokenClassifierOutput(logits=self.token_classifier.forward(x), last_hidden_state=x)
-
-
-class ForQuestionAnswering(PreTrainedModel):
-    heads = ("qa",)
-
-    def build_heads(self, config):
-        self.qa = Linear(config.hidden_size, 2)
-
-    def head_outputs(self, x, pooled):
-        logits = self.qa.forward(x)  # (B, T, 2)
-        return QuestionAnsweringOutput(
-            start_logits=np.ascontiguousarray(logits[..., 0]),
-            end_logits=np.ascontiguousarray(logits[..., 1]),
-            last_hidden_state=x,
-        )
 
 
 def check_inputs(config: EncoderConfig, input_ids, attention_mask, token_type_ids):

@@ -13,8 +13,8 @@ from ..config import (
     require,
     write_fields,
 )
-from ..nn import Embedding, LayerNorm, Module
-from . import base
+from ..nn import Dropout, Embedding, LayerNorm, Module
+from . import base, tasks
 from .base import linear_names, per_layer
 
 CONFIG_FIELDS = {  # config.json key -> EncoderConfig field
@@ -67,20 +67,26 @@ def with_labels(d: dict, num_labels: int) -> dict:
 
 
 class BertEmbeddings(Module):
-    """word + token type + position embeddings, then LayerNorm.
+    """word + token type + position embeddings, then LayerNorm and dropout.
 
     Shapes: ids (B, T), types (B, T) -> (B, T, C), or (B, T, E) when config.embedding_size is set
     """
 
+    position_padding = False  # RoBERTa's position table also has a padding row
+
     def __init__(self, config):
         super().__init__()
         C = config.embedding_size or config.hidden_size
-        self.word = Embedding(config.vocab_size, C)
-        self.position = Embedding(config.max_position_embeddings, C)
+        pad = config.pad_token_id
+        self.word = Embedding(config.vocab_size, C, padding_idx=pad)
+        self.position = Embedding(
+            config.max_position_embeddings, C, padding_idx=pad if self.position_padding else None
+        )
         if config.type_vocab_size > 0:
             self.token_type = Embedding(config.type_vocab_size, C)
         self.ln = LayerNorm(C, config.layer_norm_eps)
-        self.pad_token_id = config.pad_token_id
+        self.drop = Dropout(config.hidden_dropout_prob)
+        self.pad_token_id = pad
 
     def position_ids(self, ids):
         """0, 1, ..., T-1 for every row. Shapes: ids (B, T) -> (B, T)"""
@@ -91,7 +97,17 @@ class BertEmbeddings(Module):
         if types is not None:
             x = x + self.token_type.forward(types)  # the order transformers adds them in
         x = x + self.position.forward(self.position_ids(ids))
-        return self.ln.forward(x)  # (B, T, C)
+        return self.drop.forward(self.ln.forward(x))  # (B, T, C)
+
+    def backward(self, dy):
+        """Scatter the gradient into the three tables. Returns the gradient with respect to the
+        word vectors looked up (transformers' inputs_embeds), (B, T, C)."""
+        dx = self.ln.backward(self.drop.backward(dy))  # the sum feeds each table equally
+        self.position.backward(dx)
+        if hasattr(self, "token_type"):
+            self.token_type.backward(dx)
+        self.word.backward(dx)
+        return dx
 
 
 # BERT's weight names: our path -> Hugging Face name. Every checkpoint tensor is used once.
@@ -133,9 +149,9 @@ BERT = base.Spec(
             "mlm.decoder.weight": "cls.predictions.decoder.weight",
             "mlm.decoder.bias": "cls.predictions.bias",
         },
-        "nsp": linear_names("nsp", "cls.seq_relationship"),
+        "nsp": linear_names("nsp.out", "cls.seq_relationship"),
         "classifier": linear_names("classifier.out", "classifier"),
-        "token_classifier": linear_names("token_classifier", "classifier"),
+        "token_classifier": linear_names("token_classifier.out", "classifier"),
         "qa": linear_names("qa", "qa_outputs"),
     },
     aliases={"cls.predictions.decoder.bias": "cls.predictions.bias"},
@@ -148,21 +164,21 @@ class BertModel(base.BaseModel):
     spec = BERT
 
 
-class BertForMaskedLM(base.ForMaskedLM):
+class BertForMaskedLM(tasks.ForMaskedLM):
     spec = BERT
 
 
-class BertForPreTraining(base.ForPreTraining):
+class BertForPreTraining(tasks.ForPreTraining):
     spec = BERT
 
 
-class BertForSequenceClassification(base.ForSequenceClassification):
+class BertForSequenceClassification(tasks.ForSequenceClassification):
     spec = BERT
 
 
-class BertForTokenClassification(base.ForTokenClassification):
+class BertForTokenClassification(tasks.ForTokenClassification):
     spec = BERT
 
 
-class BertForQuestionAnswering(base.ForQuestionAnswering):
+class BertForQuestionAnswering(tasks.ForQuestionAnswering):
     spec = BERT

@@ -9,7 +9,7 @@ differences:
 
 from ..config import EncoderConfig, Family, labels_from_hf, read_fields, register_family
 from ..functional import sinusoidal_table
-from . import base, bert
+from . import base, bert, tasks
 from .base import linear_names, per_layer
 
 CONFIG_FIELDS = {
@@ -101,11 +101,12 @@ DISTILBERT = base.Spec(
             **linear_names("classifier.dense", "pre_classifier"),
             **linear_names("classifier.out", "classifier"),
         },
-        "token_classifier": linear_names("token_classifier", "classifier"),
+        "token_classifier": linear_names("token_classifier.out", "classifier"),
         "qa": linear_names("qa", "qa_outputs"),
     },
     lm_eps=lambda c: LAYER_NORM_EPS,
     classifier_act="relu",
+    attn_dropout=False,  # DistilBERT drops attention weights, not the attention output
 )
 
 register_family(Family("distilbert", config_from_hf, config_to_hf, "distilbert"))
@@ -115,17 +116,17 @@ class DistilBertModel(base.BaseModel):
     spec = DISTILBERT
 
 
-class DistilBertForMaskedLM(base.ForMaskedLM):
+class DistilBertForMaskedLM(tasks.ForMaskedLM):
     spec = DISTILBERT
 
 
-class DistilBertForSequenceClassification(base.ForSequenceClassification):
+class DistilBertForSequenceClassification(tasks.ForSequenceClassification):
     spec = DISTILBERT
 
 
-class DistilBertForTokenClassification(base.ForTokenClassification):
+class DistilBertForTokenClassification(tasks.ForTokenClassification):
     spec = DISTILBERT
 
 
-class DistilBertForQuestionAnswering(base.ForQuestionAnswering):
+class DistilBertForQuestionAnswering(tasks.ForQuestionAnswering):
     spec = DISTILBERT

@@ -9,7 +9,7 @@
 import numpy as np
 
 from ..config import Family, register_family
-from . import base, bert
+from . import base, bert, tasks
 from .base import linear_names
 
 DEFAULTS = {"vocab_size": 50265, "pad_token_id": 1}
@@ -28,6 +28,8 @@ def config_to_hf(cfg) -> dict:
 
 
 class RobertaEmbeddings(bert.BertEmbeddings):
+    position_padding = True
+
     def position_ids(self, ids):
         """Count real tokens from pad_token_id + 1; padding keeps pad_token_id.
 
@@ -55,7 +57,7 @@ ROBERTA = base.Spec(
             **linear_names("classifier.dense", "classifier.dense"),
             **linear_names("classifier.out", "classifier.out_proj"),
         },
-        "token_classifier": linear_names("token_classifier", "classifier"),
+        "token_classifier": linear_names("token_classifier.out", "classifier"),
         "qa": linear_names("qa", "qa_outputs"),
     },
     aliases={"lm_head.decoder.bias": "lm_head.bias"},
@@ -70,17 +72,17 @@ class RobertaModel(base.BaseModel):
     spec = ROBERTA
 
 
-class RobertaForMaskedLM(base.ForMaskedLM):
+class RobertaForMaskedLM(tasks.ForMaskedLM):
     spec = ROBERTA
 
 
-class RobertaForSequenceClassification(base.ForSequenceClassification):
+class RobertaForSequenceClassification(tasks.ForSequenceClassification):
     spec = ROBERTA
 
 
-class RobertaForTokenClassification(base.ForTokenClassification):
+class RobertaForTokenClassification(tasks.ForTokenClassification):
     spec = ROBERTA
 
 
-class RobertaForQuestionAnswering(base.ForQuestionAnswering):
+class RobertaForQuestionAnswering(tasks.ForQuestionAnswering):
     spec = ROBERTA
