@@ -22,6 +22,7 @@ class Module:
         self.params = {}
         self.grads = {}
         self.training = False
+        self.dropout_on = False
         self._caches = []
 
     # --- tree walking -------------------------------------------------------------------
@@ -72,9 +73,12 @@ class Module:
         return module, key
 
     # --- modes and caches ---------------------------------------------------------------
-    def train(self, mode: bool = True):
+    def train(self, mode: bool = True, dropout: bool = True):
+        """Training mode keeps caches for backward and turns dropout on; dropout=False keeps
+        it off (gradient checks compare against references computed without dropout)."""
         for m in self.modules():
             m.training = mode
+            m.dropout_on = mode and dropout
             m._caches = []
         return self
 
@@ -217,14 +221,14 @@ class Dropout(Module):
         self.rng = None
 
     def forward(self, x):
-        if not self.training or self.p == 0:
+        if not self.dropout_on or self.p == 0:
             return x
         y, cache = F.dropout_forward(x, self.p, self.rng)
         self.save(cache)
         return y
 
     def backward(self, dy):
-        if not self.training or self.p == 0:
+        if not self.dropout_on or self.p == 0:
             return dy
         return F.dropout_backward(dy, self.restore())
 
@@ -263,7 +267,7 @@ class SelfAttention(Module):
         q = F.split_heads(self.q.forward(x), self.num_heads)  # (B, H, T, D)
         k = F.split_heads(self.k.forward(x), self.num_heads)  # (B, H, T, D)
         v = F.split_heads(self.v.forward(x), self.num_heads)  # (B, H, T, D)
-        p = self.dropout if self.training else 0.0
+        p = self.dropout if self.dropout_on else 0.0
         ctx, probs, cache = F.attention_forward(q, k, v, mask_bias, p, self.rng)  # (B, H, T, D)
         self.save(cache)
         return self.o.forward(F.merge_heads(ctx)), probs  # (B, T, C)
