@@ -92,7 +92,7 @@ def config_fields() -> str:
             if field.name not in keys:
                 row.append("-")
                 continue
-            cell = _code(keys[field.name])
+            cell = "same" if keys[field.name] == field.name else _code(keys[field.name])
             if field.name in defaults and defaults[field.name] != default:
                 cell += f", default {_code(repr(defaults[field.name]))}"
             row.append(cell)
