@@ -32,7 +32,7 @@ CELL_KIND = re.compile(r"\[(?P<kind>[A-Za-z]+)\]")
 LIST_ITEM = re.compile(r"^(?P<marker>\s*(?:\d+[.)]|[-*+])\s+)")
 LABEL = re.compile(r"^(?P<label>[A-Z][A-Za-z ]{0,30}):(?=\s)")  # "Goal:", "Code explained:"
 CODE_SPAN = re.compile(r"(`+).*?\1")
-INLINE_LINK = re.compile(r"(?<!!)\[(?P<text>[^\]\n]*)\]\((?P<target>[^)\s]+)\)")
+INLINE_LINK = re.compile(r"(?P<image>!?)\[(?P<text>[^\]\n]*)\]\((?P<target>[^)\s]+)\)")
 BRACKETS = re.compile(r"(?<![!\\])\[(?P<inner>[^\[\]\n]*)\](?!\()")
 FENCE = re.compile(r"^\s*(```|~~~)")
 
@@ -261,7 +261,8 @@ def rewrite_links(
     root: Path,
     repo_url: str | None = None,
 ) -> str:
-    """Make a page's relative links work on the site. Code blocks and spans are left alone.
+    """Make a page's relative links (and images) work on the site. Code blocks and spans are
+    left alone.
 
     Args:
         page_src: the page's path inside the site (tutorials/01_attention.md).
@@ -271,7 +272,7 @@ def rewrite_links(
     page_dir = posixpath.dirname(page_src)
 
     def replace(match):
-        text, target = match.group("text"), match.group("target")
+        image, text, target = match.group("image"), match.group("text"), match.group("target")
         if re.match(r"^[a-z][a-z0-9+.-]*:", target) or target.startswith(("#", "/")):
             return match.group(0)  # a URL, an anchor on this page, or site-absolute
         path, _, anchor = target.partition("#")
@@ -281,7 +282,7 @@ def rewrite_links(
             if base == docs_dir / page_dir:
                 return match.group(0)  # a docs page as written: mkdocs checks it
             link = posixpath.relpath(resolved.relative_to(docs_dir).as_posix(), page_dir or ".")
-            return f"[{text}]({link}{anchor})"
+            return f"{image}[{text}]({link}{anchor})"
         try:
             in_repo = Path(resolved.relative_to(root).as_posix())
         except ValueError:
@@ -289,6 +290,8 @@ def rewrite_links(
         if in_repo.parent.as_posix() == CHAPTER_DIR and in_repo.match(CHAPTER_GLOB):
             link = posixpath.relpath(page_uri(in_repo), page_dir or ".")
             return f"[{text}]({link}{anchor})"
+        if image:
+            return text  # the site has no copy of the picture: show its description
         if repo_url:
             kind = "tree" if resolved.is_dir() else "blob"
             return f"[{text}]({repo_url.rstrip('/')}/{kind}/main/{in_repo.as_posix()})"
