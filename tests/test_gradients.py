@@ -4,11 +4,11 @@ stored by the fixture generator (rtol 1e-4, atol 1e-5)."""
 
 import numpy as np
 import pytest
-from conftest import FIXTURES, META, case_dir, load_reference
 from hypothesis import given
 from hypothesis import strategies as st
 
 import minibert
+from conftest import FIXTURES, META, case_dir, load_reference
 from minibert import functional as F
 
 RTOL_FD = 1e-6  # relative error of a float64 central difference with eps 1e-6

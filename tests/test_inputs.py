@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-from conftest import case_dir
 
 import minibert
+from conftest import case_dir
 from minibert.errors import InputError
 
 

@@ -3,11 +3,11 @@ else is in the batch (to 1e-5), and fully padded rows stay finite."""
 
 import numpy as np
 import pytest
-from conftest import ATOL_INVARIANT, case_dir
 from hypothesis import given
 from hypothesis import strategies as st
 
 import minibert
+from conftest import ATOL_INVARIANT, case_dir
 
 CASES = ["bert-base", "albert-base", "distilbert-base", "roberta-base"]
 MODELS = {name: minibert.load(case_dir(name)) for name in CASES}

@@ -9,10 +9,10 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import ATOL_HF, META, MODEL_CASES, case_dir, load_reference, model_inputs
 from safetensors.numpy import load_file, save_file
 
 import minibert
+from conftest import ATOL_HF, META, MODEL_CASES, case_dir, load_reference, model_inputs
 from minibert.errors import CheckpointError, ConfigError, LoadWarning
 
 

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-from conftest import ATOL_HF, META, MODEL_CASES, case_dir, load_reference, model_inputs
 
 import minibert
+from conftest import ATOL_HF, META, MODEL_CASES, case_dir, load_reference, model_inputs
 
 INPUT_KEYS = {"input_ids", "attention_mask", "token_type_ids"}
 # transformers names ALBERT's sentence-order output sop_logits; ours keeps one name for both

@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from conftest import needs_minilm
 
 README = Path(__file__).parents[1] / "README.md"

@@ -4,9 +4,9 @@ import json
 
 import numpy as np
 import pytest
-from conftest import ATOL_HF, FIXTURES, needs_minilm
 
 import minibert
+from conftest import ATOL_HF, FIXTURES, needs_minilm
 from minibert.errors import InputError
 from minibert.sentence import l2_normalize, pool
 
