@@ -10,6 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+
 from conftest import needs_minilm
 
 ROOT = Path(__file__).resolve().parents[1]
