@@ -1,0 +1,305 @@
+"""A model-agnostic training loop (in the spirit of minGPT's trainer.py).
+
+The loop is forward -> backward -> (every `grad_accum` batches) clip -> AdamW step, with a
+warmup schedule, evaluation every `eval_every` steps and checkpoints every `save_every` steps.
+Everything random is seeded and saved, so a run resumed from a checkpoint produces the same
+losses, to the last bit, as the run that was never interrupted:
+
+  * batches come from `batches(epoch, rng)`, with rng = default_rng([seed, epoch]); resuming
+    mid-epoch rebuilds that epoch's batches and skips the ones already seen;
+  * dropout draws from model.rng, whose state the checkpoint stores.
+
+A checkpoint folder holds config.json + model.safetensors (what minibert.load and transformers
+read), optimizer.safetensors (AdamW's moments) and trainer_state.json; it is written under a
+temporary name and renamed, so a crash never leaves half a checkpoint. Ctrl-C finishes the
+current step, saves, and stops. A NaN or infinite loss stops the run, naming the step, and
+leaves the last good checkpoint in place.
+"""
+
+import json
+import math
+import os
+import shutil
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .optim import AdamW, clip_grad_norm, lr_at
+
+STATE_NAME = "trainer_state.json"
+OPTIMIZER_NAME = "optimizer.safetensors"
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the message names the step and the last checkpoint."""
+
+
+@dataclass
+class TrainConfig:
+    """How to train. Steps count optimizer updates (each `grad_accum` batches)."""
+
+    max_steps: int = 1000
+    lr: float = 1e-4
+    warmup_steps: int = 0
+    schedule: str = "linear"  # linear | cosine | constant (after warmup)
+    weight_decay: float = 0.01
+    betas: tuple = (0.9, 0.999)
+    eps: float = 1e-8
+    max_grad_norm: float | None = 1.0
+    grad_accum: int = 1
+    eval_every: int = 0  # 0: only at the end
+    save_every: int = 0  # 0: only at the end (and on Ctrl-C)
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.max_steps < 1 or self.grad_accum < 1:
+            raise ValueError(
+                f"max_steps and grad_accum must be >= 1, got {self.max_steps}, {self.grad_accum}"
+            )
+        self.betas = tuple(self.betas)
+
+
+@dataclass
+class History:
+    """What a run measured: one entry per optimizer step, and each evaluation."""
+
+    step: list = field(default_factory=list)
+    loss: list = field(default_factory=list)
+    lr: list = field(default_factory=list)
+    tokens: list = field(default_factory=list)
+    evals: list = field(default_factory=list)  # {"step": s, **metrics}
+
+
+class Trainer:
+    """Train `model` on `batches(epoch, rng)`, an iterable of dicts of model keyword arguments
+    (input_ids, attention_mask, ..., labels, ...) for one epoch.
+
+    Args:
+        eval_fn: model -> {metric: value}, run in eval mode every `eval_every` steps.
+        output_dir: where checkpoints go; None keeps nothing on disk.
+    """
+
+    def __init__(self, model, batches, config: TrainConfig, eval_fn=None, output_dir=None):
+        self.model, self.batches, self.config = model, batches, config
+        self.eval_fn = eval_fn
+        self.output_dir = Path(output_dir) if output_dir is not None else None
+        self.optimizer = AdamW(
+            model,
+            lr=config.lr,
+            betas=config.betas,
+            eps=config.eps,
+            weight_decay=config.weight_decay,
+        )
+        self.history = History()
+        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.model.seed(config.seed)
+        self._stop = False
+
+    # --- the loop ---------------------------------------------------------------------------
+    def train(self) -> History:
+        cfg, model = self.config, self.model
+        model.train()
+        model.zero_grad()
+        bar = self._progress()
+        previous_handler = (
+            signal.signal(signal.SIGINT, self._request_stop) if _main_thread() else None
+        )
+        try:
+            while self.step < cfg.max_steps and not self._stop:
+                self._run_epoch(bar)
+        finally:
+            if previous_handler is not None:
+                signal.signal(signal.SIGINT, previous_handler)
+            if bar is not None:
+                bar.close()
+        if self._stop:
+            self.save_checkpoint()
+            raise KeyboardInterrupt(
+                f"stopped at step {self.step}; resume from {self.latest_checkpoint()}"
+            )
+        if cfg.eval_every == 0 or self.step % cfg.eval_every:
+            self.evaluate()
+        self.save_checkpoint()
+        model.eval()
+        return self.history
+
+    def _run_epoch(self, bar) -> None:
+        cfg, model = self.config, self.model
+        rng = np.random.default_rng([cfg.seed, self.epoch])
+        accumulated, loss_sum, tokens, started = 0, 0.0, 0, time.perf_counter()
+        for index, batch in enumerate(self.batches(self.epoch, rng)):
+            if index < self.batch_in_epoch:  # resuming: these batches were already used
+                continue
+            out = model(**batch)
+            loss = float(out.loss)
+            if not math.isfinite(loss):
+                raise TrainingDiverged(
+                    f"the loss became {loss} at step {self.step + 1} (epoch {self.epoch}, "
+                    f"batch {index}); the last good checkpoint is {self.latest_checkpoint()}"
+                )
+            model.backward()
+            accumulated += 1
+            loss_sum += loss
+            tokens += int(np.asarray(batch["attention_mask"]).sum())
+            self.batch_in_epoch = index + 1
+            if accumulated < cfg.grad_accum:
+                continue
+            self._update(loss_sum / accumulated, tokens, time.perf_counter() - started, bar)
+            accumulated, loss_sum, tokens, started = 0, 0.0, 0, time.perf_counter()
+            if self.step >= cfg.max_steps or self._stop:
+                return
+        self.epoch += 1
+        self.batch_in_epoch = 0
+
+    def _update(self, loss, tokens, seconds, bar) -> None:
+        cfg = self.config
+        lr = lr_at(self.step, cfg.lr, cfg.warmup_steps, cfg.max_steps, cfg.schedule)
+        if cfg.grad_accum > 1:  # the loss is a mean per batch: average the summed gradients
+            for path, _ in self.model.named_parameters():  # a tied gradient only once
+                module, key = self.model._resolve(path)
+                module.grads[key] *= module.grads[key].dtype.type(1 / cfg.grad_accum)
+        if cfg.max_grad_norm:
+            clip_grad_norm(self.model, cfg.max_grad_norm)
+        self.optimizer.set_lr(lr)
+        self.optimizer.step()
+        self.model.zero_grad()
+        self.step += 1
+        h = self.history
+        h.step.append(self.step)
+        h.loss.append(loss)
+        h.lr.append(lr)
+        h.tokens.append(tokens)
+        if bar is not None:
+            bar.update(1)
+            if self.step % cfg.log_every == 0 or self.step == 1:
+                bar.set_postfix(
+                    loss=f"{loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tokens / max(seconds, 1e-9):,.0f}"
+                )
+        if cfg.eval_every and self.step % cfg.eval_every == 0:
+            self.evaluate()
+        if cfg.save_every and self.step % cfg.save_every == 0:
+            self.save_checkpoint()
+
+    def evaluate(self) -> dict:
+        if self.eval_fn is None:
+            return {}
+        self.model.eval()
+        metrics = {k: float(v) for k, v in self.eval_fn(self.model).items()}
+        self.model.train()
+        self.model.zero_grad()
+        self.history.evals.append({"step": self.step, **metrics})
+        return metrics
+
+    def _request_stop(self, signum, frame) -> None:
+        if self._stop:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self._stop = True
+
+    def _progress(self):
+        if not self.config.progress:
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=self.config.max_steps, initial=self.step, unit="step", desc="train")
+
+    # --- checkpoints ----------------------------------------------------------------------
+    def save_checkpoint(self) -> Path | None:
+        """Write checkpoint-<step>/ atomically; keep the newest `keep_checkpoints`."""
+        if self.output_dir is None:
+            return None
+        from safetensors.numpy import save_file
+
+        final = self.output_dir / f"checkpoint-{self.step}"
+        tmp = self.output_dir / f".checkpoint-{self.step}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.model.save_pretrained(tmp)
+        opt = self.optimizer.state_dict()
+        save_file(
+            {k: np.ascontiguousarray(v) for k, v in opt["moments"].items()},
+            str(tmp / OPTIMIZER_NAME),
+        )
+        state = {
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "optimizer": opt["state"],
+            "model_rng": _rng_state(self.model.rng),
+            "config": asdict(self.config),
+            "history": asdict(self.history),
+        }
+        (tmp / STATE_NAME).write_text(json.dumps(state, indent=1))
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)  # the checkpoint appears whole or not at all
+        self._prune()
+        return final
+
+    def _checkpoints(self) -> list:
+        if self.output_dir is None or not self.output_dir.is_dir():
+            return []
+        found = [p for p in self.output_dir.glob("checkpoint-*") if (p / STATE_NAME).is_file()]
+        return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+
+    def latest_checkpoint(self) -> Path | None:
+        found = self._checkpoints()
+        return found[-1] if found else None
+
+    def _prune(self) -> None:
+        for old in self._checkpoints()[: -self.config.keep_checkpoints]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def resume(self, checkpoint=None) -> "Trainer":
+        """Continue from a checkpoint folder (default: the newest in output_dir)."""
+        from safetensors.numpy import load_file
+
+        from .io import load_state, read_weights
+
+        folder = Path(checkpoint) if checkpoint is not None else self.latest_checkpoint()
+        if folder is None or not (folder / STATE_NAME).is_file():
+            raise FileNotFoundError(f"no checkpoint to resume from in {self.output_dir}")
+        state = json.loads((folder / STATE_NAME).read_text())
+        load_state(self.model, read_weights(folder), self.model.dtype)
+        self.optimizer = AdamW(
+            self.model,
+            lr=self.config.lr,
+            betas=self.config.betas,
+            eps=self.config.eps,
+            weight_decay=self.config.weight_decay,
+        )
+        self.optimizer.load_state_dict(
+            {"state": state["optimizer"], "moments": load_file(folder / OPTIMIZER_NAME)}
+        )
+        self.model.rng.bit_generator.state = state["model_rng"]
+        self.step, self.epoch = state["step"], state["epoch"]
+        self.batch_in_epoch = state["batch_in_epoch"]
+        self.history = History(**state["history"])
+        return self
+
+
+def _rng_state(rng) -> dict:
+    return json.loads(json.dumps(rng.bit_generator.state))  # plain ints and strings
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+# --- metrics --------------------------------------------------------------------------------
+def classification_metrics(predictions, labels) -> dict:
+    """Accuracy and macro-averaged F1 over the classes present in labels or predictions."""
+    predictions, labels = np.asarray(predictions), np.asarray(labels)
+    accuracy = float((predictions == labels).mean()) if len(labels) else 0.0
+    f1s = []
+    for c in np.union1d(predictions, labels):
+        tp = int(((predictions == c) & (labels == c)).sum())
+        fp = int(((predictions == c) & (labels != c)).sum())
+        fn = int(((predictions != c) & (labels == c)).sum())
+        f1s.append(2 * tp / max(2 * tp + fp + fn, 1))
+    return {"accuracy": accuracy, "f1": float(np.mean(f1s)) if f1s else 0.0}
