@@ -226,7 +226,8 @@ def read_labelled(path, text_column="text", label_column="label") -> LabelledTex
             label = str(label)
         for column, value in ((text_column, text), (label_column, label)):
             if not isinstance(value, str) or not value.strip():
-                why = f"a {type(value).__name__}" if not isinstance(value, str) else "empty"
+                why = "empty" if isinstance(value, str) else f"of type {type(value).__name__}"
+                why = "null" if value is None else why
                 raise MinibertError(f"{path} line {line}: {column!r} is {why}, expected text")
         texts.append(text)
         labels.append(label)

@@ -227,8 +227,8 @@ def _document_pairs(docs, index, max_tokens, rng, short_seq_prob, task):
     """Yield (A, B, label) from document `index`, following Google's create_instances_from_document.
 
     Sentences are gathered into a chunk until it reaches the target length; a random number of
-    them go to A and the rest to B. NSP: half the time (always for a one-sentence chunk) B is
-    instead taken from another document, and the sentences not used go back to be used next.
+    them go to A and the rest to B. NSP: half the time B is instead taken from another document,
+    and the sentences not used go back to be used next. SOP: half the time A and B are swapped.
     """
     document = docs[index]
     # Usually fill the whole sequence; sometimes (short_seq_prob) aim shorter, so the model also
@@ -244,23 +244,24 @@ def _document_pairs(docs, index, max_tokens, rng, short_seq_prob, task):
             a_end = int(rng.integers(1, len(chunk))) if len(chunk) >= 2 else 1
             a = [token for sentence in chunk[:a_end] for token in sentence]
             b = [token for sentence in chunk[a_end:] for token in sentence]
-            if task == "nsp":
-                label = int(len(chunk) == 1 or rng.random() < 0.5)  # 1: B is random
-                if label:
-                    b = _random_segment(docs, index, target - len(a), rng)
-                    i -= len(chunk) - a_end  # put the unused sentences back
-            else:
-                if len(chunk) == 1:
-                    # Unlike Google's code, which takes B from another document here, we cut the
-                    # one sentence in two, so both segments always come from one document.
-                    if len(a) < 2:
-                        chunk, length, i = [], 0, i + 1
-                        continue  # a one-token document has no order to predict
+            label = int(rng.random() < 0.5)  # a fair coin; NSP: 1 = B is random, SOP: 1 = swapped
+            if not b and (task == "sop" or not label):
+                # A one-sentence chunk has no next segment. Unlike Google's code, which then always
+                # takes B from another document (so NSP labels lean to "random" and SOP pairs mix
+                # documents), we cut the sentence in two at a random token.
+                if len(a) >= 2:
                     cut = int(rng.integers(1, len(a)))
                     a, b = a[:cut], a[cut:]
-                label = int(rng.random() < 0.5)  # 1: swapped
-                if label:
-                    a, b = b, a
+                elif task == "nsp":
+                    label = 1  # a one-token sentence: B can only be random
+                else:
+                    chunk, length, i = [], 0, i + 1
+                    continue  # one token has no order to predict
+            if task == "nsp" and label:
+                b = _random_segment(docs, index, target - len(a), rng)
+                i -= len(chunk) - a_end  # put the unused sentences back
+            elif task == "sop" and label:
+                a, b = b, a
             yield _truncate_pair(a, b, max_tokens, rng) + (label,)
             chunk, length = [], 0
         i += 1

@@ -180,3 +180,14 @@ def test_sinusoidal_table_formula():
             assert table[pos, j] == pytest.approx(
                 math.sin(angle) if j % 2 == 0 else math.cos(angle)
             )
+
+
+@given(x=floats(shapes, -30, 30, np.float32))
+def test_gelu_grad_kernels_equal_reference(x):
+    from minibert.kernels.gelu import _gelu_grad_reference, gelu_erf_grad
+
+    np.testing.assert_allclose(gelu_erf_grad(x), _gelu_grad_reference(x), atol=1e-6, rtol=1e-6)
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(
+        gelu_erf_grad(x64), _gelu_grad_reference(x64), rtol=1e-14, atol=1e-15
+    )

@@ -12,7 +12,9 @@ def dropout_forward(x, p, rng):
         return x, (None,)
     if not 0 <= p < 1:
         raise ValueError(f"dropout probability must be in [0, 1), got {p}")
-    keep = (rng.random(x.shape) >= p).astype(x.dtype) / x.dtype.type(1 - p)  # (...)
+    # uniform draws in x's precision (float32 draws cost half of float64 ones)
+    keep = (rng.random(x.shape, dtype=x.dtype) >= p).astype(x.dtype)  # (...)
+    keep *= x.dtype.type(1 / (1 - p))
     return x * keep, (keep,)
 
 

@@ -21,28 +21,30 @@ def log_softmax(logits):
 def cross_entropy_forward(logits, labels, ignore_index=IGNORE_INDEX):
     """Mean of -log p(label) over rows whose label is not ignore_index.
 
+    Only those rows are normalised: a masked-LM batch labels ~15% of its tokens, and the
+    (B*T, V) softmax of the others would be computed for nothing.
     Shapes: logits (N, K), labels (N,) integers -> loss (), cache
     """
     labels = np.asarray(labels).reshape(-1)
-    valid = labels != ignore_index  # (N,)
-    logp = log_softmax(logits)  # (N, K)
-    count = int(valid.sum())
-    picked = logp[np.nonzero(valid)[0], labels[valid]]  # (count,)
-    loss = -picked.sum() / max(count, 1)
-    return logits.dtype.type(loss), (logp, labels, valid, count)
+    rows = np.nonzero(labels != ignore_index)[0]  # (n,)
+    logp = log_softmax(logits[rows])  # (n, K)
+    picked = logp[np.arange(len(rows)), labels[rows]]  # (n,)
+    loss = -picked.sum() / max(len(rows), 1)
+    return logits.dtype.type(loss), (logp, labels[rows], rows, logits.shape)
 
 
 def cross_entropy_backward(dloss, cache):
-    """d loss / d logits = (softmax - onehot(label)) / count on valid rows, 0 on ignored ones.
+    """d loss / d logits = (softmax - onehot(label)) / n on the n labelled rows, 0 elsewhere.
 
     Shapes: dloss () -> dlogits (N, K). Labels get no gradient.
     """
-    logp, labels, valid, count = cache
-    dlogits = np.exp(logp)  # (N, K): the probabilities
-    rows = np.nonzero(valid)[0]
-    dlogits[rows, labels[valid]] -= 1.0
-    dlogits[~valid] = 0.0
-    return dlogits * (dloss / max(count, 1))
+    logp, labels, rows, shape = cache
+    dvalid = np.exp(logp)  # (n, K): the probabilities
+    dvalid[np.arange(len(rows)), labels] -= 1.0
+    dvalid *= dvalid.dtype.type(dloss / max(len(rows), 1))
+    dlogits = np.zeros(shape, logp.dtype)  # (N, K)
+    dlogits[rows] = dvalid
+    return dlogits
 
 
 def mse_forward(pred, target):

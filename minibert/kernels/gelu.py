@@ -56,12 +56,31 @@ def _gelu_erf_as_numba(out, x):
 
 
 def _gelu_grad_numba(out, x):
-    """out[i] = d gelu / dx at x[i] = Phi(x) + x phi(x), with libm's erf (any float dtype)."""
+    """out[i] = d gelu / dx at x[i] = Phi(x) + x phi(x), with libm's erf (float64)."""
     for i in prange(x.size):
         v = x[i]
         cdf = 0.5 * (1.0 + math.erf(v * SQRT_HALF))  # Phi(x), the standard normal CDF
         pdf = math.exp(-0.5 * v * v) * INV_SQRT_2PI  # phi(x), its density
         out[i] = cdf + v * pdf
+
+
+def _gelu_grad_as_numba(out, x):
+    """The same with A&S 7.1.26 for erf, over float32 arrays (as the float32 forward)."""
+    one = np.float32(1.0)
+    half = np.float32(0.5)
+    for i in prange(x.size):
+        v = x[i]
+        z = abs(v) * np.float32(SQRT_HALF)
+        t = one / (one + np.float32(AS_P) * z)
+        poly = np.float32(AS_A[4])
+        poly = poly * t + np.float32(AS_A[3])
+        poly = poly * t + np.float32(AS_A[2])
+        poly = poly * t + np.float32(AS_A[1])
+        poly = poly * t + np.float32(AS_A[0])
+        gauss = math.exp(-z * z)  # exp(-x^2 / 2): shared by erf and the density
+        erf_abs = one - poly * t * gauss
+        erf = erf_abs if v >= 0 else -erf_abs
+        out[i] = half * (one + erf) + v * gauss * np.float32(INV_SQRT_2PI)
 
 
 def gelu_erf(x):
@@ -92,8 +111,9 @@ def gelu_erf_grad(x):
     """The derivative of exact GELU at x (for the backward pass). Shapes: x (...) -> (...)"""
     x = np.ascontiguousarray(x)
     out = np.empty_like(x)
+    kernel = _gelu_grad_as_numba if x.dtype == np.float32 else _gelu_grad_numba
     if x.dtype in (np.float32, np.float64) and run_kernel(
-        _gelu_grad_numba, (out.reshape(-1), x.reshape(-1)), parallel=True
+        kernel, (out.reshape(-1), x.reshape(-1)), parallel=True
     ):
         return out
     return _gelu_grad_reference(x)
