@@ -15,9 +15,8 @@ import argparse  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
-import torch  # noqa: E402  (imported before minibert: both use OpenMP, see docs/benchmarks.md)
-
 import numpy as np  # noqa: E402
+import torch  # noqa: E402  (imported before minibert: both use OpenMP, see docs/benchmarks.md)
 
 from minibert import EncoderConfig  # noqa: E402
 from minibert.models import from_config  # noqa: E402
