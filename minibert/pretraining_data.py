@@ -76,14 +76,15 @@ def mask_tokens(
     # draws a Bernoulli(p) per token instead: the same mean, but the count varies much more.
     row_count = can_choose.sum(1)  # (B,)
     target = np.floor(mlm_probability * row_count + rng.random(B))  # (B,)
-    # Take each row's words in a random order until `target` tokens are covered; the word that
-    # crosses the target is taken if its middle lies before it, so whole words land near p n.
+    # Take each row's words in a random order until `target` tokens are covered. The word that
+    # crosses the target is taken with probability (the part of it that fits) / (its length), so
+    # whole words also cover p n tokens on average; a one-token word never crosses it.
     order = np.lexsort((rng.random(W), word_row))  # (W,) by row, then at random within a row
     length = word_length[order]  # (W,)
     row_start = np.concatenate([[0], np.cumsum(row_count)[:-1]])  # (B,) tokens in earlier rows
     before = np.cumsum(length) - length - row_start[word_row[order]]  # (W,) covered before
     take = np.zeros(W + 1, dtype=bool)  # the extra last entry stays False for unmaskable places
-    take[order] = 2 * before + length < 2 * target[word_row[order]]
+    take[order] = before + length * rng.random(W) < target[word_row[order]]
     chosen = take[np.where(can_choose, word_of, W)]  # (B, T)
 
     # 80% [MASK], 10% a random non-special token, 10% unchanged: one draw per chosen token.
@@ -183,12 +184,12 @@ def _pair_examples(documents, tokenizer, max_length, rng, short_seq_prob, task) 
     docs = _tokenize_documents(documents, tokenizer)
     if task == "nsp" and len(docs) < 2:
         raise MinibertError(f"NSP needs at least 2 non-empty documents, got {len(docs)}")
+    key = "next_sentence_label" if task == "nsp" else "sentence_order_label"  # model arguments
     examples = []
     for index in range(len(docs)):
         for a, b, label in _document_pairs(docs, index, max_length - 3, rng, short_seq_prob, task):
             tokens = [tokenizer.cls_token_id, *a, tokenizer.sep_token_id, *b]
             tokens.append(tokenizer.sep_token_id)
-            key = "next_sentence_label" if task == "nsp" else "sentence_order_label"
             example = {
                 "input_ids": np.array(tokens, dtype=np.int64),
                 "token_type_ids": np.array([0] * (len(a) + 2) + [1] * (len(b) + 1), np.int64),
