@@ -32,22 +32,40 @@ DTYPES = {"float32": np.float32, "float64": np.float64}
 IGNORED_SUFFIXES = ("embeddings.position_ids", "embeddings.token_type_ids")
 
 
-def load(path, dtype: str = "float32"):
+def load(
+    path,
+    dtype: str = "float32",
+    architecture: str | None = None,
+    num_labels: int | None = None,
+    seed: int = 0,
+):
     """Load a model folder in Hugging Face layout (config.json + weights).
 
     The class comes from config.json (architectures[0], else model_type). dtype="float64" gives a
-    float64 model for gradient checks.
+    float64 model for gradient checks. `architecture` (and `num_labels`) load the body into
+    another class of the same family, e.g. a BertModel checkpoint as
+    BertForSequenceClassification to fine-tune: head weights the checkpoint lacks are drawn
+    fresh (seeded) and listed in model.load_report["initialized"].
     """
     if dtype not in DTYPES and np.dtype(dtype).name not in DTYPES:
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     np_dtype = DTYPES[np.dtype(dtype).name]
     folder = _folder(path)
     config = read_config(folder)
+    changes = {
+        k: v
+        for k, v in (("architecture", architecture), ("num_labels", num_labels))
+        if v is not None
+    }
+    if changes:
+        config = config.replace(**changes)
     from .models import model_class
 
     model = model_class(config)(config)
     tensors = read_weights(folder)
-    load_state(model, tensors, np_dtype)
+    if architecture is not None:  # a new head starts from transformers' initialisation
+        model.init_weights(np.random.default_rng(seed))
+    load_state(model, tensors, np_dtype, allow_missing_heads=architecture is not None)
     return model
 
 
@@ -243,15 +261,17 @@ def _normalise_names(tensors: dict) -> dict:
     return out
 
 
-def load_state(model, tensors: dict, dtype=np.float32) -> dict:
+def load_state(model, tensors: dict, dtype=np.float32, allow_missing_heads: bool = False) -> dict:
     """Put checkpoint tensors into the model's parameters by its family's name table.
 
     Raises CheckpointError for a missing tensor or a shape the config contradicts; returns (and
-    warns about) the tensors that were not used. Sets model.load_report.
+    warns about) the tensors that were not used. Sets model.load_report. With
+    allow_missing_heads, head and pooler parameters the checkpoint lacks keep their current
+    (freshly initialised) values instead.
     """
     tensors = _normalise_names(tensors)
     prefix = model.spec.prefix + "."
-    used, missing = set(), []
+    used, missing, initialized = set(), [], []
     tied = model.tied
     optional = {"embeddings.position.weight"} if model.config.sinusoidal_pos_embds else set()
 
@@ -269,7 +289,9 @@ def load_state(model, tensors: dict, dtype=np.float32) -> dict:
                 used.add(key)
             continue
         if key is None:
-            if ours not in optional:
+            if allow_missing_heads and not ours.startswith(("embeddings.", "encoder.")):
+                initialized.append(ours)
+            elif ours not in optional:
                 missing.append(hf_name)
             continue
         array = tensors[key]
@@ -298,7 +320,12 @@ def load_state(model, tensors: dict, dtype=np.float32) -> dict:
         model.astype(dtype)
     ignored = sorted(k for k in tensors if k not in used and k.endswith(IGNORED_SUFFIXES))
     unexpected = sorted(k for k in tensors if k not in used and k not in ignored)
-    model.load_report = {"used": len(used), "ignored": ignored, "unexpected": unexpected}
+    model.load_report = {
+        "used": len(used),
+        "ignored": ignored,
+        "unexpected": unexpected,
+        "initialized": initialized,
+    }
     if unexpected:
         shown = ", ".join(unexpected[:8]) + (" ..." if len(unexpected) > 8 else "")
         warnings.warn(

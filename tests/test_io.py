@@ -252,3 +252,18 @@ def test_safetensors_metadata_says_pt(tmp_path):
     n = int.from_bytes(raw[:8], "little")
     header = json.loads(io.BytesIO(raw[8 : 8 + n]).read())
     assert header["__metadata__"] == {"format": "pt"}
+
+
+def test_load_a_base_checkpoint_into_a_new_head():
+    model = minibert.load(
+        case_dir("bert-base"), architecture="BertForSequenceClassification", num_labels=4
+    )
+    assert type(model).__name__ == "BertForSequenceClassification"
+    assert model.load_report["initialized"] == ["classifier.out.weight", "classifier.out.bias"]
+    assert model.config.num_labels == 4
+    ref = load_reference("bert-base")
+    out = model(**model_inputs(ref))
+    assert out.logits.shape == (3, 4)
+    np.testing.assert_allclose(out.pooler_output, ref["pooler_output"], atol=ATOL_HF)
+    with pytest.raises(ConfigError, match="RobertaForMaskedLM"):
+        minibert.load(case_dir("bert-base"), architecture="RobertaForMaskedLM")
