@@ -1,0 +1,265 @@
+"""End-to-end recipes on top of the trainer: pretraining from scratch and fine-tuning a
+classifier. The CLI's `minibert pretrain` and `minibert finetune` call these.
+
+pretrain: a WordPiece vocabulary trained on the corpus (or a given tokenizer), a fresh model,
+masked-LM batches masked anew every epoch, plus NSP pairs (BERT) or SOP pairs (ALBERT) when the
+architecture is *ForPreTraining; evaluation is masked-token accuracy on held-out documents.
+
+finetune: a checkpoint loaded as *ForSequenceClassification, a split by group (so no group,
+e.g. a movie, is in two splits), accuracy and macro-F1 on the validation split while training
+and on the test split at the end.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import data
+from .config import EncoderConfig
+from .pretraining_data import make_nsp_examples, make_sop_examples, mask_batch
+from .train import TrainConfig, Trainer, classification_metrics
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def train_wordpiece(texts, vocab_size: int, folder, lowercase: bool = True):
+    """Train a BERT WordPiece vocabulary on texts with the tokenizers library, write vocab.txt
+    (and tokenizer.json) into folder, and return the loaded minibert Tokenizer."""
+    import tokenizers
+    from tokenizers import models, normalizers, pre_tokenizers, trainers
+
+    from .tokenizer import load_tokenizer
+
+    tok = tokenizers.Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size, min_frequency=2, special_tokens=SPECIAL_TOKENS
+    )
+    tok.train_from_iterator(texts, trainer)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = sorted(tok.get_vocab().items(), key=lambda item: item[1])
+    (folder / "vocab.txt").write_text("".join(token + "\n" for token, _ in vocab))
+    (folder / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": lowercase}))
+    tokenizer = load_tokenizer(folder)  # BERT's full pipeline, built from vocab.txt
+    tokenizer.save(folder)
+    return tokenizer
+
+
+def mlm_examples(documents, tokenizer, max_length: int) -> list[dict]:
+    """[CLS] chunk [SEP] examples that fill max_length from each document's running text, for
+    masked-LM-only models (RoBERTa, DistilBERT, *ForMaskedLM)."""
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    examples, width = [], max_length - 2
+    for document in documents:
+        text = " ".join(document) if isinstance(document, list) else document
+        ids = tokenizer(text, truncation=False, padding=False)["input_ids"][0][1:-1]
+        for start in range(0, len(ids), width):
+            chunk = [cls, *ids[start : start + width], sep]
+            examples.append(
+                {
+                    "input_ids": np.array(chunk, np.int64),
+                    "token_type_ids": np.zeros(len(chunk), np.int64),
+                }
+            )
+    return examples
+
+
+def pretraining_batches(
+    documents,
+    tokenizer,
+    config: EncoderConfig,
+    max_length: int,
+    batch_size: int,
+    whole_word: bool = False,
+):
+    """`batches(epoch, rng)` for the trainer: pairs (if any) and masks drawn anew each epoch."""
+    pair_task = None
+    if config.architecture.endswith("ForPreTraining"):
+        pair_task = make_sop_examples if config.model_type == "albert" else make_nsp_examples
+    fixed = None if pair_task else mlm_examples(documents, tokenizer, max_length)
+
+    def batches(epoch, rng):
+        examples = pair_task(documents, tokenizer, max_length, rng) if pair_task else fixed
+        for batch in data.batches(examples, batch_size, rng, pad_id=tokenizer.pad_token_id):
+            yield mask_batch(batch, tokenizer, rng, whole_word=whole_word)
+
+    return batches
+
+
+def mlm_metrics(model, batches) -> dict:
+    """Masked-token accuracy and loss (and pair accuracy for NSP/SOP) over fixed batches."""
+    correct = total = pair_correct = pair_total = 0
+    loss_sum = 0.0
+    for batch in batches:
+        out = model(**batch)
+        logits = out.prediction_logits if "prediction_logits" in out else out.logits
+        chosen = batch["labels"] != -100
+        correct += int((logits.argmax(-1)[chosen] == batch["labels"][chosen]).sum())
+        total += int(chosen.sum())
+        loss_sum += float(out.loss) * int(chosen.sum())
+        pair = batch.get("next_sentence_label", batch.get("sentence_order_label"))
+        if pair is not None:
+            pair_correct += int((out.seq_relationship_logits.argmax(-1) == pair).sum())
+            pair_total += len(pair)
+    metrics = {"mlm_accuracy": correct / max(total, 1), "mlm_loss": loss_sum / max(total, 1)}
+    if pair_total:
+        metrics["pair_accuracy"] = pair_correct / pair_total
+    return metrics
+
+
+def pretrain(
+    documents,
+    tokenizer,
+    config: EncoderConfig,
+    train: TrainConfig,
+    output_dir,
+    eval_documents=None,
+    max_length: int = 128,
+    batch_size: int = 32,
+    whole_word: bool = False,
+    resume: bool = False,
+):
+    """Pretrain a fresh model of `config` on documents; returns (model, history)."""
+    from .models import from_config
+
+    model = from_config(config, seed=train.seed)
+    batches = pretraining_batches(documents, tokenizer, config, max_length, batch_size, whole_word)
+    eval_fn = None
+    if eval_documents:
+        held_out = pretraining_batches(
+            eval_documents, tokenizer, config, max_length, batch_size, whole_word
+        )
+        fixed = list(held_out(0, np.random.default_rng(12345)))  # the same masks every time
+        eval_fn = lambda m: mlm_metrics(m, fixed)  # noqa: E731
+    trainer = Trainer(model, batches, train, eval_fn=eval_fn, output_dir=output_dir)
+    if resume and trainer.latest_checkpoint() is not None:
+        trainer.resume()
+    history = trainer.train()
+    tokenizer.save(trainer.latest_checkpoint())
+    return model, history
+
+
+def classifier_batches(examples, batch_size: int, pad_id: int):
+    def batches(epoch, rng):
+        return data.batches(examples, batch_size, rng, pad_id=pad_id)
+
+    return batches
+
+
+def predict(model, examples, batch_size: int, pad_id: int) -> np.ndarray:
+    """Predicted label ids, in the order of examples."""
+    out = np.empty(len(examples), np.int64)
+    for start in range(0, len(examples), batch_size):
+        batch = data.collate(examples[start : start + batch_size], pad_id)
+        batch.pop("labels", None)
+        out[start : start + batch_size] = model(**batch).logits.argmax(-1)
+    return out
+
+
+def finetune(
+    model_path,
+    texts,
+    label_ids,
+    groups,
+    train: TrainConfig,
+    output_dir,
+    tokenizer=None,
+    max_length: int = 128,
+    batch_size: int = 32,
+    num_labels=None,
+    split_seed: int = 0,
+    resume: bool = False,
+):
+    """Fine-tune a checkpoint as a sequence classifier; returns (model, history, report)."""
+    from .io import load
+    from .tokenizer import load_tokenizer
+
+    tokenizer = tokenizer or load_tokenizer(model_path)
+    num_labels = num_labels or int(max(label_ids)) + 1
+    architecture = _classifier_architecture(model_path)
+    model = load(model_path, architecture=architecture, num_labels=num_labels, seed=train.seed)
+    index = np.arange(len(texts))
+    train_idx, val_idx, test_idx = data.group_split(index, groups, seed=split_seed)
+
+    def examples(rows):
+        return data.classification_examples(
+            [texts[i] for i in rows], [int(label_ids[i]) for i in rows], tokenizer, max_length
+        )
+
+    splits = {
+        "train": examples(train_idx),
+        "validation": examples(val_idx),
+        "test": examples(test_idx),
+    }
+    pad = tokenizer.pad_token_id
+
+    def evaluate(m, name="validation"):
+        gold = np.array([int(e["labels"]) for e in splits[name]])
+        return classification_metrics(predict(m, splits[name], batch_size, pad), gold)
+
+    trainer = Trainer(
+        model,
+        classifier_batches(splits["train"], batch_size, pad),
+        train,
+        eval_fn=evaluate,
+        output_dir=output_dir,
+    )
+    if resume and trainer.latest_checkpoint() is not None:
+        trainer.resume()
+    history = trainer.train()
+    model.eval()
+    report = {
+        "sizes": {k: len(v) for k, v in splits.items()},
+        "validation": evaluate(model, "validation"),
+        "test": evaluate(model, "test"),
+        "initialized": model.load_report.get("initialized", []),
+    }
+    tokenizer.save(trainer.latest_checkpoint())
+    return model, history, report
+
+
+def _classifier_architecture(model_path) -> str:
+    from .io import read_config
+
+    config = read_config(Path(model_path))
+    prefix = {"bert": "Bert", "albert": "Albert", "distilbert": "DistilBert", "roberta": "Roberta"}[
+        config.model_type
+    ]
+    return f"{prefix}ForSequenceClassification"
+
+
+def plot_history(history, path, title: str = "") -> Path:
+    """Loss per step (and each evaluation metric) as a PNG; needs matplotlib."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(
+        1, 2 if history.evals else 1, figsize=(10 if history.evals else 5, 3.5)
+    )
+    axes = np.atleast_1d(axes)
+    losses = np.array(history.loss)
+    window = max(1, len(losses) // 50)
+    smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+    axes[0].plot(history.step, losses, alpha=0.3, label="loss")
+    axes[0].plot(history.step[window - 1 :], smooth, label=f"mean of {window}")
+    axes[0].set_xlabel("step")
+    axes[0].set_ylabel("training loss")
+    axes[0].legend()
+    if history.evals:
+        steps = [e["step"] for e in history.evals]
+        for key in history.evals[0]:
+            if key != "step" and "loss" not in key:
+                axes[1].plot(steps, [e[key] for e in history.evals], marker="o", label=key)
+        axes[1].set_xlabel("step")
+        axes[1].set_ylabel("held-out")
+        axes[1].legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
