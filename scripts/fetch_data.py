@@ -332,7 +332,9 @@ RST_HEADING_UNDERLINE = re.compile(r"^([=\-~^\"'`#*+.:_])\1{2,}\s*$")
 
 def _rst_inline(text: str) -> str:
     """Inline reST markup -> plain text (roles, literals, emphasis, hyperlink references)."""
-    text = re.sub(r":[\w:.+-]+:`~?!?([^`<]*?)\s*(?:<[^>]*>)?`", r"\1", text)  # :func:`x <y>`
+    # :func:`x`, :ref:`text <target>`; "~" shows only the last dotted part (~json.dumps -> dumps)
+    role = re.compile(r":[\w:.+-]+:`(~?)!?([^`<]*?)\s*(?:<[^>]*>)?`")
+    text = role.sub(lambda m: m.group(2).rsplit(".", 1)[-1] if m.group(1) else m.group(2), text)
     text = re.sub(r"``(.+?)``", r"\1", text)
     text = re.sub(r"`([^`<]*?)\s*(?:<[^>]*>)?`_{0,2}", r"\1", text)  # `text <url>`_
     text = re.sub(r"\*\*(.+?)\*\*|\*(\S(?:.*?\S)?)\*", lambda m: m.group(1) or m.group(2), text)
