@@ -454,6 +454,8 @@ def plot(results: dict, file: Path) -> None:
     colours = ["#3b7dd8" if x <= 1 else "#d8863b" for x in ratios]
     ax.barh(range(len(labels)), ratios, color=colours)
     ax.axvline(1.0, color="black", linewidth=1)
+    ax.axvline(1.3, color="grey", linewidth=1, linestyle="--", label="target: 1.3 (MiniLM 8 x 128)")
+    ax.legend(loc="lower right")
     ax.set_yticks(range(len(labels)), labels)
     ax.invert_yaxis()
     for i, x in enumerate(ratios):
