@@ -168,7 +168,7 @@ def _tidy(paragraph: str) -> str:
     """Whitespace and the punctuation that removed markup leaves behind."""
     paragraph = " ".join(paragraph.split())
     paragraph = re.sub(r"\(\s*[,;:]?\s*\)", "", paragraph)  # "()" or "(; )" from removed IPA
-    paragraph = re.sub(r"\(\s*[,;]\s*", "(", paragraph)
+    paragraph = re.sub(r"\(\s*(?:[,;]\s*)+", "(", paragraph)  # "(; , Phoibos" -> "(Phoibos"
     paragraph = re.sub(r"\s+([,.;:!?)])", r"\1", paragraph)
     return " ".join(paragraph.split())
 
@@ -292,8 +292,10 @@ def shakespeare_scenes(markdown: str) -> list[list[str]]:
                 scenes.append([])
             continue
         block = re.sub(r"^\*\*[^*\n]+\*\*[ \t]*\n?", "", block)  # the speaker line
+        block = re.sub(r"_*\\?\[[^\]\n]*\]_*", " ", block)  # _[Aside]_, and __\[Awaking]_ too
         block = re.sub(r"_[^_]*_|\*[^*]*\*", " ", block)  # stage directions, even across lines
-        text = " ".join(block.split())
+        block = re.sub(r"\\(\W)", r"\1", block)  # Markdown escapes: \-- is --
+        text = " ".join(block.replace("_", " ").replace("*", " ").split())  # stray marks
         if any(c.isalpha() for c in text):
             scenes[-1].append(text)
     return [scene for scene in scenes if scene]

@@ -71,6 +71,14 @@ def test_clean_mediawiki_nesting_and_unclosed_spans():
     ]
 
 
+def test_punctuation_left_by_removed_templates():
+    text = "'''Phoebus''' ({{IPAc-en|f}} {{respell|FEE}}; {{lang|grc|x}}, ''Phoibos'', bright)"
+    text += " is a name{{sfn|A}} , used<ref>B</ref> .  It has ({{lang|la|y}}) more words."
+    assert fetch_data.clean_mediawiki(text, min_words=3) == [
+        "Phoebus (Phoibos, bright) is a name, used. It has more words."
+    ]
+
+
 def test_link_forms():
     text = (
         "See [[Paris]], [[Paris (city)|the city]], [[:Category:Towns|towns]] and [[fr:Paris]] now."
@@ -159,14 +167,15 @@ and unfold yourself.
 ### SCENE II. A room of state.
 
 **KING CLAUDIUS**  
-Though yet of Hamlet our dear brother's death
+__\\[Advancing]_  
+Though yet of Hamlet\\-- our dear brother's death
 """  # noqa: W291 (the two trailing spaces are Markdown line breaks, as in the plays)
 
 
 def test_shakespeare_scenes():
     assert fetch_data.shakespeare_scenes(PLAY) == [
         ["Who's there?", "Nay, answer me: stand, and unfold yourself."],
-        ["Though yet of Hamlet our dear brother's death"],
+        ["Though yet of Hamlet-- our dear brother's death"],
     ]
 
 
