@@ -60,6 +60,33 @@ HEADING = re.compile(r"^(=+)\s*(.*?)\s*\1\s*$")
 PROSE_END = re.compile(r"[.!?][\"'\u201d\u2019)\]]*$")
 
 
+INNER_TEMPLATE = re.compile(r"\{\{([^{}]*)\}\}")  # innermost {{...}} (no braces inside)
+RANGE_WORDS = {"-": "\u2013", "\u2013": "\u2013", "to": " to ", "and": " and ", "or": " or "}
+
+
+def _render_template(match: re.Match) -> str:
+    """The text of the few inline templates that carry words or numbers of the sentence; any
+    other template (citations, infoboxes, IPA, notes) -> ''."""
+    parts = [part.strip() for part in match.group(1).split("|")]
+    name = parts[0].lower().replace("_", " ")
+    args = [part for part in parts[1:] if "=" not in part]  # positional arguments only
+    if not args:
+        return ""
+    if name in ("convert", "cvt"):  # {{convert|10|km|mi}} -> 10 km; {{convert|1|-|2|m}} -> 1-2 m
+        if len(args) >= 4 and args[1] in RANGE_WORDS:
+            return f"{args[0]}{RANGE_WORDS[args[1]]}{args[2]} {args[3]}"
+        return " ".join(args[:2])
+    if name in ("lang", "transl") or name.startswith("lang-"):
+        return args[-1]  # {{lang|grc|text}}, {{transl|grc|text}}, {{lang-fr|text}}
+    if name in ("nowrap", "small", "smaller", "big", "nobr", "nihongo", "flag", "sic"):
+        return args[0]
+    if name == "as of":
+        return "As of " + " ".join(args[:3])
+    if name == "frac":
+        return "/".join(args[:3])
+    return ""
+
+
 def _strip_nested(text: str) -> str:
     """Remove templates and tables, nested in any mix, keeping the text outside them.
 
@@ -123,7 +150,11 @@ def clean_mediawiki(wikitext: str, min_words: int = 10) -> list[str]:
     text = re.sub(r"<ref\b[^>]*>.*?</ref\s*>", "", text, flags=re.IGNORECASE | re.DOTALL)
     text = re.sub(r"<(math|chem|ce)\b[^>]*>.*?</\1\s*>", MATH, text, flags=re.I | re.DOTALL)
     text = re.sub(rf"<({DROP_TAGS})\b[^>]*>.*?</\1\s*>", "", text, flags=re.I | re.DOTALL)
-    text = _strip_files(_strip_nested(text))
+    while True:  # innermost templates first: render the inline ones, drop the rest
+        text, count = INNER_TEMPLATE.subn(_render_template, text)
+        if count == 0:
+            break
+    text = _strip_files(_strip_nested(text))  # tables, and templates with stray braces inside
     while True:  # innermost links first, so a file's caption links vanish before the file does
         text, count = LINK.subn(_link_text, text)
         if count == 0:
@@ -178,7 +209,7 @@ def _is_prose(paragraph: str, min_words: int) -> bool:
         MATH not in paragraph
         and len(paragraph.split()) >= min_words
         and PROSE_END.search(paragraph) is not None
-        and sum(c.isalpha() for c in paragraph) > 0.6 * len(paragraph)
+        and sum(c.isalpha() for c in paragraph) > 0.6 * len("".join(paragraph.split()))
     )
 
 

@@ -75,7 +75,15 @@ def test_punctuation_left_by_removed_templates():
     text = "'''Phoebus''' ({{IPAc-en|f}} {{respell|FEE}}; {{lang|grc|x}}, ''Phoibos'', bright)"
     text += " is a name{{sfn|A}} , used<ref>B</ref> .  It has ({{lang|la|y}}) more words."
     assert fetch_data.clean_mediawiki(text, min_words=3) == [
-        "Phoebus (Phoibos, bright) is a name, used. It has more words."
+        "Phoebus (x, Phoibos, bright) is a name, used. It has (y) more words."
+    ]
+
+
+def test_inline_templates_keep_their_words():
+    text = "It is {{convert|10|km|mi|abbr=on}} long, {{convert|1|-|2|m}} deep and "
+    text += "{{nowrap|very {{small|old}}}}; {{lang|fr|la ville}} was {{frac|1|2}} full.{{sfn|A}}"
+    assert fetch_data.clean_mediawiki(text, min_words=3) == [
+        "It is 10 km long, 1\u20132 m deep and very old; la ville was 1/2 full."
     ]
 
 
