@@ -101,17 +101,25 @@ class Module:
     def zero_grad(self) -> None:
         """Zero every gradient (allocating on first use). A tied array gets one gradient array,
         shared by every module that uses it, so their += add up in one place."""
-        by_param = {}
+        by_param, claimed = {}, set()
         for _, module, key in self._param_slots():
             param = module.params[key]
             grad = by_param.get(id(param))
             if grad is None:
                 grad = module.grads.get(key)
-                if grad is None or grad.shape != param.shape or grad.dtype != param.dtype:
+                # reuse the old array unless it no longer fits, or another parameter already
+                # took it (a weight untied since the last call must stop sharing its gradient)
+                if (
+                    grad is None
+                    or grad.shape != param.shape
+                    or grad.dtype != param.dtype
+                    or id(grad) in claimed
+                ):
                     grad = np.zeros_like(param)
                 else:
                     grad[...] = 0
                 by_param[id(param)] = grad
+                claimed.add(id(grad))
             module.grads[key] = grad
 
     def set_rng(self, rng) -> None:

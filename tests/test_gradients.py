@@ -255,3 +255,12 @@ def test_albert_shared_layer_sums_its_uses():
     model(**inputs, **targets)
     model.backward()
     assert all(not m._caches for m in model.modules())
+
+
+def test_untying_after_zero_grad_separates_the_gradients():
+    model = minibert.load(case_dir("bert-mlm")).train(dropout=False)
+    model.zero_grad()
+    assert model.mlm.decoder.grads["weight"] is model.embeddings.word.grads["weight"]
+    model.mlm.decoder.params["weight"] = model.embeddings.word.params["weight"].copy()
+    model.zero_grad()
+    assert model.mlm.decoder.grads["weight"] is not model.embeddings.word.grads["weight"]
