@@ -720,6 +720,18 @@ def default_cache() -> Path:
     return Path(os.environ.get("MINIBERT_DATA") or Path.home() / ".cache/minibert/data")
 
 
+def is_cached(source: Source, cache: Path, manifest: dict) -> bool:
+    """All outputs exist and the manifest says they came from the versions pinned here."""
+    pins = dict(p.split("==") for p in source.packages if "==" in p)
+    for output in source.outputs:
+        entry = manifest.get(output)
+        if not (cache / output).is_file() or entry is None:
+            return False
+        if any(entry["packages"].get(name) != version for name, version in pins.items()):
+            return False
+    return True
+
+
 def fetch(source: Source, cache: Path, fetcher: Fetcher, manifest: dict):
     """Build one source's outputs in the cache and record them in the manifest."""
     extra = source.build(fetcher, cache, source) or {}
@@ -772,15 +784,14 @@ def main(argv=None) -> int:
         for source in SOURCES:
             if args.only and source.name not in args.only:
                 continue
-            cached = all((cache / o).is_file() and o in manifest for o in source.outputs)
-            if cached and not args.force:
+            if is_cached(source, cache, manifest) and not args.force:
                 fetcher.say(f"{source.name}: cached, skipping")
                 continue
             if not args.quiet:
                 print(f"{source.name}:", file=sys.stderr, flush=True)
             try:
                 fetch(source, cache, fetcher, manifest)
-            except (FetchError, RuntimeError, OSError) as error:
+            except (FetchError, RuntimeError, OSError, ValueError) as error:
                 message = " ".join(str(error).split())
                 print(f"fetch_data: {source.name}: {message}", file=sys.stderr, flush=True)
                 failed.append(source.name)

@@ -270,6 +270,18 @@ def test_format_documents_and_file_stats(tmp_path):
     assert len(stats["sha256"]) == 64
 
 
+def test_is_cached_needs_the_files_and_the_pinned_versions(tmp_path):
+    source = fetch_data.Source("toy", "pip", ("toy==1.0",), "MIT", ("corpus/toy.txt",))
+    entry = {"packages": {"toy": "1.0"}}
+    assert not fetch_data.is_cached(source, tmp_path, {"corpus/toy.txt": entry})  # no file
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "toy.txt").write_text("text\n")
+    assert not fetch_data.is_cached(source, tmp_path, {})  # not in the manifest
+    assert fetch_data.is_cached(source, tmp_path, {"corpus/toy.txt": entry})
+    old = {"corpus/toy.txt": {"packages": {"toy": "0.9"}}}
+    assert not fetch_data.is_cached(source, tmp_path, old)  # built from another version
+
+
 def test_sources_are_complete():
     names = [source.name for source in fetch_data.SOURCES]
     assert len(names) == len(set(names))
