@@ -4,7 +4,8 @@
     python scripts/baseline_bow.py [--data rotten_tomatoes.csv] [--seed 0] [--json OUT]
 
 Plain numpy, about fifteen seconds on one core:
-1. split the labelled sentences 80/10/10 by movie (split_by_group), so no movie is in two splits;
+1. split the labelled sentences 80/10/10 by movie (minibert.data.group_split, the split the
+   fine-tuning recipe uses), so no movie is in two splits;
 2. lowercase word tokens; vocabulary from the train split, words seen at least twice;
 3. binary features: does the sentence contain the word;
 4. L2-regularised logistic regression, a fixed number of Nesterov gradient steps from zero;
@@ -23,37 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
+from minibert.data import group_split
+
 LABELS = ("rotten", "fresh")  # index 1, fresh, is the positive class
 TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)?")  # words, with an inner apostrophe (it's, don't)
 LAMBDAS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)  # L2 strengths tried on validation
-
-
-def split_by_group(groups, fractions=(0.8, 0.1, 0.1), seed=0) -> list[np.ndarray]:
-    """Indices of the items in each split; all items of a group land in the same split.
-
-    The distinct groups are sorted (by repr, so any hashable sorts the same every run) and
-    shuffled with np.random.default_rng(seed).permutation; they are then dealt in that order, and
-    a group goes to the split in whose share of the items its middle falls: with N items and
-    split k ending at cumsum(fractions)[k] * N, a group of n items dealt after `before` items goes
-    to the first split whose end is > before + n / 2 (the last split if rounding says none).
-    Shapes: groups (N,) -> one sorted int64 index array per fraction.
-    """
-    groups = list(groups)
-    fractions = np.asarray(fractions, dtype=np.float64)
-    if fractions.ndim != 1 or (fractions < 0).any() or abs(fractions.sum() - 1) > 1e-6:
-        raise ValueError(f"fractions must be non-negative and sum to 1, got {fractions.tolist()}")
-    distinct = sorted(set(groups), key=repr)
-    order = np.random.default_rng(seed).permutation(len(distinct))  # (G,)
-    index_of = {group: i for i, group in enumerate(distinct)}
-    group_ids = np.array([index_of[g] for g in groups], dtype=np.int64)  # (N,)
-    sizes = np.bincount(group_ids, minlength=len(distinct))[order]  # (G,) in dealing order
-    middles = np.cumsum(sizes) - sizes / 2  # (G,) where each group's middle item falls
-    ends = np.cumsum(fractions) * len(groups)  # (K,) where each split's share ends
-    split_of = np.minimum(np.searchsorted(ends, middles, side="right"), len(fractions) - 1)
-    split_of_group = np.empty(len(distinct), dtype=np.int64)
-    split_of_group[order] = split_of  # back from dealing order to sorted-group order
-    item_split = split_of_group[group_ids]  # (N,)
-    return [np.flatnonzero(item_split == k) for k in range(len(fractions))]
 
 
 def tokenize(text: str) -> list[str]:
@@ -184,7 +159,11 @@ def main(argv=None) -> int:
 
     texts, y, movies = read_rotten_tomatoes(args.data)
     splits = dict(
-        zip(("train", "val", "test"), split_by_group(movies, seed=args.seed), strict=True)
+        zip(
+            ("train", "val", "test"),
+            group_split(range(len(movies)), movies, seed=args.seed),
+            strict=True,
+        )
     )
     tokens = [tokenize(text) for text in texts]
     vocab = build_vocab(tokens[i] for i in splits["train"])

@@ -296,44 +296,6 @@ def test_sources_are_complete():
 # --- The baseline's split and gradient -------------------------------------------------------
 
 
-@pytest.mark.parametrize("seed", [0, 1, 7])
-def test_split_by_group_partitions_and_keeps_groups_whole(seed):
-    rng = np.random.default_rng(seed)
-    groups = [f"movie_{g}" for g in rng.integers(0, 40, size=300)]
-    splits = baseline.split_by_group(groups, seed=seed)
-    assert np.array_equal(np.sort(np.concatenate(splits)), np.arange(300))
-    owners = [{groups[i] for i in split} for split in splits]
-    assert not owners[0] & owners[1]
-    assert not owners[0] & owners[2]
-    assert not owners[1] & owners[2]
-    sizes = [len(split) for split in splits]
-    assert sizes[0] > sizes[1] > 0
-    assert sizes[2] > 0
-    # the same seed gives the same split, whatever order the items come in
-    again = baseline.split_by_group(groups, seed=seed)
-    assert all(np.array_equal(a, b) for a, b in zip(splits, again, strict=True))
-
-
-def test_split_by_group_deals_shuffled_sorted_groups_by_their_middle():
-    # groups sorted: a, b, c, d; with seed 3 the shuffle below decides the dealing order
-    groups = ["d", "a", "b", "c", "a", "d", "d", "c", "c", "b"]
-    order = np.random.default_rng(3).permutation(4)
-    dealt = [["a", "b", "c", "d"][i] for i in order]
-    sizes = {"a": 2, "b": 2, "c": 3, "d": 3}
-    ends, expected, before = np.array([5.0, 10.0]), {}, 0
-    for g in dealt:  # middle < 5 -> first split, else second
-        expected[g] = int(before + sizes[g] / 2 >= ends[0])
-        before += sizes[g]
-    first, second = baseline.split_by_group(groups, fractions=(0.5, 0.5), seed=3)
-    assert [groups[i] for i in first] == [g for g in groups if expected[g] == 0]
-    assert [groups[i] for i in second] == [g for g in groups if expected[g] == 1]
-
-
-def test_split_by_group_rejects_bad_fractions():
-    with pytest.raises(ValueError, match="sum to 1"):
-        baseline.split_by_group(["a", "b"], fractions=(0.8, 0.1))
-
-
 def test_logistic_gradient_matches_finite_differences():
     rng = np.random.default_rng(0)
     tokens = [[str(t) for t in rng.integers(0, 9, size=5)] for _ in range(13)]
