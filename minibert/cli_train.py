@@ -1,0 +1,230 @@
+"""`minibert pretrain` and `minibert finetune`: the training commands of the CLI.
+
+Both show a progress bar (loss, learning rate, tokens/s), evaluate on held-out data, checkpoint
+atomically every --save-every steps and on Ctrl-C, and continue from the newest checkpoint with
+--resume (the losses then equal those of an uninterrupted run). A NaN loss stops the run with a
+message naming the step; the last good checkpoint stays.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+ARCHITECTURES = (
+    "BertForPreTraining",
+    "BertForMaskedLM",
+    "AlbertForPreTraining",
+    "AlbertForMaskedLM",
+    "RobertaForMaskedLM",
+    "DistilBertForMaskedLM",
+)
+
+
+def register(command) -> None:
+    """Add the two commands through cli.build_parser's `command(...)` helper."""
+    pre = command(
+        "pretrain",
+        cmd_pretrain,
+        "Pretrain a small model from scratch with masked LM (+ NSP or SOP).",
+        """
+        Reads one or more plain-text corpus files (documents separated by blank lines, one
+        paragraph per line), trains a WordPiece vocabulary on them (or uses --tokenizer), and
+        pretrains a fresh model: masked LM with 15% of tokens masked anew each epoch (80%
+        [MASK], 10% random, 10% unchanged), plus next-sentence prediction for
+        BertForPreTraining or sentence-order prediction for AlbertForPreTraining. --held-out
+        documents measure masked-token accuracy every --eval-every steps. Checkpoints (model,
+        tokenizer, optimizer and RNG state) go to OUTPUT/checkpoint-STEP.
+        """,
+        "minibert pretrain --corpus wiki.txt austen.txt --output runs/bert --steps 800",
+    )
+    pre.add_argument("--corpus", nargs="+", required=True, metavar="FILE", help="text files")
+    pre.add_argument("--output", required=True, metavar="DIR", help="checkpoints go here")
+    pre.add_argument("--architecture", default="BertForPreTraining", choices=ARCHITECTURES)
+    pre.add_argument("--tokenizer", metavar="DIR", help="use this tokenizer folder")
+    pre.add_argument("--vocab-size", type=int, default=8000, help="WordPiece size to train")
+    pre.add_argument("--layers", type=int, default=4)
+    pre.add_argument("--hidden", type=int, default=256)
+    pre.add_argument("--heads", type=int, default=4)
+    pre.add_argument("--intermediate", type=int, default=1024)
+    pre.add_argument("--embedding-size", type=int, help="ALBERT's factorised width E")
+    pre.add_argument("--max-length", type=int, default=128)
+    pre.add_argument("--held-out", type=float, default=0.05, help="fraction of documents")
+    pre.add_argument("--whole-word", action="store_true", help="mask whole words")
+    _training_arguments(pre, steps=1000, lr=5e-4)
+
+    fine = command(
+        "finetune",
+        cmd_finetune,
+        "Fine-tune a checkpoint as a sequence classifier.",
+        """
+        Reads texts and labels from a CSV, TSV or JSONL file, splits them 80/10/10 (by
+        --group-column when given, so no group is in two splits), loads MODEL with a fresh
+        classification head, trains, and reports accuracy and macro-F1 on the validation split
+        every --eval-every steps and on the test split at the end (also written to
+        OUTPUT/report.json).
+        """,
+        "minibert finetune path/to/minilm --data reviews.csv --group-column movie --output ft",
+    )
+    fine.add_argument("model", metavar="MODEL", help="model folder with a tokenizer")
+    fine.add_argument("--data", required=True, metavar="FILE", help=".csv, .tsv or .jsonl")
+    fine.add_argument("--output", required=True, metavar="DIR", help="checkpoints go here")
+    fine.add_argument("--text-column", default="text")
+    fine.add_argument("--label-column", default="label")
+    fine.add_argument("--group-column", help="keep each group in one split (e.g. movie)")
+    fine.add_argument("--epochs", type=float, default=2.0, help="ignored when --steps is given")
+    fine.add_argument("--max-length", type=int, default=128)
+    _training_arguments(fine, steps=None, lr=5e-5)
+
+
+def _training_arguments(sub, steps, lr) -> None:
+    sub.add_argument("--steps", type=int, default=steps, help="optimizer steps")
+    sub.add_argument("--batch-size", type=int, default=32)
+    sub.add_argument("--lr", type=float, default=lr, help="peak learning rate")
+    sub.add_argument("--warmup", type=float, default=0.1, help="warmup, fraction of the steps")
+    sub.add_argument("--schedule", default="linear", choices=("linear", "cosine", "constant"))
+    sub.add_argument("--weight-decay", type=float, default=0.01)
+    sub.add_argument("--grad-accum", type=int, default=1, help="batches per optimizer step")
+    sub.add_argument("--eval-every", type=int, default=0, help="0: eight times per run")
+    sub.add_argument("--save-every", type=int, default=0, help="0: eight times per run")
+    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+
+
+def _train_config(args, steps: int):
+    from .train import TrainConfig
+
+    every = max(1, steps // 8)
+    return TrainConfig(
+        max_steps=steps,
+        lr=args.lr,
+        warmup_steps=int(args.warmup * steps),
+        schedule=args.schedule,
+        weight_decay=args.weight_decay,
+        grad_accum=args.grad_accum,
+        eval_every=args.eval_every or every,
+        save_every=args.save_every or every,
+        seed=args.seed,
+        progress=sys.stderr.isatty(),
+    )
+
+
+def cmd_pretrain(args) -> int:
+    import numpy as np
+
+    from . import EncoderConfig, load_tokenizer
+    from .data import documents_from_text
+    from .recipes import pretrain, train_wordpiece
+
+    documents = []
+    for name in args.corpus:
+        documents += documents_from_text(Path(name).read_text(encoding="utf-8"))
+    if len(documents) < 2:
+        raise ValueError(
+            f"the corpus has {len(documents)} document(s); pretraining needs at "
+            "least 2 (separate documents with a blank line)"
+        )
+    order = np.random.default_rng(args.seed).permutation(len(documents))
+    held = int(round(args.held_out * len(documents)))
+    eval_docs = [documents[i] for i in order[:held]]
+    train_docs = [documents[i] for i in order[held:]]
+    output = Path(args.output)
+    if args.tokenizer:
+        tokenizer = load_tokenizer(args.tokenizer)
+    else:
+        print(
+            f"training a {args.vocab_size}-piece WordPiece vocabulary on "
+            f"{len(train_docs)} documents",
+            file=sys.stderr,
+        )
+        tokenizer = train_wordpiece(
+            (s for d in train_docs for s in d), args.vocab_size, output / "tokenizer"
+        )
+    model_type = args.architecture.split("For")[0].lower()
+    config = EncoderConfig(
+        model_type=model_type,
+        architecture=args.architecture,
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=args.hidden,
+        num_hidden_layers=args.layers,
+        num_attention_heads=args.heads,
+        intermediate_size=args.intermediate,
+        max_position_embeddings=args.max_length
+        + (tokenizer.pad_token_id + 1 if model_type == "roberta" else 0),
+        type_vocab_size={"roberta": 1, "distilbert": 0}.get(model_type, 2),
+        embedding_size=args.embedding_size,
+        pad_token_id=tokenizer.pad_token_id,
+        position_offset=tokenizer.pad_token_id + 1 if model_type == "roberta" else 0,
+        hidden_act="gelu_new" if model_type == "albert" else "gelu",
+    )
+    _, history = _diverged_is_an_error(
+        pretrain,
+        train_docs,
+        tokenizer,
+        config,
+        _train_config(args, args.steps),
+        output,
+        eval_documents=eval_docs,
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+        whole_word=args.whole_word,
+        resume=args.resume,
+    )
+    last = history.evals[-1] if history.evals else {}
+    print(
+        json.dumps(
+            {
+                "steps": history.step[-1] if history.step else 0,
+                "final_loss": history.loss[-1] if history.loss else None,
+                **last,
+            }
+        )
+    )
+    return 0
+
+
+def cmd_finetune(args) -> int:
+    import math
+
+    from .data import read_labelled
+    from .recipes import finetune
+
+    data = read_labelled(args.data, args.text_column, args.label_column)
+    if args.group_column:
+        missing = [i for i, row in enumerate(data.rows) if args.group_column not in row]
+        if missing:
+            raise ValueError(f"{args.data} has no column {args.group_column!r} (row {missing[0]})")
+        groups = [row[args.group_column] for row in data.rows]
+    else:
+        groups = list(range(len(data.texts)))  # every text its own group: a plain random split
+    steps = args.steps or max(1, math.ceil(args.epochs * 0.8 * len(data.texts) / args.batch_size))
+    print(f"{len(data.texts)} texts, labels {data.label_names}, {steps} steps", file=sys.stderr)
+    _, history, report = _diverged_is_an_error(
+        finetune,
+        args.model,
+        data.texts,
+        data.label_ids,
+        groups,
+        _train_config(args, steps),
+        Path(args.output),
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+        num_labels=len(data.label_names),
+        split_seed=args.seed,
+        resume=args.resume,
+    )
+    report["label_names"] = data.label_names
+    report["evals"] = history.evals
+    Path(args.output).mkdir(parents=True, exist_ok=True)
+    (Path(args.output) / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps({k: report[k] for k in ("sizes", "validation", "test")}))
+    return 0
+
+
+def _diverged_is_an_error(run, *args, **kwargs):
+    """A NaN loss ends the command with the trainer's one-line message, not a traceback."""
+    from .train import TrainingDiverged
+
+    try:
+        return run(*args, **kwargs)
+    except TrainingDiverged as exc:
+        raise ValueError(str(exc)) from None
