@@ -185,4 +185,6 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
         == 1
     )
     err = capsys.readouterr().err.strip()
-    assert err.startswith("minibert: error:") and "nope.csv" in err and "\n" not in err
+    assert err.startswith("minibert: error:")
+    assert "nope.csv" in err
+    assert "\n" not in err
