@@ -385,6 +385,21 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}"
 
 
+def source_revision() -> str:
+    """The git commit minibert was measured at ("dirty" when the working tree had changes)."""
+    try:
+        done = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=10"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return done.stdout.strip() or "unknown"
+
+
 def load_average() -> str:
     try:
         return " / ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -398,7 +413,7 @@ def markdown(results: dict) -> str:
         "",
         f"- machine: {results['machine']}; {THREADS} threads for each library",
         f"- latency setup: {results['setup']}",
-        f"- versions: {results['versions']}",
+        f"- versions: {results['versions']}; minibert source at `{results['revision']}`",
         f"- torch attention: `{results['attention']}`; both run float32",
         f"- load average (1 / 5 / 15 min): {results['load_before']} before, "
         f"{results['load_after']} after",
@@ -512,6 +527,7 @@ def main(argv=None) -> int:
         "setup": "one process, torch imported first"
         if args.same_process
         else "one worker process per library, timed in turns",
+        "revision": source_revision(),
         "load_before": load_average(),
     }
     with tempfile.TemporaryDirectory() as tmp:
