@@ -10,6 +10,8 @@ from dataclasses import dataclass, fields
 
 @dataclass
 class ModelOutput:
+    """Base of every output: attribute and item access, keys() of the fields that are set."""
+
     def __getitem__(self, key: str):
         if not isinstance(key, str):
             raise TypeError(f"outputs are indexed by field name, got {key!r}")
@@ -33,6 +35,8 @@ class ModelOutput:
 
 @dataclass
 class BaseModelOutput(ModelOutput):
+    """What a base model (BertModel, ...) returns: the encoder output and its pooled [CLS]."""
+
     last_hidden_state: object = None  # (B, T, C)
     pooler_output: object = None  # (B, C)
     hidden_states: tuple | None = None  # L + 1 of (B, T, C)
@@ -41,6 +45,8 @@ class BaseModelOutput(ModelOutput):
 
 @dataclass
 class MaskedLMOutput(ModelOutput):
+    """*ForMaskedLM: vocabulary logits at every position (loss when labels are given)."""
+
     loss: object = None
     logits: object = None  # (B, T, V)
     hidden_states: tuple | None = None
@@ -50,6 +56,9 @@ class MaskedLMOutput(ModelOutput):
 
 @dataclass
 class PreTrainingOutput(ModelOutput):
+    """*ForPreTraining: masked-LM logits and the sentence-pair logits (NSP for BERT, SOP for
+    ALBERT, which transformers calls sop_logits)."""
+
     loss: object = None
     prediction_logits: object = None  # (B, T, V)
     seq_relationship_logits: object = None  # (B, 2): NSP (BERT) or SOP (ALBERT)
@@ -58,9 +67,16 @@ class PreTrainingOutput(ModelOutput):
     last_hidden_state: object = None
     pooler_output: object = None
 
+    @property
+    def sop_logits(self):
+        """transformers' name for ALBERT's sentence-order logits."""
+        return self.seq_relationship_logits
+
 
 @dataclass
 class SequenceClassifierOutput(ModelOutput):
+    """*ForSequenceClassification: one row of label logits per sequence."""
+
     loss: object = None
     logits: object = None  # (B, num_labels)
     hidden_states: tuple | None = None
@@ -71,6 +87,8 @@ class SequenceClassifierOutput(ModelOutput):
 
 @dataclass
 class TokenClassifierOutput(ModelOutput):
+    """*ForTokenClassification: label logits at every position."""
+
     loss: object = None
     logits: object = None  # (B, T, num_labels)
     hidden_states: tuple | None = None
@@ -80,6 +98,8 @@ class TokenClassifierOutput(ModelOutput):
 
 @dataclass
 class QuestionAnsweringOutput(ModelOutput):
+    """*ForQuestionAnswering: where an answer span starts and ends, a logit per position."""
+
     loss: object = None
     start_logits: object = None  # (B, T)
     end_logits: object = None  # (B, T)
