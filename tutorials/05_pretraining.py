@@ -4,7 +4,7 @@ Goal: see exactly what BERT is trained to do before anyone fine-tunes it. We mas
 sentence the way BERT does (15% of the tokens chosen; of those 80% become [MASK], 10% a random
 token, 10% stay), check the recipe statistically and check that special tokens and padding are
 never chosen; mask whole words; build next-sentence-prediction (NSP) pairs and ALBERT's
-sentence-order-prediction (SOP) pairs from real documents. Then we pretrain a tiny BERT for 200
+sentence-order-prediction (SOP) pairs from real documents. Then we pretrain a tiny BERT for 300
 steps on a small, repetitive corpus and watch it learn: the loss falls, and on held-out
 sentences it fills in masked words far better than guessing the most frequent word.
 
@@ -351,7 +351,7 @@ for e in sop:
 print("every SOP pair comes from one document, and label 1 means B came before A")
 
 # %% [markdown]
-# ## Step 7: a corpus the tiny model can learn in 200 steps
+# ## Step 7: a corpus a tiny model can learn from in 300 steps
 # Real pretraining runs for days over billions of words. To see learning in a few seconds we
 # need a corpus that is small and repetitive but not trivial, where the masked word can be
 # worked out from its context: counting ("five six [MASK] eight nine"), the days of the week,
@@ -471,20 +471,20 @@ print(
 )
 
 # %% [markdown]
-# ## Step 9: 200 steps of pretraining
+# ## Step 9: 300 steps of pretraining
 # `Trainer` runs forward, backward, gradient clipping and an AdamW step per batch, with a
-# learning rate that warms up for 20 steps and then decays linearly (chapter 6 looks at each
-# of these). Every 25 steps it evaluates `mlm_metrics` on the held-out batches: masked-token
+# learning rate that warms up for 30 steps and then decays linearly (chapter 6 looks at each
+# of these). Every 50 steps it evaluates `mlm_metrics` on the held-out batches: masked-token
 # accuracy and loss, and NSP accuracy. `progress=False` keeps the progress bar off.
 
 # %%
 train_config = TrainConfig(
-    max_steps=200, lr=5e-3, warmup_steps=20, eval_every=25, seed=0, progress=False
+    max_steps=300, lr=5e-3, warmup_steps=30, eval_every=50, seed=0, progress=False
 )
 trainer = Trainer(model, batches, train_config, eval_fn=lambda m: mlm_metrics(m, held_out))
 history = trainer.train()
-losses = np.array(history.loss)  # (200,) one training loss per step
-for step in (1, 25, 50, 100, 150, 200):
+losses = np.array(history.loss)  # (300,) one training loss per step
+for step in (1, 50, 100, 150, 200, 250, 300):
     print(f"  step {step:3}: training loss {losses[step - 1]:.3f}, lr {history.lr[step - 1]:.1e}")
 for e in history.evals:
     print(
@@ -494,8 +494,8 @@ for e in history.evals:
 start, end = losses[:10].mean(), losses[-20:].mean()
 final = history.evals[-1]
 print(f"loss {start:.2f} -> {end:.2f}; held-out accuracy {final['mlm_accuracy']:.0%}")
-assert end < 0.6 * start
-assert final["mlm_accuracy"] > 0.35
+assert end < 0.5 * start
+assert final["mlm_accuracy"] > 0.4
 assert final["mlm_accuracy"] > 2 * baseline
 
 # %% [markdown]
@@ -535,12 +535,12 @@ print(
     f"content words: exact {exact[content].mean():.0%}, right kind "
     f"{right_kind[content].mean():.0%}; the shared words: exact {exact[~content].mean():.0%}"
 )
-assert exact[~content].mean() > 0.7
-assert right_kind[content].mean() > 0.6
+assert exact[~content].mean() > 0.75
+assert right_kind[content].mean() > 0.5
 assert right_kind[content].mean() > 2 * exact[content].mean()
 
 # %% [markdown]
-# After 200 steps the model has learned the frame of each sentence and, for most slots, which
+# After 300 steps the model has learned the frame of each sentence and, for most slots, which
 # kind of word fills it, but rarely which one. A few new sentences make it plain.
 
 # %%
@@ -634,12 +634,12 @@ else:
 #    stop at 15%? (More targets per batch, but less context per target.) Then mask step 4's
 #    batch with MiniLM's vocabulary and `whole_word=True` at 40%: how often is a whole
 #    sentence's worth of pieces gone?
-# 2. Train the tiny model for 1,500 steps instead of 200 (about 40 seconds) and print the
+# 2. Train the tiny model for 1,500 steps instead of 300 (about 40 seconds) and print the
 #    table of step 9 again. Which kinds of word does it get exactly right first, and which
 #    last? Compare what each needs: the food and the sound follow from the animal named in the
 #    same sentence, the next number from the number just before it, and a country's capital
 #    is a pairing that can only be memorised.
-# 3. Train an AlbertForPreTraining (SOP) on the toy corpus for 200 steps (swap the config of
+# 3. Train an AlbertForPreTraining (SOP) on the toy corpus for 300 steps (swap the config of
 #    step 10 into step 8) and compare its pair accuracy with BERT's NSP accuracy. Which of the
 #    two tasks can be answered from the topic alone? Is there anything in a toy document that
 #    tells which of two stretches came first?
