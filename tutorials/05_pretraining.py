@@ -623,10 +623,11 @@ else:
 # %% [markdown]
 # ## The full-size run
 # The same code pretrains a real (small) model: `scripts/fetch_data.py` downloads and cleans
-# English Wikipedia articles and Jane Austen's novels, and `scripts/train_reports.py pretrain`
-# trains an 8,000-piece WordPiece vocabulary on them and a 4-layer BERT (hidden 256) with MLM
-# + NSP through `recipes.pretrain`, which wraps steps 8 and 9 in one call.
-# `docs/training.md` reports the run: its loss curve and held-out masked-token accuracy.
+# a sample of English Wikipedia articles and Jane Austen's novels, and
+# `scripts/train_reports.py pretrain` trains an 8,000-piece WordPiece vocabulary on them and
+# then a 4-layer BERT (hidden 256) with MLM + NSP through `recipes.pretrain`, which wraps
+# steps 8 and 9 in one call. `docs/training.md` reports the run: its loss curve and held-out
+# masked-token accuracy.
 
 # %% [markdown]
 # ## Exercises
