@@ -631,10 +631,12 @@ else:
 
 # %% [markdown]
 # ## Exercises
-# 1. Mask with `mlm_probability=0.4` in step 3 and measure the shares again. Why does BERT
-#    stop at 15%? (More targets per batch, but less context per target.) Then mask step 4's
-#    batch with MiniLM's vocabulary and `whole_word=True` at 40%: how often is a whole
-#    sentence's worth of pieces gone?
+# 1. Mask with `mlm_probability=0.4` in step 3 and measure the shares again. Then train the
+#    tiny model with 40% masking: `pretraining_batches` has no option for it, so write your
+#    own `batches(epoch, rng)` from `make_nsp_examples`, `data.batches` and
+#    `mask_batch(..., mlm_probability=0.4)`. Is the held-out accuracy (still measured at 15%)
+#    better or worse after 300 steps? More masking gives more targets per batch, but less
+#    context to each.
 # 2. Train the tiny model for 1,500 steps instead of 300 (about 40 seconds) and print the
 #    table of step 9 again. Which kinds of word does it get exactly right first, and which
 #    last? Compare what each needs: the food and the sound follow from the animal named in the
