@@ -347,8 +347,8 @@ def _pytorch_bin_dtypes(file: Path) -> dict:
         "BoolStorage": "bool",
     }
     with zipfile.ZipFile(file) as zf:
-        pickle = next(n for n in zf.namelist() if n.endswith("data.pkl"))
-        data = zf.read(pickle)
+        entry = next(n for n in zf.namelist() if n.endswith("data.pkl"))  # load() checked it
+        data = zf.read(entry)
     counts, memo, top = {}, {}, None  # top: the storage class on top of the stack, if any
     for op, arg, _ in pickletools.genops(data):
         if op.name in ("BINPUT", "LONG_BINPUT", "PUT"):  # memoise the top; the stack is unchanged
@@ -383,11 +383,12 @@ def _percent(part: int, total: int) -> str:
 
 
 def _human_bytes(n: int) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+    if n < 1000:
+        return f"{n} B"
+    for unit in ("kB", "MB", "GB"):
         n /= 1000
-    return f"{n:.1f} GB"
+        if n < 1000 or unit == "GB":
+            return f"{n:.1f} {unit}"
 
 
 # --- encode and similarity ----------------------------------------------------------------
