@@ -11,7 +11,9 @@ from hypothesis.extra import numpy as hnp
 
 from minibert import functional as F
 from minibert.kernels import use_fast_kernels
+from minibert.kernels.fastexp import exp_nonpositive
 from minibert.kernels.gelu import _gelu_erf_reference, gelu_erf
+from minibert.kernels.jit import jit_kernel
 
 
 def floats(shape, lo=-4.0, hi=4.0, dtype=np.float64):
@@ -190,4 +192,35 @@ def test_gelu_grad_kernels_equal_reference(x):
     x64 = x.astype(np.float64)
     np.testing.assert_allclose(
         gelu_erf_grad(x64), _gelu_grad_reference(x64), rtol=1e-14, atol=1e-15
+    )
+
+
+def _vexp(out, x):
+    for i in range(x.size):
+        out[i] = exp_nonpositive(x[i])
+
+
+def test_fast_exp_is_float32_accurate():
+    x = np.concatenate([np.linspace(-79.99, 0, 100_001), [-80.0, -1e4, -np.inf]])
+    out = np.empty_like(x)
+    kernel = jit_kernel(_vexp) or _vexp
+    kernel(out, x)
+    rel = np.abs(out[:-3] - np.exp(x[:-3])) / np.exp(x[:-3])
+    assert rel.max() < 3e-8
+    np.testing.assert_array_equal(out[-3:], 0.0)  # masked scores weigh exactly nothing
+
+
+@given(data=st.data())
+def test_masked_softmax_kernel_equals_reference(data):
+    from minibert.kernels.softmax import _masked_softmax_reference, masked_softmax
+
+    B, H, T = (data.draw(st.integers(1, 5)) for _ in range(3))
+    scores = data.draw(floats((B, H, T, T), -1e4, 1e4, np.float32))
+    mask = data.draw(hnp.arrays(np.int64, (B, T), elements=st.integers(0, 1)))
+    bias = F.padding_mask_bias(mask, np.float32).reshape(B, T)
+    expected = _masked_softmax_reference(scores, bias, 0.3)
+    got = masked_softmax(scores.copy(), bias, 0.3)
+    np.testing.assert_allclose(got, expected, atol=1e-6, rtol=1e-5)
+    np.testing.assert_array_equal(
+        got * (1 - mask)[:, None, None, :] * mask.max(1)[:, None, None, None], 0.0
     )

@@ -6,6 +6,7 @@ first run on a machine pays the compile time.
 """
 
 import os
+import types
 import warnings
 
 _STATE = {"fast": True, "numba": None, "warned": False}
@@ -41,6 +42,25 @@ def fast_kernels_enabled() -> bool:
     return _STATE["fast"] and numba_available()
 
 
+def device(fn):
+    """Mark a helper that kernels call per element: it is compiled and inlined into each kernel
+    that uses it (and stays a plain Python function until then)."""
+    fn._minibert_device = True
+    return fn
+
+
+def _bind_devices(py_func) -> None:
+    """Replace the device helpers py_func refers to by their compiled, inlined versions."""
+    import numba
+
+    for name in py_func.__code__.co_names:
+        helper = py_func.__globals__.get(name)
+        # a plain function still: once compiled, the dispatcher replaces it in these globals
+        if isinstance(helper, types.FunctionType) and getattr(helper, "_minibert_device", False):
+            _bind_devices(helper)
+            py_func.__globals__[name] = numba.njit(cache=True, inline="always")(helper)
+
+
 def jit_kernel(py_func, parallel: bool = False):
     """The Numba-compiled `py_func` (njit, cache=True), or None if fast kernels are off or Numba
     is unusable. Compilation happens lazily on the first call of the returned dispatcher."""
@@ -53,6 +73,7 @@ def jit_kernel(py_func, parallel: bool = False):
         # kernel files write `prange` and bind it to range at import, so that importing them
         # does not import numba; here, just before compiling, it becomes numba.prange
         py_func.__globals__["prange"] = numba.prange
+        _bind_devices(py_func)
         _COMPILED[key] = numba.njit(cache=True, parallel=parallel)(py_func)
     return _COMPILED[key]
 
