@@ -4,6 +4,8 @@
     minibert encode TEXT... [--model PATH]      sentence vectors (preview, or --output FILE.npy)
     minibert similarity TEXT... [--model PATH]  cosine similarity table
     minibert demo                               the installed all-MiniLM-L6-v2 on a few sentences
+    minibert pretrain --corpus FILE... --output DIR   pretrain a small model from scratch
+    minibert finetune MODEL --data FILE --output DIR  fine-tune a sequence classifier
 
 The model of `encode` and `similarity` is an option, not the first positional argument, so that
 `minibert encode "some text"` works with the installed all-MiniLM-L6-v2 and every positional
@@ -72,8 +74,9 @@ def main(argv=None) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             return args.run(args)
-    except KeyboardInterrupt:
-        print("minibert: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as stop:  # training saves a checkpoint first and says where
+        detail = f": {stop}" if str(stop) else ""
+        print(f"minibert: interrupted{detail}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader went away (`minibert ... | head`): stop quietly
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -169,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
         """,
         "minibert demo",
     )
+    from .cli_train import register  # pretrain, finetune
+
+    register(command)
     return parser
 
 

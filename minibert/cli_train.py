@@ -118,13 +118,15 @@ def cmd_pretrain(args) -> int:
     documents = []
     for name in args.corpus:
         documents += documents_from_text(Path(name).read_text(encoding="utf-8"))
-    if len(documents) < 2:
+    if len(documents) < 4:
         raise ValueError(
-            f"the corpus has {len(documents)} document(s); pretraining needs at "
-            "least 2 (separate documents with a blank line)"
+            f"the corpus has {len(documents)} document(s); pretraining needs at least 4, two "
+            "to train on and two held out (separate documents with a blank line)"
         )
     order = np.random.default_rng(args.seed).permutation(len(documents))
     held = int(round(args.held_out * len(documents)))
+    if args.held_out > 0:  # sentence pairs need two documents to draw a random B from
+        held = min(max(held, 2), len(documents) - 2)
     eval_docs = [documents[i] for i in order[:held]]
     train_docs = [documents[i] for i in order[held:]]
     output = Path(args.output)

@@ -65,7 +65,15 @@ def load(
     tensors = read_weights(folder)
     if architecture is not None:  # a new head starts from transformers' initialisation
         model.init_weights(np.random.default_rng(seed))
-    load_state(model, tensors, np_dtype, allow_missing_heads=architecture is not None)
+    # loading into another class on purpose: the old head's tensors are expected to go unused
+    # (they are still listed in load_report["unexpected"])
+    load_state(
+        model,
+        tensors,
+        np_dtype,
+        allow_missing_heads=architecture is not None,
+        warn_unexpected=architecture is None,
+    )
     return model
 
 
@@ -261,7 +269,13 @@ def _normalise_names(tensors: dict) -> dict:
     return out
 
 
-def load_state(model, tensors: dict, dtype=np.float32, allow_missing_heads: bool = False) -> dict:
+def load_state(
+    model,
+    tensors: dict,
+    dtype=np.float32,
+    allow_missing_heads: bool = False,
+    warn_unexpected: bool = True,
+) -> dict:
     """Put checkpoint tensors into the model's parameters by its family's name table.
 
     Raises CheckpointError for a missing tensor or a shape the config contradicts; returns (and
@@ -326,7 +340,7 @@ def load_state(model, tensors: dict, dtype=np.float32, allow_missing_heads: bool
         "unexpected": unexpected,
         "initialized": initialized,
     }
-    if unexpected:
+    if unexpected and warn_unexpected:
         shown = ", ".join(unexpected[:8]) + (" ..." if len(unexpected) > 8 else "")
         warnings.warn(
             f"{len(unexpected)} checkpoint tensor(s) were not used by "

@@ -170,7 +170,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
     empty = tmp_path / "empty.txt"
     empty.write_text("just one document\n")
     assert main(["pretrain", "--corpus", str(empty), "--output", str(tmp_path / "x")]) == 1
-    assert "needs at least 2" in capsys.readouterr().err
+    assert "needs at least 4" in capsys.readouterr().err
     assert (
         main(
             [
