@@ -132,6 +132,8 @@ def cmd_pretrain(args) -> int:
     output = Path(args.output)
     if args.tokenizer:
         tokenizer = load_tokenizer(args.tokenizer)
+    elif args.resume and (output / "tokenizer" / "vocab.txt").is_file():
+        tokenizer = load_tokenizer(output / "tokenizer")  # the vocabulary the run started with
     else:
         print(
             f"training a {args.vocab_size}-piece WordPiece vocabulary on "

@@ -59,7 +59,8 @@ def split_sentences(text: str) -> list[str]:
         following = text[match.end() : match.end() + 4].lstrip(OPENERS)[:1]
         if not (following.isupper() or following.isdigit()):
             continue
-        word = text[text.rfind(" ", start, match.start()) + 1 : match.start()].lstrip(OPENERS)
+        space = text.rfind(" ", start, match.start())  # -1: the word opens this sentence
+        word = text[max(space + 1, start) : match.start()].lstrip(OPENERS)
         full_stop = text[match.start() : match.end()].rstrip().startswith(".")
         if full_stop and (word.lower() in ABBREVIATIONS or (len(word) == 1 and word.isupper())):
             continue

@@ -63,17 +63,17 @@ def load(
 
     model = model_class(config)(config)
     tensors = read_weights(folder)
-    if architecture is not None:  # a new head starts from transformers' initialisation
-        model.init_weights(np.random.default_rng(seed))
     # loading into another class on purpose: the old head's tensors are expected to go unused
     # (they are still listed in load_report["unexpected"])
-    load_state(
+    report = load_state(
         model,
         tensors,
         np_dtype,
         allow_missing_heads=architecture is not None,
         warn_unexpected=architecture is None,
     )
+    if report["initialized"]:  # a new head starts from transformers' initialisation
+        model.init_weights(np.random.default_rng(seed), only=report["initialized"])
     return model
 
 

@@ -25,7 +25,12 @@ SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 def train_wordpiece(texts, vocab_size: int, folder, lowercase: bool = True):
     """Train a BERT WordPiece vocabulary on texts with the tokenizers library, write vocab.txt
-    (and tokenizer.json) into folder, and return the loaded minibert Tokenizer."""
+    (and tokenizer.json) into folder, and return the loaded minibert Tokenizer.
+
+    The library's trainer breaks ties between equally frequent merges in no fixed order, so two
+    trainings on the same text can give slightly different vocabularies: a run keeps its
+    vocabulary in its folder, and resuming reuses it (see reuse_or_train_wordpiece).
+    """
     import tokenizers
     from tokenizers import models, normalizers, pre_tokenizers, trainers
 
@@ -35,7 +40,7 @@ def train_wordpiece(texts, vocab_size: int, folder, lowercase: bool = True):
     tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, min_frequency=2, special_tokens=SPECIAL_TOKENS
+        vocab_size=vocab_size, min_frequency=2, special_tokens=SPECIAL_TOKENS, show_progress=False
     )
     tok.train_from_iterator(texts, trainer)
     folder = Path(folder)
@@ -46,6 +51,15 @@ def train_wordpiece(texts, vocab_size: int, folder, lowercase: bool = True):
     tokenizer = load_tokenizer(folder)  # BERT's full pipeline, built from vocab.txt
     tokenizer.save(folder)
     return tokenizer
+
+
+def reuse_or_train_wordpiece(texts, vocab_size: int, folder, lowercase: bool = True):
+    """The tokenizer already trained in folder (a resumed run), or a newly trained one."""
+    from .tokenizer import load_tokenizer
+
+    if (Path(folder) / "vocab.txt").is_file():
+        return load_tokenizer(folder)
+    return train_wordpiece(texts, vocab_size, folder, lowercase)
 
 
 def mlm_examples(documents, tokenizer, max_length: int) -> list[dict]:

@@ -23,7 +23,7 @@ import numpy as np
 
 from minibert import EncoderConfig
 from minibert.data import documents_from_text
-from minibert.recipes import finetune, plot_history, pretrain, train_wordpiece
+from minibert.recipes import finetune, plot_history, pretrain, reuse_or_train_wordpiece
 from minibert.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +51,9 @@ def run_pretrain(args) -> dict:
     eval_docs = [documents[i] for i in order[:held]]
     train_docs = [documents[i] for i in order[held:]]
     out = Path(args.output)
-    tokenizer = train_wordpiece((s for d in train_docs for s in d), args.vocab, out / "tokenizer")
+    tokenizer = reuse_or_train_wordpiece(
+        (s for d in train_docs for s in d), args.vocab, out / "tokenizer"
+    )
     config = EncoderConfig(
         architecture="BertForPreTraining",
         vocab_size=tokenizer.vocab_size,

@@ -516,3 +516,10 @@ def test_documents_from_text():
     assert documents_from_text(text) == [["One.", "Two three."], ["Four.", "Five."]]
     lines = "a b\nc d\n\ne\n"
     assert documents_from_text(lines, one_sentence_per_line=True) == [["a b", "c d"], ["e"]]
+
+
+def test_abbreviation_opening_a_sentence_does_not_split():
+    from minibert.data import split_sentences
+
+    assert split_sentences("He left. Mr. Bennet stayed.") == ["He left.", "Mr. Bennet stayed."]
+    assert split_sentences("J. Smith came. Dr. Who left.") == ["J. Smith came.", "Dr. Who left."]

@@ -107,16 +107,18 @@ class PreTrainedModel(Module):
     def dtype(self):
         return self.embeddings.word.params["weight"].dtype
 
-    def init_weights(self, rng: np.random.Generator) -> "PreTrainedModel":
+    def init_weights(self, rng: np.random.Generator, only=None) -> "PreTrainedModel":
         """Fresh weights as transformers draws them: N(0, initializer_range) for weight matrices
-        and embeddings, zero biases, LayerNorm at (1, 0)."""
+        and embeddings, zero biases, LayerNorm at (1, 0). `only`: just these parameter paths."""
         std = self.config.initializer_range
         for path, array in self.named_parameters():
+            if only is not None and path not in only:
+                continue
             if array.ndim == 2:
                 array[...] = rng.normal(0.0, std, array.shape)
             elif path.endswith("bias"):
                 array[...] = 0.0
-        if hasattr(self.embeddings, "after_init"):  # fixed tables (DistilBERT's sinusoid)
+        if only is None and hasattr(self.embeddings, "after_init"):  # DistilBERT's sinusoid
             self.embeddings.after_init()
         return self
 
