@@ -19,6 +19,7 @@ TARGET_KEYS = (
     "start_positions",
     "end_positions",
 )
+INPUT_GRAD = "inputs_embeds_grad"
 TRAINING_CASES = sorted(n for n in META["cases"] if (FIXTURES / n / "training.npz").is_file())
 
 
@@ -191,10 +192,12 @@ def test_gradients_match_torch_autograd(case):
     model.zero_grad()
     model.backward()
     grads = model.gradients()
-    expected = {k for k in train if k not in TARGET_KEYS and k != "loss"}
+    expected = {k for k in train if k not in TARGET_KEYS and k not in ("loss", INPUT_GRAD)}
     assert set(grads) == expected  # every parameter, tied ones once under the checkpoint name
     for name in sorted(expected):
         np.testing.assert_allclose(grads[name], train[name], rtol=1e-4, atol=1e-5, err_msg=name)
+    # the gradient with respect to the looked-up word vectors (transformers' inputs_embeds)
+    np.testing.assert_allclose(model.inputs_embeds_grad, train[INPUT_GRAD], rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("case", TRAINING_CASES)

@@ -432,6 +432,7 @@ with np.load(case / "training.npz") as npz:
     torch_grads = dict(npz)
 labels = torch_grads.pop("labels")  # (B, T)
 torch_loss = float(torch_grads.pop("loss"))
+torch_embeds_grad = torch_grads.pop("inputs_embeds_grad")  # (B, T, C): at the word vectors
 print(f"input_ids {ids.shape}, attention_mask {mask.shape}, labels {labels.shape}:")
 print(labels)
 print(f"{int((labels != -100).sum())} masked-LM targets; row 2 has none")
@@ -529,6 +530,10 @@ print(
     f"{len(grads32)} gradients match torch to rtol 1e-4, atol 1e-5; the largest relative gap is "
     f"in {worst} (max |difference| {np.abs(grads32[worst] - torch_grads[worst]).max():.1e})"
 )
+# one more: the gradient reaching the looked-up word vectors, before the scatter-add into the
+# table (transformers' inputs_embeds.grad); minibert keeps it in model.inputs_embeds_grad
+print(f"inputs_embeds gradient {model32.inputs_embeds_grad.shape}")
+assert np.allclose(model32.inputs_embeds_grad, torch_embeds_grad, rtol=1e-4, atol=1e-5)
 
 # %% [markdown]
 # ### A tied weight sums its uses
