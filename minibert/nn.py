@@ -12,6 +12,7 @@ E embedding width (ALBERT), L layers.
 import numpy as np
 
 from . import functional as F
+from .kernels.gelu import gelu_bias_inplace
 from .kernels.layernorm import add_layernorm
 
 
@@ -159,8 +160,10 @@ class Linear(Module):
         if bias:
             self.params["bias"] = np.zeros(out_features, np.float32)  # (O,)
 
-    def forward(self, x):
-        y, cache = F.linear_forward(x, self.params["weight"], self.params.get("bias"))
+    def forward(self, x, add_bias: bool = True):
+        """add_bias=False (inference only) leaves the bias to the next fused kernel."""
+        bias = self.params.get("bias") if add_bias or self.training else None
+        y, cache = F.linear_forward(x, self.params["weight"], bias)
         self.save(cache)
         return y
 
@@ -179,11 +182,12 @@ class LayerNorm(Module):
         self.params["weight"] = np.ones(size, np.float32)  # (C,)
         self.params["bias"] = np.zeros(size, np.float32)  # (C,)
 
-    def forward(self, x, residual=None):
-        """LayerNorm(x + residual), residual optional. Shapes: x (..., C) -> (..., C)"""
+    def forward(self, x, residual=None, bias=None):
+        """LayerNorm(x + bias + residual), residual optional; bias (inference only) is the
+        preceding linear layer's, not yet added. Shapes: x (..., C) -> (..., C)"""
         w, b = self.params["weight"], self.params["bias"]
         if residual is not None and not self.training:  # inference: one fused kernel
-            return add_layernorm(x, residual, w, b, self.eps)
+            return add_layernorm(x, residual, w, b, self.eps, bias)
         if residual is not None:
             x = x + residual
         y, cache = F.layernorm_forward(x, w, b, self.eps)
@@ -270,7 +274,7 @@ class SelfAttention(Module):
         self.v = Linear(hidden, hidden)
         self.o = Linear(hidden, hidden)
 
-    def forward(self, x, mask_bias):
+    def forward(self, x, mask_bias, add_bias: bool = True):
         """Shapes: x (B, T, C), mask_bias (B, 1, 1, T) -> out (B, T, C), probs (B, H, T, T)"""
         q = F.split_heads(self.q.forward(x), self.num_heads)  # (B, H, T, D)
         k = F.split_heads(self.k.forward(x), self.num_heads)  # (B, H, T, D)
@@ -278,7 +282,7 @@ class SelfAttention(Module):
         p = self.dropout if self.dropout_on else 0.0
         ctx, probs, cache = F.attention_forward(q, k, v, mask_bias, p, self.rng)  # (B, H, T, D)
         self.save(cache)
-        return self.o.forward(F.merge_heads(ctx)), probs  # (B, T, C)
+        return self.o.forward(F.merge_heads(ctx), add_bias), probs  # (B, T, C)
 
     def backward(self, dout):
         """Shapes: dout (B, T, C) -> dx (B, T, C), summed over the q, k and v paths"""
@@ -301,8 +305,12 @@ class FeedForward(Module):
         self.act = Activation(act)
         self.down = Linear(intermediate, hidden)
 
-    def forward(self, x):
-        return self.down.forward(self.act.forward(self.up.forward(x)))  # (B, T, C)
+    def forward(self, x, add_bias: bool = True):
+        if not self.training and self.act.name == "gelu" and x.dtype == np.float32:
+            # inference: the up-projection's bias and GELU in one in-place pass
+            h = gelu_bias_inplace(self.up.forward(x, add_bias=False), self.up.params["bias"])
+            return self.down.forward(h, add_bias)
+        return self.down.forward(self.act.forward(self.up.forward(x)), add_bias)  # (B, T, C)
 
     def backward(self, dy):
         return self.up.backward(self.act.backward(self.down.backward(dy)))
@@ -328,6 +336,11 @@ class EncoderLayer(Module):
 
     def forward(self, x, mask_bias):
         """Shapes: x (B, T, C), mask_bias (B, 1, 1, T) -> y (B, T, C), probs (B, H, T, T)"""
+        if not self.training:  # inference: each output bias joins the LayerNorm's fused pass
+            a, probs = self.attn.forward(x, mask_bias, add_bias=False)
+            h = self.ln1.forward(a, residual=x, bias=self.attn.o.params["bias"])
+            f = self.ffn.forward(h, add_bias=False)
+            return self.ln2.forward(f, residual=h, bias=self.ffn.down.params["bias"]), probs
         a, probs = self.attn.forward(x, mask_bias)
         h = self.ln1.forward(self.drop1.forward(a), residual=x)  # (B, T, C)
         y = self.ln2.forward(self.drop2.forward(self.ffn.forward(h)), residual=h)  # (B, T, C)

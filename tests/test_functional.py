@@ -224,3 +224,33 @@ def test_masked_softmax_kernel_equals_reference(data):
     np.testing.assert_array_equal(
         got * (1 - mask)[:, None, None, :] * mask.max(1)[:, None, None, None], 0.0
     )
+
+
+@given(
+    x=floats(hnp.array_shapes(min_dims=2, max_dims=3, min_side=1, max_side=9), -8, 8, np.float32),
+    seed=st.integers(0, 2**16),
+)
+def test_fused_bias_gelu_equals_reference(x, seed):
+    from minibert.kernels.gelu import gelu_bias_inplace
+
+    bias = np.random.default_rng(seed).normal(size=x.shape[-1]).astype(np.float32)
+    expected = _gelu_erf_reference(x + bias)
+    got = gelu_bias_inplace(x.copy(), bias)
+    np.testing.assert_allclose(got, expected, atol=2e-6, rtol=1e-6)
+
+
+@given(
+    x=floats(hnp.array_shapes(min_dims=2, max_dims=3, min_side=2, max_side=9), -8, 8, np.float32),
+    seed=st.integers(0, 2**16),
+)
+def test_fused_bias_residual_layernorm_equals_reference(x, seed):
+    from minibert.kernels.layernorm import add_layernorm
+
+    rng = np.random.default_rng(seed)
+    C = x.shape[-1]
+    residual = rng.normal(size=x.shape).astype(np.float32)
+    w, b, bias = (rng.normal(size=C).astype(np.float32) for _ in range(3))
+    expected, _ = F.layernorm_forward((x + bias) + residual, w, b, 1e-5)
+    np.testing.assert_allclose(
+        add_layernorm(x, residual, w, b, 1e-5, bias), expected, atol=2e-5, rtol=1e-5
+    )

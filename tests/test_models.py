@@ -80,3 +80,16 @@ def test_num_parameters_matches_checkpoint():
     meta = META["cases"]["bert-base"]
     expected = sum(int(np.prod(shape)) for _, shape in meta["tensors"].values())
     assert minibert.load(case_dir("bert-base")).num_parameters() == expected
+
+
+@pytest.mark.parametrize("case", ["bert-base", "albert-mlm", "distilbert-seqcls"])
+def test_fused_inference_path_equals_training_path(case):
+    """Eval mode fuses biases, GELU and LayerNorm into kernels; training mode runs the plain
+    functional ops (whose caches backward needs). Same numbers either way."""
+    ref = load_reference(case)
+    model = minibert.load(case_dir(case))
+    fast = model(**model_inputs(ref), output_hidden_states=True).hidden_states
+    model.train(dropout=False)
+    plain = model(**model_inputs(ref), output_hidden_states=True).hidden_states
+    for a, b in zip(fast, plain, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)

@@ -84,6 +84,44 @@ def _gelu_grad_as_numba(out, x):
         out[i] = half * (one + erf) + v * gauss * np.float32(INV_SQRT_2PI)
 
 
+def _gelu_bias_as_numba(out, x, bias):
+    """out = gelu(x + bias) row by row, float32, A&S erf; out may be x itself (in place)."""
+    N, C = x.shape
+    one = np.float32(1.0)
+    half = np.float32(0.5)
+    for n in prange(N):
+        for c in range(C):
+            v = x[n, c] + bias[c]
+            z = abs(v) * np.float32(SQRT_HALF)
+            t = one / (one + np.float32(AS_P) * z)
+            poly = np.float32(AS_A[4])
+            poly = poly * t + np.float32(AS_A[3])
+            poly = poly * t + np.float32(AS_A[2])
+            poly = poly * t + np.float32(AS_A[1])
+            poly = poly * t + np.float32(AS_A[0])
+            erf_abs = one - poly * t * np.float32(exp_nonpositive(-z * z))
+            erf = erf_abs if v >= 0 else -erf_abs
+            out[n, c] = half * v * (one + erf)
+
+
+def gelu_bias_inplace(x, bias):
+    """x <- gelu(x + bias) for a linear layer's output before its bias: one pass instead of
+    two, and no new array (inference only: training keeps x for the backward pass).
+    Shapes: x (..., F) float32, bias (F,) -> x"""
+    if (
+        isinstance(x, np.ndarray)
+        and x.dtype == np.float32
+        and x.flags.c_contiguous
+        and bias.dtype == np.float32
+    ):
+        x2 = x.reshape(-1, x.shape[-1])
+        if run_kernel(_gelu_bias_as_numba, (x2, x2, np.ascontiguousarray(bias)), parallel=True):
+            return x
+    x += bias
+    x[...] = gelu_erf(x)
+    return x
+
+
 def gelu_erf(x):
     """Exact GELU on a numpy array (float32 or float64), through Numba when available."""
     if type(x).__module__.startswith("cupy"):

@@ -20,13 +20,13 @@ def _add_layernorm_reference(x, residual, w, b, eps):
     return layernorm_forward(x + residual, w, b, eps)[0]
 
 
-def _add_layernorm_numba(out, x, residual, w, b, eps):
-    """Rows of out (N, C) = LayerNorm(x + residual) rows; all arrays contiguous."""
+def _add_layernorm_numba(out, x, bias, residual, w, b, eps):
+    """Rows of out (N, C) = LayerNorm(x + bias + residual) rows; all arrays contiguous."""
     N, C = x.shape
     for n in prange(N):
         total = x[n, 0] * 0
         for c in range(C):
-            v = x[n, c] + residual[n, c]
+            v = (x[n, c] + bias[c]) + residual[n, c]  # the order of linear + bias, then add
             out[n, c] = v
             total += v
         mu = total / C
@@ -39,9 +39,12 @@ def _add_layernorm_numba(out, x, residual, w, b, eps):
             out[n, c] = (out[n, c] - mu) * rstd * w[c] + b[c]
 
 
-def add_layernorm(x, residual, w, b, eps):
-    """LayerNorm(x + residual) over the last axis. Shapes: x, residual (..., C) -> (..., C)"""
-    arrays = (x, residual, w, b)
+def add_layernorm(x, residual, w, b, eps, bias=None):
+    """LayerNorm(x + bias + residual) over the last axis; `bias` is the preceding linear
+    layer's, left for this pass to add. Shapes: x, residual (..., C), bias (C,) -> (..., C)"""
+    if bias is None:
+        bias = np.zeros(x.shape[-1], x.dtype)
+    arrays = (x, residual, w, b, bias)
     if (
         all(isinstance(a, np.ndarray) and a.dtype == x.dtype for a in arrays)
         and x.dtype
@@ -55,7 +58,15 @@ def add_layernorm(x, residual, w, b, eps):
         x2 = np.ascontiguousarray(x).reshape(-1, C)
         r2 = np.ascontiguousarray(residual).reshape(-1, C)
         out = np.empty_like(x2)
-        args = (out, x2, r2, np.ascontiguousarray(w), np.ascontiguousarray(b), x.dtype.type(eps))
+        args = (
+            out,
+            x2,
+            np.ascontiguousarray(bias),
+            r2,
+            np.ascontiguousarray(w),
+            np.ascontiguousarray(b),
+            x.dtype.type(eps),
+        )
         if run_kernel(_add_layernorm_numba, args, parallel=True):
             return out.reshape(x.shape)
-    return _add_layernorm_reference(x, residual, w, b, eps)
+    return _add_layernorm_reference(x + bias, residual, w, b, eps)

@@ -9,7 +9,6 @@ kernel works row by row, parallel over (batch, head) pairs, with a vectorised ex
 the reference: it is for gradient checks, where exactness matters more than speed.
 """
 
-
 import numpy as np
 
 from .fastexp import exp_nonpositive
