@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from .fastexp import exp_nonpositive
-from .jit import run_kernel
+from .jit import device, run_kernel
 
 SQRT_HALF = 0.7071067811865476  # 1 / sqrt(2)
 prange = range  # numba.prange once compiled (see jit.jit_kernel)
@@ -38,22 +38,33 @@ def _gelu_erf_numba(out, x):
         out[i] = 0.5 * v * (1.0 + math.erf(v * SQRT_HALF))
 
 
+@device
+def erf_as(v, gauss):
+    """erf(v / sqrt 2) by A&S 7.1.26, float32, given gauss = exp(-v^2 / 2) (the caller may
+    need it again, for the density)."""
+    one = np.float32(1.0)
+    z = abs(v) * np.float32(SQRT_HALF)
+    t = one / (one + np.float32(AS_P) * z)
+    poly = np.float32(AS_A[4])  # Horner's rule, highest power first
+    poly = poly * t + np.float32(AS_A[3])
+    poly = poly * t + np.float32(AS_A[2])
+    poly = poly * t + np.float32(AS_A[1])
+    poly = poly * t + np.float32(AS_A[0])
+    erf_abs = one - poly * t * gauss
+    return erf_abs if v >= 0 else -erf_abs  # erf is odd
+
+
+@device
+def half_gauss(v):
+    """exp(-v^2 / 2) in float32, through the vectorisable exp."""
+    return np.float32(exp_nonpositive(np.float32(-0.5) * v * v))
+
+
 def _gelu_erf_as_numba(out, x):
     """out[i] = gelu(x[i]) with A&S 7.1.26 for erf, over flat contiguous float32 arrays."""
-    one = np.float32(1.0)
-    half = np.float32(0.5)
     for i in prange(x.size):
         v = x[i]
-        z = abs(v) * np.float32(SQRT_HALF)
-        t = one / (one + np.float32(AS_P) * z)
-        poly = np.float32(AS_A[4])  # Horner's rule, highest power first
-        poly = poly * t + np.float32(AS_A[3])
-        poly = poly * t + np.float32(AS_A[2])
-        poly = poly * t + np.float32(AS_A[1])
-        poly = poly * t + np.float32(AS_A[0])
-        erf_abs = one - poly * t * np.float32(exp_nonpositive(-z * z))
-        erf = erf_abs if v >= 0 else -erf_abs  # erf is odd
-        out[i] = half * v * (one + erf)
+        out[i] = np.float32(0.5) * v * (np.float32(1.0) + erf_as(v, half_gauss(v)))
 
 
 def _gelu_grad_numba(out, x):
@@ -67,41 +78,20 @@ def _gelu_grad_numba(out, x):
 
 def _gelu_grad_as_numba(out, x):
     """The same with A&S 7.1.26 for erf, over float32 arrays (as the float32 forward)."""
-    one = np.float32(1.0)
-    half = np.float32(0.5)
     for i in prange(x.size):
         v = x[i]
-        z = abs(v) * np.float32(SQRT_HALF)
-        t = one / (one + np.float32(AS_P) * z)
-        poly = np.float32(AS_A[4])
-        poly = poly * t + np.float32(AS_A[3])
-        poly = poly * t + np.float32(AS_A[2])
-        poly = poly * t + np.float32(AS_A[1])
-        poly = poly * t + np.float32(AS_A[0])
-        gauss = np.float32(exp_nonpositive(-z * z))  # exp(-x^2 / 2): erf's and the density's
-        erf_abs = one - poly * t * gauss
-        erf = erf_abs if v >= 0 else -erf_abs
-        out[i] = half * (one + erf) + v * gauss * np.float32(INV_SQRT_2PI)
+        gauss = half_gauss(v)  # exp(-x^2 / 2): erf's and the density's
+        cdf = np.float32(0.5) * (np.float32(1.0) + erf_as(v, gauss))
+        out[i] = cdf + v * gauss * np.float32(INV_SQRT_2PI)
 
 
 def _gelu_bias_as_numba(out, x, bias):
     """out = gelu(x + bias) row by row, float32, A&S erf; out may be x itself (in place)."""
     N, C = x.shape
-    one = np.float32(1.0)
-    half = np.float32(0.5)
     for n in prange(N):
         for c in range(C):
             v = x[n, c] + bias[c]
-            z = abs(v) * np.float32(SQRT_HALF)
-            t = one / (one + np.float32(AS_P) * z)
-            poly = np.float32(AS_A[4])
-            poly = poly * t + np.float32(AS_A[3])
-            poly = poly * t + np.float32(AS_A[2])
-            poly = poly * t + np.float32(AS_A[1])
-            poly = poly * t + np.float32(AS_A[0])
-            erf_abs = one - poly * t * np.float32(exp_nonpositive(-z * z))
-            erf = erf_abs if v >= 0 else -erf_abs
-            out[n, c] = half * v * (one + erf)
+            out[n, c] = np.float32(0.5) * v * (np.float32(1.0) + erf_as(v, half_gauss(v)))
 
 
 def gelu_bias_inplace(x, bias):
