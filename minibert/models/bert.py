@@ -41,6 +41,12 @@ def check_supported(d: dict) -> None:
     require(d, "position_embedding_type", ["absolute"], "relative position embeddings")
     require(d, "is_decoder", [False], "minibert models are encoders")
     require(d, "add_cross_attention", [False], "minibert models are encoders")
+    require(
+        d,
+        "problem_type",
+        ["single_label_classification", "regression"],
+        "multi-label classification (BCE loss) is not implemented",
+    )
 
 
 def config_from_hf(d: dict, model_type: str = "bert", defaults: dict | None = None):

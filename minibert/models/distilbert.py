@@ -33,6 +33,7 @@ LAYER_NORM_EPS = 1e-12  # hard-coded in transformers' DistilBERT, not read from 
 
 
 def config_from_hf(d: dict):
+    bert.check_supported(d)
     fields = read_fields(d, CONFIG_FIELDS, DEFAULTS)
     fields["num_labels"] = labels_from_hf(d)
     fields["hf_extra"].pop("num_labels", None)
