@@ -1,0 +1,140 @@
+"""The int8 matmul kernel: exact equality with the int32 numpy product, the reference fallback,
+argument checks, and the dequantising epilogue against float64."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from minibert.kernels import use_fast_kernels
+from minibert.kernels.int8_matmul import (
+    MAX_K,
+    TILE_K,
+    TILE_N,
+    _int8_matmul_reference,
+    int8_linear,
+    int8_matmul,
+)
+
+
+def _rand(rng, shape):
+    return rng.integers(-128, 128, size=shape, dtype=np.int8)
+
+
+def _exact(a, b):
+    out = int8_matmul(a, b)
+    assert out.dtype == np.int32
+    np.testing.assert_array_equal(out, _int8_matmul_reference(a, b))
+    return out
+
+
+@given(
+    m=st.integers(1, 37),
+    k=st.integers(1, 2 * TILE_K + 9),
+    n=st.integers(1, 2 * TILE_N + 5),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_matches_reference_exactly(m, k, n, seed):
+    rng = np.random.default_rng(seed)
+    _exact(_rand(rng, (m, k)), _rand(rng, (n, k)))
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (1, 768, 3072), (128, 768, 1), (3, TILE_K, TILE_N)])
+def test_edge_shapes(shape):
+    m, k, n = shape
+    rng = np.random.default_rng(0)
+    _exact(_rand(rng, (m, k)), _rand(rng, (n, k)))
+
+
+@pytest.mark.parametrize(("va", "vb"), [(-128, -128), (127, 127), (-128, 127), (127, -128)])
+def test_extreme_values(va, vb):
+    m, k, n = 5, 3 * TILE_K + 1, TILE_N + 3
+    a = np.full((m, k), va, np.int8)
+    b = np.full((n, k), vb, np.int8)
+    out = _exact(a, b)
+    assert out[0, 0] == va * vb * k
+
+
+def test_k_near_the_bound():
+    k = MAX_K
+    assert 127**2 * k < 2**31 <= 127**2 * (k + 1)
+    a = np.full((2, k), 127, np.int8)
+    b = np.full((3, k), 127, np.int8)
+    b[1] = -127
+    b[2, ::2] = -128  # mixed signs partly cancel
+    out = _exact(a, b)
+    assert out[0, 0] == 127 * 127 * k
+    assert out[1, 1] == -127 * 127 * k
+
+
+def test_empty_k_and_rows():
+    assert (int8_matmul(np.zeros((2, 0), np.int8), np.zeros((3, 0), np.int8)) == 0).all()
+    assert int8_matmul(np.zeros((0, 4), np.int8), np.zeros((3, 4), np.int8)).shape == (0, 3)
+
+
+def test_reference_fallback():
+    rng = np.random.default_rng(1)
+    a, b = _rand(rng, (7, 300)), _rand(rng, (70, 300))
+    previous = use_fast_kernels(False)
+    try:
+        out = int8_matmul(a, b)
+    finally:
+        use_fast_kernels(previous)
+    np.testing.assert_array_equal(out, a.astype(np.int64) @ b.astype(np.int64).T)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "message"),
+    [
+        (np.zeros((2, 4), np.int16), np.zeros((3, 4), np.int8), "a must be int8"),
+        (np.zeros((2, 4), np.int8), np.zeros((3, 4), np.uint8), "b must be int8"),
+        (np.zeros((2, 4), np.float32), np.zeros((3, 4), np.int8), "a must be int8"),
+        (np.zeros(4, np.int8), np.zeros((3, 4), np.int8), "a must be 2-D"),
+        (np.zeros((2, 4), np.int8), np.zeros((3, 5), np.int8), "K differs"),
+        (np.zeros((4, 2), np.int8).T, np.zeros((3, 4), np.int8), "C-contiguous"),
+        ([[1, 2]], np.zeros((3, 2), np.int8), "numpy array"),
+        (np.zeros((1, MAX_K + 1), np.int8), np.zeros((1, MAX_K + 1), np.int8), "overflow"),
+    ],
+)
+def test_bad_arguments(a, b, message):
+    with pytest.raises(ValueError, match=message):
+        int8_matmul(a, b)
+
+
+def _linear_float64(a_q, a_scale, w_q, w_scale, bias, gelu):
+    y = a_q.astype(np.float64) @ w_q.astype(np.float64).T
+    y = y * a_scale.astype(np.float64)[:, None] * w_scale.astype(np.float64)[None, :]
+    if bias is not None:
+        y = y + bias
+    if gelu:
+        erf = np.vectorize(math.erf)
+        y = 0.5 * y * (1.0 + erf(y / math.sqrt(2.0)))
+    return y
+
+
+@pytest.mark.parametrize("with_bias", [False, True])
+@pytest.mark.parametrize("gelu", [False, True])
+def test_linear_epilogue(with_bias, gelu):
+    rng = np.random.default_rng(2)
+    m, k, n = 9, 200, 70
+    a_q, w_q = _rand(rng, (m, k)), _rand(rng, (n, k))
+    a_scale = rng.uniform(1e-3, 2e-2, m).astype(np.float32)
+    w_scale = rng.uniform(1e-4, 1e-3, n).astype(np.float32)
+    bias = rng.normal(size=n).astype(np.float32) if with_bias else None
+    y = int8_linear(a_q, a_scale, w_q, w_scale, bias=bias, gelu=gelu)
+    assert y.dtype == np.float32
+    assert y.shape == (m, n)
+    expected = _linear_float64(a_q, a_scale, w_q, w_scale, bias, gelu)
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_linear_bad_scales():
+    a, w = np.zeros((2, 4), np.int8), np.zeros((3, 4), np.int8)
+    with pytest.raises(ValueError, match="a_scale"):
+        int8_linear(a, np.ones(3), w, np.ones(3))
+    with pytest.raises(ValueError, match="w_scale"):
+        int8_linear(a, np.ones(2), w, np.ones(2))
+    with pytest.raises(ValueError, match="bias"):
+        int8_linear(a, np.ones(2), w, np.ones(3), bias=np.ones(4))
