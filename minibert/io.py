@@ -12,6 +12,7 @@ implies, and tensors left over are reported.
 """
 
 import json
+import mmap
 import os
 import pickle
 import warnings
@@ -116,21 +117,54 @@ def read_weights(folder: Path) -> dict:
     )
 
 
+# safetensors dtype codes numpy reads directly (BF16 is widened to float32 separately)
+SAFETENSORS_NUMPY = {
+    "F64": np.float64,
+    "F32": np.float32,
+    "F16": np.float16,
+    "I64": np.int64,
+    "I32": np.int32,
+    "I16": np.int16,
+    "I8": np.int8,
+    "U8": np.uint8,
+    "BOOL": np.bool_,
+}
+
+
 def read_safetensors(file: Path) -> dict:
-    """Every tensor of a .safetensors file as numpy (bfloat16 widened to float32)."""
+    """Every tensor of a .safetensors file as numpy arrays over a memory map of the file.
+
+    The safetensors library checks the file (header, dtypes, offsets within the file); the
+    tensors are then numpy views of one copy-on-write mapping, so loading copies nothing and
+    pages come in as they are used, and a training step that updates a weight in place changes
+    the process's copy, never the file. bfloat16 (which numpy lacks) is widened to float32.
+    """
     from safetensors import SafetensorError, safe_open
 
-    tensors = {}
     try:
-        with safe_open(str(file), framework="numpy") as f:
-            metadata_dtypes = _safetensors_dtypes(file)
-            for name in f.keys():  # noqa: SIM118 (safe_open is not a dict)
-                if metadata_dtypes.get(name) == "BF16":  # numpy has no bfloat16
-                    tensors[name] = _read_bf16(file, name)
-                else:
-                    tensors[name] = f.get_tensor(name)
+        with safe_open(str(file), framework="numpy") as f:  # validates the whole header
+            names = list(f.keys())  # noqa: SIM118 (safe_open is not a dict)
+        header, start = _safetensors_header(file)
+        with open(file, "rb") as fh:
+            mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY)
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"cannot read {file}: {exc}") from None
+    tensors = {}
+    for name in names:
+        info = header[name]
+        if info["dtype"] == "BF16":  # numpy has no bfloat16
+            tensors[name] = _read_bf16(file, name)
+            continue
+        if info["dtype"] not in SAFETENSORS_NUMPY:
+            raise CheckpointError(
+                f"{file}: tensor {name} has dtype {info['dtype']}, which minibert does not read"
+            )
+        dtype = np.dtype(SAFETENSORS_NUMPY[info["dtype"]]).newbyteorder("<")
+        begin, _ = info["data_offsets"]
+        count = int(np.prod(info["shape"], dtype=np.int64))
+        array = np.frombuffer(mapped, dtype=dtype, count=count, offset=start + begin)
+        array = array.reshape(info["shape"])
+        tensors[name] = array if array.flags.aligned else array.copy()  # BLAS wants alignment
     return tensors
 
 
@@ -138,11 +172,6 @@ def _safetensors_header(file: Path) -> tuple[dict, int]:
     with open(file, "rb") as fh:
         n = int.from_bytes(fh.read(8), "little")
         return json.loads(fh.read(n)), 8 + n
-
-
-def _safetensors_dtypes(file: Path) -> dict:
-    header, _ = _safetensors_header(file)
-    return {k: v["dtype"] for k, v in header.items() if k != "__metadata__"}
 
 
 def _read_bf16(file: Path, name: str):

@@ -268,3 +268,15 @@ def test_load_a_base_checkpoint_into_a_new_head():
     np.testing.assert_allclose(out.pooler_output, ref["pooler_output"], atol=ATOL_HF)
     with pytest.raises(ConfigError, match="RobertaForMaskedLM"):
         minibert.load(case_dir("bert-base"), architecture="RobertaForMaskedLM")
+
+
+def test_weights_are_mapped_copy_on_write(tmp_path):
+    """Loading maps the file; changing a weight in place (a training step) leaves it intact."""
+    folder = copy_case("bert-base", tmp_path)
+    model = minibert.load(folder)
+    weight = model.embeddings.word.params["weight"]
+    assert weight.flags.writeable
+    original = weight.copy()
+    weight += 1.0
+    again = minibert.load(folder)
+    np.testing.assert_array_equal(again.embeddings.word.params["weight"], original)
