@@ -118,14 +118,7 @@ def gelu_erf(x):
         import cupyx.scipy.special as special  # the cupy backend brings its own erf
 
         return 0.5 * x * (1.0 + special.erf(x * SQRT_HALF))
-    x = np.ascontiguousarray(x)
-    out = np.empty_like(x)
-    kernel = _gelu_erf_as_numba if x.dtype == np.float32 else _gelu_erf_numba
-    if x.dtype in (np.float32, np.float64) and run_kernel(
-        kernel, (out.reshape(-1), x.reshape(-1)), parallel=True
-    ):
-        return out
-    return _gelu_erf_reference(x)
+    return _elementwise(x, _gelu_erf_as_numba, _gelu_erf_numba, _gelu_erf_reference)
 
 
 def _gelu_grad_reference(x):
@@ -138,11 +131,17 @@ def _gelu_grad_reference(x):
 
 def gelu_erf_grad(x):
     """The derivative of exact GELU at x (for the backward pass). Shapes: x (...) -> (...)"""
+    return _elementwise(x, _gelu_grad_as_numba, _gelu_grad_numba, _gelu_grad_reference)
+
+
+def _elementwise(x, kernel32, kernel64, reference):
+    """Run an element-by-element kernel (the float32 or the float64 one) over a fresh output,
+    or the numpy reference when Numba is off or the dtype is neither."""
     x = np.ascontiguousarray(x)
+    if x.dtype not in (np.float32, np.float64):
+        return reference(x)
     out = np.empty_like(x)
-    kernel = _gelu_grad_as_numba if x.dtype == np.float32 else _gelu_grad_numba
-    if x.dtype in (np.float32, np.float64) and run_kernel(
-        kernel, (out.reshape(-1), x.reshape(-1)), parallel=True
-    ):
+    kernel = kernel32 if x.dtype == np.float32 else kernel64
+    if run_kernel(kernel, (out.reshape(-1), x.reshape(-1)), parallel=True):
         return out
-    return _gelu_grad_reference(x)
+    return reference(x)
