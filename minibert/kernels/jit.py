@@ -6,6 +6,7 @@ first run on a machine pays the compile time.
 """
 
 import os
+import sys
 import types
 import warnings
 
@@ -19,10 +20,20 @@ def numba_available() -> bool:
         # Numba's OpenMP workers busy-wait after each parallel loop and steal the cores BLAS
         # needs for the next matmul: on 2 cores a (16, 384) GEMM went from 0.1 ms to 4 ms.
         # Passive waiting fixes it (read once, when libgomp loads); a user's own setting wins.
+        user_policy = "OMP_WAIT_POLICY" in os.environ
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
-            import numba  # noqa: F401
+            import numba
 
+            # Imported first, torch has already loaded an OpenMP runtime with its spinning
+            # default, and our setting comes too late: Numba's workers would starve BLAS (4-15x
+            # slower). Numba's own workqueue pool does not spin, so we use it instead.
+            if (
+                "torch" in sys.modules
+                and not user_policy
+                and "NUMBA_THREADING_LAYER" not in os.environ
+            ):
+                numba.config.THREADING_LAYER = "workqueue"
             _STATE["numba"] = True
         except Exception as exc:  # ImportError, or a broken llvmlite
             _STATE["numba"] = False
