@@ -7,14 +7,7 @@
 and its own weight names. Default activation "gelu_new" (the tanh approximation).
 """
 
-from ..config import (
-    EncoderConfig,
-    Family,
-    labels_from_hf,
-    read_fields,
-    register_family,
-    write_fields,
-)
+from ..config import Family, register_family
 from ..nn import Linear
 from . import base, bert, tasks
 from .base import linear_names, per_layer
@@ -41,16 +34,11 @@ DEFAULTS = {  # transformers' AlbertConfig defaults (albert-xxlarge sizes)
 
 
 def config_from_hf(d: dict):
-    bert.check_supported(d)
-    fields = read_fields(d, CONFIG_FIELDS, DEFAULTS)
-    fields["num_labels"] = labels_from_hf(d)
-    fields["hf_extra"].pop("num_labels", None)
-    architecture = (d.get("architectures") or ["AlbertModel"])[0]
-    return EncoderConfig(model_type="albert", architecture=architecture, **fields)
+    return bert.config_from_hf(d, "albert", DEFAULTS, CONFIG_FIELDS, "AlbertModel")
 
 
 def config_to_hf(cfg) -> dict:
-    return bert.with_labels(write_fields(cfg, CONFIG_FIELDS), cfg.num_labels)
+    return bert.config_to_hf(cfg, CONFIG_FIELDS)
 
 
 class AlbertEmbeddings(bert.BertEmbeddings):

@@ -49,18 +49,26 @@ def check_supported(d: dict) -> None:
     )
 
 
-def config_from_hf(d: dict, model_type: str = "bert", defaults: dict | None = None):
+def config_from_hf(
+    d: dict,
+    model_type: str = "bert",
+    defaults: dict | None = None,
+    fields: dict = CONFIG_FIELDS,
+    architecture: str = "BertModel",
+    **fixed,
+):
+    """config.json -> EncoderConfig, for BERT and the families that reuse it with their own
+    field table, class defaults, base class name and fixed values (DistilBERT's eps)."""
     check_supported(d)
-    fields = read_fields(d, CONFIG_FIELDS, defaults or {})
-    fields["num_labels"] = labels_from_hf(d)
-    fields["hf_extra"].pop("num_labels", None)
-    architecture = (d.get("architectures") or [None])[0] or f"{model_type.capitalize()}Model"
-    return EncoderConfig(model_type=model_type, architecture=architecture, **fields)
+    values = read_fields(d, fields, defaults or {})
+    values["num_labels"] = labels_from_hf(d)
+    values["hf_extra"].pop("num_labels", None)
+    architecture = (d.get("architectures") or [None])[0] or architecture
+    return EncoderConfig(model_type=model_type, architecture=architecture, **fixed, **values)
 
 
-def config_to_hf(cfg: EncoderConfig) -> dict:
-    d = write_fields(cfg, CONFIG_FIELDS)
-    return with_labels(d, cfg.num_labels)
+def config_to_hf(cfg: EncoderConfig, fields: dict = CONFIG_FIELDS) -> dict:
+    return with_labels(write_fields(cfg, fields), cfg.num_labels)
 
 
 def with_labels(d: dict, num_labels: int) -> dict:

@@ -7,7 +7,7 @@ differences:
   4. its own weight names, and a classifier head pre_classifier -> ReLU -> classifier on [CLS].
 """
 
-from ..config import EncoderConfig, Family, labels_from_hf, read_fields, register_family
+from ..config import Family, register_family
 from ..functional import sinusoidal_table
 from . import base, bert, tasks
 from .base import linear_names, per_layer
@@ -33,22 +33,19 @@ LAYER_NORM_EPS = 1e-12  # hard-coded in transformers' DistilBERT, not read from 
 
 
 def config_from_hf(d: dict):
-    bert.check_supported(d)
-    fields = read_fields(d, CONFIG_FIELDS, DEFAULTS)
-    fields["num_labels"] = labels_from_hf(d)
-    fields["hf_extra"].pop("num_labels", None)
-    architecture = (d.get("architectures") or ["DistilBertModel"])[0]
-    return EncoderConfig(
-        model_type="distilbert",
-        architecture=architecture,
+    return bert.config_from_hf(
+        d,
+        "distilbert",
+        DEFAULTS,
+        CONFIG_FIELDS,
+        "DistilBertModel",
         type_vocab_size=0,
         layer_norm_eps=LAYER_NORM_EPS,
-        **fields,
     )
 
 
 def config_to_hf(cfg) -> dict:
-    return bert.with_labels(bert.write_fields(cfg, CONFIG_FIELDS), cfg.num_labels)
+    return bert.config_to_hf(cfg, CONFIG_FIELDS)
 
 
 class DistilBertEmbeddings(bert.BertEmbeddings):
