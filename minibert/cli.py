@@ -322,9 +322,9 @@ def stored_dtypes(files) -> dict:
 
 
 def _safetensors_dtypes(file: Path) -> dict:
-    # a safetensors file starts with an 8-byte little-endian length, then a JSON header
-    with open(file, "rb") as fh:
-        header = json.loads(fh.read(int.from_bytes(fh.read(8), "little")))
+    from .io import safetensors_header
+
+    header, _ = safetensors_header(file)
     counts = {}
     for name, entry in header.items():
         if name != "__metadata__":

@@ -144,7 +144,7 @@ def read_safetensors(file: Path) -> dict:
     try:
         with safe_open(str(file), framework="numpy") as f:  # validates the whole header
             names = list(f.keys())  # noqa: SIM118 (safe_open is not a dict)
-        header, start = _safetensors_header(file)
+        header, start = safetensors_header(file)
         with open(file, "rb") as fh:
             mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY)
     except (SafetensorError, OSError, ValueError) as exc:
@@ -168,7 +168,9 @@ def read_safetensors(file: Path) -> dict:
     return tensors
 
 
-def _safetensors_header(file: Path) -> tuple[dict, int]:
+def safetensors_header(file: Path) -> tuple[dict, int]:
+    """(header, where the data starts): a safetensors file opens with an 8-byte little-endian
+    length and that many bytes of JSON."""
     with open(file, "rb") as fh:
         n = int.from_bytes(fh.read(8), "little")
         return json.loads(fh.read(n)), 8 + n
@@ -176,7 +178,7 @@ def _safetensors_header(file: Path) -> tuple[dict, int]:
 
 def _read_bf16(file: Path, name: str):
     """bfloat16 is the top half of a float32: widen by shifting the 16 bits up."""
-    header, start = _safetensors_header(file)
+    header, start = safetensors_header(file)
     info = header[name]
     begin, end = info["data_offsets"]
     raw = np.fromfile(file, dtype="<u2", count=(end - begin) // 2, offset=start + begin)
