@@ -237,12 +237,10 @@ def finetune(
 
 def _classifier_architecture(model_path) -> str:
     from .io import read_config
+    from .models.auto import BASE_CLASSES
 
-    config = read_config(Path(model_path))
-    prefix = {"bert": "Bert", "albert": "Albert", "distilbert": "DistilBert", "roberta": "Roberta"}[
-        config.model_type
-    ]
-    return f"{prefix}ForSequenceClassification"
+    family = BASE_CLASSES[read_config(Path(model_path)).model_type].__name__  # e.g. "BertModel"
+    return family.removesuffix("Model") + "ForSequenceClassification"
 
 
 def plot_history(history, path, title: str = "") -> Path:
