@@ -11,10 +11,16 @@ from hypothesis import strategies as st
 from minibert.kernels import use_fast_kernels
 from minibert.kernels.int8_matmul import (
     MAX_K,
+    PANEL,
+    ROW_CHUNK,
     ROWS,
+    PackedWeight,
     _int8_matmul_reference,
+    dot_tile,
     int8_linear,
     int8_matmul,
+    pack_weight,
+    widen_rows,
 )
 
 
@@ -41,7 +47,15 @@ def test_matches_reference_exactly(m, k, n, seed):
 
 
 @pytest.mark.parametrize(
-    "shape", [(1, 1, 1), (1, 768, 3072), (128, 768, 1), (3, (4 * ROWS), (2 * ROWS))]
+    "shape",
+    [
+        (1, 1, 1),
+        (1, 768, 3072),
+        (128, 768, 1),
+        (3, (4 * ROWS), (2 * ROWS)),
+        (ROW_CHUNK + ROWS + 1, 33, PANEL + 1),  # a second row chunk, a partial tile and panel
+        (2 * ROW_CHUNK, 64, 2 * PANEL),  # whole tiles, panels and chunks only
+    ],
 )
 def test_edge_shapes(shape):
     m, k, n = shape
@@ -70,6 +84,61 @@ def test_k_near_the_bound():
     assert out[1, 1] == -127 * 127 * k
 
 
+def test_non_contiguous_operands():
+    rng = np.random.default_rng(3)
+    a, b = _rand(rng, (9, 40)), _rand(rng, (40, 21))
+    _exact(a[::2], b.T)  # a strided view and a transposed one are read as they are
+
+
+def test_packed_weight_round_trip_and_reuse():
+    rng = np.random.default_rng(4)
+    w = _rand(rng, (PANEL + 3, 11))  # N and K both need padding
+    packed = pack_weight(w)
+    assert isinstance(packed, PackedWeight)
+    assert packed.shape == w.shape
+    assert packed.panels.shape == (2, 6, PANEL, 2)
+    np.testing.assert_array_equal(packed.unpack(), w)
+    a = _rand(rng, (5, 11))
+    np.testing.assert_array_equal(int8_matmul(a, packed), _int8_matmul_reference(a, w))
+
+
+_TILE = []
+
+
+def _compiled_tile():
+    """The intrinsic in a tiny compiled function (once per session)."""
+    from minibert.kernels.jit import numba_available
+
+    if not numba_available():
+        pytest.skip("numba is not importable here")
+    if not _TILE:
+        import numba
+
+        from minibert.kernels.simd import int16_dot_tile
+
+        @numba.njit
+        def run(a16, row, panels, p, tile):
+            int16_dot_tile(a16, row, panels, p, tile)
+
+        _TILE.append(run)
+    return _TILE[0]
+
+
+@given(k=st.integers(1, 200), seed=st.integers(0, 2**32 - 1))
+def test_intrinsic_equals_its_numpy_statement(k, seed):
+    """The LLVM vector loop of kernels/simd.py against dot_tile, the numpy line it implements."""
+    run = _compiled_tile()
+    rng = np.random.default_rng(seed)
+    a16 = widen_rows(_rand(rng, (2 * ROWS, k)))
+    panels = pack_weight(_rand(rng, (2 * PANEL + 5, k))).panels
+    for row, p in [(0, 0), (ROWS, 2)]:
+        ours = np.full((ROWS, PANEL), -7, np.int32)
+        run(a16, row, panels, p, ours)
+        expected = np.empty_like(ours)
+        dot_tile(a16, row, panels, p, expected)
+        np.testing.assert_array_equal(ours, expected)
+
+
 def test_empty_k_and_rows():
     assert (int8_matmul(np.zeros((2, 0), np.int8), np.zeros((3, 0), np.int8)) == 0).all()
     assert int8_matmul(np.zeros((0, 4), np.int8), np.zeros((3, 4), np.int8)).shape == (0, 3)
@@ -94,7 +163,6 @@ def test_reference_fallback():
         (np.zeros((2, 4), np.float32), np.zeros((3, 4), np.int8), "a must be int8"),
         (np.zeros(4, np.int8), np.zeros((3, 4), np.int8), "a must be 2-D"),
         (np.zeros((2, 4), np.int8), np.zeros((3, 5), np.int8), "K differs"),
-        (np.zeros((4, 2), np.int8).T, np.zeros((3, 4), np.int8), "C-contiguous"),
         ([[1, 2]], np.zeros((3, 2), np.int8), "numpy array"),
         (np.zeros((1, MAX_K + 1), np.int8), np.zeros((1, MAX_K + 1), np.int8), "overflow"),
     ],

@@ -1,28 +1,93 @@
 """int8 x int8 -> int32 matrix product, the core of int8 inference for linear layers.
 
-    out[m, n] = sum_k a[m, k] * b[n, k]          a (M, K) int8, b (N, K) int8, out (M, N) int32
+    out[m, n] = sum_k a[m, k] * w[n, k]          a (M, K) int8, w (N, K) int8, out (M, N) int32
 
-b is a weight in PyTorch's (out_features, in_features) layout, so both operands are read along
-K, row by row. Every product lies in [-127 * 128, 128 * 128], so int32 accumulation is exact
-while 128^2 * K < 2^31; we require the slightly stricter, symmetric bound of the quantisation
-scheme, 127^2 * K < 2^31, i.e. K <= MAX_K = 133,142 (BERT's largest K is 3072).
+w is a weight in PyTorch's (out_features, in_features) layout. Every product lies in
+[-127 * 128, 128 * 128], so int32 accumulation is exact while 128^2 * K < 2^31; we require the
+symmetric bound of our quantisation scheme, 127^2 * K < 2^31, i.e. K <= MAX_K = 133,142 (BERT's
+largest K is 3072). The kernel is exact (integers: no rounding anywhere), so its test is
+equality with the reference.
 
-The Numba kernel is exact (integers: no rounding anywhere), so its test is equality with the
-reference. Its inner loop runs four dot products over K (four rows of a against one row of b)
-in int32 lanes, which LLVM vectorises (sign-extending loads, vpmulld, vpaddd on AVX2).
-`int8_linear` adds the dequantising epilogue: per-row activation scales, per-output-channel
-weight scales, bias and an optional exact GELU.
+How it is fast. AVX2 has no int8 dot-product instruction (that is AVX-512 VNNI), but it has
+`vpmaddwd`: 16 int16 x int16 products summed pairwise into 8 int32 lanes, twice the
+multiply-adds of a float32 FMA. So both operands are widened to int16 once, up front:
+  * the weight is packed when the model is quantised (`pack_weight`), into panels of 16
+    output channels, k in pairs: panels[p, kk, c, t] = w[16 p + c, 2 kk + t]. One k-pair step of
+    a panel is 64 contiguous bytes, two vector loads;
+  * each row of activations becomes int16 with K padded to even (`widen_rows`), so a pair
+    a[m, 2kk : 2kk + 2] is one 32-bit load, broadcast to every lane.
+The inner loop (kernels/simd.py, LLVM vector IR because Numba's integer typing hides the
+pattern from LLVM) computes a 4 x 16 tile of int32 accumulators held in registers for all of K.
+The kernels below run it over tiles: in parallel over panels (prange), rows in chunks that stay
+in L2 while a thread's panel stays in L1. `int8_linear` fuses the epilogue into the same pass:
+dequantise by per-row activation and per-output-channel weight scales, add the bias, and
+optionally apply the exact GELU, writing float32 without ever storing the int32 matrix.
+Packed weights take 2 bytes per parameter in memory (half of float32); files keep int8.
 """
 
 import numpy as np
 
-from .jit import run_kernel
+from .gelu import erf_as, half_gauss
+from .jit import lowered_as, run_kernel
 
 prange = range  # numba.prange once compiled (see jit.jit_kernel)
 
 MAX_K = (2**31 - 1) // (127 * 127)  # 133,142: the largest K with 127^2 * K < 2^31
+ROWS = 4  # rows per register tile (kernels/simd.py)
+PANEL = 16  # output channels per panel
+ROW_CHUNK = 64  # rows of a walked per panel before moving on: 64 x K int16 stay in L2
 
-ROWS = 4  # rows of a per block: each row of b loaded once feeds ROWS dot products
+
+class PackedWeight:
+    """An int8 weight (N, K) widened to int16 and laid out in panels for the GEMM kernel.
+
+    Attributes: panels (P, K_pad / 2, 16, 2) int16, n = N, k = K (before padding)."""
+
+    __slots__ = ("panels", "n", "k")
+
+    def __init__(self, panels, n, k):
+        self.panels, self.n, self.k = panels, n, k
+
+    @property
+    def shape(self):
+        return (self.n, self.k)
+
+    def unpack(self):
+        """The int8 (N, K) weight back (for saving, and for checks)."""
+        P, K2 = self.panels.shape[:2]
+        w = self.panels.transpose(0, 2, 1, 3).reshape(P * PANEL, K2 * 2)
+        return w[: self.n, : self.k].astype(np.int8)
+
+
+def pack_weight(w_q):
+    """int8 (N, K) -> PackedWeight; N is padded to a multiple of 16 and K to even with zeros."""
+    _check_operand("w", w_q)
+    N, K = w_q.shape
+    P, K2 = -(-N // PANEL), -(-K // 2)
+    padded = np.zeros((P * PANEL, K2 * 2), np.int16)
+    padded[:N, :K] = w_q
+    panels = padded.reshape(P, PANEL, K2, 2).transpose(0, 2, 1, 3)  # (P, K2, 16, 2)
+    return PackedWeight(np.ascontiguousarray(panels), N, K)
+
+
+def widen_rows(a_q):
+    """int8 (M, K) -> int16 (M_pad, K_pad): rows padded to a multiple of ROWS, K to even, with
+    zeros (the kernel computes whole tiles; padded rows and columns add nothing)."""
+    M, K = a_q.shape
+    out = np.zeros((-(-M // ROWS) * ROWS, K + K % 2), np.int16)
+    out[:M, :K] = a_q
+    return out
+
+
+def dot_tile(a16, row, panels, p, tile):
+    """The inner loop's statement in numpy (compiled, kernels call kernels/simd.py's intrinsic):
+
+    tile[r, c] = sum_k a16[row + r, k] * w[16 p + c, k]     r < ROWS, c < PANEL"""
+    w = panels[p].transpose(1, 0, 2).reshape(PANEL, -1)  # (16, K_pad): this panel's channels
+    tile[:] = a16[row : row + ROWS].astype(np.int32) @ w.T.astype(np.int32)
+
+
+_dot_tile = lowered_as("minibert.kernels.simd:int16_dot_tile")(dot_tile)
 
 
 def _int8_matmul_reference(a, b):
@@ -30,104 +95,116 @@ def _int8_matmul_reference(a, b):
     return a.astype(np.int32) @ b.astype(np.int32).T
 
 
-def _int8_matmul_numba(out, a, b):
-    """out = a @ b.T in int32; a (M, K), b (N, K) contiguous int8, out (M, N) contiguous int32.
-
-    Parallel over blocks of ROWS rows of a: for each row of b, ROWS dot products over K share
-    its loads. The explicit int32 casts keep every sum in int32 (Numba widens int32 + int32 to
-    int64, which halves the vector width); the last block repeats row M - 1 where M is not a
-    multiple of ROWS and writes only the real rows."""
-    M, K = a.shape
-    N = b.shape[0]
-    last = M - 1
-    for block in prange((M + ROWS - 1) // ROWS):
-        i0 = block * ROWS
-        r0 = a[i0]
-        r1 = a[min(i0 + 1, last)]
-        r2 = a[min(i0 + 2, last)]
-        r3 = a[min(i0 + 3, last)]
-        for j in range(N):
-            w = b[j]
-            c0 = np.int32(0)
-            c1 = np.int32(0)
-            c2 = np.int32(0)
-            c3 = np.int32(0)
-            for k in range(K):
-                y = np.int32(w[k])
-                c0 = np.int32(c0 + np.int32(r0[k]) * y)
-                c1 = np.int32(c1 + np.int32(r1[k]) * y)
-                c2 = np.int32(c2 + np.int32(r2[k]) * y)
-                c3 = np.int32(c3 + np.int32(r3[k]) * y)
-            out[i0, j] = c0
-            if i0 + 1 <= last:
-                out[i0 + 1, j] = c1
-            if i0 + 2 <= last:
-                out[i0 + 2, j] = c2
-            if i0 + 3 <= last:
-                out[i0 + 3, j] = c3
+def _int8_matmul_numba(out, a16, panels):
+    """out (M, N) int32 = a @ w.T over tiles; a16 from widen_rows, panels from pack_weight."""
+    M, N = out.shape
+    for start in range(0, a16.shape[0], ROW_CHUNK):
+        stop = min(start + ROW_CHUNK, a16.shape[0])
+        for p in prange(panels.shape[0]):
+            tile = np.empty((ROWS, PANEL), np.int32)
+            cols = min(PANEL, N - p * PANEL)
+            for i in range(start, stop, ROWS):
+                _dot_tile(a16, i, panels, p, tile)
+                for r in range(min(ROWS, M - i)):
+                    for c in range(cols):
+                        out[i + r, p * PANEL + c] = tile[r, c]
 
 
-def _check(a, b):
-    """Raise ValueError naming what is wrong with the operands of int8_matmul."""
-    for name, x in (("a", a), ("b", b)):
-        if not isinstance(x, np.ndarray):
-            raise ValueError(f"int8_matmul: {name} must be a numpy array, got {type(x).__name__}")
-        if x.dtype != np.int8:
-            raise ValueError(f"int8_matmul: {name} must be int8, got {x.dtype}")
-        if x.ndim != 2:
-            raise ValueError(f"int8_matmul: {name} must be 2-D, got shape {x.shape}")
-        if not x.flags.c_contiguous:
-            raise ValueError(f"int8_matmul: {name} must be C-contiguous (np.ascontiguousarray)")
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"int8_matmul: K differs: a is {a.shape} (M, K) and b is {b.shape} (N, K)")
-    if a.shape[1] > MAX_K:
+def _int8_linear_numba(out, a16, a_scale, panels, w_scale, bias, gelu):
+    """out (M, N) float32 = dequantised a @ w.T + bias, then GELU if gelu: one pass over tiles."""
+    M, N = out.shape
+    half = np.float32(0.5)
+    one = np.float32(1.0)
+    for start in range(0, a16.shape[0], ROW_CHUNK):
+        stop = min(start + ROW_CHUNK, a16.shape[0])
+        for p in prange(panels.shape[0]):
+            tile = np.empty((ROWS, PANEL), np.int32)
+            cols = min(PANEL, N - p * PANEL)
+            for i in range(start, stop, ROWS):
+                _dot_tile(a16, i, panels, p, tile)
+                for r in range(min(ROWS, M - i)):
+                    s = a_scale[i + r]
+                    for c in range(cols):
+                        j = p * PANEL + c
+                        v = np.float32(tile[r, c]) * s * w_scale[j] + bias[j]
+                        if gelu:
+                            v = half * v * (one + erf_as(v, half_gauss(v)))
+                        out[i + r, j] = v
+
+
+def _check_operand(name, x):
+    if not isinstance(x, np.ndarray):
+        raise ValueError(f"int8_matmul: {name} must be a numpy array, got {type(x).__name__}")
+    if x.dtype != np.int8:
+        raise ValueError(f"int8_matmul: {name} must be int8, got {x.dtype}")
+    if x.ndim != 2:
+        raise ValueError(f"int8_matmul: {name} must be 2-D, got shape {x.shape}")
+    if x.shape[1] > MAX_K:
         raise ValueError(
-            f"int8_matmul: K = {a.shape[1]} may overflow the int32 accumulator "
+            f"int8_matmul: K = {x.shape[1]} may overflow the int32 accumulator "
             f"(127^2 * K must stay below 2^31: K <= {MAX_K})"
         )
+
+
+def _check(a, w):
+    """Raise ValueError naming what is wrong with the operands of int8_matmul."""
+    _check_operand("a", a)
+    if not isinstance(w, PackedWeight):
+        _check_operand("b", w)
+    if a.shape[1] != w.shape[1]:
+        raise ValueError(f"int8_matmul: K differs: a is {a.shape} (M, K) and b is {w.shape} (N, K)")
 
 
 def int8_matmul(a, b):
     """a @ b.T, exact in int32, for K <= MAX_K (127^2 * K < 2^31, K < 133,143).
 
-    Shapes: a (M, K) int8, b (N, K) int8 (a weight, (out, in)) -> (M, N) int32.
-    Raises ValueError for other dtypes, shapes, non-contiguous operands or too large a K."""
+    Shapes: a (M, K) int8, b (N, K) int8 (a weight, (out, in)) or its PackedWeight -> (M, N)
+    int32. Raises ValueError for other dtypes, shapes, or too large a K."""
     _check(a, b)
-    out = np.empty((a.shape[0], b.shape[0]), dtype=np.int32)
+    out = np.zeros((a.shape[0], b.shape[0]), dtype=np.int32)
     if out.size == 0 or a.shape[1] == 0:
-        out[...] = 0
         return out
-    if run_kernel(_int8_matmul_numba, (out, a, b), parallel=True):
+    packed = b if isinstance(b, PackedWeight) else pack_weight(b)
+    if run_kernel(_int8_matmul_numba, (out, widen_rows(a), packed.panels), parallel=True):
         return out
-    return _int8_matmul_reference(a, b)
+    return _int8_matmul_reference(a, packed.unpack())
 
 
 def int8_linear(a_q, a_scale, w_q, w_scale, bias=None, gelu=False):
-    """Dequantised int8 linear layer:
+    """Dequantised int8 linear layer, in one pass:
 
         y = (a_q @ w_q.T) * a_scale[:, None] * w_scale[None, :] + bias,   then GELU if asked.
 
-    Shapes: a_q (M, K) int8, a_scale (M,) per-row activation scales, w_q (N, K) int8,
-    w_scale (N,) per-output-channel weight scales, bias (N,) or None -> (M, N) float32."""
-    acc = int8_matmul(a_q, w_q)
-    M, N = acc.shape
-    a_scale = np.asarray(a_scale, dtype=np.float32)
-    w_scale = np.asarray(w_scale, dtype=np.float32)
+    Shapes: a_q (M, K) int8, a_scale (M,) per-row activation scales, w_q (N, K) int8 or its
+    PackedWeight, w_scale (N,) per-output-channel weight scales, bias (N,) or None -> (M, N)
+    float32."""
+    _check(a_q, w_q)
+    M, N = a_q.shape[0], w_q.shape[0]
+    a_scale = np.ascontiguousarray(a_scale, dtype=np.float32)
+    w_scale = np.ascontiguousarray(w_scale, dtype=np.float32)
     if a_scale.shape != (M,):
         raise ValueError(f"int8_linear: a_scale must have shape ({M},), got {a_scale.shape}")
     if w_scale.shape != (N,):
         raise ValueError(f"int8_linear: w_scale must have shape ({N},), got {w_scale.shape}")
-    if bias is not None:
-        bias = np.ascontiguousarray(bias, dtype=np.float32)
-        if bias.shape != (N,):
-            raise ValueError(f"int8_linear: bias must have shape ({N},), got {bias.shape}")
-    y = acc.astype(np.float32)
+    bias = np.zeros(N, np.float32) if bias is None else np.ascontiguousarray(bias, np.float32)
+    if bias.shape != (N,):
+        raise ValueError(f"int8_linear: bias must have shape ({N},), got {bias.shape}")
+    packed = w_q if isinstance(w_q, PackedWeight) else pack_weight(w_q)
+    out = np.empty((M, N), np.float32)
+    args = (out, widen_rows(a_q), a_scale, packed.panels, w_scale, bias, bool(gelu))
+    if M and N and run_kernel(_int8_linear_numba, args, parallel=True):
+        return out
+    return _int8_linear_reference(a_q, a_scale, packed.unpack(), w_scale, bias, gelu)
+
+
+def _int8_linear_reference(a_q, a_scale, w_q, w_scale, bias, gelu):
+    """The readable epilogue: exact int32 product, then dequantise, bias and GELU in float32."""
+    y = _int8_matmul_reference(a_q, w_q).astype(np.float32)
     y *= a_scale[:, None]
     y *= w_scale[None, :]
+    y += bias
     if gelu:
-        from .gelu import gelu_bias_inplace
+        from .gelu import gelu_erf
 
-        return gelu_bias_inplace(y, bias if bias is not None else np.zeros(N, np.float32))
-    if bias is not None:
-        y += bias
+        y = gelu_erf(y)
     return y

@@ -60,14 +60,35 @@ def device(fn):
     return fn
 
 
+def lowered_as(target: str):
+    """Mark a readable numpy helper whose compiled form is a Numba intrinsic written elsewhere
+    ("module:name", e.g. the int8 GEMM's vector loop in kernels/simd.py): kernels call the
+    helper by name, and compiling them binds the name to the intrinsic. The helper itself stays
+    what tests and readers compare the intrinsic against."""
+
+    def mark(fn):
+        fn._minibert_device = True
+        fn._minibert_lowered = target
+        return fn
+
+    return mark
+
+
 def _bind_devices(py_func) -> None:
     """Replace the device helpers py_func refers to by their compiled, inlined versions."""
+    import importlib
+
     import numba
 
     for name in py_func.__code__.co_names:
         helper = py_func.__globals__.get(name)
         # a plain function still: once compiled, the dispatcher replaces it in these globals
         if isinstance(helper, types.FunctionType) and getattr(helper, "_minibert_device", False):
+            target = getattr(helper, "_minibert_lowered", None)
+            if target is not None:
+                module, attr = target.split(":")
+                py_func.__globals__[name] = getattr(importlib.import_module(module), attr)
+                continue
             _bind_devices(helper)
             py_func.__globals__[name] = numba.njit(cache=True, inline="always")(helper)
 
