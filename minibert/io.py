@@ -23,6 +23,7 @@ import numpy as np
 
 from .config import EncoderConfig
 from .errors import CheckpointError, ConfigError, LoadWarning
+from .quant import quantization_of, quantized_skeleton
 
 CONFIG_NAME = "config.json"
 SAFETENSORS_NAME = "model.safetensors"
@@ -63,6 +64,11 @@ def load(
     from .models import model_class
 
     model = model_class(config)(config)
+    quantization = quantization_of(config)
+    if quantization is not None:  # an int8 checkpoint (minibert.quantize, then save_pretrained)
+        if np_dtype != np.float32:
+            raise ValueError(f"{folder} holds an int8 model, which computes in float32 only")
+        quantized_skeleton(model, bool(quantization.get("embeddings", True)))
     tensors = read_weights(folder)
     # loading into another class on purpose: the old head's tensors are expected to go unused
     # (they are still listed in load_report["unexpected"])
@@ -346,6 +352,13 @@ def load_state(
                 f"tensor {key} has shape {tuple(array.shape)}, but config.json implies "
                 f"{tuple(expected)}: the config contradicts the weights"
             )
+        current = model.get_parameter(ours).dtype
+        if current == np.int8:  # a quantized model's int8 weight (quant.py): kept as stored
+            if array.dtype != np.int8:
+                raise CheckpointError(f"tensor {key} has dtype {array.dtype}, expected int8")
+            model.set_parameter(ours, array)
+            used.add(key)
+            continue
         if not np.issubdtype(array.dtype, np.floating):
             raise CheckpointError(f"tensor {key} has dtype {array.dtype}, expected floats")
         model.set_parameter(ours, np.ascontiguousarray(array, dtype=dtype))

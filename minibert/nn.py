@@ -160,12 +160,23 @@ class Linear(Module):
         if bias:
             self.params["bias"] = np.zeros(out_features, np.float32)  # (O,)
 
+    fake_quant = False  # quantization-aware training rounds x and W to int8 (quant.py)
+
     def forward(self, x, add_bias: bool = True):
         """add_bias=False (inference only) leaves the bias to the next fused kernel."""
         bias = self.params.get("bias") if add_bias or self.training else None
-        y, cache = F.linear_forward(x, self.params["weight"], bias)
+        w = self.params["weight"]
+        if self.fake_quant:  # the values int8 inference will see; gradients pass straight through
+            from .quant import fake_quantize
+
+            x, w = fake_quantize(x), fake_quantize(w)
+        y, cache = F.linear_forward(x, w, bias)
         self.save(cache)
         return y
+
+    def forward_gelu(self, x):
+        """GELU(x W^T + b) at inference, the bias and GELU in one in-place pass."""
+        return gelu_bias_inplace(self.forward(x, add_bias=False), self.params["bias"])
 
     def backward(self, dy):
         dx, dw, db = F.linear_backward(dy, self.restore())
@@ -307,9 +318,8 @@ class FeedForward(Module):
 
     def forward(self, x, add_bias: bool = True):
         if not self.training and self.act.name == "gelu" and x.dtype == np.float32:
-            # inference: the up-projection's bias and GELU in one in-place pass
-            h = gelu_bias_inplace(self.up.forward(x, add_bias=False), self.up.params["bias"])
-            return self.down.forward(h, add_bias)
+            # inference: the up-projection's bias and GELU fused into one pass
+            return self.down.forward(self.up.forward_gelu(x), add_bias)
         return self.down.forward(self.act.forward(self.up.forward(x)), add_bias)  # (B, T, C)
 
     def backward(self, dy):

@@ -208,3 +208,66 @@ def _int8_linear_reference(a_q, a_scale, w_q, w_scale, bias, gelu):
 
         y = gelu_erf(y)
     return y
+
+
+# --- dynamic per-row activation quantisation, and the whole int8 linear layer ---------------
+def _quantize_rows_reference(x):
+    """x (M, K) float32 -> (a16 (M_pad, K_pad) int16 holding int8 values, scale (M,) float32):
+    a16[m] = round(x[m] / scale[m]) with scale[m] = max |x[m]| / 127 (1 for an all-zero row)."""
+    amax = np.max(np.abs(x), axis=1) if x.shape[1] else np.zeros(x.shape[0], np.float32)
+    scale = np.where(amax > 0, amax / np.float32(127.0), np.float32(1.0)).astype(np.float32)
+    q = np.clip(np.rint(x / scale[:, None]), -127, 127).astype(np.int8)
+    return widen_rows(q), scale
+
+
+def _quantize_rows_numba(a16, scale, x):
+    """The reference's arithmetic, row by row in parallel, writing int16 straight away."""
+    M, K = x.shape
+    for m in prange(M):
+        amax = np.float32(0.0)
+        for k in range(K):
+            v = abs(x[m, k])
+            amax = max(amax, v) if v <= np.float32(3.4e38) else np.float32(np.inf)  # NaN, inf
+        s = amax / np.float32(127.0) if amax > 0 else np.float32(1.0)
+        scale[m] = s
+        for k in range(K):
+            q = np.rint(x[m, k] / s)
+            a16[m, k] = np.int16(min(max(q, np.float32(-127.0)), np.float32(127.0)))
+
+
+def quantize_rows(x):
+    """Dynamic symmetric per-row quantisation of activations, widened for the GEMM.
+
+    Shapes: x (M, K) float32 -> a16 (M_pad, K_pad) int16 (int8 values, zero padding), scale (M,)
+    float32. Rows with a non-finite value raise ValueError (they would poison the scale)."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    M, K = x.shape
+    a16 = np.zeros((-(-M // ROWS) * ROWS, K + K % 2), np.int16)
+    scale = np.empty(M, np.float32)
+    if M and K and run_kernel(_quantize_rows_numba, (a16, scale, x), parallel=True):
+        if not np.isfinite(scale).all():
+            raise ValueError("quantize_rows: the activations hold NaN or infinity")
+        return a16, scale
+    if not np.isfinite(x).all():
+        raise ValueError("quantize_rows: the activations hold NaN or infinity")
+    return _quantize_rows_reference(x)
+
+
+def int8_linear_rows(x, packed, w_scale, bias=None, gelu=False):
+    """The int8 linear layer from float32 inputs: quantise each row of x, multiply by the packed
+    int8 weight in int32, dequantise, add the bias, GELU if asked.
+
+    Shapes: x (M, K) float32, packed: PackedWeight of (N, K), w_scale (N,), bias (N,) or None
+    -> (M, N) float32."""
+    M, K = x.shape
+    if K != packed.k:
+        raise ValueError(f"int8_linear_rows: x has {K} features, the weight expects {packed.k}")
+    a16, a_scale = quantize_rows(x)
+    N = packed.n
+    bias = np.zeros(N, np.float32) if bias is None else bias
+    out = np.empty((M, N), np.float32)
+    args = (out, a16, a_scale, packed.panels, w_scale, bias, bool(gelu))
+    if M and N and run_kernel(_int8_linear_numba, args, parallel=True):
+        return out
+    a_q = a16[:M, :K].astype(np.int8)
+    return _int8_linear_reference(a_q, a_scale, packed.unpack(), w_scale, bias, gelu)

@@ -5,6 +5,8 @@ usable here (then the caller runs its reference). Compiled functions use cache=T
 first run on a machine pays the compile time.
 """
 
+import contextlib
+import contextvars
 import os
 import sys
 import types
@@ -49,8 +51,29 @@ def use_fast_kernels(enabled: bool = True) -> bool:
     return previous
 
 
+# a model's own choice (PreTrainedModel.kernels) for the duration of its call, per thread
+_MODEL_CHOICE = contextvars.ContextVar("minibert_kernels", default=None)
+KERNEL_CHOICES = ("fast", "reference")
+
+
 def fast_kernels_enabled() -> bool:
+    choice = _MODEL_CHOICE.get()
+    if choice == "reference":
+        return False
     return _STATE["fast"] and numba_available()
+
+
+@contextlib.contextmanager
+def kernels_for_call(choice: str):
+    """Run a block with "fast" (Numba, if usable and not switched off globally) or "reference"
+    (numpy) kernels: how a model applies its `kernels` attribute to one call."""
+    if choice not in KERNEL_CHOICES:
+        raise ValueError(f"kernels must be one of {KERNEL_CHOICES}, got {choice!r}")
+    token = _MODEL_CHOICE.set(choice)
+    try:
+        yield
+    finally:
+        _MODEL_CHOICE.reset(token)
 
 
 def device(fn):

@@ -14,6 +14,7 @@ import numpy as np
 from .. import functional as F
 from ..config import EncoderConfig
 from ..errors import InputError
+from ..kernels.jit import kernels_for_call
 from ..nn import Encoder, Module, Pooler
 from ..outputs import BaseModelOutput
 
@@ -41,6 +42,9 @@ class PreTrainedModel(Module):
     """A whole model: embeddings, encoder, optional pooler, and the heads of one task."""
 
     spec: Spec
+    # "fast": Numba kernels (when Numba works; use_fast_kernels(False) turns them off for all
+    # models), "reference": the readable numpy code the kernels are tested against
+    kernels = "fast"
     uses_pooler = False
     heads: tuple = ()  # head attributes this task adds, keys of spec.head_names
 
@@ -72,7 +76,10 @@ class PreTrainedModel(Module):
     def tied(self) -> dict:
         """{our path: path it shares its array with}; tied weights are stored once."""
         if "mlm" in self.heads and self.config.tie_word_embeddings:
-            return {"mlm.decoder.weight": "embeddings.word.weight"}
+            tied = {"mlm.decoder.weight": "embeddings.word.weight"}
+            if "weight_scale" in self.embeddings.word.params:  # an int8 table (quant.py)
+                tied["mlm.decoder.weight_scale"] = "embeddings.word.weight_scale"
+            return tied
         return {}
 
     def tie_weights(self) -> None:
@@ -90,6 +97,11 @@ class PreTrainedModel(Module):
         names.update(body)
         for head in self.heads:
             names.update(self.spec.head_names[head])
+        for ours, hf in list(names.items()):  # int8 layers (quant.py) store a scale per row
+            if ours.endswith(".weight"):
+                module = self._resolve(ours)[0]
+                if "weight_scale" in module.params:
+                    names[ours + "_scale"] = hf + "_scale"
         return names
 
     def num_parameters(self) -> int:
@@ -99,13 +111,15 @@ class PreTrainedModel(Module):
     def astype(self, dtype):
         """Cast every parameter to dtype (float32 or float64), keeping ties."""
         for _, module, key in list(self._param_slots()):
-            module.params[key] = module.params[key].astype(dtype)
+            if np.issubdtype(module.params[key].dtype, np.floating):  # int8 weights stay int8
+                module.params[key] = module.params[key].astype(dtype)
         self.tie_weights()
         return self
 
     @property
     def dtype(self):
-        return self.embeddings.word.params["weight"].dtype
+        """The float dtype of the model's computations (float32, or float64 for checks)."""
+        return self.embeddings.position.params["weight"].dtype
 
     def init_weights(self, rng: np.random.Generator, only=None) -> "PreTrainedModel":
         """Fresh weights as transformers draws them: N(0, initializer_range) for weight matrices
@@ -138,20 +152,38 @@ class PreTrainedModel(Module):
     ):
         """Run the model; with targets (labels=..., ...) also compute out.loss as transformers
         does. In training mode the caches for backward() are kept."""
+        with kernels_for_call(self.kernels):
+            return self._call(
+                input_ids,
+                attention_mask,
+                token_type_ids,
+                {
+                    "labels": labels,
+                    "next_sentence_label": next_sentence_label
+                    if next_sentence_label is not None
+                    else sentence_order_label,
+                    "start_positions": start_positions,
+                    "end_positions": end_positions,
+                },
+                output_hidden_states,
+                output_attentions,
+            )
+
+    def _call(
+        self,
+        input_ids,
+        attention_mask,
+        token_type_ids,
+        targets,
+        output_hidden_states,
+        output_attentions,
+    ):
         ids, mask, types = check_inputs(self.config, input_ids, attention_mask, token_type_ids)
         self.clear_caches()  # each forward starts from empty stacks (STYLE.md section 4)
         self._loss_state = None
         x, hidden, attentions = self.body(ids, mask, types, output_hidden_states, output_attentions)
         pooled = self.pooler.forward(x) if hasattr(self, "pooler") else None
         out = self.head_outputs(x, pooled)
-        targets = {
-            "labels": labels,
-            "next_sentence_label": next_sentence_label
-            if next_sentence_label is not None
-            else sentence_order_label,
-            "start_positions": start_positions,
-            "end_positions": end_positions,
-        }
         targets = {k: v for k, v in targets.items() if v is not None}
         if targets:
             out.loss, self._loss_state = self.loss(out, targets)

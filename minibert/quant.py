@@ -1,0 +1,259 @@
+"""int8 quantisation: Q8BERT-style dynamic quantisation of linear layers and embeddings.
+
+The scheme, and why:
+  * **symmetric** (no zero point): a real value x is stored as round(x / s) in [-127, 127], so
+    the integer product of two quantised matrices needs no zero-point correction terms, and
+    -128 is never used, which keeps the int32 accumulator's bound symmetric (127^2 K < 2^31);
+  * **weights per output channel**: s_n = max_k |W[n, k]| / 127, one scale per row of W. Rows
+    of a trained weight differ in range by 10x and more; one scale for the whole matrix would
+    spend most of the 8 bits of the small rows on range they never use;
+  * **activations per row, dynamically**: each token's input vector x_m gets its own scale
+    s_m = max_k |x_m[k]| / 127, computed as the layer runs. No calibration data is needed,
+    and a token with an outlier (BERT's hidden states have a few very large channels, larger
+    still at [CLS] and [SEP]) costs precision in its own row only. Stock int8 tools use one
+    scale per tensor for activations, which is why they lose more (docs/benchmarks.md);
+  * the product is exact in int32 and dequantised once per output: y[m, n] = s_m s_n acc[m, n]
+    + b[n] (kernels/int8_matmul.py fuses this, and GELU, into the GEMM);
+  * the **word-embedding table** (optional, on by default: in MiniLM it is half the weights)
+    is int8 with one scale per token row; a tied MLM decoder shares the int8 table and its
+    scales, which are exactly the decoder's per-output-channel scales.
+LayerNorm, biases, position and token-type embeddings, and softmax stay float32.
+
+`quantize(model)` returns a new model with the same call interface (the original is untouched
+and shares its float32 arrays). Quantized models are for inference; to train for quantization
+use fake quantisation (`enable_fake_quant`, TrainConfig(qat=True)): the forward pass rounds
+weights and activations exactly as int8 inference will, and the backward pass treats the
+rounding as the identity (the straight-through estimator, Bengio et al. 2013; Zafrir et al.
+2019, Q8BERT).
+"""
+
+import copy
+
+import numpy as np
+
+from .errors import InputError
+from .kernels.int8_matmul import PackedWeight, int8_linear_rows, pack_weight
+from .nn import Embedding, Linear, Module
+
+QMAX = 127  # symmetric int8: [-127, 127]
+METHOD = "minibert-int8"
+SCHEME = "symmetric int8; weights per output channel; activations per row, dynamic"
+
+
+def quantize_symmetric(x, axis=-1):
+    """x (float) -> (q int8, scale float32): q = round(x / scale) with one scale per slice
+    along every axis but `axis`, scale = max |x| / 127 over that axis (1 where all are 0)."""
+    x = np.asarray(x, dtype=np.float32)
+    amax = np.max(np.abs(x), axis=axis, keepdims=True)
+    scale = np.where(amax > 0, amax / np.float32(QMAX), np.float32(1.0)).astype(np.float32)
+    q = np.clip(np.rint(x / scale), -QMAX, QMAX).astype(np.int8)
+    return q, np.squeeze(scale, axis=axis)
+
+
+def dequantize(q, scale, axis=-1):
+    """The float32 values q * scale stand for (scale broadcast along `axis`)."""
+    return q.astype(np.float32) * np.expand_dims(np.asarray(scale, np.float32), axis)
+
+
+def fake_quantize(x, axis=-1):
+    """Round x to the int8 grid it would get and return it in x's dtype: quantise, dequantise."""
+    q, scale = quantize_symmetric(x, axis)
+    return dequantize(q, scale, axis).astype(x.dtype)
+
+
+class QuantLinear(Module):
+    """y = x W^T + b with W int8 per output channel, x quantised per row as it arrives.
+
+    params: weight (O, I) int8, weight_scale (O,) float32, bias (O,) float32 if any. The int16
+    panel layout the kernel reads is built from the int8 weight on first use (and again if the
+    weight array is replaced, e.g. by loading)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+        super().__init__()
+        self.params["weight"] = np.zeros((out_features, in_features), np.int8)
+        self.params["weight_scale"] = np.ones(out_features, np.float32)
+        if bias:
+            self.params["bias"] = np.zeros(out_features, np.float32)
+        self._packed = (None, None)  # (the int8 array it was built from, PackedWeight)
+
+    @classmethod
+    def from_linear(cls, linear: Linear) -> "QuantLinear":
+        out_features, in_features = linear.params["weight"].shape
+        q = cls(in_features, out_features, bias="bias" in linear.params)
+        q.params["weight"], q.params["weight_scale"] = quantize_symmetric(linear.params["weight"])
+        if "bias" in linear.params:
+            q.params["bias"] = linear.params["bias"].astype(np.float32)
+        return q
+
+    def packed(self) -> PackedWeight:
+        source, packed = self._packed
+        if source is not self.params["weight"]:
+            packed = pack_weight(np.ascontiguousarray(self.params["weight"]))
+            self._packed = (self.params["weight"], packed)
+        return packed
+
+    def forward(self, x, add_bias: bool = True, gelu: bool = False):
+        """Shapes: x (..., I) float32 -> (..., O) float32. add_bias=False leaves the bias to the
+        next fused kernel (as Linear); gelu=True applies the exact GELU after the bias."""
+        if self.training:
+            raise RuntimeError(
+                "a quantized model runs inference only; to train for int8, fine-tune the float "
+                "model with fake quantisation (TrainConfig(qat=True)) and quantize afterwards"
+            )
+        lead, width = x.shape[:-1], x.shape[-1]
+        bias = self.params.get("bias") if add_bias or gelu else None
+        y = int8_linear_rows(
+            x.reshape(-1, width), self.packed(), self.params["weight_scale"], bias, gelu
+        )
+        return y.reshape(*lead, y.shape[-1])
+
+    def forward_gelu(self, x):
+        return self.forward(x, gelu=True)
+
+
+class QuantEmbedding(Module):
+    """An int8 embedding table with one scale per row: lookup, then scale to float32."""
+
+    def __init__(self, num: int, dim: int, padding_idx: int | None = None):
+        super().__init__()
+        self.padding_idx = padding_idx
+        self.params["weight"] = np.zeros((num, dim), np.int8)
+        self.params["weight_scale"] = np.ones(num, np.float32)
+
+    @classmethod
+    def from_embedding(cls, emb: Embedding) -> "QuantEmbedding":
+        num, dim = emb.params["weight"].shape
+        q = cls(num, dim, emb.padding_idx)
+        q.params["weight"], q.params["weight_scale"] = quantize_symmetric(emb.params["weight"])
+        return q
+
+    def forward(self, ids):
+        """Shapes: ids (B, T) -> (B, T, C) float32"""
+        if self.training:
+            raise RuntimeError("a quantized model runs inference only (see TrainConfig(qat=True))")
+        rows = self.params["weight"][ids].astype(np.float32)  # (B, T, C)
+        rows *= self.params["weight_scale"][ids][..., None]
+        return rows
+
+
+def _swap_modules(root: Module, make) -> int:
+    """Replace each sub-module m for which make(m) returns a module; returns how many."""
+    count = 0
+    for module in list(root.modules()):
+        for name, value in list(vars(module).items()):
+            if isinstance(value, Module):
+                new = make(value)
+                if new is not None:
+                    setattr(module, name, new)
+                    count += 1
+            elif isinstance(value, list) and value and isinstance(value[0], Module):
+                for i, item in enumerate(value):
+                    new = make(item)
+                    if new is not None:
+                        value[i] = new
+                        count += 1
+    return count
+
+
+def quantize(model, embeddings: bool = True):
+    """An int8 copy of `model` (float32), with the same call interface.
+
+    Every Linear layer becomes a QuantLinear (int8 weights per output channel, activations
+    quantised per row as they arrive); with embeddings=True the word-embedding table becomes
+    int8 too (one scale per row), and a tied MLM decoder shares it. The returned model can be
+    saved with save_pretrained and read back with minibert.load. The float model is left as it
+    was; the two share their float32 arrays (LayerNorm, biases, other embeddings)."""
+    if is_quantized(model):
+        raise InputError("the model is already quantized")
+    if model.dtype != np.float32:
+        raise InputError(f"quantize needs a float32 model, got {model.dtype} (use astype)")
+    if model.training:
+        raise InputError("quantize a model in eval mode (call model.eval() first)")
+    arrays = {id(a): a for _, a in model.named_parameters()}
+    qmodel = copy.deepcopy(model, memo=dict(arrays))  # new modules, the same arrays
+    # untie first: quantising a tied decoder on its own would make a second int8 table
+    tied = qmodel.tied
+    _swap_modules(
+        qmodel,
+        lambda m: (
+            QuantLinear.from_linear(m) if type(m) is Linear and not _tied(m, qmodel, tied) else None
+        ),
+    )
+    if embeddings:
+        word = qmodel.embeddings.word
+        qmodel.embeddings.word = QuantEmbedding.from_embedding(word)
+    _finish(qmodel, embeddings)
+    return qmodel
+
+
+def _tied(module, model, tied) -> bool:
+    """True for the MLM decoder whose weight is the embedding table (handled with it)."""
+    return bool(tied) and getattr(getattr(model, "mlm", None), "decoder", None) is module
+
+
+def _finish(qmodel, embeddings: bool) -> None:
+    """The tied decoder, the config flag and eval mode, for quantize and for loading."""
+    if qmodel.tied:
+        decoder = qmodel.mlm.decoder
+        if embeddings:
+            if not isinstance(decoder, QuantLinear):
+                out_features, in_features = decoder.params["weight"].shape
+                new = QuantLinear(in_features, out_features, "bias" in decoder.params)
+                if "bias" in decoder.params:
+                    new.params["bias"] = decoder.params["bias"]
+                qmodel.mlm.decoder = new
+        elif isinstance(decoder, QuantLinear):
+            raise InputError("a tied decoder is quantized only with its embedding table")
+    qmodel.tie_weights()
+    extra = dict(qmodel.config.hf_extra)
+    extra["quantization"] = {"method": METHOD, "scheme": SCHEME, "embeddings": bool(embeddings)}
+    qmodel.config = qmodel.config.replace(hf_extra=extra)
+    qmodel.eval()
+
+
+def quantization_of(config) -> dict | None:
+    """The config's quantization entry (config.json's "quantization"), or None for float."""
+    entry = config.hf_extra.get("quantization")
+    if entry is None:
+        return None
+    if not isinstance(entry, dict) or entry.get("method") != METHOD:
+        from .errors import ConfigError
+
+        raise ConfigError(
+            f"config.json's quantization {entry!r} is not one minibert reads "
+            f"(expected method {METHOD!r})"
+        )
+    return entry
+
+
+def is_quantized(model) -> bool:
+    return any(isinstance(m, (QuantLinear, QuantEmbedding)) for m in model.modules())
+
+
+def quantized_skeleton(model, embeddings: bool) -> None:
+    """Turn a freshly built float model into the int8 structure a quantized checkpoint fills
+    (minibert.load calls this before reading the tensors)."""
+
+    def make(m):
+        if type(m) is Linear and not _tied(m, model, model.tied):
+            out_features, in_features = m.params["weight"].shape
+            return QuantLinear(in_features, out_features, "bias" in m.params)
+        return None
+
+    _swap_modules(model, make)
+    if embeddings:
+        word = model.embeddings.word
+        num, dim = word.params["weight"].shape
+        model.embeddings.word = QuantEmbedding(num, dim, word.padding_idx)
+    _finish(model, embeddings)
+
+
+def enable_fake_quant(model, enabled: bool = True):
+    """Quantization-aware training: every Linear layer that quantize() would make int8 rounds
+    its weight (per output channel) and its input (per row) to the int8 grid in the forward
+    pass, with straight-through gradients. Returns the model."""
+    tied = model.tied
+    for m in model.modules():
+        if type(m) is Linear and not _tied(m, model, tied):
+            m.fake_quant = bool(enabled)
+    return model
