@@ -6,6 +6,7 @@
     minibert demo                               the installed all-MiniLM-L6-v2 on a few sentences
     minibert pretrain --corpus FILE... --output DIR   pretrain a small model from scratch
     minibert finetune MODEL --data FILE --output DIR  fine-tune a sequence classifier
+    minibert quantize IN OUT                    an int8 copy of a model folder
 
 The model of `encode` and `similarity` is an option, not the first positional argument, so that
 `minibert encode "some text"` works with the installed all-MiniLM-L6-v2 and every positional
@@ -172,9 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
         """,
         "minibert demo",
     )
-    from .cli_train import register  # pretrain, finetune
+    from . import cli_quant, cli_train
 
-    register(command)
+    cli_train.register(command)  # pretrain, finetune
+    cli_quant.register(command)  # quantize
     return parser
 
 
@@ -245,7 +247,10 @@ def cmd_info(args) -> int:
     for note in report["notes"]:
         print(f"  ({note})")
     files = ", ".join(f"{f['name']} ({_human_bytes(f['bytes'])})" for f in report["weight_files"])
-    print(f"weights       {files}; {_human_bytes(report['weight_bytes'])} on disk")
+    size = _human_bytes(report["weight_bytes"])
+    fp32 = report["float32_bytes"]
+    share = _percent(report["weight_bytes"], fp32)
+    print(f"weights       {files}; {size} on disk ({share} of float32)")
     dtypes = ", ".join(f"{name} x {count}" for name, count in report["stored_dtypes"].items())
     print(f"stored dtypes {dtypes or 'unknown'} (tensors)")
     return 0
@@ -270,11 +275,19 @@ def model_info(path) -> dict:
     if c.model_type == "albert":
         sizes["E"] = c.embedding_size or c.hidden_size
     counts = dict.fromkeys(COMPONENTS, 0)
+    int8 = 0
     for name, array in model.named_parameters():  # a tied array is listed once
+        if name.endswith(".weight_scale"):  # an int8 weight's scales, not parameters
+            continue
         top = name.split(".", 1)[0]
         counts[top if top in counts else "heads"] += int(array.size)
+        int8 += int(array.size) if array.dtype.name == "int8" else 0
     counts["total"] = model.num_parameters()
     notes = []
+    quantization = c.hf_extra.get("quantization")
+    if quantization:
+        share = _percent(int8, counts["total"])
+        notes.append(f"int8: {int8:,} parameters ({share}); {quantization['scheme']}")
     if model.tied:
         notes.append("the MLM decoder shares the word embeddings; counted once, in embeddings")
     if c.model_type == "albert":
@@ -292,6 +305,8 @@ def model_info(path) -> dict:
         "weight_files": [{"name": f.name, "bytes": f.stat().st_size} for f in files],
         "weight_bytes": sum(f.stat().st_size for f in files),
         "stored_dtypes": stored_dtypes(files),
+        "quantization": quantization,
+        "float32_bytes": 4 * counts["total"],
     }
 
 

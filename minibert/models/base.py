@@ -105,8 +105,11 @@ class PreTrainedModel(Module):
         return names
 
     def num_parameters(self) -> int:
-        """Number of scalars in the model, a tied array counted once."""
-        return int(sum(a.size for _, a in self.named_parameters()))
+        """Number of scalars in the model, a tied array counted once (an int8 model's scales
+        are not parameters: they belong to the int8 weights they scale)."""
+        return int(
+            sum(a.size for p, a in self.named_parameters() if not p.endswith(".weight_scale"))
+        )
 
     def astype(self, dtype):
         """Cast every parameter to dtype (float32 or float64), keeping ties."""

@@ -1,0 +1,75 @@
+"""`minibert quantize` and what `minibert info` says about an int8 folder."""
+
+import json
+
+import numpy as np
+import pytest
+from test_cli import BERT, assert_one_line_error, needs_minilm, run
+
+import minibert
+from minibert import pretrained
+from minibert.quant import is_quantized
+
+
+def test_quantize_writes_a_loadable_int8_folder(capsys, tmp_path):
+    out_dir = tmp_path / "int8"
+    code, out, err = run(capsys, "quantize", BERT, out_dir)
+    assert code == 0, err
+    assert "weights" in out
+    assert "hidden states on random ids" in out  # the fixture has no tokenizer
+    model = minibert.load(out_dir)
+    assert is_quantized(model)
+    config = json.loads((out_dir / "config.json").read_text())
+    assert config["quantization"]["embeddings"] is True
+
+    code, out, err = run(capsys, "info", out_dir, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["quantization"]["method"] == "minibert-int8"
+    assert report["stored_dtypes"]["int8"] > 0
+    assert report["parameters"]["total"] == minibert.load(BERT).num_parameters()
+
+    code, out, _ = run(capsys, "info", out_dir)
+    assert "int8:" in out
+    assert "of float32" in out
+
+
+def test_quantize_without_embeddings(capsys, tmp_path):
+    code, _, err = run(capsys, "quantize", BERT, tmp_path / "q", "--no-embeddings")
+    assert code == 0, err
+    model = minibert.load(tmp_path / "q")
+    assert model.embeddings.word.params["weight"].dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    ("make_args", "message"),
+    [
+        (lambda tmp: ["quantize", BERT, BERT], "must differ"),
+        (lambda tmp: ["quantize", tmp / "missing", tmp / "out"], "no such model folder"),
+    ],
+)
+def test_quantize_errors_are_one_line(capsys, tmp_path, make_args, message):
+    code, out, err = run(capsys, *make_args(tmp_path))
+    assert_one_line_error(code, out, err)
+    assert message in err
+
+
+def test_quantizing_an_int8_folder_again_is_refused(capsys, tmp_path):
+    run(capsys, "quantize", BERT, tmp_path / "q")
+    code, out, err = run(capsys, "quantize", tmp_path / "q", tmp_path / "q2")
+    assert_one_line_error(code, out, err)
+    assert "already quantized" in err
+
+
+@pytest.mark.minilm
+@needs_minilm
+def test_quantized_minilm_encodes_from_the_cli(capsys, tmp_path):
+    code, out, err = run(capsys, "quantize", pretrained.minilm_path(), tmp_path / "q")
+    assert code == 0, err
+    assert "mean cosine 0.99" in out
+    assert "tokenizer.json" in out
+    size = (tmp_path / "q" / "model.safetensors").stat().st_size
+    assert size <= 0.30 * (pretrained.minilm_path() / "model.safetensors").stat().st_size
+    code, out, err = run(capsys, "encode", "--model", tmp_path / "q", "A cat sat on the mat.")
+    assert code == 0, err
+    assert "shape (1, 384)" in out
