@@ -73,6 +73,11 @@ def register(command) -> None:
     fine.add_argument("--group-column", help="keep each group in one split (e.g. movie)")
     fine.add_argument("--epochs", type=float, default=2.0, help="ignored when --steps is given")
     fine.add_argument("--max-length", type=int, default=128)
+    fine.add_argument(
+        "--qat",
+        action="store_true",
+        help="quantization-aware: train through int8 rounding (then `minibert quantize`)",
+    )
     _training_arguments(fine, steps=None, lr=5e-5)
 
 
@@ -105,6 +110,7 @@ def _train_config(args, steps: int):
         save_every=args.save_every or every,
         seed=args.seed,
         progress=sys.stderr.isatty(),
+        qat=getattr(args, "qat", False),
     )
 
 

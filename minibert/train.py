@@ -56,6 +56,9 @@ class TrainConfig:
     log_every: int = 10
     seed: int = 0
     progress: bool = True
+    # quantization-aware training (Q8BERT): linear layers see int8-rounded weights and inputs
+    # in the forward pass, gradients pass straight through; quantize the result afterwards
+    qat: bool = False
 
     def __post_init__(self):
         if self.max_steps < 1 or self.grad_accum < 1:
@@ -99,6 +102,10 @@ class Trainer:
         self.history = History()
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.model.seed(config.seed)
+        if config.qat:
+            from .quant import enable_fake_quant
+
+            enable_fake_quant(model)
         self._stop = False
 
     # --- the loop ---------------------------------------------------------------------------

@@ -3,6 +3,7 @@
     python scripts/fetch_data.py                       # the corpora and Rotten Tomatoes
     python scripts/train_reports.py pretrain [--steps 800]
     python scripts/train_reports.py finetune [--epochs 2]
+    python scripts/train_reports.py finetune --qat     # the same, quantization-aware
 
 pretrain: a WordPiece vocabulary (8,000) trained on Wikipedia + Austen, then a small BERT
 (4 layers, hidden 256) pretrained from scratch with MLM + NSP; 5% of the documents are held out
@@ -122,6 +123,7 @@ def run_finetune(args) -> dict:
         save_every=steps_per_epoch // 2,
         weight_decay=0.01,
         seed=0,
+        qat=args.qat,
     )
     start = time.perf_counter()
     model, history, report = finetune(
@@ -139,8 +141,9 @@ def run_finetune(args) -> dict:
     seconds = time.perf_counter() - start
     plot_history(
         history,
-        IMAGES / "finetune_curve.png",
-        "all-MiniLM-L6-v2 fine-tuned on Rotten Tomatoes (fresh / rotten)",
+        IMAGES / ("finetune_qat_curve.png" if args.qat else "finetune_curve.png"),
+        "all-MiniLM-L6-v2 fine-tuned on Rotten Tomatoes (fresh / rotten)"
+        + (", quantization-aware" if args.qat else ""),
     )
     baseline = RESULTS / "baseline_bow.json"
     return {
@@ -149,6 +152,7 @@ def run_finetune(args) -> dict:
         "epochs": args.epochs,
         "lr": args.lr,
         "batch_size": args.batch_size,
+        "qat": args.qat,
         "seconds_this_run": round(seconds),
         "evals": history.evals,
         "baseline": json.loads(baseline.read_text()) if baseline.is_file() else None,
@@ -170,12 +174,16 @@ def main(argv=None) -> None:
     f.add_argument("--epochs", type=int, default=2)
     f.add_argument("--lr", type=float, default=5e-5)
     f.add_argument("--batch-size", type=int, default=32)
-    f.add_argument("--output", default=str(data_dir().parent / "runs" / "finetune"))
+    f.add_argument("--output", help="default: runs/finetune (runs/finetune-qat with --qat)")
+    f.add_argument("--qat", action="store_true", help="quantization-aware fine-tuning")
     args = parser.parse_args(argv)
+    if args.run == "finetune" and args.output is None:
+        args.output = str(data_dir().parent / "runs" / ("finetune-qat" if args.qat else "finetune"))
     RESULTS.mkdir(parents=True, exist_ok=True)
     IMAGES.mkdir(parents=True, exist_ok=True)
     result = run_pretrain(args) if args.run == "pretrain" else run_finetune(args)
-    target = RESULTS / f"{args.run}.json"
+    name = "finetune_qat" if args.run == "finetune" and args.qat else args.run
+    target = RESULTS / f"{name}.json"
     target.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "evals"}, indent=1))
     print(f"wrote {target}")
