@@ -243,7 +243,67 @@ def _directive(identifier: str, **options: str) -> str:
     return "\n".join(lines)
 
 
+def quant_accuracy() -> str:
+    """docs/results/quant.json (scripts/quant_reports.py) as the quantization page's tables."""
+    import json
+
+    file = Path(__file__).resolve().parents[1] / "results" / "quant.json"
+    result = json.loads(file.read_text(encoding="utf-8"))
+    emb = result["embeddings"]
+    rows = []
+    for label in ("int8", "int8, float32 word embeddings"):
+        r = emb[label]
+        ret = r["retrieval"]
+        rows.append(
+            [
+                f"minibert {label}",
+                f"{r['mean_cosine']:.4f}",
+                f"{r['p05_cosine']:.4f}",
+                f"{r['min_cosine']:.4f}",
+                f"{ret['top1_agreement']:.0%}",
+                f"{ret['top10_overlap']:.1%}",
+                f"{ret['spearman']:.4f}",
+            ]
+        )
+    header = [
+        "all-MiniLM-L6-v2",
+        "mean cosine",
+        "5th percentile",
+        "min",
+        "top-1 agreement",
+        "top-10 overlap",
+        "Spearman",
+    ]
+    text = f"{emb['sentences']} sentences; retrieval: {ret['queries']} queries against "
+    text += f"{ret['documents']} documents.\n\n" + _table(header, rows)
+    rows = []
+    for name, what in (("finetune", "fine-tuned"), ("finetune-qat", "quantization-aware")):
+        run = result.get(name)
+        if run is None:
+            rows.append([what, "not run", "", "", ""])
+            continue
+        f32, i8 = run["float32"], run["int8"]
+        rows.append(
+            [
+                f"{what} (`{run['checkpoint']}`)",
+                f"{f32['accuracy']:.2%}",
+                f"{i8['accuracy']:.2%}",
+                f"{100 * (i8['accuracy'] - f32['accuracy']):+.2f}",
+                f"{f32['f1']:.3f} / {i8['f1']:.3f}",
+            ]
+        )
+    header = ["Rotten Tomatoes classifier", "float32", "int8", "int8 - float32 (points)", "F1"]
+    text += f"\n\nTest split: {run_size(result)} reviews of unseen movies.\n\n"
+    return text + _table(header, rows)
+
+
+def run_size(result) -> str:
+    sizes = [r["test_size"] for r in (result.get("finetune"), result.get("finetune-qat")) if r]
+    return f"{sizes[0]:,}" if sizes else "?"
+
+
 GENERATORS = {
+    "quant-accuracy": quant_accuracy,
     "config-fields": config_fields,
     "weight-names": weight_names,
     "api-public": api_public,
