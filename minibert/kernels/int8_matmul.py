@@ -4,7 +4,7 @@
 
 w is a weight in PyTorch's (out_features, in_features) layout. Every product lies in
 [-127 * 128, 128 * 128], so int32 accumulation is exact while 128^2 * K < 2^31; we require the
-symmetric bound of our quantisation scheme, 127^2 * K < 2^31, i.e. K <= MAX_K = 133,142 (BERT's
+symmetric bound of our quantisation scheme, 127^2 * K < 2^31, i.e. K <= MAX_K = 133,144 (BERT's
 largest K is 3072). The kernel is exact (integers: no rounding anywhere), so its test is
 equality with the reference.
 
@@ -32,7 +32,7 @@ from .jit import lowered_as, run_kernel
 
 prange = range  # numba.prange once compiled (see jit.jit_kernel)
 
-MAX_K = (2**31 - 1) // (127 * 127)  # 133,142: the largest K with 127^2 * K < 2^31
+MAX_K = (2**31 - 1) // (127 * 127)  # 133,144: the largest K with 127^2 * K < 2^31
 ROWS = 4  # rows per register tile (kernels/simd.py)
 PANEL = 16  # output channels per panel
 ROW_CHUNK = 64  # rows of a walked per panel before moving on: 64 x K int16 stay in L2
@@ -98,16 +98,18 @@ def _int8_matmul_reference(a, b):
 def _int8_matmul_numba(out, a16, panels):
     """out (M, N) int32 = a @ w.T over tiles; a16 from widen_rows, panels from pack_weight."""
     M, N = out.shape
-    for start in range(0, a16.shape[0], ROW_CHUNK):
+    P = panels.shape[0]
+    chunks = (a16.shape[0] + ROW_CHUNK - 1) // ROW_CHUNK
+    for job in prange(chunks * P):  # one parallel region; each thread gets whole row chunks
+        start, p = (job // P) * ROW_CHUNK, job % P
         stop = min(start + ROW_CHUNK, a16.shape[0])
-        for p in prange(panels.shape[0]):
-            tile = np.empty((ROWS, PANEL), np.int32)
-            cols = min(PANEL, N - p * PANEL)
-            for i in range(start, stop, ROWS):
-                _dot_tile(a16, i, panels, p, tile)
-                for r in range(min(ROWS, M - i)):
-                    for c in range(cols):
-                        out[i + r, p * PANEL + c] = tile[r, c]
+        tile = np.empty((ROWS, PANEL), np.int32)
+        cols = min(PANEL, N - p * PANEL)
+        for i in range(start, stop, ROWS):
+            _dot_tile(a16, i, panels, p, tile)
+            for r in range(min(ROWS, M - i)):
+                for c in range(cols):
+                    out[i + r, p * PANEL + c] = tile[r, c]
 
 
 def _int8_linear_numba(out, a16, a_scale, panels, w_scale, bias, gelu):
@@ -115,21 +117,23 @@ def _int8_linear_numba(out, a16, a_scale, panels, w_scale, bias, gelu):
     M, N = out.shape
     half = np.float32(0.5)
     one = np.float32(1.0)
-    for start in range(0, a16.shape[0], ROW_CHUNK):
+    P = panels.shape[0]
+    chunks = (a16.shape[0] + ROW_CHUNK - 1) // ROW_CHUNK
+    for job in prange(chunks * P):  # as in _int8_matmul_numba
+        start, p = (job // P) * ROW_CHUNK, job % P
         stop = min(start + ROW_CHUNK, a16.shape[0])
-        for p in prange(panels.shape[0]):
-            tile = np.empty((ROWS, PANEL), np.int32)
-            cols = min(PANEL, N - p * PANEL)
-            for i in range(start, stop, ROWS):
-                _dot_tile(a16, i, panels, p, tile)
-                for r in range(min(ROWS, M - i)):
-                    s = a_scale[i + r]
-                    for c in range(cols):
-                        j = p * PANEL + c
-                        v = np.float32(tile[r, c]) * s * w_scale[j] + bias[j]
-                        if gelu:
-                            v = half * v * (one + erf_as(v, half_gauss(v)))
-                        out[i + r, j] = v
+        tile = np.empty((ROWS, PANEL), np.int32)
+        cols = min(PANEL, N - p * PANEL)
+        for i in range(start, stop, ROWS):
+            _dot_tile(a16, i, panels, p, tile)
+            for r in range(min(ROWS, M - i)):
+                s = a_scale[i + r]
+                for c in range(cols):
+                    j = p * PANEL + c
+                    v = np.float32(tile[r, c]) * s * w_scale[j] + bias[j]
+                    if gelu:
+                        v = half * v * (one + erf_as(v, half_gauss(v)))
+                    out[i + r, j] = v
 
 
 def _check_operand(name, x):
@@ -156,7 +160,7 @@ def _check(a, w):
 
 
 def int8_matmul(a, b):
-    """a @ b.T, exact in int32, for K <= MAX_K (127^2 * K < 2^31, K < 133,143).
+    """a @ b.T, exact in int32, for K <= MAX_K (127^2 * K < 2^31, K <= 133,144).
 
     Shapes: a (M, K) int8, b (N, K) int8 (a weight, (out, in)) or its PackedWeight -> (M, N)
     int32. Raises ValueError for other dtypes, shapes, or too large a K."""
@@ -213,10 +217,12 @@ def _int8_linear_reference(a_q, a_scale, w_q, w_scale, bias, gelu):
 # --- dynamic per-row activation quantisation, and the whole int8 linear layer ---------------
 def _quantize_rows_reference(x):
     """x (M, K) float32 -> (a16 (M_pad, K_pad) int16 holding int8 values, scale (M,) float32):
-    a16[m] = round(x[m] / scale[m]) with scale[m] = max |x[m]| / 127 (1 for an all-zero row)."""
+    a16[m] = round(x[m] * (1 / scale[m])) with scale[m] = max |x[m]| / 127 (1 for an all-zero
+    row)."""
     amax = np.max(np.abs(x), axis=1) if x.shape[1] else np.zeros(x.shape[0], np.float32)
     scale = np.where(amax > 0, amax / np.float32(127.0), np.float32(1.0)).astype(np.float32)
-    q = np.clip(np.rint(x / scale[:, None]), -127, 127).astype(np.int8)
+    inverse = (np.float32(1.0) / scale).astype(np.float32)
+    q = np.clip(np.rint(x * inverse[:, None]), -127, 127).astype(np.int8)
     return widen_rows(q), scale
 
 
@@ -230,8 +236,9 @@ def _quantize_rows_numba(a16, scale, x):
             amax = max(amax, v) if v <= np.float32(3.4e38) else np.float32(np.inf)  # NaN, inf
         s = amax / np.float32(127.0) if amax > 0 else np.float32(1.0)
         scale[m] = s
+        inverse = np.float32(1.0) / s
         for k in range(K):
-            q = np.rint(x[m, k] / s)
+            q = np.rint(x[m, k] * inverse)
             a16[m, k] = np.int16(min(max(q, np.float32(-127.0)), np.float32(127.0)))
 
 
