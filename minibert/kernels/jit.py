@@ -134,22 +134,27 @@ def jit_kernel(py_func, parallel: bool = False):
 
 
 def run_kernel(py_func, args, parallel: bool = False) -> bool:
-    """Call the compiled kernel on args; return False (after one warning) if it cannot compile,
-    so the caller falls back to the reference."""
-    fn = jit_kernel(py_func, parallel=parallel)
-    if fn is None:
-        return False
+    """Call the compiled kernel on args; return False (after one warning for the whole session)
+    if it cannot be compiled here, so that the caller runs its reference. Only that kernel
+    falls back; the others stay fast."""
     try:
-        fn(*args)
-    except Exception as exc:  # a numba typing or lowering error: degrade, don't break
-        if type(exc).__module__.startswith("numba"):
-            _COMPILED[(py_func, parallel)] = None
-            _STATE["fast"] = False
-            name = py_func.__name__
-            _warn_once(f"numba failed to compile {name} ({exc}); using the numpy references")
+        fn = jit_kernel(py_func, parallel=parallel)
+        if fn is None:
             return False
-        raise
+        fn(*args)
+    except Exception as exc:
+        if not _is_compile_error(exc):
+            raise
+        _COMPILED[(py_func, parallel)] = None
+        name = py_func.__name__
+        _warn_once(f"numba failed to compile {name} ({exc}); it runs as the numpy reference")
+        return False
     return True
+
+
+def _is_compile_error(exc) -> bool:
+    """A Numba typing or lowering error, or an intrinsic's module that failed to import."""
+    return isinstance(exc, ImportError) or type(exc).__module__.startswith(("numba", "llvmlite"))
 
 
 def _warn_once(message: str) -> None:

@@ -1,0 +1,65 @@
+"""Numba failing must degrade to the numpy references with one warning, never break a model."""
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+
+import minibert
+from conftest import case_dir, load_reference, model_inputs
+from minibert.kernels import jit, layernorm
+
+
+def test_numba_missing_runs_every_kernel_as_reference_with_one_warning():
+    """In a fresh process where `import numba` fails: one RuntimeWarning, correct outputs."""
+    code = f"""
+import sys, warnings
+sys.modules["numba"] = None  # import numba now raises ImportError
+import numpy as np
+import minibert
+warnings.simplefilter("always")
+ref = dict(np.load({str(case_dir("bert-base") / "reference.npz")!r}))
+with warnings.catch_warnings(record=True) as caught:
+    model = minibert.load({str(case_dir("bert-base"))!r})
+    inputs = dict(attention_mask=ref["attention_mask"], token_type_ids=ref["token_type_ids"])
+    out = model(ref["input_ids"], **inputs)
+    qout = minibert.quantize(model)(ref["input_ids"], **inputs)
+gap = np.abs(out.last_hidden_state - ref["last_hidden_state"]).max()
+messages = [str(w.message) for w in caught if w.category is RuntimeWarning]
+print(len(messages), gap < 1e-4, np.isfinite(qout.last_hidden_state).all())
+print(messages[0])
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    )
+    count, close, finite, message = result.stdout.split(maxsplit=3)
+    assert (count, close, finite) == ("1", "True", "True"), result.stdout
+    assert "numba could not be imported" in message
+
+
+def _broken_layernorm_kernel(out, x, bias, residual, w, b, eps):
+    """Numba cannot type this (a module it does not know): a kernel failing on some platform."""
+    warnings.warn("never reached", stacklevel=1)
+    out[...] = 0.0
+
+
+def test_a_kernel_that_fails_to_compile_falls_back_alone(monkeypatch):
+    model = minibert.load(case_dir("bert-base"))
+    ref = load_reference("bert-base")
+    expected = model(**model_inputs(ref)).last_hidden_state
+    monkeypatch.setattr(layernorm, "_add_layernorm_numba", _broken_layernorm_kernel)
+    monkeypatch.setitem(jit._STATE, "warned", False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = model(**model_inputs(ref)).last_hidden_state
+        again = model(**model_inputs(ref)).last_hidden_state  # no second warning
+    messages = [str(w.message) for w in caught if w.category is RuntimeWarning]
+    assert len(messages) == 1, messages
+    assert "failed to compile _broken_layernorm_kernel" in messages[0]
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+    np.testing.assert_array_equal(out, again)
+    assert jit.fast_kernels_enabled(), "the other kernels stay fast"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model(**model_inputs(ref))
