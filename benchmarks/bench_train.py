@@ -16,11 +16,6 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402  (imported before minibert: both use OpenMP, see docs/benchmarks.md)
-
-from minibert import EncoderConfig  # noqa: E402
-from minibert.models import from_config  # noqa: E402
-from minibert.optim import AdamW  # noqa: E402
 
 
 def median_time(fn, steps: int) -> float:
@@ -40,8 +35,16 @@ def main(argv=None) -> None:
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--output", help="also write the result as a Markdown table")
     args = parser.parse_args(argv)
-    torch.set_num_threads(2)
+    # torch is imported before minibert: both use OpenMP (see docs/benchmarks.md); here, not at
+    # the top, so that --help works without torch
+    import torch
     import transformers
+
+    from minibert import EncoderConfig
+    from minibert.models import from_config
+    from minibert.optim import AdamW
+
+    torch.set_num_threads(2)
 
     config = EncoderConfig(
         architecture="BertForMaskedLM",
