@@ -295,10 +295,11 @@ class SelfAttention(Module):
         self.save(cache)
         return self.o.forward(F.merge_heads(ctx), add_bias), probs  # (B, T, C)
 
-    def backward(self, dout):
-        """Shapes: dout (B, T, C) -> dx (B, T, C), summed over the q, k and v paths"""
+    def backward(self, dout, dprobs=None):
+        """Shapes: dout (B, T, C), dprobs (B, H, T, T) or None (the gradient of an outside loss on
+        the returned probs) -> dx (B, T, C), summed over the q, k and v paths"""
         dctx = F.split_heads(self.o.backward(dout), self.num_heads)  # (B, H, T, D)
-        dq, dk, dv = F.attention_backward(dctx, self.restore())
+        dq, dk, dv = F.attention_backward(dctx, self.restore(), dprobs)
         # x fed all three projections, so its gradient is the sum of theirs
         return (
             self.q.backward(F.merge_heads(dq))
@@ -356,12 +357,13 @@ class EncoderLayer(Module):
         y = self.ln2.forward(self.drop2.forward(self.ffn.forward(h)), residual=h)  # (B, T, C)
         return y, probs
 
-    def backward(self, dy):
-        """Shapes: dy (B, T, C) -> dx (B, T, C). Each residual adds its own path back in."""
+    def backward(self, dy, dprobs=None):
+        """Shapes: dy (B, T, C), dprobs (B, H, T, T) or None -> dx (B, T, C). Each residual adds
+        its own path back in."""
         dsum2 = self.ln2.backward(dy)  # forward: y = ln2(drop2(ffn(h)) + h)
         dh = dsum2 + self.ffn.backward(self.drop2.backward(dsum2))
         dsum1 = self.ln1.backward(dh)  # forward: h = ln1(drop1(attn(x)) + x)
-        return dsum1 + self.attn.backward(self.drop1.backward(dsum1))
+        return dsum1 + self.attn.backward(self.drop1.backward(dsum1), dprobs)
 
 
 class Encoder(Module):
@@ -392,11 +394,18 @@ class Encoder(Module):
                 attentions.append(probs)
         return x, hidden_states, attentions
 
-    def backward(self, dx):
-        """Layers in reverse order; a shared ALBERT layer pops one cache per use."""
-        for index in reversed(self.schedule):
-            dx = self.layers[index].backward(dx)
-        return dx
+    def backward(self, dx, dhidden=None, dattentions=None):
+        """Layers in reverse order; a shared ALBERT layer pops one cache per use.
+
+        Outside losses on intermediate outputs (distillation) add their gradients on the way:
+        dhidden {i: (B, T, C)} on hidden_states[i] (0 is the embeddings' output), dattentions
+        {i: (B, H, T, T)} on attentions[i]. Shapes: dx (B, T, C) -> (B, T, C)"""
+        dhidden, dattentions = dhidden or {}, dattentions or {}
+        for step in reversed(range(len(self.schedule))):
+            if step + 1 in dhidden:  # hidden_states[step + 1] is this step's output
+                dx = dx + dhidden[step + 1]
+            dx = self.layers[self.schedule[step]].backward(dx, dattentions.get(step))
+        return dx + dhidden[0] if 0 in dhidden else dx
 
 
 def sharing_schedule(config) -> list[int]:

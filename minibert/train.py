@@ -31,6 +31,7 @@ from .optim import AdamW, clip_grad_norm, lr_at
 
 STATE_NAME = "trainer_state.json"
 OPTIMIZER_NAME = "optimizer.safetensors"
+OBJECTIVE_NAME = "objective.safetensors"  # an objective's own parameters (distillation)
 
 
 class TrainingDiverged(RuntimeError):
@@ -86,14 +87,22 @@ class Trainer:
     Args:
         eval_fn: model -> {metric: value}, run in eval mode every `eval_every` steps.
         output_dir: where checkpoints go; None keeps nothing on disk.
+        objective: replaces the model's own loss (distillation): a Module holding the model,
+            called as objective(batch) -> loss, then objective.backward(). Its parameters (the
+            model's and its own, e.g. projections) are what the optimizer updates; its own
+            are checkpointed beside the model in objective.safetensors.
     """
 
-    def __init__(self, model, batches, config: TrainConfig, eval_fn=None, output_dir=None):
+    def __init__(
+        self, model, batches, config: TrainConfig, eval_fn=None, output_dir=None, objective=None
+    ):
         self.model, self.batches, self.config = model, batches, config
         self.eval_fn = eval_fn
         self.output_dir = Path(output_dir) if output_dir is not None else None
+        self.objective = objective
+        self.trainable = model if objective is None else objective  # what the optimizer sees
         self.optimizer = AdamW(
-            model,
+            self.trainable,
             lr=config.lr,
             betas=config.betas,
             eps=config.eps,
@@ -110,9 +119,9 @@ class Trainer:
 
     # --- the loop ---------------------------------------------------------------------------
     def train(self) -> History:
-        cfg, model = self.config, self.model
-        model.train()
-        model.zero_grad()
+        cfg = self.config
+        self.trainable.train()
+        self.trainable.zero_grad()
         bar = self._progress()
         previous_handler = (
             signal.signal(signal.SIGINT, self._request_stop) if _main_thread() else None
@@ -133,7 +142,7 @@ class Trainer:
         if cfg.eval_every == 0 or self.step % cfg.eval_every:
             self.evaluate()
         self.save_checkpoint()
-        model.eval()
+        self.trainable.eval()
         return self.history
 
     def _run_epoch(self, bar) -> None:
@@ -143,14 +152,16 @@ class Trainer:
         for index, batch in enumerate(self.batches(self.epoch, rng)):
             if index < self.batch_in_epoch:  # resuming: these batches were already used
                 continue
-            out = model(**batch)
-            loss = float(out.loss)
+            if self.objective is None:
+                loss = float(model(**batch).loss)
+            else:  # distillation: the objective runs the teacher and the model
+                loss = float(self.objective(batch))
             if not math.isfinite(loss):
                 raise TrainingDiverged(
                     f"the loss became {loss} at step {self.step + 1} (epoch {self.epoch}, "
                     f"batch {index}); the last good checkpoint is {self.latest_checkpoint()}"
                 )
-            model.backward()
+            (model if self.objective is None else self.objective).backward()  # adds to grads
             accumulated += 1
             loss_sum += loss
             tokens += int(np.asarray(batch["attention_mask"]).sum())
@@ -168,14 +179,14 @@ class Trainer:
         cfg = self.config
         lr = lr_at(self.step, cfg.lr, cfg.warmup_steps, cfg.max_steps, cfg.schedule)
         if cfg.grad_accum > 1:  # the loss is a mean per batch: average the summed gradients
-            for path, _ in self.model.named_parameters():  # a tied gradient only once
-                module, key = self.model._resolve(path)
+            for path, _ in self.trainable.named_parameters():  # a tied gradient only once
+                module, key = self.trainable._resolve(path)
                 module.grads[key] *= module.grads[key].dtype.type(1 / cfg.grad_accum)
         if cfg.max_grad_norm:
-            clip_grad_norm(self.model, cfg.max_grad_norm)
+            clip_grad_norm(self.trainable, cfg.max_grad_norm)
         self.optimizer.set_lr(lr)
         self.optimizer.step()
-        self.model.zero_grad()
+        self.trainable.zero_grad()
         self.step += 1
         h = self.history
         h.step.append(self.step)
@@ -196,10 +207,10 @@ class Trainer:
     def evaluate(self) -> dict:
         if self.eval_fn is None:
             return {}
-        self.model.eval()
+        self.trainable.eval()
         metrics = {k: float(v) for k, v in self.eval_fn(self.model).items()}
-        self.model.train()
-        self.model.zero_grad()
+        self.trainable.train()
+        self.trainable.zero_grad()
         self.history.evals.append({"step": self.step, **metrics})
         return metrics
 
@@ -226,6 +237,8 @@ class Trainer:
         tmp = self.output_dir / f".checkpoint-{self.step}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         self.model.save_pretrained(tmp)
+        if self._objective_params():
+            save_file(self._objective_params(), str(tmp / OBJECTIVE_NAME))
         opt = self.optimizer.state_dict()
         save_file(
             {k: np.ascontiguousarray(v) for k, v in opt["moments"].items()},
@@ -245,6 +258,17 @@ class Trainer:
         os.replace(tmp, final)  # the checkpoint appears whole or not at all
         self._prune()
         return final
+
+    def _objective_params(self) -> dict:
+        """{path: array} of the objective's parameters that are not the model's."""
+        if self.objective is None:
+            return {}
+        ours = {id(a) for _, a in self.model.named_parameters()}
+        return {
+            p: np.ascontiguousarray(a)
+            for p, a in self.objective.named_parameters()
+            if id(a) not in ours
+        }
 
     def _checkpoints(self) -> list:
         if self.output_dir is None or not self.output_dir.is_dir():
@@ -271,8 +295,11 @@ class Trainer:
             raise FileNotFoundError(f"no checkpoint to resume from in {self.output_dir}")
         state = json.loads((folder / STATE_NAME).read_text())
         load_state(self.model, read_weights(folder), self.model.dtype)
+        if self._objective_params():
+            for path, array in load_file(folder / OBJECTIVE_NAME).items():
+                self.trainable.get_parameter(path)[...] = array
         self.optimizer = AdamW(
-            self.model,
+            self.trainable,
             lr=self.config.lr,
             betas=self.config.betas,
             eps=self.config.eps,

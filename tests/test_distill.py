@@ -1,5 +1,6 @@
-"""Distillation losses: finite differences in float64, and torch autograd values stored by the
-fixture generator."""
+"""Distillation: the losses (finite differences in float64, and torch autograd values stored by
+the fixture generator), model.backward(grads) on intermediate outputs, the three students, the
+objective's gradients, and short seeded distillation runs through the trainer."""
 
 import numpy as np
 import pytest
@@ -7,8 +8,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_gradients import RTOL_FD, numeric_grad, rel_error
 
-from conftest import FIXTURES
+import minibert
+from conftest import FIXTURES, case_dir, load_reference
+from minibert import distill as D
 from minibert import functional as F
+from minibert.errors import InputError
+from minibert.models.auto import from_config
+from minibert.train import TrainConfig, Trainer
 
 with np.load(FIXTURES / "distill-losses" / "losses.npz") as _z:
     TORCH = {k: _z[k] for k in _z.files}
@@ -194,3 +200,332 @@ def test_a_loss_over_no_row_is_zero():
         dx = backward(1.0, cache)
         assert dx.shape == x.shape
         assert not dx.any()
+
+
+def test_layer_map():
+    assert D.layer_map(4, 12) == [3, 6, 9, 12]  # TinyBERT-4 from BERT-base
+    assert D.layer_map(3, 6) == [2, 4, 6]
+    assert D.layer_map(5, 12) == [2, 5, 7, 10, 12]  # rounded; the last maps to the last
+    assert D.layer_map(2, 2) == [1, 2]
+    assert D.layer_map(2, 6, [1, 6]) == [1, 6]
+    for bad in ([1], [0, 3], [4, 2], [1, 7]):
+        with pytest.raises(ValueError, match="layer map"):
+            D.layer_map(2, 6, bad)
+    with pytest.raises(ValueError, match="uniform"):
+        D.layer_map(2, 6, "every")
+
+
+# --- model.backward(grads): gradients arriving at intermediate outputs --------------------------
+HOOK_CASES = {
+    # case: outputs with an outside loss (besides hidden_states and attentions)
+    "bert-mlm": ("logits", "last_hidden_state"),
+    "bert-pretraining": ("prediction_logits", "seq_relationship_logits"),
+    "bert-seqcls": ("logits", "pooler_output"),
+    "bert-qa": ("start_logits", "end_logits"),
+    "albert-base": ("last_hidden_state", "pooler_output"),  # shared layers, no head, no labels
+}
+TARGET_KEYS = ("labels", "next_sentence_label", "start_positions", "end_positions")
+
+
+def hook_batch(case):
+    ref = load_reference(case)
+    inputs = {k: ref[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in ref}
+    targets = {}
+    if (case_dir(case) / "training.npz").is_file():
+        with np.load(case_dir(case) / "training.npz") as z:
+            targets = {k: z[k] for k in TARGET_KEYS if k in z.files}
+    return inputs, targets
+
+
+@pytest.mark.parametrize("dropout", [False, True])
+@pytest.mark.parametrize("case", sorted(HOOK_CASES))
+def test_backward_with_outside_gradients_by_finite_differences(case, dropout):
+    """f = own loss + sum_k <R_k, output_k> over head outputs, hidden states and attention
+    maps (some by negative index): model.backward(grads={k: R_k}) must give df/dparameter.
+    With dropout on, every forward reseeds the model, so the masks stay the same and the
+    gradient is with respect to the returned (dropped-out) attention maps."""
+    inputs, targets = hook_batch(case)
+    model = minibert.load(case_dir(case), dtype="float64").train(dropout=dropout)
+    steps = len(model.encoder.schedule)
+    rng = np.random.default_rng(0)
+
+    def run():
+        model.seed(5)
+        return model(**inputs, **targets, output_hidden_states=True, output_attentions=True)
+
+    out = run()
+    R = {k: rng.normal(size=out[k].shape) for k in HOOK_CASES[case]}
+    hidden = {0: rng.normal(size=out.hidden_states[0].shape), -2: None}
+    hidden[-2] = rng.normal(size=out.hidden_states[-2].shape)
+    attentions = {steps - 1: rng.normal(size=out.attentions[0].shape)}
+    attentions[-steps] = rng.normal(size=out.attentions[0].shape)  # the first map
+
+    def f():
+        out = run()
+        value = float(out.loss) if "loss" in out else 0.0
+        value += sum(float((out[k] * r).sum()) for k, r in R.items())
+        value += sum(float((out.hidden_states[i] * r).sum()) for i, r in hidden.items())
+        return value + sum(float((out.attentions[i] * r).sum()) for i, r in attentions.items())
+
+    run()
+    model.zero_grad()
+    model.backward({**R, "hidden_states": hidden, "attentions": attentions})
+    assert all(not m._caches for m in model.modules())  # every cache popped exactly once
+    # f sums many outputs (|f| ~ 100): a step of 1e-5 has truncation errors above the
+    # tolerance, and rounding in a step of 1e-6 gives ~1e-8, which the floor of 1e-2 covers
+    eps = 1e-6
+    for path, param in model.named_parameters():
+        module, key = model._resolve(path)
+        direction = rng.normal(size=param.shape)
+        if getattr(module, "padding_idx", None) is not None:
+            direction[module.padding_idx] = 0.0
+        analytic = float((module.grads[key] * direction).sum())
+        param += eps * direction
+        up = f()
+        param -= 2 * eps * direction
+        down = f()
+        param += eps * direction
+        numeric = (up - down) / (2 * eps)
+        assert abs(analytic - numeric) <= 1e-6 * max(abs(numeric), 1e-2), path
+
+
+def test_outside_gradients_add_to_the_own_loss():
+    """backward(grads) after a forward with labels = the labels' gradient + the outside one."""
+    inputs, targets = hook_batch("bert-mlm")
+    model = minibert.load(case_dir("bert-mlm"), dtype="float64").train(dropout=False)
+    out = model(**inputs, **targets)
+    model.zero_grad()
+    model.backward()
+    own = {k: v.copy() for k, v in model.gradients().items()}
+    dlogits = np.random.default_rng(1).normal(size=out.logits.shape)
+    model(**inputs)  # no labels: only the outside loss
+    model.zero_grad()
+    model.backward({"logits": dlogits})
+    outside = {k: v.copy() for k, v in model.gradients().items()}
+    model(**inputs, **targets)
+    model.zero_grad()
+    model.backward({"logits": dlogits})
+    for k, g in model.gradients().items():
+        np.testing.assert_allclose(g, own[k] + outside[k], rtol=1e-12, atol=1e-15, err_msg=k)
+
+
+def test_backward_grads_errors():
+    inputs, _ = hook_batch("bert-mlm")
+    model = minibert.load(case_dir("bert-mlm")).train(dropout=False)
+    out = model(**inputs, output_hidden_states=True)
+    with pytest.raises(InputError, match="hidden_states"):
+        model.backward({"hidden_states": {3: out.hidden_states[0]}})  # 3 hidden states: 0..2
+    model(**inputs)
+    with pytest.raises(InputError, match="shape"):
+        model.backward({"attentions": {0: np.zeros((3, 4, 7))}})
+    model(**inputs)
+    with pytest.raises(InputError, match="pooler_output"):
+        model.backward({"pooler_output": np.zeros((3, 32))})
+    model(**inputs)
+    with pytest.raises(InputError, match="start_logits"):
+        model.backward({"start_logits": np.zeros((3, 7))})
+    model(**inputs)
+    model.backward({"last_hidden_state": np.ones(out.last_hidden_state.shape, np.float32)})
+    with pytest.raises(RuntimeError, match="only once"):
+        model.backward({"last_hidden_state": np.ones(out.last_hidden_state.shape, np.float32)})
+
+
+# --- students ---------------------------------------------------------------------------------
+def tiny_teacher(layers=6, seed=1, architecture="BertForMaskedLM", **sizes):
+    config = minibert.EncoderConfig(
+        architecture=architecture,
+        vocab_size=99,
+        hidden_size=24,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        intermediate_size=37,
+        max_position_embeddings=20,
+        **sizes,
+    )
+    return from_config(config, seed)
+
+
+def test_distilbert_student_takes_every_other_teacher_layer():
+    teacher = tiny_teacher(layers=6)
+    student = D.make_student("distilbert", teacher)
+    assert type(student) is type(teacher)
+    assert student.config.num_hidden_layers == 3
+    taken = {}
+    for path, array in student.named_parameters():
+        source = path
+        if path.startswith("encoder.layers."):
+            i, rest = path.removeprefix("encoder.layers.").split(".", 1)
+            source = f"encoder.layers.{2 * int(i)}.{rest}"  # teacher layers 0, 2, 4
+            taken.setdefault(int(i), set()).add(2 * int(i))
+        original = teacher.get_parameter(source)
+        np.testing.assert_array_equal(array, original, err_msg=path)
+        assert not np.shares_memory(array, original), path  # copies: the teacher stays put
+    assert taken == {0: {0}, 1: {2}, 2: {4}}
+    assert student.mlm.decoder.params["weight"] is student.embeddings.word.params["weight"]
+    picked = D.distilbert_student(teacher, layers=[0, 3, 5])  # any choice, e.g. DistilBERT's own
+    np.testing.assert_array_equal(
+        picked.encoder.layers[1].attn.q.params["weight"],
+        teacher.encoder.layers[3].attn.q.params["weight"],
+    )
+    with pytest.raises(ValueError, match="layers"):
+        D.distilbert_student(teacher, layers=[0, 6])
+
+
+def test_albert_student_shares_one_layer_and_factorizes_embeddings():
+    teacher = tiny_teacher(layers=4)
+    student = D.make_student("albert", teacher)
+    c = student.config
+    assert c.architecture == "AlbertForMaskedLM"
+    assert c.num_unique_layers == 1
+    assert len(student.encoder.layers) == 1
+    assert student.encoder.schedule == [0, 0, 0, 0]  # one layer, applied at each of L steps
+    assert c.embedding_size < c.hidden_size == teacher.config.hidden_size
+    assert student.embeddings.word.params["weight"].shape == (99, c.embedding_size)
+    assert student.num_parameters() < teacher.num_parameters()
+
+
+def test_tinybert_student_sizes():
+    teacher = tiny_teacher(layers=6)
+    student = D.make_student("tinybert", teacher)
+    c = student.config
+    assert (c.num_hidden_layers, c.num_attention_heads) == (2, 4)
+    assert c.hidden_size == 8  # 24 * 13/32 = 9.75, rounded to a multiple of the 4 heads
+    assert c.intermediate_size == round(8 * 1200 / 312)
+    assert c.attention_probs_dropout_prob == 0.0
+    with pytest.raises(ValueError, match="recipes"):
+        D.make_student("tiny", teacher)
+
+
+def test_default_sizes_for_a_bert_base_teacher():
+    base = minibert.EncoderConfig(architecture="BertForMaskedLM")  # BERT-base sizes
+    tiny = D.tinybert_config(base)
+    assert (tiny.num_hidden_layers, tiny.hidden_size, tiny.intermediate_size) == (4, 312, 1200)
+    assert tiny.num_attention_heads == 12  # TinyBERT-4 (Jiao et al. 2020, section 4.1)
+    albert = D.albert_config(base)
+    assert (albert.embedding_size, albert.hidden_size, albert.num_hidden_layers) == (128, 768, 12)
+    assert albert.num_unique_layers == 1
+
+
+@pytest.mark.parametrize("recipe", sorted(D.RECIPES))
+def test_students_round_trip_through_save_pretrained(recipe, tmp_path):
+    teacher = tiny_teacher(layers=4)
+    student = D.make_student(recipe, teacher)
+    student.save_pretrained(tmp_path)
+    again = minibert.load(tmp_path)
+    assert type(again) is type(student)
+    assert again.config == student.config
+    ids = np.random.default_rng(0).integers(5, 99, (2, 6))
+    np.testing.assert_array_equal(again(ids).logits, student(ids).logits)
+    report = D.parameter_report(student, teacher)
+    assert f"{student.num_parameters():,} parameters, " in report
+    assert "% of the teacher" in report
+
+
+# --- the objective ------------------------------------------------------------------------------
+def mlm_batch(seed=0, B=3, T=7):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(5, 99, (B, T))
+    mask = (np.arange(T)[None, :] < np.array([T, 5, 3])[:B, None]).astype(np.int64)
+    labels = np.where((rng.random((B, T)) < 0.4) & (mask == 1), ids, F.IGNORE_INDEX)
+    return {"input_ids": np.where(mask == 1, ids, 0), "attention_mask": mask, "labels": labels}
+
+
+OBJECTIVE_CASES = {
+    # recipe: loss weights for the check (every loss the recipe allows, hard included)
+    "distilbert": D.LossWeights(soft=5.0, hard=2.0, cosine=1.0, temperature=2.0),
+    "tinybert": D.LossWeights(soft=1.0, hard=0.5, hidden=1.0, attention=3.0, temperature=1.5),
+    "albert": D.LossWeights(soft=1.0, hard=1.0, cosine=2.0, hidden=1.0, attention=1.0),
+}
+
+
+@pytest.mark.parametrize("recipe", sorted(OBJECTIVE_CASES))
+def test_objective_gradients_by_finite_differences(recipe):
+    """Every parameter of the student and of the projection, float64, dropout off."""
+    teacher = tiny_teacher(layers=4).astype(np.float64)
+    student = D.make_student(recipe, teacher)
+    objective = D.DistillationObjective(student, teacher, OBJECTIVE_CASES[recipe])
+    assert hasattr(objective, "projection") == (recipe == "tinybert")
+    objective.train(dropout=False)
+    batch = mlm_batch()
+    objective(batch)
+    objective.zero_grad()
+    objective.backward()
+    rng = np.random.default_rng(0)
+    eps = 1e-5
+    for path, param in objective.named_parameters():
+        assert not path.startswith("_teacher")
+        module, key = objective._resolve(path)
+        direction = rng.normal(size=param.shape)
+        if getattr(module, "padding_idx", None) is not None:
+            direction[module.padding_idx] = 0.0
+        analytic = float((module.grads[key] * direction).sum())
+        param += eps * direction
+        up = objective(batch)
+        param -= 2 * eps * direction
+        down = objective(batch)
+        param += eps * direction
+        numeric = (up - down) / (2 * eps)
+        assert abs(analytic - numeric) <= 1e-6 * max(abs(numeric), 1e-3), path
+
+
+def test_objective_checks_what_it_compares():
+    teacher = tiny_teacher(layers=4)
+    narrow = D.make_student("tinybert", teacher)
+    with pytest.raises(ValueError, match="cosine"):
+        D.DistillationObjective(narrow, teacher, D.LossWeights(cosine=1.0))
+    fewer_heads = D.tinybert_student(teacher, num_attention_heads=2)
+    with pytest.raises(ValueError, match="heads"):
+        D.DistillationObjective(fewer_heads, teacher, D.LossWeights(attention=1.0))
+    objective = D.DistillationObjective(narrow, teacher, D.LossWeights(hard=1.0)).train()
+    batch = mlm_batch()
+    del batch["labels"]
+    with pytest.raises(InputError, match="labels"):
+        objective(batch)
+
+
+def fixed_batches(batch):
+    return lambda epoch, rng: [batch]
+
+
+@pytest.mark.parametrize("recipe", sorted(D.RECIPES))
+def test_twenty_steps_of_distillation_reduce_the_loss(recipe):
+    """On the bert-mlm fixture as teacher, 20 AdamW steps on one batch, seeded."""
+    teacher = minibert.load(case_dir("bert-mlm"))
+    frozen = {p: a.copy() for p, a in teacher.named_parameters()}
+    student = D.make_student(recipe, teacher)
+    objective = D.RECIPES[recipe].objective(student, teacher)
+    batch = mlm_batch()
+    before = objective.train(dropout=False)(batch)
+    config = TrainConfig(max_steps=20, lr=2e-3, weight_decay=0.0, progress=False, seed=0)
+    history = Trainer(student, fixed_batches(batch), config, objective=objective).train()
+    after = objective.train(dropout=False)(batch)
+    assert after < 0.9 * before, (before, after)
+    assert history.loss[-1] < history.loss[0]
+    assert not teacher.training
+    for p, a in teacher.named_parameters():  # the teacher is never trained
+        np.testing.assert_array_equal(a, frozen[p], err_msg=p)
+
+
+def test_distillation_resumes_to_the_same_losses(tmp_path):
+    """The projection (objective.safetensors) and its AdamW moments resume with the student."""
+    teacher = minibert.load(case_dir("bert-mlm"))
+
+    def trainer(output_dir):
+        student = D.make_student("tinybert", teacher)
+        objective = D.RECIPES["tinybert"].objective(student, teacher, hard=1.0)
+        config = TrainConfig(max_steps=6, lr=1e-3, save_every=3, progress=False, seed=0)
+        return Trainer(
+            student, fixed_batches(mlm_batch()), config, output_dir=output_dir, objective=objective
+        )
+
+    straight = trainer(tmp_path / "a")
+    straight.train()
+    assert (tmp_path / "a" / "checkpoint-3" / "objective.safetensors").is_file()
+    resumed = trainer(tmp_path / "b")
+    resumed.resume(tmp_path / "a" / "checkpoint-3")
+    resumed.train()
+    assert resumed.history.loss == straight.history.loss
+    np.testing.assert_array_equal(
+        resumed.objective.projection.params["weight"],
+        straight.objective.projection.params["weight"],
+    )

@@ -59,16 +59,20 @@ def attention_forward(q, k, v, mask_bias=None, dropout=0.0, rng=None):
     return ctx, probs_used, (q, k, v, probs, keep)
 
 
-def attention_backward(dctx, cache):
+def attention_backward(dctx, cache, dprobs_out=None):
     """Gradients of attention_forward; the mask is a constant and gets none.
 
-    Shapes: dctx (B, H, T, D) -> dq, dk, dv (B, H, T, D)
+    dprobs_out is the gradient of an outside loss on the returned probs (an attention-map
+    distillation loss), added to the one arriving through ctx; None when there is none.
+    Shapes: dctx (B, H, T, D), dprobs_out (B, H, T, T) or None -> dq, dk, dv (B, H, T, D)
     """
     q, k, v, probs, keep = cache
     scale = q.shape[-1] ** -0.5
     probs_used = probs if keep is None else probs * keep  # keep holds 0 or 1 / (1 - p)
     dv = probs_used.transpose(0, 1, 3, 2) @ dctx  # (B, H, T, D); forward: ctx = probs v
     dprobs = dctx @ v.transpose(0, 1, 3, 2)  # (B, H, T, T)
+    if dprobs_out is not None:  # the returned probs are probs_used: both gradients meet here
+        dprobs = dprobs + dprobs_out
     if keep is not None:
         dprobs = dprobs * keep  # through the dropout
     dscores = softmax_backward(dprobs, (probs,)) * scale  # forward: softmax(scale q k^T + mask)

@@ -59,6 +59,7 @@ class PreTrainedModel(Module):
         self.tie_weights()
         self.load_report = {}
         self._loss_state = None
+        self._pending_shape = None  # (B, T, C) of a training forward not yet backpropagated
         self.inputs_embeds_grad = None
         self.seed(0)
 
@@ -185,6 +186,7 @@ class PreTrainedModel(Module):
         self.clear_caches()  # each forward starts from empty stacks (STYLE.md section 4)
         self._loss_state = None
         x, hidden, attentions = self.body(ids, mask, types, output_hidden_states, output_attentions)
+        self._pending_shape = x.shape if self.training else None
         pooled = self.pooler.forward(x) if hasattr(self, "pooler") else None
         out = self.head_outputs(x, pooled)
         targets = {k: v for k, v in targets.items() if v is not None}
@@ -207,39 +209,74 @@ class PreTrainedModel(Module):
         """(loss, state for backward) for the task's targets; task classes define it."""
         raise InputError(f"{type(self).__name__} has no head, so it takes no {sorted(targets)}")
 
-    def head_backward(self, state):
-        """Gradients from the loss back to (dx (B, T, C) or None, dpooled (B, C) or None)."""
-        raise NotImplementedError
+    def head_backward(self, state, doutputs: dict):
+        """Gradients from the loss (state) and from outside losses on the head's outputs
+        (doutputs, by output name, e.g. "logits") back to (dx (B, T, C) or None, dpooled (B, C)
+        or None). state["shape"] is (B, T, C). A model without a head has no such outputs."""
+        reject_output_grads(self, doutputs)
+        return None, None
 
     # --- training ---------------------------------------------------------------------------
-    def backward(self) -> None:
+    def backward(self, grads: dict | None = None) -> None:
         """Backpropagate the loss of the last forward call into every module's grads.
 
+        `grads` adds the gradient of a loss computed outside the model (distillation) with
+        respect to outputs of that forward call, by output name; the model's own loss (when it
+        was given labels) is then optional, and both add up:
+
+            {"logits": (B, T, V), "last_hidden_state": (B, T, C), "pooler_output": (B, C),
+             "hidden_states": {i: (B, T, C)}, "attentions": {i: (B, H, T, T)}}
+
+        Any subset; a head's other outputs go by their names (prediction_logits, start_logits,
+        ...). hidden_states and attentions are indexed as in the output tuples (negative indices
+        count from the end) and need not have been returned. An attention gradient is with
+        respect to the returned maps, i.e. after attention dropout when it is on.
         Gradients add up (+=) until zero_grad(), which gradient accumulation relies on. The
         gradient with respect to the looked-up word vectors is kept in inputs_embeds_grad.
         """
-        if self._loss_state is None:
+        grads = dict(grads or {})
+        if self._loss_state is None and not grads:
             raise RuntimeError(
                 "backward() needs the previous forward call to compute a loss: "
-                "pass labels= (and the task's other targets)"
+                "pass labels= (and the task's other targets), or pass grads="
             )
         if not self.training:
             raise RuntimeError(
                 "backward() needs the forward call to run in training mode: "
                 "call model.train() first (eval mode keeps no caches)"
             )
+        if self._pending_shape is None:
+            raise RuntimeError("backward() follows one training-mode forward call, and only once")
+        B, T, C = shape = self._pending_shape
+        steps = len(self.encoder.schedule)
+        dhidden = _by_index(grads.pop("hidden_states", None), steps + 1, "hidden_states")
+        dattentions = _by_index(grads.pop("attentions", None), steps, "attentions")
+        _check_shapes(dhidden, shape, "hidden_states")
+        H = self.config.num_attention_heads
+        _check_shapes(dattentions, (B, H, T, T), "attentions")
+        dlast, dpool = grads.pop("last_hidden_state", None), grads.pop("pooler_output", None)
+        if dpool is not None and not hasattr(self, "pooler"):
+            raise InputError(f"{type(self).__name__} has no pooler_output")
         if "weight" not in self.embeddings.word.grads:  # first backward: allocate gradients
             self.zero_grad()
-        dx, dpooled = self.head_backward(self._loss_state)
+        dx, dpooled = self.head_backward({**(self._loss_state or {}), "shape": shape}, grads)
+        if dpool is not None:
+            dpooled = dpool if dpooled is None else dpooled + dpool
         if dpooled is not None:
             dcls = self.pooler.backward(dpooled)  # (B, C): the pooler read x[:, 0]
             if dx is None:
-                B, T, C = self._loss_state["shape"]
                 dx = np.zeros((B, T, C), dcls.dtype)
             dx[:, 0] += dcls
-        dx = self.encoder.backward(dx)
+        if dlast is not None:
+            if np.shape(dlast) != shape:
+                raise InputError(f"the last_hidden_state gradient has shape {np.shape(dlast)}")
+            dx = dlast if dx is None else dx + dlast
+        if dx is None:  # only intermediate outputs have a loss: nothing arrives at the top
+            dx = np.zeros((B, T, C), self.dtype)
+        dx = self.encoder.backward(dx, dhidden, dattentions)
         self.inputs_embeds_grad = self.embeddings.backward(dx)
         self._loss_state = None
+        self._pending_shape = None
 
     def gradients(self) -> dict:
         """{Hugging Face parameter name: gradient}, the keys of the checkpoint; a tied weight
@@ -346,6 +383,30 @@ def _as_mask(value, shape):
             f"{sorted(set(np.unique(m).tolist()) - {0, 1})[:5]}"
         )
     return m.astype(np.intp)
+
+
+def _by_index(grads, n: int, name: str) -> dict:
+    """{i: gradient} with i in [0, n); negative indices count from the end, as in a tuple."""
+    out = {}
+    for i, g in (grads or {}).items():
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not -n <= i < n:
+            raise InputError(f"grads[{name!r}] has index {i!r}; the model has {n} {name}")
+        out[int(i) % n] = g
+    return out
+
+
+def _check_shapes(grads: dict, shape: tuple, name: str) -> None:
+    for i, g in grads.items():
+        if np.shape(g) != tuple(shape):
+            raise InputError(f"the gradient for {name}[{i}] has shape {np.shape(g)}, not {shape}")
+
+
+def reject_output_grads(model, doutputs: dict) -> None:
+    if doutputs:
+        raise InputError(
+            f"backward() got gradients for {sorted(doutputs)}, which "
+            f"{type(model).__name__} does not output (or not as a head)"
+        )
 
 
 def linear_names(ours: str, hf: str, bias: bool = True) -> dict:

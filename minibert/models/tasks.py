@@ -17,7 +17,7 @@ from ..outputs import (
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
-from .base import PreTrainedModel
+from .base import PreTrainedModel, reject_output_grads
 
 
 def classifier_dropout(config) -> float:
@@ -55,6 +55,15 @@ def _cross_entropy_grad(state, dloss=1.0):
     return F.cross_entropy_backward(dloss, cache).reshape(shape)
 
 
+def _output_grad(own, doutputs: dict, name: str):
+    """The gradient reaching one output: its own loss's (or None) plus an outside loss's
+    (doutputs[name], popped; see PreTrainedModel.backward), or None when neither exists."""
+    outside = doutputs.pop(name, None)
+    if outside is None:
+        return own
+    return outside if own is None else own + outside
+
+
 class ForMaskedLM(PreTrainedModel):
     heads = ("mlm",)
 
@@ -79,8 +88,11 @@ class ForMaskedLM(PreTrainedModel):
         loss, ce = _cross_entropy(out.logits, labels)  # positions labelled -100 are ignored
         return loss, {"mlm": ce}
 
-    def head_backward(self, state):
-        return self.mlm.backward(_cross_entropy_grad(state["mlm"])), None
+    def head_backward(self, state, doutputs):
+        own = _cross_entropy_grad(state["mlm"]) if "mlm" in state else None
+        dlogits = _output_grad(own, doutputs, "logits")
+        reject_output_grads(self, doutputs)
+        return (None if dlogits is None else self.mlm.backward(dlogits)), None
 
 
 class ForPreTraining(ForMaskedLM):
@@ -117,10 +129,14 @@ class ForPreTraining(ForMaskedLM):
         nsp_loss, nsp = _cross_entropy(out.seq_relationship_logits, pair)
         return mlm_loss + nsp_loss, {"mlm": mlm, "nsp": nsp}
 
-    def head_backward(self, state):
-        dx = self.mlm.backward(_cross_entropy_grad(state["mlm"]))
-        dpooled = self.nsp.backward(_cross_entropy_grad(state["nsp"]))
-        return dx, dpooled
+    def head_backward(self, state, doutputs):
+        own = _cross_entropy_grad(state["mlm"]) if "mlm" in state else None
+        dlogits = _output_grad(own, doutputs, "prediction_logits")
+        own = _cross_entropy_grad(state["nsp"]) if "nsp" in state else None
+        dpair = _output_grad(own, doutputs, "seq_relationship_logits")
+        reject_output_grads(self, doutputs)
+        dx = None if dlogits is None else self.mlm.backward(dlogits)
+        return dx, (None if dpair is None else self.nsp.backward(dpair))
 
 
 class ForSequenceClassification(PreTrainedModel):
@@ -161,11 +177,15 @@ class ForSequenceClassification(PreTrainedModel):
         loss, ce = _cross_entropy(out.logits, check_labels("labels", labels, (B,), K))
         return loss, {"ce": ce, "shape": out.last_hidden_state.shape}
 
-    def head_backward(self, state):
+    def head_backward(self, state, doutputs):
         if "mse" in state:
-            dlogits = F.mse_backward(1.0, state["mse"])
+            own = F.mse_backward(1.0, state["mse"])
         else:
-            dlogits = _cross_entropy_grad(state["ce"])
+            own = _cross_entropy_grad(state["ce"]) if "ce" in state else None
+        dlogits = _output_grad(own, doutputs, "logits")
+        reject_output_grads(self, doutputs)
+        if dlogits is None:
+            return None, None
         dfirst = self.classifier.backward(dlogits)  # (B, C)
         if hasattr(self, "pooler"):
             return None, dfirst
@@ -193,8 +213,11 @@ class ForTokenClassification(PreTrainedModel):
         loss, ce = _cross_entropy(out.logits, labels)
         return loss, {"ce": ce}
 
-    def head_backward(self, state):
-        return self.token_classifier.backward(_cross_entropy_grad(state["ce"])), None
+    def head_backward(self, state, doutputs):
+        own = _cross_entropy_grad(state["ce"]) if "ce" in state else None
+        dlogits = _output_grad(own, doutputs, "logits")
+        reject_output_grads(self, doutputs)
+        return (None if dlogits is None else self.token_classifier.backward(dlogits)), None
 
 
 class ForQuestionAnswering(PreTrainedModel):
@@ -235,10 +258,18 @@ class ForQuestionAnswering(PreTrainedModel):
         _reject_extra(self, targets)
         return (losses[0] + losses[1]) / 2, state
 
-    def head_backward(self, state):
-        dstart = F.cross_entropy_backward(0.5, state["start"])  # (B, T)
-        dend = F.cross_entropy_backward(0.5, state["end"])
-        return self.qa.backward(np.stack([dstart, dend], axis=-1)), None
+    def head_backward(self, state, doutputs):
+        d = {}
+        for name in ("start", "end"):
+            own = F.cross_entropy_backward(0.5, state[name]) if name in state else None  # (B, T)
+            d[name] = _output_grad(own, doutputs, f"{name}_logits")
+        reject_output_grads(self, doutputs)
+        if d["start"] is None and d["end"] is None:
+            return None, None
+        B, T, _ = state["shape"]
+        zeros = np.zeros((B, T), self.dtype)
+        dlogits = np.stack([zeros if v is None else v for v in d.values()], axis=-1)  # (B, T, 2)
+        return self.qa.backward(dlogits), None
 
 
 def _reject_extra(model, targets: dict) -> None:
