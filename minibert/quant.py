@@ -36,16 +36,21 @@ from .kernels.int8_matmul import PackedWeight, int8_linear_rows, pack_weight
 from .nn import Embedding, Linear, Module
 
 QMAX = 127  # symmetric int8: [-127, 127]
+TINY = np.finfo(np.float32).tiny  # the smallest normal float32: smaller scales count as 0
 METHOD = "minibert-int8"
 SCHEME = "symmetric int8; weights per output channel; activations per row, dynamic"
 
 
 def quantize_symmetric(x, axis=-1):
     """x (float) -> (q int8, scale float32): q = round(x / scale) with one scale per slice
-    along every axis but `axis`, scale = max |x| / 127 over that axis (1 where all are 0)."""
+    along every axis but `axis`, scale = max |x| / 127 over that axis (1 where all are 0, or
+    too close to 0 for a normal float32 scale)."""
     x = np.asarray(x, dtype=np.float32)
     amax = np.max(np.abs(x), axis=axis, keepdims=True)
-    scale = np.where(amax > 0, amax / np.float32(QMAX), np.float32(1.0)).astype(np.float32)
+    scale = (amax / np.float32(QMAX)).astype(np.float32)
+    # a slice whose scale would be 0 or subnormal (|x| < 1.5e-36, where 1 / scale overflows)
+    # counts as all zeros: scale 1, q 0
+    scale = np.where(scale >= TINY, scale, np.float32(1.0)).astype(np.float32)
     # times the reciprocal, as the activation kernel does (a division costs ~10x a product);
     # it can differ from x / scale by an ulp, which moves a value only at an exact .5 tie
     inverse = (np.float32(1.0) / scale).astype(np.float32)

@@ -250,7 +250,13 @@ def test_fused_bias_residual_layernorm_equals_reference(x, seed):
     C = x.shape[-1]
     residual = rng.normal(size=x.shape).astype(np.float32)
     w, b, bias = (rng.normal(size=C).astype(np.float32) for _ in range(3))
-    expected, _ = F.layernorm_forward((x + bias) + residual, w, b, 1e-5)
-    np.testing.assert_allclose(
-        add_layernorm(x, residual, w, b, 1e-5, bias), expected, atol=2e-5, rtol=1e-5
-    )
+    v = (x + bias) + residual
+    expected, _ = F.layernorm_forward(v, w, b, 1e-5)
+    got = add_layernorm(x, residual, w, b, 1e-5, bias)
+    # float32 sums in another order: x - mean loses ~ulp(max |x|) to cancellation, which
+    # the division by the standard deviation magnifies (a row of near-equal values, as 4.0
+    # plus small terms, is ill-conditioned); the tolerance follows that, times |w|
+    ulp = 2.0**-23 * np.abs(v).max(-1, keepdims=True)
+    std = np.sqrt(v.astype(np.float64).var(-1, keepdims=True) + 1e-5)
+    tol = 1e-6 + 1e-6 * np.abs(expected) + np.abs(w) * 16 * ulp / std
+    assert np.all(np.abs(got - expected) <= tol), np.max(np.abs(got - expected) - tol)

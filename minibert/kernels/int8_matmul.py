@@ -35,6 +35,7 @@ prange = range  # numba.prange once compiled (see jit.jit_kernel)
 MAX_K = (2**31 - 1) // (127 * 127)  # 133,144: the largest K with 127^2 * K < 2^31
 ROWS = 4  # rows per register tile (kernels/simd.py)
 PANEL = 16  # output channels per panel
+TINY = np.float32(np.finfo(np.float32).tiny)  # smaller scales would overflow 1 / scale
 ROW_CHUNK = 64  # rows of a walked per panel before moving on: 64 x K int16 stay in L2
 
 
@@ -220,7 +221,8 @@ def _quantize_rows_reference(x):
     a16[m] = round(x[m] * (1 / scale[m])) with scale[m] = max |x[m]| / 127 (1 for an all-zero
     row)."""
     amax = np.max(np.abs(x), axis=1) if x.shape[1] else np.zeros(x.shape[0], np.float32)
-    scale = np.where(amax > 0, amax / np.float32(127.0), np.float32(1.0)).astype(np.float32)
+    scale = (amax / np.float32(127.0)).astype(np.float32)
+    scale = np.where(scale >= TINY, scale, np.float32(1.0)).astype(np.float32)  # ~0: zeros
     inverse = (np.float32(1.0) / scale).astype(np.float32)
     q = np.clip(np.rint(x * inverse[:, None]), -127, 127).astype(np.int8)
     return widen_rows(q), scale
@@ -234,7 +236,8 @@ def _quantize_rows_numba(a16, scale, x):
         for k in range(K):
             v = abs(x[m, k])
             amax = max(amax, v) if v <= np.float32(3.4e38) else np.float32(np.inf)  # NaN, inf
-        s = amax / np.float32(127.0) if amax > 0 else np.float32(1.0)
+        s = amax / np.float32(127.0)
+        s = s if s >= TINY else np.float32(1.0)  # 0 or subnormal: the row counts as zeros
         scale[m] = s
         inverse = np.float32(1.0) / s
         for k in range(K):
