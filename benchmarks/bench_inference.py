@@ -507,7 +507,12 @@ def main(argv=None) -> int:
         if "agreement" in args.sections:
             prepared["MiniLM"] = paths["MiniLM"]
         artifact_dirs = {name: workdir / f"artifacts-{name}" for name in prepared}
-        if {"latency", "agreement", "memory"} & set(args.sections):
+        uses_onnx = any(k.startswith("ort") for k in kinds)
+        if (
+            "agreement" in args.sections
+            or ("latency" in args.sections and uses_onnx)
+            or ("memory" in args.sections and (uses_onnx or "minibert-int8" in kinds))
+        ):
             _section("ONNX export and saved int8 models")
             artifact_dirs = prepare_artifacts(prepared, workdir)
         if "latency" in args.sections:
@@ -522,6 +527,7 @@ def main(argv=None) -> int:
                     shapes,
                     runs,
                     slow_runs,
+                    warmup,
                     kinds,
                     args.same_process,
                 )

@@ -269,7 +269,7 @@ def plot(results: dict, file: Path) -> None:
     panels = len(models) + bool(gemm)
     if not panels:
         return
-    fig, axes = plt.subplots(panels, 1, figsize=(9, 3.6 * panels), squeeze=False)
+    fig, axes = plt.subplots(panels, 1, figsize=(9, 4.2 * panels), squeeze=False)
     for ax, model in zip(axes[:, 0], models, strict=False):
         rows = [r for r in latency if r["model"] == model and r["vs_torch"] is not None]
         _grouped(ax, rows, "shape", "kind", "vs_torch", lambda r: _short(r["ms"]))
@@ -288,7 +288,7 @@ def plot(results: dict, file: Path) -> None:
             "shape",
             "name",
             "gops",
-            lambda r: f"{r['gops']:.0f}",
+            lambda r: _short(r["gops"]),
             colours={
                 "numpy-sgemm": "#3182bd",
                 "minibert-int8": "#08306b",
@@ -296,7 +296,10 @@ def plot(results: dict, file: Path) -> None:
                 "ort-s8s8": "#a1d99b",
                 "ort-u8s8": "#31a354",
             },
-            labels={r["name"]: r["label"].replace("`", "") for r in gemm},
+            labels={
+                r["name"]: r["label"].replace("`", "") + (" (not exact)" if r["exact"] else "")
+                for r in gemm
+            },
         )
         ax.set_yscale("log")
         ax.set_ylabel("GOP/s (log)")
@@ -330,7 +333,7 @@ def _grouped(ax, rows, group_key, bar_key, value_key, text, colours=COLOURS, lab
         for x, y, note in zip(xs, ys, notes, strict=True):
             ax.text(x, y, note, ha="center", va="bottom", fontsize=6, rotation=90)
     ax.set_xticks(range(len(groups)), groups)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
     ax.margins(y=0.15)
 
 

@@ -2,12 +2,15 @@
 (optional extras), and their pure parts work: the template sentences, the embedding comparison,
 the Markdown report, the docs-section update and the worker protocol."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import needs_minilm
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 SCRIPTS = sorted(BENCHMARKS.glob("bench_*.py"))
@@ -151,3 +154,32 @@ def test_local_worker_protocol(bench_modules, monkeypatch):
 
     times = time_in_turns({"a": Local(Clock), "b": Local(Clock)}, runs=2, warmup=1)
     assert times == {"a": [0.001, 0.001], "b": [0.001, 0.001]}
+
+
+@needs_minilm
+def test_latency_smoke_run_of_the_minibert_rows(tmp_path):
+    """The latency section end to end with the runtimes that need no optional library: worker
+    processes, agreement check, medians, the Markdown and the JSON."""
+    out = tmp_path / "results.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "bench_inference.py"),
+            "--quick",
+            "--sections",
+            "latency",
+            "--runtimes",
+            "minibert-numba",
+            "minibert-int8",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(out.read_text())["latency"]
+    assert [r["shape"] for r in rows] == ["1 x 16"] * 2 + ["1 x 128"] * 2 + ["8 x 128"] * 2
+    assert all(r["ms"] > 0 for r in rows)
+    assert "| MiniLM | 8 x 128 | minibert int8 |" in done.stdout
