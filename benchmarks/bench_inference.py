@@ -41,6 +41,7 @@ from workers import THREADS, Local, Unavailable, Worker, median, time_in_turns  
 # isort: split
 import argparse  # noqa: E402
 import datetime  # noqa: E402
+import importlib.util  # noqa: E402
 import json  # noqa: E402
 import multiprocessing  # noqa: E402
 import os  # noqa: E402
@@ -231,6 +232,13 @@ def wall_time(argv, repeats: int, env=None) -> float:
     return statistics.median(times)
 
 
+def transformers_time(argv, repeats: int) -> float | None:
+    """wall_time of a script that needs transformers on torch; None where they are missing."""
+    if not all(importlib.util.find_spec(name) for name in ("torch", "transformers")):
+        return None
+    return wall_time(argv, repeats)
+
+
 def bench_jit(minilm: str, repeats: int, workdir: Path) -> list[dict]:
     """minibert's first forward in a fresh process, with an empty Numba cache (compiling every
     kernel it uses) and with that cache filled: median of `repeats` processes each."""
@@ -282,7 +290,9 @@ def bench_cold(models: dict, repeats: int, workdir: Path) -> list[dict]:
     ]
     for name, path in models.items():
         ours = wall_time([python, "-c", LOAD_MINIBERT.format(path=str(path))], repeats)
-        theirs = wall_time([python, "-c", LOAD_TRANSFORMERS.format(path=str(path))], repeats)
+        theirs = transformers_time(
+            [python, "-c", LOAD_TRANSFORMERS.format(path=str(path))], repeats
+        )
         rows.append(
             {
                 "task": f"import + load {name}",
@@ -306,11 +316,12 @@ def cold_encode(minilm: str, command: list, repeats: int, workdir: Path) -> dict
     """`minibert encode` of SENTENCES against the same job in transformers, each end to end."""
     out_ours, out_theirs = workdir / "ours.npy", workdir / "theirs.npy"
     ours = wall_time([*command, "encode", *SENTENCES, "--output", str(out_ours)], repeats)
-    theirs = wall_time(
+    theirs = transformers_time(
         [sys.executable, "-c", ENCODE_TRANSFORMERS, minilm, str(out_theirs), *SENTENCES], repeats
     )
-    diff = float(np.abs(np.load(out_ours) - np.load(out_theirs)).max())
-    assert diff < AGREEMENT, f"cold encode: the two scripts' vectors differ by {diff:.2e}"
+    if theirs is not None:
+        diff = float(np.abs(np.load(out_ours) - np.load(out_theirs)).max())
+        assert diff < AGREEMENT, f"cold encode: the two scripts' vectors differ by {diff:.2e}"
     return {
         "task": "`minibert encode` 3 sentences with MiniLM, end to end",
         "minibert_s": ours,
@@ -320,7 +331,12 @@ def cold_encode(minilm: str, command: list, repeats: int, workdir: Path) -> dict
 
 
 # --- 5. peak memory -----------------------------------------------------------------------------
-MEMORY_CHILD = "import sys; sys.path.insert(0, {here!r}); import runtimes; runtimes.memory_child(*sys.argv[1:4], {vocab})"  # noqa: E501
+MEMORY_CHILD = """
+import sys
+sys.path.insert(0, {here!r})
+import runtimes
+runtimes.memory_child(*sys.argv[1:4], {vocab})
+"""
 
 
 def bench_memory(models: dict, artifact_dirs: dict, kinds) -> list[dict]:
