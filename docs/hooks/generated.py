@@ -276,6 +276,20 @@ def quant_accuracy() -> str:
     ]
     text = f"{emb['sentences']} sentences; retrieval: {ret['queries']} queries against "
     text += f"{ret['documents']} documents.\n\n" + _table(header, rows)
+    if "halves" in emb:
+        rows = [
+            [label, f"{emb[key]['halves']['recall_at_1']:.1%}", f"{emb[key]['halves']['mrr']:.3f}"]
+            for key, label in (
+                ("float32", "float32"),
+                ("int8", "int8"),
+                ("int8, float32 word embeddings", "int8, float32 word embeddings"),
+            )
+        ]
+        text += (
+            f"\n\nFinding the second half of a sentence from its first half, among "
+            f"{emb['halves']} second halves:\n\n"
+        )
+        text += _table(["all-MiniLM-L6-v2", "recall@1", "mean reciprocal rank"], rows)
     rows = []
     for name, what in (("finetune", "fine-tuned"), ("finetune-qat", "quantization-aware")):
         run = result.get(name)
