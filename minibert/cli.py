@@ -7,6 +7,7 @@
     minibert pretrain --corpus FILE... --output DIR   pretrain a small model from scratch
     minibert finetune MODEL --data FILE --output DIR  fine-tune a sequence classifier
     minibert quantize IN OUT                    an int8 copy of a model folder
+    minibert distill TEACHER --recipe NAME --output DIR   a smaller student from a teacher
 
 The model of `encode` and `similarity` is an option, not the first positional argument, so that
 `minibert encode "some text"` works with the installed all-MiniLM-L6-v2 and every positional
@@ -173,10 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
         """,
         "minibert demo",
     )
-    from . import cli_quant, cli_train
+    from . import cli_distill, cli_quant, cli_train
 
     cli_train.register(command)  # pretrain, finetune
     cli_quant.register(command)  # quantize
+    cli_distill.register(command)  # distill
     return parser
 
 

@@ -46,6 +46,7 @@ class LossWeights:
     cosine: float = 0.0  # 1 - cos between the last hidden states (L_cos)
     hidden: float = 0.0  # MSE between mapped hidden states, embeddings included (L_hidn + L_embd)
     attention: float = 0.0  # MSE between mapped attention maps (L_attn)
+    sentence: float = 0.0  # 1 - cos between mean-pooled sentence vectors (projected if C < C')
     temperature: float = 1.0  # T of the soft targets
 
     def replace(self, **changes) -> "LossWeights":
@@ -79,7 +80,7 @@ class DistillationObjective(Module):
     """The weighted sum of distillation losses of `student` against `teacher` on one batch.
 
         loss = soft L_soft + hard L_hard + cosine L_cos + hidden sum_i L_hidn(i)
-               + attention sum_i L_attn(i)
+               + attention sum_i L_attn(i) + sentence L_sent
 
     summed over the mapped layers as TinyBERT does. Token losses count real tokens only (the
     attention mask); L_soft over (B, T, V) logits counts every real token, as DistilBERT does
@@ -87,9 +88,13 @@ class DistillationObjective(Module):
     --restrict_ce_to_mask). Call it on a batch (the keyword arguments of a model call, labels
     included when hard > 0) to get the loss, then backward().
 
-    Its children are the student and, when the hidden loss needs one, the projection C -> C':
-    the trainer updates and checkpoints both. The teacher is deliberately not a child, so it
-    is never trained, saved or switched to training mode.
+    L_sent compares the mean-pooled last hidden states (the sentence embedding of a
+    sentence-transformers model such as all-MiniLM-L6-v2, which has no MLM head to distil).
+
+    Its children are the student and, when the hidden or sentence loss needs one, the
+    projection C -> C' (one matrix for both): the trainer updates and checkpoints both. The
+    teacher is deliberately not a child, so it is never trained, saved or switched to training
+    mode.
     """
 
     def __init__(
@@ -118,7 +123,7 @@ class DistillationObjective(Module):
                 f"the attention loss compares head by head: the student has "
                 f"{s.num_attention_heads} heads, the teacher {t.num_attention_heads}"
             )
-        if weights.hidden and s.hidden_size != t.hidden_size:
+        if (weights.hidden or weights.sentence) and s.hidden_size != t.hidden_size:
             # TinyBERT's W_h: one matrix for every layer (its code's fit_dense), bias included
             self.projection = Linear(s.hidden_size, t.hidden_size)
             rng = np.random.default_rng(seed)
@@ -202,6 +207,11 @@ class DistillationObjective(Module):
                 losses["attention"] += loss
                 caches.append((i, cache))
             state["attention"] = caches
+        if w.sentence:
+            weight, bias = self._projection_params()
+            losses["sentence"], state["sentence"] = F.sentence_cosine_forward(
+                s_out.last_hidden_state, weight, bias, t_out.last_hidden_state, mask
+            )
         total = sum(getattr(w, k) * float(v) for k, v in losses.items())
         self.losses = {k: float(v) for k, v in losses.items()} | {"total": total}
         self._state = state
@@ -234,9 +244,9 @@ class DistillationObjective(Module):
             grads[name] = dlogits
         if "cosine" in state:
             grads["last_hidden_state"] = F.cosine_backward(w.cosine, state["cosine"])
+        if hasattr(self, "projection") and "weight" not in self.projection.grads:
+            self.projection.zero_grad()
         if "hidden" in state:
-            if hasattr(self, "projection") and "weight" not in self.projection.grads:
-                self.projection.zero_grad()
             grads["hidden_states"] = {}
             for i, cache in state["hidden"]:
                 dh, dweight, dbias = F.hidden_mse_backward(w.hidden, cache)
@@ -248,6 +258,14 @@ class DistillationObjective(Module):
             grads["attentions"] = {
                 i: F.attention_mse_backward(w.attention, cache) for i, cache in state["attention"]
             }
+        if "sentence" in state:
+            dh, dweight, dbias = F.sentence_cosine_backward(w.sentence, state["sentence"])
+            if "last_hidden_state" in grads:  # L_cos and L_sent both reach the last states
+                dh = dh + grads["last_hidden_state"]
+            grads["last_hidden_state"] = dh
+            if dweight is not None:
+                self.projection.grads["weight"] += dweight
+                self.projection.grads["bias"] += dbias
         self._state = None
         self.student.backward(grads)
 

@@ -21,6 +21,7 @@ from .pretraining_data import make_nsp_examples, make_sop_examples, mask_batch
 from .train import TrainConfig, Trainer, classification_metrics
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+SPLITS = ("train", "validation", "test")
 
 
 def train_wordpiece(texts, vocab_size: int, folder, lowercase: bool = True):
@@ -173,6 +174,28 @@ def predict(model, examples, batch_size: int, pad_id: int) -> np.ndarray:
     return out
 
 
+def classification_splits(
+    texts, label_ids, groups, tokenizer, max_length: int, split_seed: int = 0
+) -> dict:
+    """{"train", "validation", "test"}: tokenized examples, split 80/10/10 by group (seeded), so
+    no group (e.g. a movie) is in two splits. finetune and distill_task share it."""
+    index = np.arange(len(texts))
+    rows = data.group_split(index, groups, seed=split_seed)
+
+    def examples(chosen):
+        return data.classification_examples(
+            [texts[i] for i in chosen], [int(label_ids[i]) for i in chosen], tokenizer, max_length
+        )
+
+    return {name: examples(chosen) for name, chosen in zip(SPLITS, rows, strict=True)}
+
+
+def split_metrics(model, examples, batch_size: int, pad_id: int) -> dict:
+    """Accuracy and macro-F1 of a classifier on tokenized examples."""
+    gold = np.array([int(e["labels"]) for e in examples])
+    return classification_metrics(predict(model, examples, batch_size, pad_id), gold)
+
+
 def finetune(
     model_path,
     texts,
@@ -195,24 +218,11 @@ def finetune(
     num_labels = num_labels or int(max(label_ids)) + 1
     architecture = _classifier_architecture(model_path)
     model = load(model_path, architecture=architecture, num_labels=num_labels, seed=train.seed)
-    index = np.arange(len(texts))
-    train_idx, val_idx, test_idx = data.group_split(index, groups, seed=split_seed)
-
-    def examples(rows):
-        return data.classification_examples(
-            [texts[i] for i in rows], [int(label_ids[i]) for i in rows], tokenizer, max_length
-        )
-
-    splits = {
-        "train": examples(train_idx),
-        "validation": examples(val_idx),
-        "test": examples(test_idx),
-    }
+    splits = classification_splits(texts, label_ids, groups, tokenizer, max_length, split_seed)
     pad = tokenizer.pad_token_id
 
     def evaluate(m, name="validation"):
-        gold = np.array([int(e["labels"]) for e in splits[name]])
-        return classification_metrics(predict(m, splits[name], batch_size, pad), gold)
+        return split_metrics(m, splits[name], batch_size, pad)
 
     trainer = Trainer(
         model,

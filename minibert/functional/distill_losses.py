@@ -6,6 +6,9 @@
     masked_mse      sum(keep (pred - target)^2) / (number of kept elements)
     hidden_mse      masked_mse(s W^T + b, t) over kept tokens (TinyBERT's L_hidn, Jiao et al. 2020)
     attention_mse   masked_mse of attention probabilities over real (query, key) pairs (L_attn)
+    mean_pool       the mean of the real tokens' vectors (sentence-transformers' mean pooling)
+    sentence_cosine 1 - cos(mean_pool(s) W^T + b, mean_pool(t)) per sequence, the mean over the
+                    batch: agreement of sentence embeddings, through the projection when C < C'
 
 The student's array is always the first argument; the teacher's is a target and gets no gradient
 (the teacher runs in eval mode and is not trained). The hard-label loss is cross_entropy in
@@ -188,3 +191,54 @@ def attention_mse_forward(student_probs, teacher_probs, mask=None):
 def attention_mse_backward(dloss, cache):
     """Shapes: dloss () -> dstudent_probs (B, H, T, T), zero on padded pairs"""
     return masked_mse_backward(dloss, cache)
+
+
+def mean_pool_forward(hidden, mask=None):
+    """Mean of the vectors of real tokens, as sentence.pool(..., "mean") and sentence-transformers.
+
+    A sequence without a real token pools to zeros (the count is clipped, as sentence.pool does).
+    Shapes: hidden (B, T, C), mask (B, T) or None -> pooled (B, C), cache
+    """
+    B, T, _ = hidden.shape
+    m = np.ones((B, T, 1), hidden.dtype) if mask is None else np.asarray(mask)[..., None]
+    m = m.astype(hidden.dtype)  # (B, T, 1)
+    count = np.maximum(m.sum(1), 1e-9)  # (B, 1)
+    return (hidden * m).sum(1) / count, (m, count)
+
+
+def mean_pool_backward(dpooled, cache):
+    """Each real token gets dpooled / count; padding gets nothing. Shapes: (B, C) -> (B, T, C)"""
+    m, count = cache
+    return dpooled[:, None, :] * (m / count[:, None, :])  # forward: sum_t m_t h_t / count
+
+
+def sentence_cosine_forward(student_hidden, weight, bias, teacher_hidden, mask=None):
+    """1 - cos between the student's and the teacher's mean-pooled sentence vectors, the mean
+    over the batch.
+
+    A narrower student's vector goes through the objective's projection first (weight None:
+    equal widths). Mean pooling is a weighted average whose weights sum to 1, so
+    mean_pool(h W^T + b) = mean_pool(h) W^T + b: this is the cosine between the mean-pooled
+    projected states, and we project after pooling, B vectors instead of B T.
+    Shapes: student_hidden (B, T, C), weight (C', C) or None, bias (C',) or None,
+    teacher_hidden (B, T, C'), mask (B, T) or None -> loss (), cache
+    """
+    pooled, pool_cache = mean_pool_forward(student_hidden, mask)  # (B, C)
+    target, _ = mean_pool_forward(teacher_hidden.astype(student_hidden.dtype), mask)  # (B, C')
+    linear_cache = None
+    if weight is not None:
+        pooled, linear_cache = linear_forward(pooled, weight, bias)  # (B, C')
+    keep = None if mask is None else (np.asarray(mask).sum(1) > 0)  # (B,) an empty row: no loss
+    loss, cosine_cache = cosine_forward(pooled, target, keep)
+    return loss, (pool_cache, linear_cache, cosine_cache)
+
+
+def sentence_cosine_backward(dloss, cache):
+    """Shapes: dloss () -> dstudent_hidden (B, T, C), dweight (C', C), dbias (C',); the last
+    two are None without a projection"""
+    pool_cache, linear_cache, cosine_cache = cache
+    dpooled = cosine_backward(dloss, cosine_cache)  # (B, C') or (B, C)
+    dweight = dbias = None
+    if linear_cache is not None:  # forward: pooled = mean_pool(h) W^T + b
+        dpooled, dweight, dbias = linear_backward(dpooled, linear_cache)  # (B, C)
+    return mean_pool_backward(dpooled, pool_cache), dweight, dbias

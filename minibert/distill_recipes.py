@@ -1,0 +1,375 @@
+"""Distillation runs on top of the trainer, and the benchmark that measures sentence embeddings.
+The CLI's `minibert distill` calls these.
+
+distill_agnostic: a student of a teacher without an MLM head (all-MiniLM-L6-v2 is a sentence
+encoder) learns the teacher's hidden states and sentence embeddings on plain sentences: the
+recipe's L_cos / L_hidn / L_attn (its logit losses switched off, there are no logits) plus
+L_sent, 1 - cos between the mean-pooled sentence vectors (agnostic_weights). No masking: every
+token is seen as it is.
+
+distill_task: a classifier teacher (e.g. MiniLM fine-tuned on Rotten Tomatoes) and a smaller
+student trained on its logits, soft targets at temperature T plus the hard labels
+(TASK_WEIGHTS, DistilBERT's 5 : 2 at T = 2), on the split of recipes.finetune; with
+no_teacher=True the same student from the same initialisation learns from the labels alone,
+the baseline the distilled student is compared with.
+
+lee_correlation (from lee.py): the Lee, Pincombe & Welsh (2005) benchmark, 50 news documents
+and the mean human rating of each of their 1,225 pairs; the score is the Spearman correlation
+between the ratings and the cosine similarity of the documents' mean-pooled embeddings.
+
+Every checkpoint of a student carries the teacher's tokenizer files (and its sentence-
+transformers pooling files), so minibert.SentenceEncoder and `minibert encode --model` take a
+student folder as they are.
+"""
+
+import inspect
+import json
+import os
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from . import data
+from .cli_quant import TOKENIZER_FILES  # the files `minibert quantize` copies too
+from .distill import (
+    RECIPES,
+    DistillationObjective,
+    LossWeights,
+    describe,
+    make_student,
+    parameter_report,
+)
+from .lee import lee_correlation, lee_scores, read_lee, sentence_length
+from .recipes import classification_splits, classifier_batches, predict, split_metrics
+from .train import TrainConfig, Trainer, classification_metrics
+
+DATA_ENV = "MINIBERT_DATA"  # the offline data cache (scripts/fetch_data.py writes it)
+# the student's loss on a classifier's logits: DistilBERT's 5 L_soft + 2 L_hard at T = 2
+TASK_WEIGHTS = LossWeights(soft=5.0, hard=2.0, temperature=2.0)
+__all__ = [  # lee_correlation is re-exported: the drivers and their benchmark in one place
+    "TASK_WEIGHTS",
+    "agnostic_weights",
+    "build_student",
+    "copy_tokenizer_files",
+    "corpus_files",
+    "corpus_sentences",
+    "data_dir",
+    "distill_agnostic",
+    "distill_task",
+    "lee_correlation",
+    "text_examples",
+]
+
+
+# --- data ---------------------------------------------------------------------------------------
+def data_dir() -> Path:
+    """The offline data cache: $MINIBERT_DATA, else ~/.cache/minibert/data."""
+    return Path(os.environ.get(DATA_ENV) or Path.home() / ".cache" / "minibert" / "data")
+
+
+def corpus_files(folder=None) -> list[Path]:
+    """The running-text files of the cache (corpus/*.txt, not the *.titles.txt lists)."""
+    folder = Path(folder) if folder is not None else data_dir() / "corpus"
+    files = sorted(p for p in folder.glob("*.txt") if not p.name.endswith(".titles.txt"))
+    if not files:
+        raise FileNotFoundError(
+            f"no corpus files in {folder}: run `python scripts/fetch_data.py` or give --corpus"
+        )
+    return files
+
+
+def corpus_sentences(files, min_words: int = 4, max_texts: int | None = None, seed: int = 0):
+    """The sentences of text files (documents_from_text's split) with at least min_words words;
+    max_texts keeps a seeded random sample of that many, in file order."""
+    sentences = []
+    for file in files:
+        for document in data.documents_from_text(Path(file).read_text(encoding="utf-8")):
+            sentences += [s for s in document if len(s.split()) >= min_words]
+    if max_texts is not None and len(sentences) > max_texts:
+        keep = np.sort(np.random.default_rng(seed).choice(len(sentences), max_texts, False))
+        sentences = [sentences[i] for i in keep]
+    return sentences
+
+
+def text_examples(texts, tokenizer, max_length: int) -> list[dict]:
+    """Plain texts as examples for data.batches (no labels, no masking), cut to max_length."""
+    examples = []
+    for start in range(0, len(texts), 1024):  # chunks keep the padded arrays small
+        enc = tokenizer(list(texts[start : start + 1024]), max_length=max_length)
+        for row, length in enumerate(enc["attention_mask"].sum(1)):
+            examples.append(
+                {
+                    "input_ids": enc["input_ids"][row, :length],
+                    "token_type_ids": enc["token_type_ids"][row, :length],
+                }
+            )
+    return examples
+
+
+def copy_tokenizer_files(source, target, hidden_size: int | None = None) -> list[str]:
+    """Copy the tokenizer and pooling files of folder source into target; returns their names.
+
+    A sentence-transformers pooling config names the width it pools: a narrower student's
+    copy says hidden_size instead of the teacher's.
+    """
+    source, target = Path(source), Path(target)
+    copied = [name for name in TOKENIZER_FILES if (source / name).is_file()]
+    for name in copied:
+        shutil.copyfile(source / name, target / name)
+    if (source / "1_Pooling").is_dir():
+        shutil.copytree(source / "1_Pooling", target / "1_Pooling", dirs_exist_ok=True)
+        pooling = target / "1_Pooling" / "config.json"
+        if hidden_size is not None and pooling.is_file():
+            config = json.loads(pooling.read_text())
+            if "word_embedding_dimension" in config:
+                config["word_embedding_dimension"] = hidden_size
+                pooling.write_text(json.dumps(config, indent=2) + "\n")
+    return copied
+
+
+class StudentTrainer(Trainer):
+    """The trainer, with the teacher's tokenizer files in every checkpoint it writes."""
+
+    def __init__(self, *args, tokenizer_folder, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tokenizer_folder = Path(tokenizer_folder)
+
+    def save_checkpoint(self):
+        folder = super().save_checkpoint()
+        if folder is not None:
+            copy_tokenizer_files(self.tokenizer_folder, folder, self.model.config.hidden_size)
+        return folder
+
+
+# --- task-agnostic distillation -----------------------------------------------------------------
+def agnostic_weights(recipe: str) -> LossWeights:
+    """A recipe's loss weights without logits: its L_cos / L_hidn / L_attn, plus L_sent = 1."""
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; the recipes are {sorted(RECIPES)}")
+    return RECIPES[recipe].weights.replace(soft=0.0, hard=0.0, sentence=1.0)
+
+
+def build_student(recipe: str, teacher, seed: int, **student_sizes):
+    """make_student, seeding the students that start fresh (tinybert, albert) with `seed`."""
+    if recipe in RECIPES and "seed" in inspect.signature(RECIPES[recipe].build).parameters:
+        student_sizes.setdefault("seed", seed)
+    return make_student(recipe, teacher, **student_sizes)
+
+
+def distill_agnostic(
+    teacher_path,
+    recipe: str,
+    texts,
+    train: TrainConfig,
+    output_dir,
+    max_length: int = 128,
+    batch_size: int = 32,
+    resume: bool = False,
+    eval_texts=None,
+    lee_dir=None,
+    weights: LossWeights | None = None,
+    log=None,
+    **student_sizes,
+):
+    """Distil a teacher folder (any model with hidden states, no head needed) into the recipe's
+    student on plain texts; returns (student, history, report).
+
+    Args:
+        weights: the loss weights (default agnostic_weights(recipe)); logit losses must be 0.
+        eval_texts: held-out texts; each evaluation reports the objective's losses on them.
+        lee_dir: a folder with lee.cor and similarities.txt; evaluations then report the
+            student's Lee correlation, and the report has the teacher's beside it.
+        student_sizes: passed to the recipe's student builder (num_hidden_layers=, ...).
+        log: called with a line of text (the sizes of teacher and student) before training.
+    """
+    from .io import load
+    from .tokenizer import load_tokenizer
+
+    teacher = load(teacher_path)
+    tokenizer = load_tokenizer(teacher_path)
+    weights = weights or agnostic_weights(recipe)
+    if weights.soft or weights.hard:
+        raise ValueError("task-agnostic distillation has no logits: set soft and hard to 0")
+    student = build_student(recipe, teacher, train.seed, **student_sizes)
+    objective = DistillationObjective(student, teacher, weights)
+    if log is not None:
+        log(parameter_report(student, teacher))
+    examples = text_examples(texts, tokenizer, max_length)
+    pad = tokenizer.pad_token_id
+
+    def batches(epoch, rng):
+        return data.batches(examples, batch_size, rng, pad_id=pad)
+
+    held_out = []
+    if eval_texts:
+        held_out = list(
+            data.batches(
+                text_examples(eval_texts, tokenizer, max_length),
+                batch_size,
+                pad_id=pad,
+                shuffle=False,
+            )
+        )
+    lee = read_lee(lee_dir) if lee_dir is not None else None
+    lee_length = sentence_length(teacher_path, teacher)
+
+    def evaluate(model):
+        metrics = {}
+        if held_out:
+            sums = {}
+            for batch in held_out:  # eval mode: no dropout, no caches
+                objective(batch)
+                for name, value in objective.losses.items():
+                    sums[name] = sums.get(name, 0.0) + value
+            metrics = {f"held_out_{k}": v / len(held_out) for k, v in sums.items()}
+        if lee is not None:
+            metrics["lee_spearman"] = lee_scores(model, tokenizer, lee, lee_length)["spearman"]
+        return metrics
+
+    trainer = StudentTrainer(
+        student,
+        batches,
+        train,
+        eval_fn=evaluate,
+        output_dir=output_dir,
+        objective=objective,
+        tokenizer_folder=teacher_path,
+    )
+    if resume and trainer.latest_checkpoint() is not None:
+        trainer.resume()
+    history = trainer.train()
+    report = {
+        "recipe": recipe,
+        "teacher": describe(teacher),
+        "student": describe(student),
+        "parameters": student.num_parameters(),
+        "teacher_parameters": teacher.num_parameters(),
+        "weights": asdict(weights),
+        "texts": len(examples),
+        "checkpoint": str(trainer.latest_checkpoint()),
+        "final": history.evals[-1] if history.evals else {},
+    }
+    if lee is not None:
+        report["lee"] = {
+            "teacher": lee_scores(teacher, tokenizer, lee, lee_length),
+            "student": lee_scores(student.eval(), tokenizer, lee, lee_length),
+        }
+    return student, history, report
+
+
+# --- task-specific distillation -----------------------------------------------------------------
+def distill_task(
+    teacher_path,
+    recipe: str,
+    texts,
+    labels,
+    groups,
+    train: TrainConfig,
+    output_dir,
+    max_length: int = 128,
+    batch_size: int = 32,
+    split_seed: int = 0,
+    resume: bool = False,
+    no_teacher: bool = False,
+    student_init=None,
+    weights: LossWeights | None = None,
+    log=None,
+    **student_sizes,
+):
+    """Distil a *ForSequenceClassification teacher folder into a smaller classifier on its
+    logits; returns (student, history, report) with accuracy and macro-F1 as recipes.finetune.
+
+    The split is recipes.finetune's (80/10/10 by group, split_seed). With no_teacher=True the
+    same student (same initialisation, batches and schedule) learns from the labels alone.
+
+    Args:
+        student_init: a model folder to start the student from instead of the recipe's
+            builder (e.g. the student of distill_agnostic: TinyBERT's general distillation
+            then task distillation), loaded with a fresh classification head (seeded).
+        weights: the loss weights (default TASK_WEIGHTS); ignored with no_teacher.
+        log: called with a line of text (the sizes of teacher and student) before training.
+    """
+    from .io import load
+    from .tokenizer import load_tokenizer
+
+    teacher = load(teacher_path)
+    if not teacher.config.architecture.endswith("ForSequenceClassification"):
+        raise ValueError(
+            f"task distillation needs a *ForSequenceClassification teacher; {teacher_path} "
+            f"holds a {teacher.config.architecture}"
+        )
+    tokenizer = load_tokenizer(teacher_path)
+    num_labels = teacher.config.num_labels
+    if len(labels) and (int(np.min(labels)) < 0 or int(np.max(labels)) >= num_labels):
+        raise ValueError(
+            f"labels must be ids in 0..{num_labels - 1} (the teacher's {num_labels} classes), "
+            f"got {int(np.min(labels))}..{int(np.max(labels))}"
+        )
+    if student_init is not None:
+        student = _student_from_folder(student_init, teacher, train.seed)
+    else:
+        student = build_student(recipe, teacher, train.seed, **student_sizes)
+    if log is not None:
+        log(parameter_report(student, teacher))
+    splits = classification_splits(texts, labels, groups, tokenizer, max_length, split_seed)
+    pad = tokenizer.pad_token_id
+
+    def evaluate(model, name="validation"):
+        return split_metrics(model, splits[name], batch_size, pad)
+
+    weights = weights or TASK_WEIGHTS
+    objective = None if no_teacher else DistillationObjective(student, teacher, weights)
+    trainer = StudentTrainer(
+        student,
+        classifier_batches(splits["train"], batch_size, pad),
+        train,
+        eval_fn=evaluate,
+        output_dir=output_dir,
+        objective=objective,
+        tokenizer_folder=teacher_path,
+    )
+    if resume and trainer.latest_checkpoint() is not None:
+        trainer.resume()
+    history = trainer.train()
+    student.eval()
+    gold = np.array([int(e["labels"]) for e in splits["test"]])
+    test_predictions = predict(student, splits["test"], batch_size, pad)
+    teacher_predictions = predict(teacher, splits["test"], batch_size, pad)
+    report = {
+        "recipe": recipe,
+        "mode": "no_teacher" if no_teacher else "distilled",
+        "student": describe(student),
+        "student_init": str(student_init) if student_init is not None else recipe,
+        "parameters": student.num_parameters(),
+        "teacher_parameters": teacher.num_parameters(),
+        "weights": None if no_teacher else asdict(weights),
+        "sizes": {k: len(v) for k, v in splits.items()},
+        "validation": evaluate(student, "validation"),
+        "test": classification_metrics(test_predictions, gold),
+        "teacher_test": classification_metrics(teacher_predictions, gold),
+        "test_agreement_with_teacher": float(np.mean(test_predictions == teacher_predictions)),
+        "checkpoint": str(trainer.latest_checkpoint()),
+    }
+    return student, history, report
+
+
+def _student_from_folder(folder, teacher, seed: int):
+    """A model folder loaded as a classifier of the teacher's labels, with a fresh head."""
+    from .io import load, read_config
+    from .models.auto import BASE_CLASSES
+
+    config = read_config(Path(folder))
+    family = BASE_CLASSES[config.model_type].__name__.removesuffix("Model")
+    if config.vocab_size != teacher.config.vocab_size:
+        raise ValueError(
+            f"the student in {folder} has a vocabulary of {config.vocab_size}, the teacher "
+            f"{teacher.config.vocab_size}: they must share the tokenizer"
+        )
+    return load(
+        folder,
+        architecture=family + "ForSequenceClassification",
+        num_labels=teacher.config.num_labels,
+        seed=seed,
+    )
