@@ -40,6 +40,7 @@ from workers import THREADS, Local, Unavailable, Worker, median, time_in_turns  
 
 # isort: split
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import datetime  # noqa: E402
 import importlib.util  # noqa: E402
 import json  # noqa: E402
@@ -434,6 +435,29 @@ def prepare_artifacts(models: dict, workdir: Path) -> dict:
     return folders
 
 
+SECTION_KEYS = ("latency", "notes", "gemm", "agreement", "jit", "cold", "memory")
+
+
+def keep_earlier_sections(results: dict, file: Path) -> dict:
+    """results, plus the sections this run did not measure taken from an earlier run's JSON on
+    the same machine (so that `--docs --sections ...` refreshes only those tables)."""
+    if not file.is_file():
+        return results
+    earlier = json.loads(file.read_text(encoding="utf-8"))
+    if earlier.get("machine") != results["machine"]:
+        print(
+            f"  {file.name} comes from another machine: its sections are dropped", file=sys.stderr
+        )
+        return results
+    merged = dict(results, runs=dict(results["runs"]))
+    for key in SECTION_KEYS:
+        if key not in results and key in earlier:
+            merged[key] = earlier[key]
+            if key in earlier.get("runs", {}):
+                merged["runs"][key] = earlier["runs"][key]
+    return merged
+
+
 _STARTED = time.perf_counter()
 
 
@@ -509,7 +533,19 @@ def main(argv=None) -> int:
         else "one worker process per runtime, timed in turns (--quick: 2 runs after 1 warm-up)",
         "revision": source_revision(),
         "load_before": load_average(),
+        "runs": {},  # section: when, how and under what load it was measured
     }
+
+    @contextlib.contextmanager
+    def section(title: str, *keys: str):
+        _section(title)
+        before = load_average()
+        yield
+        for key in keys:
+            results["runs"][key] = {
+                name: results[name] for name in ("date", "command", "revision", "versions")
+            } | {"load_before": before, "load_after": load_average()}
+
     kinds = list(args.runtimes)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -532,44 +568,46 @@ def main(argv=None) -> int:
             _section("ONNX export and saved int8 models")
             artifact_dirs = prepare_artifacts(prepared, workdir)
         if "latency" in args.sections:
-            _section("forward latency")
-            results["latency"], results["notes"] = [], {}
-            for name, path in models.items():
-                shapes = ((1, 16),) if args.quick and name == "BERT-base" else SHAPES
-                rows, notes = bench_latency(
-                    name,
-                    path,
-                    artifact_dirs[name],
-                    shapes,
-                    runs,
-                    slow_runs,
-                    warmup,
-                    kinds,
-                    args.same_process,
-                )
-                results["latency"] += rows
-                results["notes"].update(notes)
+            with section("forward latency", "latency"):
+                results["latency"], results["notes"] = [], {}
+                for name, path in models.items():
+                    shapes = ((1, 16),) if args.quick and name == "BERT-base" else SHAPES
+                    rows, notes = bench_latency(
+                        name,
+                        path,
+                        artifact_dirs[name],
+                        shapes,
+                        runs,
+                        slow_runs,
+                        warmup,
+                        kinds,
+                        args.same_process,
+                    )
+                    results["latency"] += rows
+                    results["notes"].update(notes)
         if "gemm" in args.sections:
-            _section("matrix products")
-            results["gemm"] = bench_gemm(args.quick, workdir)
+            with section("matrix products", "gemm"):
+                results["gemm"] = bench_gemm(args.quick, workdir)
         if "agreement" in args.sections:
             import agreement
 
-            _section("int8 against float32 embeddings")
-            n_corpus, n_queries = (60, 20) if args.quick else (300, 50)
-            results["agreement"] = agreement.bench_agreement(
-                Runtime, paths["MiniLM"], artifact_dirs["MiniLM"], KINDS, n_corpus, n_queries
-            )
+            with section("int8 against float32 embeddings", "agreement"):
+                n_corpus, n_queries = (60, 20) if args.quick else (300, 50)
+                results["agreement"] = agreement.bench_agreement(
+                    Runtime, paths["MiniLM"], artifact_dirs["MiniLM"], KINDS, n_corpus, n_queries
+                )
         if "cold" in args.sections:
-            _section("cold start")
-            results["jit"] = bench_jit(str(paths["MiniLM"]), min(repeats, 3), workdir)
-            results["cold"] = bench_cold(models, repeats, workdir)
+            with section("cold start", "jit", "cold"):
+                results["jit"] = bench_jit(str(paths["MiniLM"]), min(repeats, 3), workdir)
+                results["cold"] = bench_cold(models, repeats, workdir)
         if "memory" in args.sections:
-            _section("peak memory")
-            extra = list(SAVED_INT8) if "minibert-int8" in kinds else []
-            results["memory"] = bench_memory(models, artifact_dirs, kinds + extra)
+            with section("peak memory", "memory"):
+                extra = list(SAVED_INT8) if "minibert-int8" in kinds else []
+                results["memory"] = bench_memory(models, artifact_dirs, kinds + extra)
     _section("report")
     results["load_after"] = load_average()
+    if args.docs:
+        results = keep_earlier_sections(results, DOCS_JSON)
 
     text = report.markdown(results)
     print(text)

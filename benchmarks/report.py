@@ -108,17 +108,18 @@ def targets(results: dict) -> list[tuple[str, str, bool | None]]:
 
 
 def markdown(results: dict) -> str:
+    """Every table this run (or, with --docs, an earlier one) measured, each followed by the
+    command, date, source revision and load average it was measured with."""
     lines = [
-        f"Run on {results['date']} with `{results['command']}`.",
+        f"Generated on {results['date']} by `{results['command']}`.",
         "",
         f"- machine: {results['machine']}; {results['threads']} threads for each library "
         "(onnxruntime: intra-op threads 2, inter-op 1, sequential)",
         f"- latency setup: {results['setup']}",
-        f"- versions: {results['versions']}; minibert source at `{results['revision']}`",
-        f"- load average (1 / 5 / 15 min): {results['load_before']} before, "
-        f"{results['load_after']} after. The load columns give the 1-minute load average when "
-        f"each row finished: the benchmark itself adds up to about {results['threads']}, so "
-        "more than that means other work was running.",
+        f"- versions: {results['versions']}",
+        "- load average: 1 / 5 / 15 minutes, at the start and end of each section; the load "
+        "columns give the 1-minute figure when each row finished. The benchmark itself adds up "
+        f"to about {results['threads']}, so more than that means other work was running.",
     ]
     if results.get("notes"):
         lines.append(
@@ -126,19 +127,40 @@ def markdown(results: dict) -> str:
         )
     found = targets(results)
     if found:
-        lines += ["", "**Targets**", "", "| target | measured | met |", "|---|---:|---|"]
+        lines += [
+            "",
+            "**Targets** (from the tables below)",
+            "",
+            "| target | measured | met |",
+            "|---|---:|---|",
+        ]
         for text, value, met in found:
             lines.append(f"| {text} | {value} | {'yes' if met else '**no**'} |")
-    lines += _latency(results.get("latency") or [])
+    lines += _latency(results.get("latency") or []) + _provenance(results, "latency")
     if results.get("gemm"):
         import bench_int8_gemm
 
         lines += ["", bench_int8_gemm.markdown(results["gemm"]).rstrip()]
-    lines += _agreement(results.get("agreement"))
-    lines += _jit(results.get("jit") or [])
-    lines += _memory(results.get("memory") or [])
-    lines += _cold(results.get("cold") or [])
+        lines += _provenance(results, "gemm")
+    lines += _agreement(results.get("agreement")) + _provenance(results, "agreement")
+    lines += _jit(results.get("jit") or []) + _provenance(results, "jit")
+    lines += _memory(results.get("memory") or []) + _provenance(results, "memory")
+    lines += _cold(results.get("cold") or []) + _provenance(results, "cold")
     return "\n".join(lines) + "\n"
+
+
+def _provenance(results: dict, key: str) -> list[str]:
+    """The line saying which command measured a section, when, and under what load."""
+    if not results.get(key):
+        return []
+    run = results.get("runs", {}).get(key) or results  # a run without per-section records
+    before = run.get("load_before", "?")
+    after = run.get("load_after", results.get("load_after", "?"))
+    return [
+        "",
+        f"_Measured on {run['date']} with `{run['command']}`, minibert at "
+        f"`{run['revision']}`; load average {before} at the start, {after} at the end._",
+    ]
 
 
 def _latency(rows) -> list[str]:
@@ -177,18 +199,21 @@ def _agreement(agreement) -> list[str]:
         f"**int8 against float32: MiniLM sentence embeddings** ({agreement['texts']} template "
         f"sentences, mean-pooled and L2-normalised; top-1: for each of {agreement['queries']} "
         f"queries, the nearest of the other {agreement['texts'] - agreement['queries']} texts "
-        "is the same as float32's)",
+        "is the same as float32's; margin: float32's best score minus its second best, the "
+        "largest among the queries whose neighbour changed, against the median over all)",
         "",
-        "| pair | mean cosine | min cosine | top-1 agreement |",
-        "|---|---:|---:|---:|",
+        "| pair | mean cosine | min cosine | top-1 agreement | margin where changed | "
+        "median margin |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for r in agreement["rows"]:
         if "mean_cosine" not in r:
-            lines.append(f"| {r['pair']} | n/a ({r['unavailable']}) | | |")
+            lines.append(f"| {r['pair']} | n/a ({r['unavailable']}) | | | | |")
         else:
             lines.append(
                 f"| {r['pair']} | {r['mean_cosine']:.4f} | {r['min_cosine']:.4f} | "
-                f"{r['top1']:.0%} |"
+                f"{r['top1']:.0%} | {_num(r.get('changed_margin'), '{:.4f}')} | "
+                f"{_num(r.get('median_margin'), '{:.4f}')} |"
             )
     return lines
 
