@@ -299,7 +299,7 @@ def plot(results: dict, file: Path) -> None:
         rows = [r for r in latency if r["model"] == model and r["vs_torch"] is not None]
         _grouped(ax, rows, "shape", "kind", "vs_torch", lambda r: _short(r["ms"]))
         ax.axhline(1.0, color="black", linewidth=0.8)
-        ax.set_yscale("log")
+        _log_axis(ax, (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50))
         ax.set_ylabel("time / torch fp32 (log)")
         ax.set_title(
             f"{model}: forward latency relative to torch fp32 (lower is better; labels: ms)",
@@ -326,7 +326,7 @@ def plot(results: dict, file: Path) -> None:
                 for r in gemm
             },
         )
-        ax.set_yscale("log")
+        _log_axis(ax, (1, 2, 5, 10, 20, 50, 100, 200, 500))
         ax.set_ylabel("GOP/s (log)")
         ax.set_title("matrix-product throughput, M x K x N (higher is better)", fontsize=10)
     fig.suptitle(f"{results['threads']} threads each, {results['date']}", fontsize=9)
@@ -334,6 +334,18 @@ def plot(results: dict, file: Path) -> None:
     file.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(file, dpi=100)
     plt.close(fig)
+
+
+def _log_axis(ax, ticks) -> None:
+    """A log-scale y axis labelled with plain numbers at `ticks` (those within its range)."""
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_yscale("log")
+    low, high = ax.get_ylim()
+    ax.set_yticks(
+        [t for t in ticks if low <= t <= high], [f"{t:g}" for t in ticks if low <= t <= high]
+    )
+    ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def _short(value: float) -> str:
