@@ -1,0 +1,87 @@
+"""Where the time of one minibert forward goes: seconds per kind of work, float32 and int8.
+
+    python benchmarks/profile_forward.py                     # MiniLM, 8 x 128, Markdown table
+    python benchmarks/profile_forward.py --batch 1 --tokens 16 --repeats 20
+
+Runs the forward under cProfile and adds up each function's own time by the kind of work it
+does: BLAS matrix products (float32 linear layers and attention's batched products), the int8
+GEMM with its fused epilogue, quantising activations, attention, LayerNorm, GELU, and the rest
+(Python: module calls, checks, reshapes). Numba kernels release nothing to the profiler, so a
+kernel's time is its wrapper's own time; the sum is the profiled forward time (cProfile adds a
+few percent of overhead). 2 threads, as the other benchmarks.
+"""
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "2"
+
+import argparse  # noqa: E402
+import cProfile  # noqa: E402
+import pstats  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import minibert  # noqa: E402
+from minibert.pretrained import minilm_path  # noqa: E402
+
+# (kind, predicate on (file, function name)); the first match wins
+KINDS = (
+    ("int8 GEMM + epilogue", lambda f, n: n in ("_int8_linear_numba", "_int8_matmul_numba")),
+    ("quantise activations", lambda f, n: n == "_quantize_rows_numba"),
+    ("float32 linear (BLAS)", lambda f, n: n == "linear_forward"),
+    ("attention kernel", lambda f, n: n == "_attention_context_numba"),
+    ("masked softmax", lambda f, n: n == "_masked_softmax_numba"),
+    ("attention (numpy/BLAS)", lambda f, n: n == "attention_forward"),
+    ("LayerNorm (+ residual)", lambda f, n: "layernorm" in n),
+    ("GELU (+ bias)", lambda f, n: "gelu" in n),
+    ("embeddings", lambda f, n: "embedding" in f or "embedding" in n),
+)
+
+
+def profile(model, ids, repeats: int) -> dict:
+    model(ids)  # warm-up: compiled kernels loaded
+    profiler = cProfile.Profile()
+    start = time.perf_counter()
+    profiler.enable()
+    for _ in range(repeats):
+        model(ids)
+    profiler.disable()
+    wall = (time.perf_counter() - start) / repeats
+    stats = pstats.Stats(profiler).stats
+    totals = dict.fromkeys([k for k, _ in KINDS] + ["other (Python)"], 0.0)
+    for (file, _, name), (_, _, own, _, _) in stats.items():
+        kind = next((k for k, match in KINDS if match(file, name)), "other (Python)")
+        totals[kind] += own / repeats
+    return {"wall": wall, "parts": totals}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=10)
+    args = parser.parse_args(argv)
+    model = minibert.load(minilm_path())
+    runs = {"float32 (Numba)": model, "int8": minibert.quantize(model)}
+    ids = np.random.default_rng(0).integers(1000, 30000, (args.batch, args.tokens))
+    results = {name: profile(m, ids, args.repeats) for name, m in runs.items()}
+    kinds = [k for k in results["int8"]["parts"]]
+    print(f"MiniLM, batch {args.batch} x {args.tokens} tokens, {args.repeats} forwards each")
+    print(f"load average {os.getloadavg()[0]:.2f}\n")
+    print("| work | " + " | ".join(f"{n} ms" for n in results) + " |")
+    print("|---|" + "---:|" * len(results))
+    for kind in kinds:
+        cells = [results[n]["parts"][kind] * 1e3 for n in results]
+        if max(cells) >= 0.05:
+            print(f"| {kind} | " + " | ".join(f"{c:.1f}" for c in cells) + " |")
+    print(
+        "| **forward (profiled)** | "
+        + " | ".join(f"**{r['wall'] * 1e3:.1f}**" for r in results.values())
+        + " |"
+    )
+
+
+if __name__ == "__main__":
+    main()
