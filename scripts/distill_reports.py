@@ -147,6 +147,7 @@ def run_agnostic(args) -> dict:
             log=print,
         )
         report.update(
+            checkpoint=_relative(report["checkpoint"], args.runs),
             steps=args.steps,
             batch_size=args.batch_size,
             max_length=args.max_length,
@@ -160,6 +161,15 @@ def run_agnostic(args) -> dict:
         results[recipe] = report
         print(json.dumps({k: report[k] for k in ("recipe", "student", "final", "lee")}))
     return results
+
+
+def _relative(path, runs: Path) -> str:
+    """A checkpoint as runs/<run>/<checkpoint>: results files name no machine's folders."""
+    path = Path(path)
+    try:
+        return str(Path("runs") / path.relative_to(runs))
+    except ValueError:
+        return path.name
 
 
 # --- (b) task-specific distillation of the RT classifier -----------------------------------------
@@ -203,6 +213,8 @@ def run_task(args) -> dict:
                 seconds_this_run=round(time.perf_counter() - start),
                 evals=history.evals,
             )
+            if "checkpoint" in report:
+                report["checkpoint"] = _relative(report["checkpoint"], args.runs)
             entry[mode] = report
             print(json.dumps({k: report[k] for k in ("recipe", "mode", "test", "teacher_test")}))
     return results
