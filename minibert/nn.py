@@ -12,6 +12,7 @@ E embedding width (ALBERT), L layers.
 import numpy as np
 
 from . import functional as F
+from .kernels.attention import attention_context, attention_context_pays
 from .kernels.gelu import gelu_bias_inplace
 from .kernels.layernorm import add_layernorm
 
@@ -285,8 +286,16 @@ class SelfAttention(Module):
         self.v = Linear(hidden, hidden)
         self.o = Linear(hidden, hidden)
 
-    def forward(self, x, mask_bias, add_bias: bool = True):
-        """Shapes: x (B, T, C), mask_bias (B, 1, 1, T) -> out (B, T, C), probs (B, H, T, T)"""
+    def forward(self, x, mask_bias, add_bias: bool = True, need_probs: bool = True):
+        """Shapes: x (B, T, C), mask_bias (B, 1, 1, T) -> out (B, T, C), probs (B, H, T, T)
+        (None when inference does not need them and the fused kernel runs)"""
+        no_probs = not (self.training or need_probs)  # inference that returns no attentions
+        if no_probs and attention_context_pays(x, mask_bias, self.num_heads):
+            # one kernel reads each head from the projections in place and writes ctx (B, T, C)
+            q, k, v = self.q.forward(x), self.k.forward(x), self.v.forward(x)  # (B, T, C)
+            scale = (x.shape[-1] // self.num_heads) ** -0.5
+            ctx = attention_context(q, k, v, mask_bias, scale, self.num_heads)  # (B, T, C)
+            return self.o.forward(ctx, add_bias), None
         q = F.split_heads(self.q.forward(x), self.num_heads)  # (B, H, T, D)
         k = F.split_heads(self.k.forward(x), self.num_heads)  # (B, H, T, D)
         v = F.split_heads(self.v.forward(x), self.num_heads)  # (B, H, T, D)
@@ -345,10 +354,10 @@ class EncoderLayer(Module):
         self.drop2 = Dropout(p if ffn_dropout else 0.0)  # DistilBERT drops here only
         self.ln2 = LayerNorm(C, config.layer_norm_eps)
 
-    def forward(self, x, mask_bias):
+    def forward(self, x, mask_bias, need_probs: bool = True):
         """Shapes: x (B, T, C), mask_bias (B, 1, 1, T) -> y (B, T, C), probs (B, H, T, T)"""
         if not self.training:  # inference: each output bias joins the LayerNorm's fused pass
-            a, probs = self.attn.forward(x, mask_bias, add_bias=False)
+            a, probs = self.attn.forward(x, mask_bias, add_bias=False, need_probs=need_probs)
             h = self.ln1.forward(a, residual=x, bias=self.attn.o.params["bias"])
             f = self.ffn.forward(h, add_bias=False)
             return self.ln2.forward(f, residual=h, bias=self.ffn.down.params["bias"]), probs
@@ -387,7 +396,7 @@ class Encoder(Module):
         hidden_states = [x] if output_hidden_states else None
         attentions = [] if output_attentions else None
         for index in self.schedule:
-            x, probs = self.layers[index].forward(x, mask_bias)
+            x, probs = self.layers[index].forward(x, mask_bias, need_probs=output_attentions)
             if output_hidden_states:
                 hidden_states.append(x)
             if output_attentions:
