@@ -21,7 +21,7 @@ import re
 import sys
 from pathlib import Path
 
-from .cli_train import _diverged_is_an_error, _train_config, _training_arguments
+from .cli_train import _diverged_is_an_error, _groups, _train_config, _training_arguments
 
 RECIPE_NAMES = ("distilbert", "tinybert", "albert")  # the keys of distill.RECIPES
 TASKS = ("agnostic", "classification")
@@ -184,13 +184,7 @@ def _classification(args, sizes, weights) -> dict:
     from .distill_recipes import distill_task
 
     data = read_labelled(args.data, args.text_column, args.label_column)
-    if args.group_column:
-        missing = [i for i, row in enumerate(data.rows) if args.group_column not in row]
-        if missing:
-            raise ValueError(f"{args.data} has no column {args.group_column!r} (row {missing[0]})")
-        groups = [row[args.group_column] for row in data.rows]
-    else:
-        groups = list(range(len(data.texts)))
+    groups = _groups(args, data)
     names = _teacher_labels(args)
     if names is None:
         names = data.label_names  # ids as `minibert finetune` gives them: sorted labels

@@ -192,6 +192,17 @@ def cmd_pretrain(args) -> int:
     return 0
 
 
+def _groups(args, data) -> list:
+    """The --group-column value of each row (a split keeps each group whole), or one group per
+    text (a plain random split) without it."""
+    if not args.group_column:
+        return list(range(len(data.texts)))
+    missing = [i for i, row in enumerate(data.rows) if args.group_column not in row]
+    if missing:
+        raise ValueError(f"{args.data} has no column {args.group_column!r} (row {missing[0]})")
+    return [row[args.group_column] for row in data.rows]
+
+
 def cmd_finetune(args) -> int:
     import math
 
@@ -199,13 +210,7 @@ def cmd_finetune(args) -> int:
     from .recipes import finetune
 
     data = read_labelled(args.data, args.text_column, args.label_column)
-    if args.group_column:
-        missing = [i for i, row in enumerate(data.rows) if args.group_column not in row]
-        if missing:
-            raise ValueError(f"{args.data} has no column {args.group_column!r} (row {missing[0]})")
-        groups = [row[args.group_column] for row in data.rows]
-    else:
-        groups = list(range(len(data.texts)))  # every text its own group: a plain random split
+    groups = _groups(args, data)
     steps = args.steps or max(1, math.ceil(args.epochs * 0.8 * len(data.texts) / args.batch_size))
     print(f"{len(data.texts)} texts, labels {data.label_names}, {steps} steps", file=sys.stderr)
     _, history, report = _diverged_is_an_error(
