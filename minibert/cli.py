@@ -174,11 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
         """,
         "minibert demo",
     )
-    from . import cli_distill, cli_quant, cli_train
+    from . import cli_compare, cli_distill, cli_quant, cli_train
 
     cli_train.register(command)  # pretrain, finetune
     cli_quant.register(command)  # quantize
     cli_distill.register(command)  # distill
+    cli_compare.register(command)  # compare
     return parser
 
 
