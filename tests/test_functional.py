@@ -11,7 +11,7 @@ from hypothesis.extra import numpy as hnp
 
 from minibert import functional as F
 from minibert.kernels import use_fast_kernels
-from minibert.kernels.fastexp import exp_nonpositive
+from minibert.kernels.fastexp import _float32_from_bits, exp_nonpositive
 from minibert.kernels.gelu import _gelu_erf_reference, gelu_erf
 from minibert.kernels.jit import jit_kernel
 
@@ -201,13 +201,33 @@ def _vexp(out, x):
 
 
 def test_fast_exp_is_float32_accurate():
-    x = np.concatenate([np.linspace(-79.99, 0, 100_001), [-80.0, -1e4, -np.inf]])
+    x = np.concatenate([np.linspace(-79.99, 0, 100_001), -(2.0 ** -np.arange(1, 30)), [0.0]])
+    x = np.concatenate([x, [-80.0, -1e4, -np.inf, np.nan]]).astype(np.float32)
     out = np.empty_like(x)
     kernel = jit_kernel(_vexp) or _vexp
     kernel(out, x)
-    rel = np.abs(out[:-3] - np.exp(x[:-3])) / np.exp(x[:-3])
-    assert rel.max() < 3e-8
-    np.testing.assert_array_equal(out[-3:], 0.0)  # masked scores weigh exactly nothing
+    exact = np.exp(x[:-4].astype(np.float64))
+    rel = np.abs(out[:-4] - exact) / exact
+    assert rel.max() < 1.2e-7  # about one float32 ulp
+    assert out[-5] == 1.0  # exp(0)
+    np.testing.assert_array_equal(out[-4:], 0.0)  # masked scores weigh exactly nothing
+
+
+def test_float32_from_bits_intrinsic_equals_numpy_view():
+    from minibert.kernels.fastexp import float32_from_bits
+
+    bits = np.array([0, 1, 127 << 23, (127 + 5) << 23, 0x7F7FFFFF, -(2**31), 0x7FC00000], np.int32)
+    fn = jit_kernel(_bits_kernel)
+    out = np.empty(bits.size, np.float32)
+    fn(out, bits)
+    np.testing.assert_array_equal(out.view(np.int32), bits)
+    for b in bits:
+        assert np.float32(float32_from_bits(b)).view(np.int32) == b
+
+
+def _bits_kernel(out, bits):
+    for i in range(bits.size):
+        out[i] = _float32_from_bits(bits[i])
 
 
 @given(data=st.data())

@@ -30,8 +30,8 @@ attention_context_pays says so.
 
 import numpy as np
 
-from .fastexp import exp_nonpositive
 from .jit import device, fast_kernels_enabled, run_kernel
+from .softmax import softmax_row
 
 prange = range  # numba.prange once compiled (see jit.jit_kernel)
 
@@ -105,45 +105,6 @@ def _scores_2rows(kt, q0, q1, s0, s1):
 
 
 @device
-def _softmax_row(row, bias, scale):
-    """row <- softmax(row * scale + bias), as kernels/softmax.py does it, with the max and the
-    sum split over eight accumulators so that they are not one long dependency chain."""
-    n = row.shape[0]
-    n8 = n - n % 8
-    for j in range(n):
-        row[j] = row[j] * scale + bias[j]  # scale, then mask, as the reference
-    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = row[0]
-    for j in range(0, n8, 8):
-        m0, m1, m2, m3 = (
-            max(m0, row[j]),
-            max(m1, row[j + 1]),
-            max(m2, row[j + 2]),
-            max(m3, row[j + 3]),
-        )
-        m4, m5, m6, m7 = (
-            max(m4, row[j + 4]),
-            max(m5, row[j + 5]),
-            max(m6, row[j + 6]),
-            max(m7, row[j + 7]),
-        )
-    top = max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, m7)))
-    for j in range(n8, n):
-        top = max(top, row[j])
-    for j in range(n):
-        row[j] = exp_nonpositive(row[j] - top)  # <= 0 once the max is subtracted
-    t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = 0.0  # float64 sums, as the softmax kernel
-    for j in range(0, n8, 8):
-        t0, t1, t2, t3 = t0 + row[j], t1 + row[j + 1], t2 + row[j + 2], t3 + row[j + 3]
-        t4, t5, t6, t7 = t4 + row[j + 4], t5 + row[j + 5], t6 + row[j + 6], t7 + row[j + 7]
-    total = ((t0 + t1) + (t2 + t3)) + ((t4 + t5) + (t6 + t7))
-    for j in range(n8, n):
-        total += row[j]
-    inv = np.float32(1.0 / total) if total > 0.0 else np.float32(np.nan)  # -inf everywhere
-    for j in range(n):
-        row[j] *= inv
-
-
-@device
 def _context_2rows(vs, p0, p1, o0, o1):
     """o0 = p0 @ vs, o1 = p1 @ vs: two rows of context (D,), four keys per step."""
     n, D = vs.shape
@@ -181,8 +142,8 @@ def _attention_context_numba(ctx, q, k, v, mask_bias, scale, num_heads):
             t1 = min(t0 + 1, T - 1)
             out1 = ctx[b, t1, c0 : c0 + D] if t1 > t0 else spare
             _scores_2rows(kt, q[b, t0, c0 : c0 + D], q[b, t1, c0 : c0 + D], scores[0], scores[1])
-            _softmax_row(scores[0], bias, scale)
-            _softmax_row(scores[1], bias, scale)
+            softmax_row(scores[0], bias, scale)
+            softmax_row(scores[1], bias, scale)
             _context_2rows(vs, scores[0], scores[1], ctx[b, t0, c0 : c0 + D], out1)
 
 

@@ -1,36 +1,56 @@
-"""exp(x) for x <= 0 in plain arithmetic, so that LLVM vectorises the loops that call it.
+"""exp(x) for x <= 0 in float32 arithmetic that LLVM vectorises, 8 lanes per AVX2 register.
 
 Numba's math.exp is a call into libm per element: the compiler cannot vectorise it, and it was
-the largest cost of the softmax and GELU kernels. Here
+the largest cost of the softmax and GELU kernels. Here, with the usual range reduction,
 
-    exp(x) = (exp(x / 256)) ^ 256
+    x = n ln2 + r,   n = round(x / ln2),  |r| <= ln2 / 2
+    exp(x) = 2^n exp(r)
 
-with exp(y), |y| <= 80 / 256, from its Taylor series to degree 8 (relative error < 1e-10), then
-squared 8 times, all in float64. Squaring multiplies the relative error by 256, so the result is
-within 3e-8 relative of exp(x): below float32's resolution. Inputs at or below -80 give exactly 0
-(exp(-80) = 1.8e-35), which is what a masked attention score must give. 2x faster than libm's
-exp on 2 cores, and the kernels that use it are compared with their references in the tests.
+exp(r) comes from its Taylor series to degree 7 (the first term left out, r^8 / 8!, is below
+6e-9 relative for |r| <= 0.347: under float32's resolution of 6e-8), and 2^n is built directly
+as a float32's bits, exponent field n + 127 (the intrinsic in kernels/simd.py; a numpy view of
+the same int32 here). ln2 is split in two, LN2_HI with 9 significant bits so that n LN2_HI is
+exact for |n| < 2^15, and LN2_LO = ln2 - LN2_HI, so r keeps its low bits. Rounding to the
+nearest integer uses the float32 trick (t + 1.5 2^23) - 1.5 2^23, which needs no conversion to
+int64 (AVX2 cannot vectorise that). The result is within 1.2e-7 relative of exp(x) (about one
+float32 ulp). Inputs at or below -80 give exactly 0 (exp(-80) = 1.8e-35), which is what a
+masked attention score must give; NaN gives 0 as well. The kernels that use it are compared
+with their references in the tests.
 """
 
-from .jit import device
+import numpy as np
 
-UNDERFLOW = -80.0  # exp(x) for x below this is 0 here
+from .jit import device, lowered_as
+
+UNDERFLOW = np.float32(-80.0)  # exp(x) for x at or below this is 0 here
+LOG2E = np.float32(1.4426950408889634)  # 1 / ln 2
+LN2_HI = np.float32(0.693359375)  # 355 / 512: ln 2 to 9 significant bits
+LN2_LO = np.float32(0.6931471805599453 - 0.693359375)  # the rest of ln 2
+ROUNDER = np.float32(12582912.0)  # 1.5 * 2^23: adding it rounds a float32 to an integer
+# 1 / k! for k = 7 down to 2 (Horner's rule; the constant and linear terms are 1)
+INV_FACTORIALS = tuple(np.float32(1.0 / f) for f in (5040, 720, 120, 24, 6, 2))
+
+
+def float32_from_bits(bits):
+    """The float32 whose IEEE 754 bits are the int32 `bits` (the readable statement of
+    kernels/simd.py's float32_from_bits, which compiles to one bitcast)."""
+    return np.array(bits, np.int32).view(np.float32)[()]
+
+
+_float32_from_bits = lowered_as("minibert.kernels.simd:float32_from_bits")(float32_from_bits)
 
 
 @device
 def exp_nonpositive(x):
-    """exp(x) for x <= 0 (float64 result). Larger x are not supported: callers subtract a max
-    or negate a square first."""
-    y = x * (1.0 / 256.0)
-    p = 1.0 / 40320.0  # Horner's rule on sum y^n / n!, n = 8 down to 0
-    p = p * y + 1.0 / 5040.0
-    p = p * y + 1.0 / 720.0
-    p = p * y + 1.0 / 120.0
-    p = p * y + 1.0 / 24.0
-    p = p * y + 1.0 / 6.0
-    p = p * y + 0.5
-    p = p * y + 1.0
-    p = p * y + 1.0
-    for _ in range(8):  # (e^y)^256
-        p = p * p
-    return p if x > UNDERFLOW else 0.0
+    """exp(x) for x <= 0, float32. Larger x are not supported: callers subtract a max or negate
+    a square first."""
+    x = np.float32(x)
+    xc = max(x, UNDERFLOW)  # keeps n in range; the result is 0 there anyway
+    n = (xc * LOG2E + ROUNDER) - ROUNDER  # round(x / ln 2), an integer-valued float32
+    r = (xc - n * LN2_HI) - n * LN2_LO  # |r| <= ln2 / 2
+    p = INV_FACTORIALS[0]
+    for c in INV_FACTORIALS[1:]:
+        p = p * r + c
+    p = (p * r + np.float32(1.0)) * r + np.float32(1.0)  # sum r^k / k!, k = 0..7
+    two_n = _float32_from_bits((np.int32(n) + np.int32(127)) << np.int32(23))  # 2^n
+    return p * two_n if x > UNDERFLOW else np.float32(0.0)

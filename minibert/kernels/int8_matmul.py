@@ -28,7 +28,7 @@ Packed weights take 2 bytes per parameter in memory (half of float32); files kee
 import numpy as np
 
 from .gelu import erf_as, half_gauss
-from .jit import lowered_as, run_kernel
+from .jit import device, lowered_as, run_kernel
 
 prange = range  # numba.prange once compiled (see jit.jit_kernel)
 
@@ -228,14 +228,35 @@ def _quantize_rows_reference(x):
     return widen_rows(q), scale
 
 
+@device
+def _row_absmax(row):
+    """max |row| over eight accumulators (eight short dependency chains); inf when the row
+    holds NaN or infinity, which quantize_rows turns into a ValueError."""
+    K = row.shape[0]
+    K8 = K - K % 8
+    big = np.float32(3.4e38)  # above it: inf; NaN fails every comparison
+    zero = np.float32(0.0)
+    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = zero
+    bad = False
+    for k in range(0, K8, 8):
+        v0, v1, v2, v3 = abs(row[k]), abs(row[k + 1]), abs(row[k + 2]), abs(row[k + 3])
+        v4, v5, v6, v7 = abs(row[k + 4]), abs(row[k + 5]), abs(row[k + 6]), abs(row[k + 7])
+        m0, m1, m2, m3 = max(m0, v0), max(m1, v1), max(m2, v2), max(m3, v3)
+        m4, m5, m6, m7 = max(m4, v4), max(m5, v5), max(m6, v6), max(m7, v7)
+        bad |= not (v0 + v1 + v2 + v3 + v4 + v5 + v6 + v7 <= np.float32(np.inf))
+    amax = max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, m7)))
+    for k in range(K8, K):
+        v = abs(row[k])
+        amax = max(amax, v)
+        bad |= not (v <= big)
+    return np.float32(np.inf) if bad or not (amax <= big) else amax
+
+
 def _quantize_rows_numba(a16, scale, x):
     """The reference's arithmetic, row by row in parallel, writing int16 straight away."""
     M, K = x.shape
     for m in prange(M):
-        amax = np.float32(0.0)
-        for k in range(K):
-            v = abs(x[m, k])
-            amax = max(amax, v) if v <= np.float32(3.4e38) else np.float32(np.inf)  # NaN, inf
+        amax = _row_absmax(x[m])
         s = amax / np.float32(127.0)
         s = s if s >= TINY else np.float32(1.0)  # 0 or subnormal: the row counts as zeros
         scale[m] = s

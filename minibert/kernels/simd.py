@@ -124,3 +124,15 @@ def int16_dot_tile(typingctx, a16, row, panels, p, tile):
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+@intrinsic
+def float32_from_bits(typingctx, bits):
+    """The float32 with the IEEE 754 bits of an int32: one bitcast, which LLVM vectorises
+    (Numba has no scalar view). Its numpy statement is fastexp.float32_from_bits."""
+    sig = types.float32(types.int32)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return sig, codegen

@@ -12,7 +12,7 @@ the reference: it is for gradient checks, where exactness matters more than spee
 import numpy as np
 
 from .fastexp import exp_nonpositive
-from .jit import run_kernel
+from .jit import device, run_kernel
 
 prange = range  # numba.prange once compiled (see jit.jit_kernel)
 
@@ -25,6 +25,49 @@ def _masked_softmax_reference(scores, mask_bias, scale):
     return softmax_forward(x)[0]
 
 
+@device
+def softmax_row(row, bias, scale):
+    """row <- softmax(row * scale + bias) for one row (S,) of scores and its key biases (S,).
+
+    Scale, then mask, as the reference. The max and the sum are split over eight accumulators,
+    so that they are not one long dependency chain (Numba keeps float order strict, so LLVM
+    does not vectorise a reduction itself); the sum is in float64. A row without a finite
+    score (NaN, or -inf everywhere) becomes NaN."""
+    n = row.shape[0]
+    n8 = n - n % 8
+    for j in range(n):
+        row[j] = row[j] * scale + bias[j]  # scale, then mask, as the reference
+    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = row[0]
+    for j in range(0, n8, 8):
+        m0, m1, m2, m3 = (
+            max(m0, row[j]),
+            max(m1, row[j + 1]),
+            max(m2, row[j + 2]),
+            max(m3, row[j + 3]),
+        )
+        m4, m5, m6, m7 = (
+            max(m4, row[j + 4]),
+            max(m5, row[j + 5]),
+            max(m6, row[j + 6]),
+            max(m7, row[j + 7]),
+        )
+    top = max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, m7)))
+    for j in range(n8, n):
+        top = max(top, row[j])
+    for j in range(n):
+        row[j] = exp_nonpositive(row[j] - top)  # <= 0 once the max is subtracted
+    t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = 0.0  # float64 sums, as the softmax kernel
+    for j in range(0, n8, 8):
+        t0, t1, t2, t3 = t0 + row[j], t1 + row[j + 1], t2 + row[j + 2], t3 + row[j + 3]
+        t4, t5, t6, t7 = t4 + row[j + 4], t5 + row[j + 5], t6 + row[j + 6], t7 + row[j + 7]
+    total = ((t0 + t1) + (t2 + t3)) + ((t4 + t5) + (t6 + t7))
+    for j in range(n8, n):
+        total += row[j]
+    inv = np.float32(1.0 / total) if total > 0.0 else np.float32(np.nan)  # -inf everywhere
+    for j in range(n):
+        row[j] *= inv
+
+
 def _masked_softmax_numba(scores, mask_bias, scale):
     """In place over contiguous float32 scores (B, H, T, S); mask_bias (B, S)."""
     B, H, T, S = scores.shape
@@ -32,20 +75,7 @@ def _masked_softmax_numba(scores, mask_bias, scale):
         b, h = bh // H, bh % H
         bias = mask_bias[b]
         for t in range(T):
-            row = scores[b, h, t]
-            top = row[0] * scale + bias[0]
-            for s in range(S):
-                v = row[s] * scale + bias[s]  # same order as the reference: scale, then mask
-                row[s] = v
-                top = max(top, v)
-            for s in range(S):  # no reduction in this loop, so it vectorises
-                row[s] = exp_nonpositive(row[s] - top)  # <= 0 once the max is subtracted
-            total = 0.0
-            for s in range(S):
-                total += row[s]
-            inv = np.float32(1.0 / total)
-            for s in range(S):
-                row[s] *= inv
+            softmax_row(scores[b, h, t], bias, scale)
 
 
 def masked_softmax(scores, mask_bias, scale):
