@@ -97,7 +97,7 @@ def cmd_compare(args) -> int:
             raise ValueError(
                 "--chart needs matplotlib: pip install matplotlib (or leave out --chart)"
             ) from None
-    folders = [_teacher_folder(args.teacher)] + [Path(s) for s in args.students]
+    folders = [_teacher_folder(args.teacher)] + [Path(s).expanduser() for s in args.students]
     for folder in folders:
         if not folder.exists():
             raise FileNotFoundError(f"no such model folder: {folder}")
@@ -116,7 +116,7 @@ def cmd_compare(args) -> int:
         name, folder = name.strip(), folder.strip()
         if not sep or not name or not folder:
             raise ValueError(f"--classifiers {item!r}: expected NAME=FOLDER")
-        folder = Path(folder)
+        folder = Path(folder).expanduser()  # NAME=~/... is not expanded by the shell
         if not folder.exists():
             raise FileNotFoundError(f"--classifiers {name}: no such folder {folder}")
         if name == "teacher":
@@ -167,7 +167,7 @@ def _teacher_folder(name: str) -> Path:
         from .pretrained import minilm_path
 
         return minilm_path()
-    return Path(name)
+    return Path(name).expanduser()
 
 
 def _default_names(folders) -> list[str]:
@@ -184,7 +184,7 @@ def _texts(args):
     from .compare import held_out_sentences
 
     if args.texts:
-        file = Path(args.texts)
+        file = Path(args.texts).expanduser()
         if not file.is_file():
             raise FileNotFoundError(f"--texts {file} does not exist")
         texts = [line.strip() for line in file.read_text(encoding="utf-8").splitlines()]
@@ -207,7 +207,7 @@ def _lee_dir(args):
     if args.no_lee:
         return None
     if args.lee:
-        folder = Path(args.lee)
+        folder = Path(args.lee).expanduser()
         if not (folder / "lee.cor").is_file():
             raise FileNotFoundError(f"--lee {folder} has no lee.cor (and similarities.txt)")
         return folder

@@ -11,9 +11,9 @@ For every model (the teacher first, then each student), in float32 and as an int
                 after warm-up, in a fresh process limited to `threads` threads (the
                 OMP/OpenBLAS/MKL/Numba thread variables), and the speed-up over the teacher
                 in float32;
-  peak memory   the peak resident set size (getrusage) of that process after loading the model
-                and running both shapes, and its increase over the interpreter with numpy and
-                minibert imported;
+  peak memory   the peak resident set size of that process (the kernel's VmHWM; getrusage
+                where there is no /proc) after loading the model and running both shapes, and
+                its increase over the interpreter with numpy and minibert imported;
   agreement     with the teacher (float32) on held-out sentences: the mean cosine of
                 mean-pooled sentence vectors (a narrower student's through the projection it
                 was distilled with, objective.safetensors, when its folder has one), and
@@ -213,16 +213,28 @@ def _check_folder(folder: Path, what: str, tokenizer: bool = True) -> None:
 
 
 # --- latency and memory, in a fresh process -------------------------------------------------------
-CHILD = (
-    "import resource, sys; bare = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
+CHILD = (  # the first figure: the bare interpreter, before numpy and minibert are imported
+    "import sys; from pathlib import Path; bare = next((l.split()[1] for l in "
+    "Path('/proc/self/status').read_text().splitlines() if l.startswith('VmHWM:')), None) "
+    "if Path('/proc/self/status').is_file() else None; "
     "from minibert.compare import _measure_child; _measure_child(bare, *sys.argv[1:])"
 )
 
 
 def _peak_mib(raw=None) -> float:
-    import resource
+    """This process's peak resident set size in MiB: the kernel's high-water mark VmHWM where
+    /proc has it (Linux), else getrusage's ru_maxrss. On Linux ru_maxrss is no good in a child:
+    it keeps the parent's peak across exec, so a child of a big process starts "at" its size."""
+    if raw is None:
+        try:
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**10  # kB
+        except (OSError, ValueError, IndexError):
+            pass
+        import resource
 
-    raw = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss if raw is None else raw
+        raw = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return raw / 2**20 if sys.platform == "darwin" else raw / 2**10  # bytes there, KiB here
 
 
@@ -252,7 +264,7 @@ def _measure_child(bare, folder, repeats) -> None:
         "latency_ms": latency,
         "shapes_run": shapes,
         "memory_mib": {
-            "bare": _peak_mib(int(bare)),
+            "bare": int(bare) / 2**10 if bare not in (None, "None") else None,
             "imports": imports,
             "loaded": loaded,
             "peak": _peak_mib(),
