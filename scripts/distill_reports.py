@@ -3,7 +3,8 @@
     python scripts/fetch_data.py                        # the corpora, Rotten Tomatoes, Lee
     python scripts/train_reports.py finetune            # the RT classifier (the task teacher)
     python scripts/distill_reports.py time              # seconds per step of every recipe
-    python scripts/distill_reports.py agnostic --recipes distilbert --steps 300
+    python scripts/distill_reports.py layers            # Lee of each 2-layer pick, untrained
+    python scripts/distill_reports.py agnostic --recipes distilbert --layers 0 5 --steps 400
     python scripts/distill_reports.py agnostic --recipes tinybert --steps 600
     python scripts/distill_reports.py agnostic --recipes albert --steps 200
     python scripts/distill_reports.py task --recipes distilbert --steps 320
@@ -133,6 +134,11 @@ def run_agnostic(args) -> dict:
     results = {}
     for recipe in args.recipes:
         start = time.perf_counter()
+        sizes = {}
+        if args.layers is not None:
+            if recipe != "distilbert":
+                raise SystemExit("--layers picks the teacher layers of the distilbert student")
+            sizes["layers"] = args.layers
         _, history, report = distill_agnostic(
             agnostic_teacher(),
             recipe,
@@ -145,9 +151,11 @@ def run_agnostic(args) -> dict:
             eval_texts=held_out,
             lee_dir=data_dir() / "lee",
             log=print,
+            **sizes,
         )
         report.update(
             checkpoint=_relative(report["checkpoint"], args.runs),
+            teacher_layers=args.layers if args.layers is not None else "recipe default",
             steps=args.steps,
             batch_size=args.batch_size,
             max_length=args.max_length,
@@ -245,6 +253,54 @@ def run_lee(args) -> dict:
     return results
 
 
+# --- which teacher layers a 2-layer distilbert student starts from ------------------------------
+def run_layers(args) -> dict:
+    """The Lee correlation of distilbert students copied from each choice of teacher layers,
+    before any training, and the mean cosine of their sentence vectors with the teacher's on
+    the held-out sentences: a cheap way to pick the initialisation."""
+    lee = read_lee(data_dir() / "lee")
+    folder = agnostic_teacher()
+    teacher = minibert.load(folder)
+    tokenizer = minibert.load_tokenizer(folder)
+    length = sentence_length(folder, teacher)
+    _, held_out = sentences(args.max_texts)
+    target = _sentence_vectors(teacher, tokenizer, held_out)
+    results = {
+        "teacher": lee_scores(teacher, tokenizer, lee, length)["spearman"],
+        "held_out": len(held_out),
+        "choices": {},
+    }
+    for choice in args.choices:
+        layers = [int(i) for i in choice.split(",")]
+        student = build_student("distilbert", teacher, seed=0, layers=layers).eval()
+        scores = lee_scores(student, tokenizer, lee, length)
+        results["choices"][choice] = {
+            "layers": layers,
+            "parameters": student.num_parameters(),
+            "spearman": scores["spearman"],
+            "pearson": scores["pearson"],
+            "mean_cosine_with_teacher": float(
+                np.mean(np.sum(_sentence_vectors(student, tokenizer, held_out) * target, 1))
+            ),
+        }
+        print(
+            choice, {k: round(v, 4) for k, v in results["choices"][choice].items() if k[0] in "sm"}
+        )
+    return results
+
+
+def _sentence_vectors(model, tokenizer, texts, batch_size: int = 64):
+    """Unit-length mean-pooled vectors, (N, C)."""
+    from minibert.sentence import l2_normalize, pool
+
+    out = []
+    for start in range(0, len(texts), batch_size):
+        enc = tokenizer(texts[start : start + batch_size], max_length=128)
+        hidden = model(enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
+        out.append(l2_normalize(pool(hidden, enc["attention_mask"], "mean")))
+    return np.concatenate(out)
+
+
 # --- seconds per step -----------------------------------------------------------------------------
 def time_steps(model, batches, objective, steps: int) -> float:
     """Seconds per optimizer step (batch forward + backward + AdamW), after one warm-up step
@@ -318,6 +374,9 @@ def main(argv=None) -> None:
     a.add_argument("--batch-size", type=int, default=32)
     a.add_argument("--max-length", type=int, default=128)
     a.add_argument("--max-texts", type=int, default=50000, help="sentences sampled")
+    a.add_argument(
+        "--layers", type=int, nargs="+", help="distilbert: the teacher layers to copy (0-based)"
+    )
     t = sub.add_parser("task", help="(b) the RT classifier into a student, with and without it")
     t.add_argument("--recipes", nargs="+", default=["distilbert", "tinybert"], choices=every)
     t.add_argument("--init", choices=("agnostic", "recipe"), default="agnostic")
@@ -328,6 +387,14 @@ def main(argv=None) -> None:
     t.add_argument("--teacher", help="default: the newest runs/finetune/run checkpoint")
     lee = sub.add_parser("lee", help="(c) Lee correlations, teacher vs students")
     lee.add_argument("--recipes", nargs="+", default=every, choices=every)
+    layers = sub.add_parser("layers", help="Lee of 2-layer distilbert students, untrained")
+    layers.add_argument(
+        "--choices",
+        nargs="+",
+        default=[f"{a},{b}" for a in range(6) for b in range(a + 1, 6)],
+        help="comma-separated teacher layers (default: every pair of MiniLM's six)",
+    )
+    layers.add_argument("--max-texts", type=int, default=50000, help="as for agnostic")
     timing = sub.add_parser("time", help="seconds per step of each recipe, both tasks")
     timing.add_argument("--recipes", nargs="+", default=every, choices=every)
     timing.add_argument("--steps", type=int, default=5)
@@ -335,13 +402,19 @@ def main(argv=None) -> None:
     timing.add_argument("--max-length", type=int, default=128)
     timing.add_argument("--teacher", help="default: the newest runs/finetune/run checkpoint")
     args = parser.parse_args(argv)
-    run = {"agnostic": run_agnostic, "task": run_task, "lee": run_lee, "time": run_time}[args.run]
+    run = {
+        "agnostic": run_agnostic,
+        "task": run_task,
+        "lee": run_lee,
+        "time": run_time,
+        "layers": run_layers,
+    }[args.run]
     result = run(args)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     everything = json.loads(args.results.read_text()) if args.results.is_file() else {}
     section = everything.setdefault(args.run, {})
-    if args.run == "time":
-        everything["time"] = result
+    if args.run in ("time", "layers"):
+        everything[args.run] = result
     else:
         section.update(result)  # one recipe's rerun keeps the others
     if args.run == "agnostic":  # the Lee figures of these runs, in (c)'s section too
