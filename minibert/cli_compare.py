@@ -26,8 +26,8 @@ def register(command) -> None:
                        the teacher's
           size         the weight file on disk (for int8: as save_pretrained writes it)
           latency      median ms of --repeats forward passes at 1 x 16 and 8 x 128 tokens after
-                       2 warm-up passes, each model in a fresh process with --threads threads;
-                       the speed-up over the teacher in float32
+                       2 warm-up passes, each model in a fresh process with --threads threads,
+                       the models timed in turns; the speed-up over the teacher in float32
           memory       that process's peak RSS, and its increase over the interpreter with
                        numpy and minibert imported
           agreement    with the teacher on held-out sentences (--texts, default the 256 corpus

@@ -9,8 +9,8 @@ For every model (the teacher first, then each student), in float32 and as an int
                 the int8 copy;
   latency       median milliseconds of a forward pass at batch 1 x 16 and 8 x 128 tokens,
                 after warm-up, in a fresh process limited to `threads` threads (the
-                OMP/OpenBLAS/MKL/Numba thread variables), and the speed-up over the teacher
-                in float32;
+                OMP/OpenBLAS/MKL/Numba thread variables), the models' passes in turns, and
+                the speed-up over the teacher in float32;
   peak memory   the peak resident set size of that process (the kernel's VmHWM; getrusage
                 where there is no /proc) after loading the model and running both shapes, and
                 its increase over the interpreter with numpy and minibert imported;
@@ -58,6 +58,7 @@ TASK_LENGTH = 64  # tokens per review when the Rotten Tomatoes classifiers were 
 RT_LABELS = ("rotten", "fresh")  # ids 0 and 1 of the classifiers the reports train
 PROJECTION = "objective.safetensors"  # where a distilled student keeps its projection
 WARMUP = 2
+PAUSE_S = 0.05  # between two timed passes of different processes
 MINILM_NAME = "all-MiniLM-L6-v2"
 __all__ = [
     "Classification",
@@ -217,7 +218,7 @@ CHILD = (  # the first figure: the bare interpreter, before numpy and minibert a
     "import sys; from pathlib import Path; bare = next((l.split()[1] for l in "
     "Path('/proc/self/status').read_text().splitlines() if l.startswith('VmHWM:')), None) "
     "if Path('/proc/self/status').is_file() else None; "
-    "from minibert.compare import _measure_child; _measure_child(bare, *sys.argv[1:])"
+    "from minibert.compare import _measure_child; _measure_child(bare, sys.argv[1])"
 )
 
 
@@ -238,8 +239,12 @@ def _peak_mib(raw=None) -> float:
     return raw / 2**20 if sys.platform == "darwin" else raw / 2**10  # bytes there, KiB here
 
 
-def _measure_child(bare, folder, repeats) -> None:
-    """Print one JSON line: latency medians (ms) per shape and peak RSS (MiB) at each stage."""
+def _measure_child(bare, folder) -> None:
+    """Serve timed forward passes of the model in `folder`, one per request on stdin.
+
+    Replies are JSON lines starting with "@" on stdout: first the shapes and the peak RSS
+    (MiB) of the bare interpreter, after the imports and after loading; then, for each request
+    "time SHAPE", the seconds of one forward pass; for "memory", the peak RSS so far."""
     from .io import load
 
     imports = _peak_mib()
@@ -247,47 +252,119 @@ def _measure_child(bare, folder, repeats) -> None:
     loaded = _peak_mib()
     V = model.config.vocab_size
     rng = np.random.default_rng(0)
-    latency, shapes = {}, {}
+    inputs, shapes = {}, {}
     for batch, tokens in SHAPES:
         T = min(tokens, model.config.max_length)  # a toy model's position table may be shorter
         shapes[f"{batch}x{tokens}"] = f"{batch}x{T}"
         ids = rng.integers(min(1000, V // 2), V, (batch, T))
-        mask, types = np.ones_like(ids), np.zeros_like(ids)
-        times = []
-        for i in range(WARMUP + int(repeats)):
-            start = time.perf_counter()
-            model(ids, attention_mask=mask, token_type_ids=types)
-            if i >= WARMUP:
-                times.append(time.perf_counter() - start)
-        latency[f"{batch}x{tokens}"] = 1000 * float(np.median(times))
-    report = {
-        "latency_ms": latency,
-        "shapes_run": shapes,
-        "memory_mib": {
-            "bare": int(bare) / 2**10 if bare not in (None, "None") else None,
-            "imports": imports,
-            "loaded": loaded,
-            "peak": _peak_mib(),
-        },
+        inputs[f"{batch}x{tokens}"] = (ids, np.ones_like(ids), np.zeros_like(ids))
+    memory = {
+        "bare": int(bare) / 2**10 if bare not in (None, "None") else None,
+        "imports": imports,
+        "loaded": loaded,
     }
-    print(json.dumps(report))
+    _reply({"shapes_run": shapes, "memory_mib": memory})
+    for line in sys.stdin:
+        command = line.split()
+        if not command or command[0] == "quit":
+            break
+        if command[0] == "memory":
+            _reply(_peak_mib())
+            continue
+        ids, mask, types = inputs[command[1]]
+        start = time.perf_counter()
+        model(ids, attention_mask=mask, token_type_ids=types)
+        _reply(time.perf_counter() - start)
 
 
-def _measure(folder: Path, repeats: int, threads: int) -> dict:
-    env = dict(os.environ, **{v: str(threads) for v in THREAD_VARIABLES})
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(folder), str(repeats)],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    if done.returncode != 0:
-        tail = done.stderr.strip().splitlines()[-1:] or ["no message"]
-        raise RuntimeError(f"timing {folder} failed: {tail[0]}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    memory = result["memory_mib"]
-    memory["increase"] = memory["peak"] - memory["imports"]
-    return result
+def _reply(value) -> None:
+    sys.stdout.write("@" + json.dumps(value) + "\n")
+    sys.stdout.flush()
+
+
+class _Timer:
+    """A fresh process holding one model (see _measure_child)."""
+
+    def __init__(self, folder: Path, threads: int):
+        env = dict(os.environ, **{v: str(threads) for v in THREAD_VARIABLES})
+        self.folder = folder
+        self.errors = tempfile.TemporaryFile("w+")  # a file, not a pipe: it cannot fill up
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(folder)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.errors,
+            text=True,
+            env=env,
+        )
+        try:
+            self.first = self._read()
+        except BaseException:
+            self.close()
+            raise
+
+    def ask(self, request: str):
+        try:
+            self.process.stdin.write(request + "\n")
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            pass  # _read reports why the process ended
+        return self._read()
+
+    def _read(self):
+        for line in self.process.stdout:
+            if line.startswith("@"):
+                return json.loads(line[1:])
+        self.process.wait()
+        self.errors.seek(0)
+        tail = self.errors.read().strip().splitlines()[-1:] or ["no message"]
+        raise ChildProcessError(f"timing {self.folder} failed: {tail[0]}")
+
+    def close(self):
+        if self.process.poll() is None:
+            try:
+                self.process.stdin.write("quit\n")
+                self.process.stdin.close()
+            except (BrokenPipeError, OSError):
+                pass
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout, self.errors):
+            if stream is not None and not stream.closed:
+                stream.close()
+
+
+def _time_in_turns(jobs, repeats: int, threads: int, bar) -> None:
+    """Latency and memory of each (row, folder) of jobs, into the row: every model in its own
+    process, and the timed passes in turns (a, b, c, a, b, c, ...), so that a slow patch of a
+    shared machine hits every model alike; the median per model and shape."""
+    timers = []
+    try:
+        for row, folder in jobs:
+            bar.set_postfix_str(f"{row['name']} {row['precision']}: loading for timing")
+            timers.append(_Timer(folder, threads))
+        times = [{f"{b}x{t}": [] for b, t in SHAPES} for _ in timers]
+        for shape in times[0]:
+            for i in range(WARMUP + repeats):
+                bar.set_postfix_str(f"latency {shape}, pass {i + 1} of {WARMUP + repeats}")
+                for timer, seconds in zip(timers, times, strict=True):
+                    time.sleep(PAUSE_S)  # other processes' spinning threads go to sleep
+                    elapsed = timer.ask(f"time {shape}")
+                    if i >= WARMUP:
+                        seconds[shape].append(elapsed)
+        for (row, _), timer, seconds in zip(jobs, timers, times, strict=True):
+            memory = dict(timer.first["memory_mib"], peak=timer.ask("memory"))
+            memory["increase"] = memory["peak"] - memory["imports"]
+            row["latency_ms"] = {k: 1000 * float(np.median(v)) for k, v in seconds.items()}
+            row["shapes_run"] = timer.first["shapes_run"]
+            row["memory_mib"] = memory
+            bar.update()
+    finally:
+        for timer in timers:
+            timer.close()
 
 
 # --- the comparison -------------------------------------------------------------------------------
@@ -416,8 +493,8 @@ def _measure_all(
     from .io import load
     from .quant import is_quantized, quantize
 
-    teacher_params = teacher_latency = reference = None
-    rows = []
+    teacher_params = reference = None
+    rows, jobs = [], []  # jobs: (row, folder) to time once every model is on disk
     with tempfile.TemporaryDirectory(prefix="minibert-compare-") as scratch:
         for index, entry in enumerate(entries):
             encoder = encoders.get(entry.name)
@@ -454,16 +531,7 @@ def _measure_all(
                     teacher_params = counts
                 row["parameters_share"] = counts["total"] / teacher_params["total"]
                 row["encoder_share"] = counts["encoder"] / max(teacher_params["encoder"], 1)
-                if timing:
-                    bar.set_postfix_str(f"{entry.name} {precision}: latency, memory")
-                    measured = _measure(folder, repeats, threads)
-                    row.update(measured)
-                    bar.update()
-                    if teacher_latency is None:
-                        teacher_latency = row["latency_ms"]
-                    row["speedup"] = {
-                        k: teacher_latency[k] / v for k, v in row["latency_ms"].items()
-                    }
+                jobs.append((row, folder))
                 if encoder is not None and texts is not None:
                     bar.set_postfix_str(f"{entry.name} {precision}: agreement")
                     encoder.model = variant
@@ -483,6 +551,12 @@ def _measure_all(
                     bar.update()
                 rows.append(row)
             encoders.pop(entry.name, None)  # free the models as we go
+        if timing:  # in the scratch folder's lifetime: the int8 copies are timed from there
+            _time_in_turns(jobs, repeats, threads, bar)
+            for row in rows:
+                row["speedup"] = {
+                    k: rows[0]["latency_ms"][k] / v for k, v in row["latency_ms"].items()
+                }
     return rows
 
 
@@ -668,7 +742,7 @@ def _settings_lines(results: dict) -> list[str]:
     lines = [
         f"measured {s['date']}: latency = median of {s['repeats']} forward passes after "
         f"{s['warmup']} warm-up, {s['threads']} threads ({', '.join(s['thread_variables'])}), "
-        f"a fresh process per row; {s['cpus']} CPUs, load average "
+        f"a process per row, the rows timed in turns; {s['cpus']} CPUs, load average "
         + (" / ".join(f"{x:.2f}" for x in load) if load else "unknown"),
         "peak memory: the process's peak RSS after loading and running both shapes; (+N): "
         "over the interpreter with numpy and minibert imported",
@@ -718,6 +792,13 @@ def targets(results: dict, share: float = 0.40, keep: float = 0.95, speed: float
     return lines
 
 
+def _short(value: float) -> str:
+    """A bar's label: 3 significant digits, no exponent."""
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    return f"{value:.3g}"
+
+
 def plot(results: dict, file) -> Path:
     """Bar charts, float32 and int8 side by side for each model: size on disk, latency at both
     shapes, peak memory, Lee correlation, accuracy. Needs matplotlib."""
@@ -736,7 +817,7 @@ def plot(results: dict, file) -> Path:
         ("size on disk (MB)", lambda r: r["bytes"] / 1e6),
         ("latency 1x16 (ms)", lambda r: r.get("latency_ms", {}).get("1x16")),
         ("latency 8x128 (ms)", lambda r: r.get("latency_ms", {}).get("8x128")),
-        ("peak memory over imports (MiB)", lambda r: r.get("memory_mib", {}).get("increase")),
+        ("peak memory (MiB)", lambda r: r.get("memory_mib", {}).get("peak")),
         ("Lee Spearman", lambda r: r.get("lee")),
         (
             "test accuracy (%)",
@@ -765,7 +846,8 @@ def plot(results: dict, file) -> Path:
             bars = ax.bar(
                 x + (k - 0.5) * 0.4, heights, 0.4, label=precision, color=colours[precision]
             )
-            ax.bar_label(bars, fmt="%.3g", fontsize=7, padding=1)
+            texts = ["" if np.isnan(h) else _short(h) for h in heights]
+            ax.bar_label(bars, labels=texts, fontsize=7, padding=1)
         ax.set_title(title, fontsize=10)
         ax.set_xticks(x, labels, fontsize=8)
         ax.margins(y=0.15)
