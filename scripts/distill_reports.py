@@ -3,11 +3,11 @@
     python scripts/fetch_data.py                        # the corpora, Rotten Tomatoes, Lee
     python scripts/train_reports.py finetune            # the RT classifier (the task teacher)
     python scripts/distill_reports.py time              # seconds per step of every recipe
-    python scripts/distill_reports.py layers            # Lee of each 2-layer pick, untrained
-    python scripts/distill_reports.py agnostic --recipes distilbert --layers 0 5 --steps 400
+    python scripts/distill_reports.py layers            # each 2-layer pick of MiniLM, untrained
+    python scripts/distill_reports.py agnostic --recipes distilbert --layers 4 5 --steps 400
     python scripts/distill_reports.py agnostic --recipes tinybert --steps 600
     python scripts/distill_reports.py agnostic --recipes albert --steps 200
-    python scripts/distill_reports.py task --recipes distilbert --steps 320
+    python scripts/distill_reports.py task --recipes distilbert      # 2 epochs, 638 steps
     python scripts/distill_reports.py task --recipes tinybert --steps 638
     python scripts/distill_reports.py lee               # teacher vs every student, again
 
@@ -23,7 +23,12 @@ the same initialisation trained on the labels alone; the split is finetune's (by
 The student starts from the agnostic run's student when there is one (--init agnostic: general
 then task distillation, as TinyBERT), else from the recipe's builder (--init recipe). lee: the
 Spearman and Pearson correlations of the teacher, each student before distillation (the
-recipe's initialisation) and after.
+recipe's initialisation) and after. layers: the distilbert student with 2 of MiniLM's 6
+layers (33% of its encoder, the size the distillation issue asks for) copied from each pair
+of teacher layers, before training: its Lee correlation and the mean cosine of its sentence
+vectors with the teacher's on the held-out sentences; the best pair (4, 5) is the one the
+agnostic run above copies, and scripts/build_shipped_model.py turns that run into the model
+minibert ships.
 
 Runs checkpoint as they go (--runs, default runs/distill/ beside the data cache): run the same
 command again to resume. Each command updates its own section of docs/results/distill.json
@@ -88,11 +93,13 @@ def agnostic_teacher() -> Path:
     return minilm_path()
 
 
-def sentences(max_texts: int):
-    """The seeded sample of corpus sentences: (train, held out)."""
-    picked = corpus_sentences(corpus_files(data_dir() / "corpus"), max_texts=max_texts + HELD_OUT)
+def sentences(max_texts: int, held_out: int = HELD_OUT, folder=None):
+    """The seeded sample of corpus sentences (folder: default the cache's corpus/): (train,
+    held out). scripts/build_shipped_model.py draws its sample here too."""
+    folder = Path(folder) if folder is not None else data_dir() / "corpus"
+    picked = corpus_sentences(corpus_files(folder), max_texts=max_texts + held_out)
     order = np.random.default_rng(0).permutation(len(picked))
-    return [picked[i] for i in order[HELD_OUT:]], [picked[i] for i in order[:HELD_OUT]]
+    return [picked[i] for i in order[held_out:]], [picked[i] for i in order[:held_out]]
 
 
 def rotten_tomatoes():

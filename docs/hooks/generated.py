@@ -316,7 +316,105 @@ def run_size(result) -> str:
     return f"{sizes[0]:,}" if sizes else "?"
 
 
+def shipped_card() -> str:
+    """docs/results/shipped.json (scripts/build_shipped_model.py): the bundled model's size,
+    agreement with its teacher, Lee correlations and latency, for docs/model-card.md."""
+    import json
+
+    file = Path(__file__).resolve().parents[1] / "results" / "shipped.json"
+    if not file.is_file():
+        return "No figures yet: run `python scripts/build_shipped_model.py`."
+    r = json.loads(file.read_text(encoding="utf-8"))
+    p, size = r["parameters"], r["size"]
+    recipe = r["recipe"]
+    listed = size["shipped"]["files"]
+    big = {n: b for n, b in listed.items() if b >= 100_000}
+    files = ", ".join(f"`{n}` {b / 1e6:.2f} MB" for n, b in big.items())
+    small = sum(b for n, b in listed.items() if n not in big)
+    files += f", {len(listed) - len(big)} small files {small / 1e3:.1f} kB"
+    rows = [
+        ["student", f"`{r['student']}`, teacher layers {recipe['teacher_layers']} (0-based)"],
+        ["parameters", f"{p['total']:,} ({p['total'] / p['teacher_total']:.1%} of the teacher)"],
+        [
+            "encoder parameters",
+            f"{p['encoder']:,} ({p['encoder_share']:.1%} of the teacher's "
+            f"{p['teacher_encoder']:,})",
+        ],
+        [
+            "size on disk",
+            f"{size['shipped']['total'] / 1e6:.1f} MB in all ({files}); the teacher's float32 "
+            f"`model.safetensors` is {size['teacher_model_safetensors'] / 1e6:.1f} MB",
+        ],
+        ["int8", recipe["quantization"]["scheme"]],
+        [
+            "training",
+            f"{recipe['steps']} steps x {recipe['batch_size']} sentences of at most "
+            f"{recipe['max_length']} tokens ({recipe['sentences']:,} sampled), lr {recipe['lr']}, "
+            f"{recipe['warmup_steps']} warm-up steps then {recipe['schedule']} decay, seed "
+            f"{recipe['seed']}; losses "
+            + ", ".join(f"{k} x {v:g}" for k, v in recipe["losses"].items()),
+        ],
+    ]
+    parts = [_table(["", r["name"]], rows)]
+    names = {
+        "int8_vs_teacher": "shipped int8 vs teacher",
+        "float_student_vs_teacher": "float32 student vs teacher",
+        "int8_vs_float_student": "shipped int8 vs float32 student",
+        "teacher_int8_vs_teacher": "teacher int8 vs teacher (for scale)",
+    }
+    rows = [
+        [
+            names.get(k, k),
+            f"{a['mean_cosine']:.4f}",
+            f"{a['p5_cosine']:.4f}",
+            f"{a['top1_agreement']:.1%}",
+            f"{a['reference_top1_in_top5']:.1%}" if "reference_top1_in_top5" in a else "-",
+        ]
+        for k, a in r["agreement"].items()
+    ]
+    n = next(iter(r["agreement"].values()))["sentences"]
+    parts.append(
+        f"Agreement on {n} held-out corpus sentences (mean-pooled, unit-length vectors):\n\n"
+        + _table(
+            [
+                "pair",
+                "mean cosine",
+                "5th percentile",
+                "same nearest neighbour",
+                "reference's nearest in the top 5",
+            ],
+            rows,
+        )
+    )
+    if "lee" in r:
+        lee = r["lee"]
+        rows = [
+            [who, f"{lee[key]['spearman']:.3f}", f"{lee[key]['pearson']:.3f}"]
+            for key, who in (
+                ("teacher", "teacher (all-MiniLM-L6-v2, float32)"),
+                ("float_student", "student, float32"),
+                ("int8", f"{r['name']} (shipped)"),
+            )
+        ]
+        parts.append(
+            "Lee document similarity (correlation of cosine similarity with the human "
+            "ratings of 1,225 document pairs):\n\n" + _table(["model", "Spearman", "Pearson"], rows)
+        )
+    t = r.get("latency_ms")
+    if t:
+        shapes = [k for k in t if "x" in k and k[0].isdigit()]
+        models = list(t[shapes[0]])
+        rows = [[m] + [f"{t[s][m]:.2f}" for s in shapes] for m in models]
+        parts.append(
+            f"Latency, median ms of one forward pass over {t['repeats']} calls "
+            f"(batch x tokens), {t.get('machine', '')}, load average {t['load_average_before']} "
+            f"before and {t['load_average_after']} after:\n\n" + _table(["model"] + shapes, rows)
+        )
+    return "\n\n".join(parts)
+
+
 GENERATORS = {
+    "shipped-card": shipped_card,
     "quant-accuracy": quant_accuracy,
     "config-fields": config_fields,
     "weight-names": weight_names,
