@@ -78,6 +78,13 @@ def register(command) -> None:
     timing = sub.add_argument_group("timing")
     timing.add_argument("--repeats", type=int, default=10, metavar="N", help="timed passes")
     timing.add_argument("--threads", type=int, default=2, metavar="N", help="threads per model")
+    timing.add_argument(
+        "--pause",
+        type=float,
+        default=0.2,
+        metavar="S",
+        help="seconds between two timed passes, so the last model's threads stop spinning",
+    )
     timing.add_argument("--no-timing", action="store_true", help="skip latency and memory")
     out = sub.add_argument_group("output files")
     out.add_argument("--markdown", metavar="OUT.md", help="write the table as Markdown")
@@ -88,8 +95,8 @@ def register(command) -> None:
 def cmd_compare(args) -> int:
     from .compare import Entry, compare, markdown, plot, table, targets
 
-    if args.repeats < 1 or args.threads < 1 or args.held_out < 2:
-        raise ValueError("--repeats and --threads must be >= 1, --held-out >= 2")
+    if args.repeats < 1 or args.threads < 1 or args.held_out < 2 or not args.pause >= 0:
+        raise ValueError("--repeats and --threads must be >= 1, --held-out >= 2, --pause >= 0")
     if args.chart:  # fail now, not after minutes of measuring
         try:
             import matplotlib  # noqa: F401
@@ -141,6 +148,7 @@ def cmd_compare(args) -> int:
         repeats=args.repeats,
         threads=args.threads,
         timing=not args.no_timing,
+        pause=args.pause,
     )
     print(table(results))
     for line in targets(results):

@@ -58,7 +58,9 @@ TASK_LENGTH = 64  # tokens per review when the Rotten Tomatoes classifiers were 
 RT_LABELS = ("rotten", "fresh")  # ids 0 and 1 of the classifiers the reports train
 PROJECTION = "objective.safetensors"  # where a distilled student keeps its projection
 WARMUP = 2
-PAUSE_S = 0.05  # between two timed passes of different processes
+PAUSE_S = (
+    0.2  # between two timed passes: the last process's threads stop spinning (OpenBLAS, OpenMP)
+)
 MINILM_NAME = "all-MiniLM-L6-v2"
 __all__ = [
     "Classification",
@@ -337,7 +339,7 @@ class _Timer:
                 stream.close()
 
 
-def _time_in_turns(jobs, repeats: int, threads: int, bar) -> None:
+def _time_in_turns(jobs, repeats: int, threads: int, bar, pause: float = PAUSE_S) -> None:
     """Latency and memory of each (row, folder) of jobs, into the row: every model in its own
     process, and the timed passes in turns (a, b, c, a, b, c, ...), so that a slow patch of a
     shared machine hits every model alike; the median per model and shape."""
@@ -351,7 +353,7 @@ def _time_in_turns(jobs, repeats: int, threads: int, bar) -> None:
             for i in range(WARMUP + repeats):
                 bar.set_postfix_str(f"latency {shape}, pass {i + 1} of {WARMUP + repeats}")
                 for timer, seconds in zip(timers, times, strict=True):
-                    time.sleep(PAUSE_S)  # other processes' spinning threads go to sleep
+                    time.sleep(pause)  # the other processes' spinning threads go to sleep
                     elapsed = timer.ask(f"time {shape}")
                     if i >= WARMUP:
                         seconds[shape].append(elapsed)
@@ -378,6 +380,7 @@ def compare(
     threads: int = 2,
     timing: bool = True,
     progress: bool = True,
+    pause: float = PAUSE_S,
 ) -> dict:
     """Measure every entry (the first is the teacher), float32 and int8; returns the results
     as a JSON-ready dict {"settings": ..., "rows": [...]} (see the module docstring).
@@ -390,6 +393,8 @@ def compare(
             classifier).
         int8: also measure an int8 copy of each float32 model.
         timing: measure latency and peak memory (a fresh process per model and precision).
+        pause: seconds between two timed passes (of different processes), so that the threads
+            of the one that just ran stop spinning before the next starts.
     """
     from .io import read_config
     from .sentence import SentenceEncoder
@@ -452,7 +457,17 @@ def compare(
     bar = tqdm(total=steps, desc="compare", unit="step", disable=not progress, file=sys.stderr)
     try:
         rows = _measure_all(
-            entries, encoders, lee, texts, classification, int8, repeats, threads, timing, bar
+            entries,
+            encoders,
+            lee,
+            texts,
+            classification,
+            int8,
+            repeats,
+            threads,
+            timing,
+            bar,
+            pause,
         )
     finally:
         bar.close()
@@ -470,6 +485,7 @@ def compare(
         "thread_variables": list(THREAD_VARIABLES),
         "repeats": repeats,
         "warmup": WARMUP,
+        "pause_s": pause,
         "shapes": [f"{b}x{t}" for b, t in SHAPES],
         "load_average": _load_average(),
         "cpus": os.cpu_count(),
@@ -487,7 +503,7 @@ def compare(
 
 
 def _measure_all(
-    entries, encoders, lee, texts, classification, int8, repeats, threads, timing, bar
+    entries, encoders, lee, texts, classification, int8, repeats, threads, timing, bar, pause
 ):
     """The rows of compare(), in order: each entry's float32 row, then its int8 row."""
     from .io import load
@@ -552,7 +568,7 @@ def _measure_all(
                 rows.append(row)
             encoders.pop(entry.name, None)  # free the models as we go
         if timing:  # in the scratch folder's lifetime: the int8 copies are timed from there
-            _time_in_turns(jobs, repeats, threads, bar)
+            _time_in_turns(jobs, repeats, threads, bar, pause)
             for row in rows:
                 row["speedup"] = {
                     k: rows[0]["latency_ms"][k] / v for k, v in row["latency_ms"].items()
@@ -742,7 +758,8 @@ def _settings_lines(results: dict) -> list[str]:
     lines = [
         f"measured {s['date']}: latency = median of {s['repeats']} forward passes after "
         f"{s['warmup']} warm-up, {s['threads']} threads ({', '.join(s['thread_variables'])}), "
-        f"a process per row, the rows timed in turns; {s['cpus']} CPUs, load average "
+        f"a process per row, the rows timed in turns {s.get('pause_s', 0):g} s apart; "
+        f"{s['cpus']} CPUs, load average "
         + (" / ".join(f"{x:.2f}" for x in load) if load else "unknown"),
         "peak memory: the process's peak RSS after loading and running both shapes; (+N): "
         "over the interpreter with numpy and minibert imported",

@@ -81,6 +81,8 @@ def report(models, tmp_path_factory):
         f"cls={models['classifier']}",
         "--repeats",
         "1",
+        "--pause",
+        "0",
         "--json",
         str(out / "c.json"),
         "--markdown",
