@@ -316,6 +316,123 @@ def run_size(result) -> str:
     return f"{sizes[0]:,}" if sizes else "?"
 
 
+# --- distillation (docs/distillation.md) -------------------------------------------------------
+def _results(name: str):
+    import json
+
+    file = Path(__file__).resolve().parents[1] / "results" / name
+    return json.loads(file.read_text(encoding="utf-8")) if file.is_file() else None
+
+
+def distill_results() -> str:
+    """docs/results/distill.json (scripts/distill_reports.py): the task-agnostic runs, the
+    task-specific pairs and the Lee correlations, whichever have been run."""
+    result = _results("distill.json") or {}
+    parts = []
+    agnostic = result.get("agnostic") or {}
+    if agnostic:
+        rows = []
+        for recipe, r in agnostic.items():
+            final = r.get("final", {})
+            lee = r.get("lee", {})
+            rows.append(
+                [
+                    recipe,
+                    r["student"],
+                    f"{r['parameters'] / 1e6:.2f}M "
+                    f"({r['parameters'] / r['teacher_parameters']:.1%})",
+                    f"{r.get('steps', '?')} x {r.get('batch_size', '?')}, lr {r.get('lr', '?')}",
+                    f"{1 - final['held_out_sentence']:.3f}"
+                    if "held_out_sentence" in final
+                    else "-",
+                    f"{lee['student']['spearman']:.3f} (teacher {lee['teacher']['spearman']:.3f})"
+                    if lee
+                    else "-",
+                    f"{r['seconds_this_run'] / 60:.0f} min" if "seconds_this_run" in r else "-",
+                    f"`{r['checkpoint']}`",
+                ]
+            )
+        header = [
+            "recipe",
+            "student",
+            "parameters (of MiniLM)",
+            "steps x batch",
+            "held-out sentence cosine",
+            "Lee Spearman",
+            "time",
+            "checkpoint",
+        ]
+        parts.append("Task-agnostic, all-MiniLM-L6-v2 as the teacher:\n\n" + _table(header, rows))
+    task = result.get("task") or {}
+    if task:
+        rows = []
+        for key, entry in task.items():
+            for mode in ("distilled", "no_teacher"):
+                r = entry.get(mode)
+                if not r:
+                    continue
+                rows.append(
+                    [
+                        key,
+                        "soft targets + labels" if mode == "distilled" else "labels only",
+                        r["student"],
+                        f"{r['parameters'] / r['teacher_parameters']:.1%}",
+                        f"{r['test']['accuracy']:.2%}",
+                        f"{r['teacher_test']['accuracy']:.2%}",
+                        f"{r['test']['accuracy'] / r['teacher_test']['accuracy']:.1%}",
+                        f"{r.get('test_agreement_with_teacher', float('nan')):.1%}",
+                    ]
+                )
+        header = [
+            "student (recipe-init)",
+            "trained on",
+            "sizes",
+            "parameters",
+            "test accuracy",
+            "teacher",
+            "of teacher",
+            "same label as teacher",
+        ]
+        parts.append(
+            "Task-specific, the Rotten Tomatoes classifier as the teacher:\n\n"
+            + _table(header, rows)
+        )
+    lee = result.get("lee") or {}
+    if lee:
+        rows = []
+        teacher = lee.get("teacher")
+        if teacher:
+            rows.append(["teacher (all-MiniLM-L6-v2)", "-", f"{teacher['spearman']:.3f}"])
+        for recipe, entry in lee.items():
+            if recipe == "teacher":
+                continue
+            before, after = entry.get("before"), entry.get("after")
+            rows.append(
+                [
+                    recipe,
+                    f"{before['spearman']:.3f}" if before else "-",
+                    f"{after['spearman']:.3f}" if after else "-",
+                ]
+            )
+        parts.append(
+            "Lee document similarity (Spearman), students before distillation (the recipe's "
+            "initialisation) and after:\n\n" + _table(["model", "before", "after"], rows)
+        )
+    if not parts:
+        return "No distillation results yet: run scripts/distill_reports.py."
+    return "\n\n".join(parts)
+
+
+def compare_results() -> str:
+    """docs/results/compare.json (`minibert compare --json`) as its Markdown table."""
+    from minibert.compare import markdown
+
+    result = _results("compare.json")
+    if result is None:
+        return "No comparison yet: run `minibert compare ... --json docs/results/compare.json`."
+    return markdown(result).rstrip()
+
+
 def shipped_card() -> str:
     """docs/results/shipped.json (scripts/build_shipped_model.py): the bundled model's size,
     agreement with its teacher, Lee correlations and latency, for docs/model-card.md."""
@@ -416,6 +533,8 @@ def shipped_card() -> str:
 GENERATORS = {
     "shipped-card": shipped_card,
     "quant-accuracy": quant_accuracy,
+    "distill-results": distill_results,
+    "compare-results": compare_results,
     "config-fields": config_fields,
     "weight-names": weight_names,
     "api-public": api_public,
