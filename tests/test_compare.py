@@ -280,3 +280,30 @@ def test_no_texts_anywhere(models, tmp_path, monkeypatch, capsys):
 def test_unknown_option(models, capsys):
     assert main(["compare", str(models["teacher"]), "--fast"]) == 2
     assert "unrecognized arguments: --fast" in capsys.readouterr().err
+
+
+def test_targets_say_which_condition_fails():
+    from minibert.compare import targets
+
+    def row(name, role, encoder, accuracy, speedup):
+        return {
+            "name": name,
+            "role": role,
+            "precision": "float32",
+            "encoder_share": encoder,
+            "parameters_share": encoder,
+            "accuracy_share": accuracy,
+            "speedup": {"1x16": speedup, "8x128": speedup},
+        }
+
+    results = {
+        "rows": [
+            row("teacher", "teacher", 1.0, 1.0, 1.0),
+            row("good", "student", 0.3, 0.96, 2.5),
+            row("slow", "student", 0.3, 0.99, 1.5),
+        ]
+    }
+    good, slow = targets(results)
+    assert "good float32: met" in good
+    assert "slow float32: not met" in slow
+    assert "1.50x faster at 8x128 (no)" in slow
