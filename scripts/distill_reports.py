@@ -203,7 +203,9 @@ def run_task(args) -> dict:
                     "first, or use --init recipe"
                 )
         lr = args.lr or task_lr(recipe, init)
-        entry = results[f"{recipe}-{args.init}"] = {"init": str(init) if init else "recipe"}
+        entry = results[f"{recipe}-{args.init}"] = {
+            "init": _relative(init, args.runs) if init else "recipe"
+        }
         for mode in ("distilled", "no_teacher"):
             start = time.perf_counter()
             _, history, report = distill_task(
@@ -230,6 +232,8 @@ def run_task(args) -> dict:
             )
             if "checkpoint" in report:
                 report["checkpoint"] = _relative(report["checkpoint"], args.runs)
+            if init is not None:  # results name no machine's folders
+                report["student_init"] = _relative(init, args.runs)
             entry[mode] = report
             print(json.dumps({k: report[k] for k in ("recipe", "mode", "test", "teacher_test")}))
     return results
