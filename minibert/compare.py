@@ -850,7 +850,8 @@ def plot(results: dict, file) -> Path:
     labels = []
     for name in names:
         first = next(r for r in rows if r["name"] == name)
-        labels.append(f"{name}\n{first['parameters']['total'] / 1e6:.1f}M")
+        wrapped = name.replace("-", "-\n") if len(name) > 12 else name
+        labels.append(f"{wrapped}\n{first['parameters']['total'] / 1e6:.1f}M")
     for ax, (title, value) in zip(axes.flat, panels, strict=False):
         for k, precision in enumerate(PRECISIONS):
             heights = []
