@@ -521,7 +521,13 @@ def shipped_card() -> str:
     if t:
         shapes = [k for k in t if "x" in k and k[0].isdigit()]
         models = list(t[shapes[0]])
-        rows = [[m] + [f"{t[s][m]:.2f}" for s in shapes] for m in models]
+        who = {
+            "teacher_float32": "teacher, float32",
+            "teacher_int8": "teacher, int8",
+            "student_float32": "student, float32",
+            "shipped_int8": f"{r['name']} (shipped, int8)",
+        }
+        rows = [[who.get(m, m)] + [f"{t[s][m]:.2f}" for s in shapes] for m in models]
         parts.append(
             f"Latency, median ms of one forward pass over {t['repeats']} calls "
             f"(batch x tokens), {t.get('machine', '')}, load average {t['load_average_before']} "
