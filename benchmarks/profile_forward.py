@@ -15,6 +15,7 @@ import os
 
 for _var in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "2"
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "12")  # as `import minibert` sets it
 
 import argparse  # noqa: E402
 import cProfile  # noqa: E402

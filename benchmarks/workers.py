@@ -16,6 +16,10 @@ import time
 THREADS = 2
 for _var in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = str(THREADS)
+# what `import minibert` sets when it comes before numpy (minibert/__init__.py: OpenBLAS's
+# threads then sleep right after a product instead of spinning on the cores Numba needs next);
+# set here for the workers that import numpy first. Only numpy's OpenBLAS reads it.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "12")
 
 # Between two timed runs we wait a little: the threads of the library that just ran spin for a
 # while before they sleep (OpenMP's spin count, OpenBLAS's thread timeout, onnxruntime's

@@ -7,7 +7,16 @@ vectors = minibert.SentenceEncoder(path).encode(texts)
 qmodel = minibert.quantize(model)            # int8 weights, same call interface
 """
 
-from .config import EncoderConfig
+import os as _os
+
+# numpy's OpenBLAS keeps its worker threads spinning for 2^28 cycles (~0.1 s) after each
+# product. The Numba kernel that runs next then shares a core with a spinning thread: measured
+# on MiniLM 8 x 128 with 2 threads, the int8 forward took 260-290 ms instead of 150-175. 2^12
+# cycles (a few microseconds) lets them sleep at once. OpenBLAS reads this when numpy loads, so
+# it takes effect when minibert is imported before numpy; a user's own setting wins.
+_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "12")
+
+from .config import EncoderConfig  # noqa: E402
 from .errors import CheckpointError, ConfigError, InputError, LoadWarning, MinibertError
 from .io import load
 from .quant import quantize

@@ -63,3 +63,38 @@ def test_a_kernel_that_fails_to_compile_falls_back_alone(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         model(**model_inputs(ref))
+
+
+def test_small_inputs_run_numba_kernels_on_one_thread_with_the_same_outputs(monkeypatch):
+    """Inputs of at most SERIAL_TOKENS tokens run on one Numba thread (the parallel loops'
+    start-up costs more than it saves there); the outputs are the same bits either way, and the
+    caller's thread count comes back afterwards."""
+    import numba
+    import pytest
+
+    from minibert import nn
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("one CPU: there is no second thread to leave out")
+    model = minibert.load(case_dir("bert-base"))
+    qmodel = minibert.quantize(model)
+    inputs = model_inputs(load_reference("bert-base"))
+    tokens = int(np.size(inputs["input_ids"]))
+    seen = []
+    layernorm_forward = nn.LayerNorm.forward
+
+    def spy(self, *args, **kwargs):
+        seen.append(numba.get_num_threads())
+        return layernorm_forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(nn.LayerNorm, "forward", spy)
+    numba.set_num_threads(2)
+    outputs = {}
+    for serial in (tokens, tokens - 1):  # at the threshold: one thread; above it: both
+        monkeypatch.setattr(jit, "SERIAL_TOKENS", serial)
+        seen.clear()
+        outputs[serial] = [m(**inputs).last_hidden_state for m in (model, qmodel)]
+        assert set(seen) == ({1} if serial == tokens else {2}), (serial, seen)
+        assert numba.get_num_threads() == 2
+    for a, b in zip(outputs[tokens], outputs[tokens - 1], strict=True):
+        np.testing.assert_array_equal(a, b)

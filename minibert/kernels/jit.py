@@ -76,6 +76,35 @@ def kernels_for_call(choice: str):
         _MODEL_CHOICE.reset(token)
 
 
+# Inputs of at most this many tokens run every Numba kernel on one thread. Measured on MiniLM
+# int8 with 2 threads (benchmarks/bench_inference.py's machine): 1 x 16 tokens 13-15 ms with
+# both threads against 6 ms with one (waking the second thread for each of ~70 parallel loops
+# costs more than it saves), 1 x 32 19 against 10 ms, 1 x 64 19 against 17 ms, 1 x 128 26
+# against 34 ms: from 128 tokens on, two threads pay.
+SERIAL_TOKENS = 64
+
+
+@contextlib.contextmanager
+def threads_for_tokens(tokens: int):
+    """Run a block on one Numba thread when the input is small (tokens <= SERIAL_TOKENS):
+    each parallel loop's start and end cost more there than splitting the work saves.
+    Larger inputs, the reference path and a process without Numba are left as they are."""
+    if tokens > SERIAL_TOKENS or not (_STATE["numba"] and fast_kernels_enabled()):
+        yield
+        return
+    import numba
+
+    previous = numba.get_num_threads()
+    if previous == 1:
+        yield
+        return
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
 def device(fn):
     """Mark a helper that kernels call per element: it is compiled and inlined into each kernel
     that uses it (and stays a plain Python function until then)."""

@@ -14,7 +14,7 @@ import numpy as np
 from .. import functional as F
 from ..config import EncoderConfig
 from ..errors import InputError
-from ..kernels.jit import kernels_for_call
+from ..kernels.jit import kernels_for_call, threads_for_tokens
 from ..nn import Encoder, Module, Pooler
 from ..outputs import BaseModelOutput
 
@@ -156,7 +156,8 @@ class PreTrainedModel(Module):
     ):
         """Run the model; with targets (labels=..., ...) also compute out.loss as transformers
         does. In training mode the caches for backward() are kept."""
-        with kernels_for_call(self.kernels):
+        tokens = int(np.size(input_ids)) if input_ids is not None else 0
+        with kernels_for_call(self.kernels), threads_for_tokens(tokens):
             return self._call(
                 input_ids,
                 attention_mask,
