@@ -66,9 +66,9 @@ def test_a_kernel_that_fails_to_compile_falls_back_alone(monkeypatch):
 
 
 def test_small_inputs_run_numba_kernels_on_one_thread_with_the_same_outputs(monkeypatch):
-    """Inputs of at most SERIAL_TOKENS tokens run on one Numba thread (the parallel loops'
-    start-up costs more than it saves there); the outputs are the same bits either way, and the
-    caller's thread count comes back afterwards."""
+    """Inputs of at most SERIAL_TOKENS tokens run on one Numba thread and one BLAS thread (waking
+    the second costs more than it saves there); the outputs are the same bits either way, and
+    the caller's thread counts come back afterwards."""
     import numba
     import pytest
 
@@ -82,9 +82,13 @@ def test_small_inputs_run_numba_kernels_on_one_thread_with_the_same_outputs(monk
     tokens = int(np.size(inputs["input_ids"]))
     seen = []
     layernorm_forward = nn.LayerNorm.forward
+    blas = [lib for lib in jit._blas_controller().lib_controllers if lib.user_api == "blas"]
+    assert blas, "threadpoolctl finds no BLAS in this process"
+    for lib in blas:
+        lib.set_num_threads(2)
 
     def spy(self, *args, **kwargs):
-        seen.append(numba.get_num_threads())
+        seen.append((numba.get_num_threads(), *(lib.num_threads for lib in blas)))
         return layernorm_forward(self, *args, **kwargs)
 
     monkeypatch.setattr(nn.LayerNorm, "forward", spy)
@@ -94,7 +98,9 @@ def test_small_inputs_run_numba_kernels_on_one_thread_with_the_same_outputs(monk
         monkeypatch.setattr(jit, "SERIAL_TOKENS", serial)
         seen.clear()
         outputs[serial] = [m(**inputs).last_hidden_state for m in (model, qmodel)]
-        assert set(seen) == ({1} if serial == tokens else {2}), (serial, seen)
+        threads = 1 if serial == tokens else 2
+        assert set(seen) == {(threads,) * (1 + len(blas))}, (serial, seen)
         assert numba.get_num_threads() == 2
+        assert all(lib.num_threads == 2 for lib in blas)
     for a, b in zip(outputs[tokens], outputs[tokens - 1], strict=True):
         np.testing.assert_array_equal(a, b)

@@ -76,33 +76,52 @@ def kernels_for_call(choice: str):
         _MODEL_CHOICE.reset(token)
 
 
-# Inputs of at most this many tokens run every Numba kernel on one thread. Measured on MiniLM
-# int8 with 2 threads (benchmarks/bench_inference.py's machine): 1 x 16 tokens 13-15 ms with
-# both threads against 6 ms with one (waking the second thread for each of ~70 parallel loops
-# costs more than it saves), 1 x 32 19 against 10 ms, 1 x 64 19 against 17 ms, 1 x 128 26
-# against 34 ms: from 128 tokens on, two threads pay.
+# Inputs of at most this many tokens run every Numba kernel and numpy's BLAS on one thread.
+# Measured on MiniLM with 2 threads (benchmarks/bench_inference.py's machine, a 2-vCPU VM):
+# int8 at 1 x 16 tokens took 13-15 ms with both threads against 6 ms with one (waking the
+# second thread for each of ~70 parallel loops costs more than it saves), 1 x 32 19 against
+# 10 ms, 1 x 64 19 against 17 ms, 1 x 128 26 against 34 ms: from 128 tokens on, two threads
+# pay. float32 at 1 x 16 after 0.2 s idle: 40 ms with two BLAS threads (each product woke an
+# idle vCPU), 13 ms with one.
 SERIAL_TOKENS = 64
+
+
+_BLAS = {"controller": None}
+
+
+def _blas_controller():
+    """threadpoolctl's view of the BLAS numpy loaded (None without threadpoolctl), made once:
+    finding the libraries takes milliseconds, limiting them then ~10 microseconds."""
+    if _BLAS["controller"] is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _BLAS["controller"] = ThreadpoolController()
+        except Exception:  # not installed, or a BLAS it cannot handle: leave BLAS alone
+            _BLAS["controller"] = False
+    return _BLAS["controller"] or None
 
 
 @contextlib.contextmanager
 def threads_for_tokens(tokens: int):
-    """Run a block on one Numba thread when the input is small (tokens <= SERIAL_TOKENS):
-    each parallel loop's start and end cost more there than splitting the work saves.
+    """Run a block on one thread when the input is small (tokens <= SERIAL_TOKENS): Numba's
+    kernels, and numpy's BLAS too where threadpoolctl can set it. Each parallel loop or
+    product wakes the second thread, which costs more there than splitting the work saves.
     Larger inputs, the reference path and a process without Numba are left as they are."""
     if tokens > SERIAL_TOKENS or not (_STATE["numba"] and fast_kernels_enabled()):
         yield
         return
     import numba
 
-    previous = numba.get_num_threads()
-    if previous == 1:
+    with contextlib.ExitStack() as stack:
+        blas = _blas_controller()
+        if blas is not None:
+            stack.enter_context(blas.limit(limits=1, user_api="blas"))
+        previous = numba.get_num_threads()
+        if previous > 1:
+            numba.set_num_threads(1)
+            stack.callback(numba.set_num_threads, previous)
         yield
-        return
-    numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
 
 
 def device(fn):
