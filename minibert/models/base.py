@@ -156,7 +156,10 @@ class PreTrainedModel(Module):
     ):
         """Run the model; with targets (labels=..., ...) also compute out.loss as transformers
         does. In training mode the caches for backward() are kept."""
-        tokens = int(np.size(input_ids)) if input_ids is not None else 0
+        try:  # for the thread choice only; check_inputs names what is wrong with odd input
+            tokens = int(np.size(input_ids))
+        except (ValueError, TypeError):
+            tokens = 0
         with kernels_for_call(self.kernels), threads_for_tokens(tokens):
             return self._call(
                 input_ids,
