@@ -236,16 +236,15 @@ def _classification(args, classifiers):
         if args.labels:
             data = _relabel(data, args.labels.split(","), args.data)
     else:
+        from .cli_distill import label_ids, named_labels
         from .cli_train import _groups
         from .data import read_labelled
 
         rows = read_labelled(args.data, args.text_column, args.label_column)
-        names = _label_order(args, classifiers, rows.label_names)
-        unknown = sorted(set(rows.label_names) - set(names))
-        if unknown:
-            raise ValueError(f"labels {unknown} of {args.data} are not among {names}")
-        ids = {name: i for i, name in enumerate(names)}
-        labels = [ids[rows.label_names[i]] for i in rows.label_ids]
+        # --labels, else the first classifier's named classes, else the data's sorted labels
+        # (the ids `minibert finetune` gives)
+        names = named_labels(args.labels, classifiers[0]) or list(rows.label_names)
+        labels = label_ids(rows, names, args.data)
         data = Classification(
             rows.texts, labels, _groups(args, rows), names, source=Path(args.data).name
         )
@@ -261,18 +260,3 @@ def _relabel(data, names, source):
     data.labels = [order[data.label_names[i]] for i in data.labels]
     data.label_names = names
     return data
-
-
-def _label_order(args, classifiers, sorted_names):
-    """--labels, else the first classifier's id2label when it names its classes, else the
-    data's sorted labels (the ids `minibert finetune` gives)."""
-    from .cli_distill import GENERIC_LABEL
-
-    if args.labels:
-        return [name.strip() for name in args.labels.split(",")]
-    config = json.loads((Path(classifiers[0]) / "config.json").read_text())
-    id2label = config.get("id2label") or {}
-    names = [id2label[k] for k in sorted(id2label, key=int)] if id2label else []
-    if names and not all(GENERIC_LABEL.fullmatch(str(n)) for n in names):
-        return names
-    return list(sorted_names)

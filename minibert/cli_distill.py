@@ -185,14 +185,10 @@ def _classification(args, sizes, weights) -> dict:
 
     data = read_labelled(args.data, args.text_column, args.label_column)
     groups = _groups(args, data)
-    names = _teacher_labels(args)
+    names = named_labels(args.labels, args.teacher)
     if names is None:
         names = data.label_names  # ids as `minibert finetune` gives them: sorted labels
-    unknown = sorted(set(data.label_names) - set(names))
-    if unknown:
-        raise ValueError(f"labels {unknown} of {args.data} are not among the teacher's {names}")
-    ids = {name: i for i, name in enumerate(names)}
-    labels = [ids[data.label_names[i]] for i in data.label_ids]
+    labels = label_ids(data, names, args.data, whose="the teacher's ")
     steps = args.steps or max(1, math.ceil(args.epochs * 0.8 * len(data.texts) / args.batch_size))
     print(f"{len(data.texts)} texts, labels {names}, {steps} steps", file=sys.stderr)
     _, history, report = _diverged_is_an_error(
@@ -227,16 +223,27 @@ def _default_lr(args, task: str) -> float:
     return 5e-4  # a fresh student
 
 
-def _teacher_labels(args):
-    """--labels, else the teacher's id2label when it names its classes, else None."""
-    if args.labels:
-        return [name.strip() for name in args.labels.split(",")]
-    config = json.loads((Path(args.teacher) / "config.json").read_text())
+def named_labels(labels_arg, model_folder):
+    """--labels (A,B,...), else the classes the model's id2label names, else None (a config
+    with LABEL_0, LABEL_1, ... or none names nothing). Used by distill and compare."""
+    if labels_arg:
+        return [name.strip() for name in labels_arg.split(",")]
+    config = json.loads((Path(model_folder) / "config.json").read_text())
     id2label = config.get("id2label") or {}
     names = [id2label[k] for k in sorted(id2label, key=int)] if id2label else []
     if names and not all(GENERIC_LABEL.fullmatch(str(n)) for n in names):
         return names
     return None
+
+
+def label_ids(data, names, source, whose="") -> list:
+    """The id in `names` of each row's label (data from data.read_labelled); ValueError
+    naming the labels of `source` that `names` lacks."""
+    unknown = sorted(set(data.label_names) - set(names))
+    if unknown:
+        raise ValueError(f"labels {unknown} of {source} are not among {whose}{names}")
+    ids = {name: i for i, name in enumerate(names)}
+    return [ids[data.label_names[i]] for i in data.label_ids]
 
 
 def _student_sizes(args) -> dict:
