@@ -143,6 +143,23 @@ class StudentTrainer(Trainer):
         return folder
 
 
+def _train_student(student, batches, train, evaluate, output_dir, objective, teacher_path, resume):
+    """Train with a StudentTrainer (from its latest checkpoint when resume is set and there is
+    one); returns (trainer, history). The two drivers below differ only in what they pass."""
+    trainer = StudentTrainer(
+        student,
+        batches,
+        train,
+        eval_fn=evaluate,
+        output_dir=output_dir,
+        objective=objective,
+        tokenizer_folder=teacher_path,
+    )
+    if resume and trainer.latest_checkpoint() is not None:
+        trainer.resume()
+    return trainer, trainer.train()
+
+
 # --- task-agnostic distillation -----------------------------------------------------------------
 def agnostic_weights(recipe: str) -> LossWeights:
     """A recipe's loss weights without logits: its L_cos / L_hidn / L_attn, plus L_sent = 1."""
@@ -228,18 +245,9 @@ def distill_agnostic(
             metrics["lee_spearman"] = lee_scores(model, tokenizer, lee, lee_length)["spearman"]
         return metrics
 
-    trainer = StudentTrainer(
-        student,
-        batches,
-        train,
-        eval_fn=evaluate,
-        output_dir=output_dir,
-        objective=objective,
-        tokenizer_folder=teacher_path,
+    trainer, history = _train_student(
+        student, batches, train, evaluate, output_dir, objective, teacher_path, resume
     )
-    if resume and trainer.latest_checkpoint() is not None:
-        trainer.resume()
-    history = trainer.train()
     report = {
         "recipe": recipe,
         "teacher": describe(teacher),
@@ -321,18 +329,10 @@ def distill_task(
 
     weights = weights or TASK_WEIGHTS
     objective = None if no_teacher else DistillationObjective(student, teacher, weights)
-    trainer = StudentTrainer(
-        student,
-        classifier_batches(splits["train"], batch_size, pad),
-        train,
-        eval_fn=evaluate,
-        output_dir=output_dir,
-        objective=objective,
-        tokenizer_folder=teacher_path,
+    batches = classifier_batches(splits["train"], batch_size, pad)
+    trainer, history = _train_student(
+        student, batches, train, evaluate, output_dir, objective, teacher_path, resume
     )
-    if resume and trainer.latest_checkpoint() is not None:
-        trainer.resume()
-    history = trainer.train()
     student.eval()
     gold = np.array([int(e["labels"]) for e in splits["test"]])
     test_predictions = predict(student, splits["test"], batch_size, pad)
