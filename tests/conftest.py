@@ -17,6 +17,34 @@ META = json.loads((FIXTURES / "meta.json").read_text())
 ATOL_HF = 1e-4  # against stored transformers outputs, float32 on both sides
 ATOL_INVARIANT = 1e-5  # the same sequence padded further or batched differently
 RTOL_GRAD = 1e-6  # finite differences in float64
+EPS64 = float(np.finfo(np.float64).eps)
+
+
+def sum_atol(magnitude, length: int):
+    """How far apart two float64 evaluations of the same sum may land when only the order of
+    the additions differs (another BLAS, another CPU, another blocking).
+
+    Each evaluation of a sum of n terms is within (n - 1) u sum|x_i| of the exact value (Higham,
+    Accuracy and Stability of Numerical Algorithms, eq. 4.4; u = eps / 2), so two of them are
+    within n eps sum|x_i| of each other. The bound scales with `magnitude` = sum|x_i|, the size
+    of the terms, not with the result: a sum that cancels to nearly 0 keeps the rounding of its
+    terms, which is why an rtol on the result is no guarantee. `length` is n.
+    """
+    return length * EPS64 * np.asarray(magnitude, dtype=np.float64)
+
+
+def assert_within(actual, desired, atol, err_msg: str = "") -> None:
+    """|actual - desired| <= atol entry by entry, atol an array (np.testing takes a scalar)."""
+    actual, desired = np.asarray(actual), np.asarray(desired)
+    assert actual.shape == desired.shape, (actual.shape, desired.shape, err_msg)
+    excess = np.abs(actual - desired) - np.broadcast_to(atol, actual.shape)
+    worst = np.unravel_index(np.argmax(excess), excess.shape) if excess.size else ()
+    assert not (excess > 0).any(), (
+        f"{err_msg}: {int((excess > 0).sum())} of {excess.size} entries differ by more than "
+        f"the bound; worst at {worst}: {actual[worst]!r} vs {desired[worst]!r}, bound "
+        f"{np.broadcast_to(atol, actual.shape)[worst]:.3g}"
+    )
+
 
 # numba compiles on first call, so no deadline; CI derandomizes so failures reproduce
 settings.register_profile(

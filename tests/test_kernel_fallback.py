@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 
 import minibert
-from conftest import case_dir, load_reference, model_inputs
+from conftest import ATOL_INVARIANT, case_dir, load_reference, model_inputs
 from minibert.kernels import jit, layernorm
 
 
@@ -67,7 +67,7 @@ def test_a_kernel_that_fails_to_compile_falls_back_alone(monkeypatch):
 
 def test_small_inputs_run_numba_kernels_on_one_thread_with_the_same_outputs(monkeypatch):
     """Inputs of at most SERIAL_TOKENS tokens run on one Numba thread and one BLAS thread (waking
-    the second costs more than it saves there); the outputs are the same bits either way, and
+    the second costs more than it saves there); the outputs agree either way, and
     the caller's thread counts come back afterwards."""
     import numba
     import pytest
@@ -102,5 +102,7 @@ def test_small_inputs_run_numba_kernels_on_one_thread_with_the_same_outputs(monk
         assert set(seen) == {(threads,) * (1 + len(blas))}, (serial, seen)
         assert numba.get_num_threads() == 2
         assert all(lib.num_threads == 2 for lib in blas)
+    # Numba's kernels split rows between threads, never a sum, so they give the same bits;
+    # a BLAS may block a product differently for another thread count: float32 sums of C terms
     for a, b in zip(outputs[tokens], outputs[tokens - 1], strict=True):
-        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, b, rtol=0, atol=ATOL_INVARIANT)
