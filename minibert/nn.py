@@ -287,7 +287,7 @@ class SelfAttention(Module):
         self.o = Linear(hidden, hidden)
 
     def forward(self, x, mask_bias, add_bias: bool = True, need_probs: bool = True):
-        """Shapes: x (B, T, C), mask_bias (B, 1, 1, T) -> out (B, T, C), probs (B, H, T, T)
+        """Shapes: x (B, T, C), mask_bias (B, T) -> out (B, T, C), probs (B, H, T, T)
         (None when inference does not need them and the fused kernel runs)"""
         no_probs = not (self.training or need_probs)  # inference that returns no attentions
         if no_probs and attention_context_pays(x, mask_bias, self.num_heads):
@@ -355,7 +355,7 @@ class EncoderLayer(Module):
         self.ln2 = LayerNorm(C, config.layer_norm_eps)
 
     def forward(self, x, mask_bias, need_probs: bool = True):
-        """Shapes: x (B, T, C), mask_bias (B, 1, 1, T) -> y (B, T, C), probs (B, H, T, T)"""
+        """Shapes: x (B, T, C), mask_bias (B, T) -> y (B, T, C), probs (B, H, T, T)"""
         if not self.training:  # inference: each output bias joins the LayerNorm's fused pass
             a, probs = self.attn.forward(x, mask_bias, add_bias=False, need_probs=need_probs)
             h = self.ln1.forward(a, residual=x, bias=self.attn.o.params["bias"])

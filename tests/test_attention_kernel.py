@@ -46,7 +46,7 @@ def attention_inputs(draw, integer_qk: bool):
     v = draw(hnp.arrays(np.float32, shape, elements=st.floats(-4, 4, width=32)))
     if not integer_qk or draw(st.booleans()):  # a 0/1 mask as models build it, rows may be all 0
         mask = draw(hnp.arrays(np.int64, (B, T), elements=st.integers(0, 1)))
-        bias = F.padding_mask_bias(mask, np.float32).reshape(B, T)
+        bias = F.padding_mask_bias(mask, np.float32)
     else:
         # any mix of additive biases, extremes included. Only with exact scores: -1e9 + score
         # rounds to a multiple of 64, so one ulp of difference in a score could move it by 64
@@ -109,7 +109,7 @@ def test_float64_takes_the_reference():
 def test_reference_fallback_when_fast_kernels_are_off():
     rng = np.random.default_rng(3)
     q, k, v = (rng.normal(size=(2, 7, 12)).astype(np.float32) for _ in range(3))
-    bias = F.padding_mask_bias(np.array([[1] * 7, [1] * 3 + [0] * 4]), np.float32).reshape(2, 7)
+    bias = F.padding_mask_bias(np.array([[1] * 7, [1] * 3 + [0] * 4]), np.float32)
     previous = use_fast_kernels(False)
     try:
         slow = attention_context(q, k, v, bias, 0.5, 3)

@@ -218,11 +218,8 @@ mask = batch["attention_mask"]  # (B, T): 1 for real tokens, 0 for padding
 print("attention_mask (B, T):\n", mask)
 B, T = mask.shape
 n_short = int(mask[1].sum())  # real tokens of row 1
-bias = ((1.0 - mask.astype(np.float32)) * np.finfo(np.float32).min)[:, None, None, :]  # (B,1,1,T)
-print(
-    f"mask bias {bias.shape} = (B, 1, 1, T): broadcast over heads and queries; "
-    f"padding gets {bias.min():.3g}"
-)
+bias = (1.0 - mask.astype(np.float32)) * np.finfo(np.float32).min  # (B, T): one per key
+print(f"mask bias {bias.shape} = (B, T): one number per key; padding gets {bias.min():.3g}")
 assert np.array_equal(bias, F.padding_mask_bias(mask, np.float32))
 
 xb = model.embeddings.forward(batch["input_ids"], batch["token_type_ids"])  # (B, T, C)
@@ -230,7 +227,8 @@ qb, kb, vb = (
     F.split_heads(F.linear_forward(xb, m.params["weight"], m.params["bias"])[0], H)
     for m in (attn.q, attn.k, attn.v)
 )  # (B, H, T, D) each, as in steps 1-2
-probs_b = softmax(qb @ kb.transpose(0, 1, 3, 2) * D**-0.5 + bias)  # (B, H, T, T)
+# the bias broadcast over heads and queries: (B, 1, 1, T) against the scores (B, H, T, T)
+probs_b = softmax(qb @ kb.transpose(0, 1, 3, 2) * D**-0.5 + bias[:, None, None, :])
 print(f"probs {probs_b.shape}; row 1, head 0, query [CLS] over all {T} keys:")
 print("  ", np.round(probs_b[1, 0, 0], 3))
 assert (probs_b[1, :, :, n_short:] == 0).all()  # exactly zero, not just small

@@ -60,7 +60,7 @@ enc = tok(["A man is playing a guitar on the street.", "Hello there!"])
 ids, mask, types = enc["input_ids"], enc["attention_mask"], enc["token_type_ids"]  # (B, T)
 B, T = ids.shape
 x = model.embeddings.forward(ids, types)  # (B, T, C): the input of layer 0
-bias = F.padding_mask_bias(mask, np.float32)  # (B, 1, 1, T): chapter 1's padding mask
+bias = F.padding_mask_bias(mask, np.float32)  # (B, T): chapter 1's padding mask
 layer = model.encoder.layers[0]  # an EncoderLayer: attn, ln1, ffn, ln2
 print(f"batch: ids {ids.shape}, x {x.shape}, mask bias {bias.shape}")
 
@@ -93,7 +93,7 @@ def attention(x, bias, attn):
         linear(x, m).reshape(B, T, H, D).transpose(0, 2, 1, 3)  # (B, H, T, D)
         for m in (attn.q, attn.k, attn.v)
     )
-    probs = softmax(q @ k.transpose(0, 1, 3, 2) * D**-0.5 + bias)  # (B, H, T, T)
+    probs = softmax(q @ k.transpose(0, 1, 3, 2) * D**-0.5 + bias[:, None, None, :])  # (B, H, T, T)
     ctx = (probs @ v).transpose(0, 2, 1, 3).reshape(B, T, C)  # (B, T, C)
     return linear(ctx, attn.o)  # (B, T, C)
 
@@ -260,7 +260,7 @@ check("embeddings vs BertEmbeddings.forward", embeddings(ids, types, emb), x)
 
 
 def bert(ids, mask, types, model):
-    bias = F.padding_mask_bias(mask, np.float32)  # (B, 1, 1, T)
+    bias = F.padding_mask_bias(mask, np.float32)  # (B, T)
     hidden = [embeddings(ids, types, model.embeddings)]
     for layer in model.encoder.layers:
         hidden.append(encoder_layer(hidden[-1], bias, layer))  # (B, T, C)

@@ -324,9 +324,9 @@ for name, array, ours, theirs in zip(
 
 # %%
 mask = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])  # (B, T)
-bias = F.padding_mask_bias(mask, np.float64)  # (B, 1, 1, T)
+bias = F.padding_mask_bias(mask, np.float64)  # (B, T)
 ctx, _, cache = F.attention_forward(q, k, v, bias)
-probs = softmax(scale * q @ k.transpose(0, 1, 3, 2) + bias)  # (B, H, T, T)
+probs = softmax(scale * q @ k.transpose(0, 1, 3, 2) + bias[:, None, None, :])  # (B, H, T, T)
 print(f"mask {mask.shape}, bias {bias.shape}; probs {probs.shape}")
 check("masked probs vs the cache", probs, cache[3], SAME)
 dq, dk, dv = attention_backward_steps(dctx, q, k, v, probs, None)

@@ -267,7 +267,7 @@ check("kernel vs softmax([0, 1, 2])", ours.ravel(), np.exp(small) / np.exp(small
 mask = np.ones((3, 4), np.int64)
 mask[1, 2:] = 0  # sequence 1: two real tokens, two padded
 mask[2, :] = 0  # sequence 2: all padding
-bias = F.padding_mask_bias(mask, np.float32).reshape(3, 4)  # (B, S), from (B, 1, 1, S)
+bias = F.padding_mask_bias(mask, np.float32)  # (B, S)
 tiny = rng.standard_normal((3, 1, 4, 4)).astype(np.float32)  # (B, H, T, S)
 probs = tiny.copy()
 masked_softmax_kernel(probs, bias, np.float32(0.5))
@@ -355,7 +355,7 @@ attn_scores[4, :, :, 3] = 1e5
 attn_mask = np.ones((B, T), np.int64)
 attn_mask[1, 100:] = 0  # 28 padded tokens
 attn_mask[2, :] = 0  # all padding
-mask_bias = F.padding_mask_bias(attn_mask, np.float32).reshape(B, T)  # (B, S)
+mask_bias = F.padding_mask_bias(attn_mask, np.float32)  # (B, S)
 scale = np.float32(32**-0.5)  # 1 / sqrt(D), D = 32 in MiniLM
 reference = _masked_softmax_reference(attn_scores, mask_bias, scale)  # (B, H, T, S)
 ours = attn_scores.copy()

@@ -98,7 +98,7 @@ print(f"{len(SENTENCES)} sentences: ids {ids.shape}, {real.sum()} real tokens")
 # reads h = LayerNorm(x + attention(x)), which it does not return, so we recompute h for every
 # layer with the layer's own modules and check that the rest of the layer, run on our h, gives
 # the next hidden state.
-mask_bias = F.padding_mask_bias(mask, np.float32)  # (B, 1, 1, T)
+mask_bias = F.padding_mask_bias(mask, np.float32)  # (B, T)
 ffn_inputs = []  # one (N, C) array per layer: h at the real tokens
 for index, layer in enumerate(model.encoder.layers):
     x = out.hidden_states[index]  # (B, T, C): the layer's input

@@ -2,7 +2,8 @@
 
     scores = q k^T / sqrt(D) + mask_bias        probs = softmax(scores)        ctx = probs v
 
-The padding mask is additive: 0 where a key may be attended, and the most negative finite number
+The padding mask is additive, one number per key, (B, T) until attention adds it to the scores
+of every head and query: 0 where a key may be attended, and the most negative finite number
 of the dtype where it is padding (as transformers' eager attention does), so after softmax a
 padded key gets exactly zero weight. A row whose keys are all padding gets uniform weights over
 them (finite, never NaN), again as in transformers.
@@ -18,10 +19,12 @@ from .softmax import softmax_backward
 
 
 def padding_mask_bias(attention_mask, dtype):
-    """0/1 mask of shape (B, T) -> additive bias (B, 1, 1, T) broadcast over heads and queries."""
+    """0/1 mask -> additive bias: 0 for a token, the dtype's most negative number for padding.
+
+    Shapes: attention_mask (B, T) -> (B, T); attention broadcasts it over heads and queries."""
     neg = np.finfo(dtype).min  # torch.finfo(dtype).min, as transformers uses
     keep = attention_mask.astype(dtype)  # (B, T)
-    return ((1.0 - keep) * neg)[:, None, None, :]  # (B, 1, 1, T)
+    return (1.0 - keep) * neg  # (B, T)
 
 
 def split_heads(x, num_heads):
@@ -40,7 +43,7 @@ def attention_forward(q, k, v, mask_bias=None, dropout=0.0, rng=None):
     """Masked scaled dot-product attention for every (batch, head) pair.
 
     With dropout > 0 (training), attention weights are dropped and rescaled before they mix
-    the values, as in BERT. Shapes: q, k, v (B, H, T, D), mask_bias (B, 1, 1, T) or None ->
+    the values, as in BERT. Shapes: q, k, v (B, H, T, D), mask_bias (B, T) or None ->
     ctx (B, H, T, D), probs (B, H, T, T)
     """
     B, H, T, D = q.shape
@@ -48,8 +51,9 @@ def attention_forward(q, k, v, mask_bias=None, dropout=0.0, rng=None):
     scores = q @ k.transpose(0, 1, 3, 2)  # (B, H, T, T)
     if mask_bias is None:
         mask_bias = np.zeros((B, T), scores.dtype)
-    # probs = softmax(scores * scale + mask_bias): one fused kernel, numpy reference beside it
-    probs = masked_softmax(scores, mask_bias.reshape(B, T), scale)  # (B, H, T, T)
+    # probs = softmax(scores * scale + mask_bias[:, None, None, :]): the bias broadcast over
+    # heads and queries, in one fused kernel (its numpy reference beside it)
+    probs = masked_softmax(scores, mask_bias, scale)  # (B, H, T, T)
     keep = None
     if dropout > 0:
         probs_used, (keep,) = dropout_forward(probs, dropout, rng)  # (B, H, T, T)

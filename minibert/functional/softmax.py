@@ -3,6 +3,8 @@
 Shapes: x (..., N) -> probs (..., N), each row summing to 1.
 """
 
+from ..backend import xp_of
+
 
 def softmax_forward(x):
     """probs = exp(x - max) / sum(exp(x - max)). Shapes: x (..., N) -> (..., N)"""
@@ -16,8 +18,6 @@ def softmax_forward(x):
 
 def xp_exp(a):
     """exp in place, on numpy or cupy arrays (operators and methods need no xp; ufuncs do)."""
-    from ..backend import xp_of
-
     xp_of(a).exp(a, out=a)
 
 

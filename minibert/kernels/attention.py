@@ -7,9 +7,11 @@ h*D:(h+1)*D where they are, and ctx is written straight into a (B, T, C) array, 
 split-heads nor the merge-heads copy exists, and the attention probabilities are never kept:
 this path is for inference that does not ask for them.
 
-The reference is functional/attention.py's pieces. The float32 Numba kernel runs the (batch,
-head) pairs in parallel. Each pair copies its keys, transposed, and its values into a small
-scratch, then goes through the queries two rows at a time: a row of scores per query
+The reference splits the heads, runs the masked softmax kernel's reference between two batched
+products and merges the heads again (functional/attention.py explains each step). The float32
+Numba kernel runs the (batch, head) pairs in parallel. Each pair copies its keys, transposed,
+and its values into a small scratch, then goes through the queries two rows at a time: a row
+of scores per query
 (q . k^T along keys, four head dimensions per step), the masked softmax kernel's steps on that
 row (same scale-then-mask order, same exp), and probs @ v (four keys per step). Only two rows
 of T scores exist at any time. Blocking two rows by four products per step is what keeps the
@@ -31,7 +33,7 @@ attention_context_pays says so.
 import numpy as np
 
 from .jit import device, fast_kernels_enabled, run_kernel
-from .softmax import softmax_row
+from .softmax import _masked_softmax_reference, softmax_row
 
 prange = range  # numba.prange once compiled (see jit.jit_kernel)
 
@@ -43,13 +45,12 @@ LANES = 8  # float32 numbers in an AVX2 vector
 
 def _attention_context_reference(q, k, v, mask_bias, scale, num_heads):
     """Shapes: q, k, v (B, T, C), mask_bias (B, T) additive -> ctx (B, T, C)"""
-    from ..functional.attention import merge_heads, split_heads
-    from .softmax import _masked_softmax_reference
-
-    qh, kh, vh = (split_heads(x, num_heads) for x in (q, k, v))  # (B, H, T, D)
+    B, T, C = q.shape
+    D = C // num_heads
+    qh, kh, vh = (x.reshape(B, T, num_heads, D).transpose(0, 2, 1, 3) for x in (q, k, v))
     scores = qh @ kh.transpose(0, 1, 3, 2)  # (B, H, T, T)
     probs = _masked_softmax_reference(scores, mask_bias, scale)  # (B, H, T, T)
-    return merge_heads(probs @ vh)  # (B, T, C)
+    return (probs @ vh).transpose(0, 2, 1, 3).reshape(B, T, C)  # heads side by side again
 
 
 @device
@@ -149,12 +150,11 @@ def _attention_context_numba(ctx, q, k, v, mask_bias, scale, num_heads):
 
 def attention_context(q, k, v, mask_bias, scale, num_heads):
     """softmax(q k^T * scale + mask_bias) v for every head, heads side by side, for inference
-    (the probabilities are not returned). Shapes: q, k, v (B, T, C), mask_bias (B, T) or
-    (B, 1, 1, T) additive, or None -> ctx (B, T, C)"""
+    (the probabilities are not returned). Shapes: q, k, v (B, T, C), mask_bias (B, T)
+    additive, or None -> ctx (B, T, C)"""
     B, T, C = q.shape
     if mask_bias is None:
         mask_bias = np.zeros((B, T), q.dtype)
-    mask_bias = mask_bias.reshape(B, T)
     if (
         all(isinstance(x, np.ndarray) and x.dtype == np.float32 for x in (q, k, v, mask_bias))
         and k.shape == v.shape == q.shape
@@ -179,6 +179,6 @@ def attention_context_pays(x, mask_bias, num_heads) -> bool:
     B, T, _ = x.shape
     if T < FUSED_MIN_TOKENS or mask_bias is None:
         return False
-    padded = np.count_nonzero(mask_bias.reshape(B, T) <= NEG, axis=1)  # (B,)
+    padded = np.count_nonzero(mask_bias <= NEG, axis=1)  # (B,): mask_bias is (B, T)
     skipped = padded[padded < T].sum()  # a row of padding only keeps every key
     return skipped >= FUSED_MIN_PADDING * B * T

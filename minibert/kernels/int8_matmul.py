@@ -27,7 +27,7 @@ Packed weights take 2 bytes per parameter in memory (half of float32); files kee
 
 import numpy as np
 
-from .gelu import erf_as, half_gauss
+from .gelu import erf_as, gelu_erf, half_gauss
 from .jit import device, lowered_as, run_kernel
 
 prange = range  # numba.prange once compiled (see jit.jit_kernel)
@@ -209,8 +209,6 @@ def _int8_linear_reference(a_q, a_scale, w_q, w_scale, bias, gelu):
     y *= w_scale[None, :]
     y += bias
     if gelu:
-        from .gelu import gelu_erf
-
         y = gelu_erf(y)
     return y
 

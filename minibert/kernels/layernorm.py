@@ -1,6 +1,7 @@
 """LayerNorm fused with the residual add before it: y = LayerNorm(x + residual).
 
-The reference is functional/layernorm.py applied to x + residual. The Numba kernel reads each
+The reference is functional/layernorm.py's forward applied to x + residual, written out here
+again (five lines) so that the kernel file stands alone. The Numba kernel reads each
 row once for the mean, once for the variance and once to write, parallel over rows, with no
 (B, T, C) temporaries. Inference only: training keeps the reference, whose cache the backward
 pass needs.
@@ -15,9 +16,11 @@ prange = range  # numba.prange once compiled (see jit.jit_kernel)
 
 def _add_layernorm_reference(x, residual, w, b, eps):
     """Shapes: x, residual (..., C), w/b (C,) -> (..., C)"""
-    from ..functional.layernorm import layernorm_forward
-
-    return layernorm_forward(x + residual, w, b, eps)[0]
+    s = x + residual  # (..., C)
+    mu = s.mean(-1, keepdims=True)  # (..., 1)
+    sc = s - mu  # (..., C)
+    rstd = ((sc * sc).mean(-1, keepdims=True) + eps) ** -0.5  # (..., 1): the biased variance
+    return sc * rstd * w + b
 
 
 @device

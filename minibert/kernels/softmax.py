@@ -3,7 +3,8 @@ attention matmuls.
 
     probs[b, h, t, :] = softmax(scores[b, h, t, :] * scale + mask_bias[b, :])
 
-The reference is three numpy lines (functional/softmax.py does the softmax). The float32 Numba
+The reference is four numpy lines (functional/softmax.py explains the softmax and its
+gradient; this file needs only the forward, and keeps its own copy). The float32 Numba
 kernel works row by row, parallel over (batch, head) pairs, with a vectorised exp
 (kernels/fastexp.py) instead of numpy's seven passes over the (B, H, T, T) array. float64 runs
 the reference: it is for gradient checks, where exactness matters more than speed.
@@ -11,6 +12,7 @@ the reference: it is for gradient checks, where exactness matters more than spee
 
 import numpy as np
 
+from ..backend import xp_of
 from .fastexp import exp_nonpositive
 from .jit import device, run_kernel
 
@@ -19,10 +21,10 @@ prange = range  # numba.prange once compiled (see jit.jit_kernel)
 
 def _masked_softmax_reference(scores, mask_bias, scale):
     """Shapes: scores (B, H, T, S), mask_bias (B, S) additive -> probs (B, H, T, S)"""
-    from ..functional.softmax import softmax_forward
-
-    x = scores * scale + mask_bias[:, None, None, :]  # (B, H, T, S)
-    return softmax_forward(x)[0]
+    x = scores * scale + mask_bias[:, None, None, :]  # (B, H, T, S): scale, then mask
+    e = x - x.max(-1, keepdims=True)  # subtract the row max so exp never overflows
+    xp_of(e).exp(e, out=e)  # in place (numpy, or cupy for device arrays)
+    return e / e.sum(-1, keepdims=True)
 
 
 @device

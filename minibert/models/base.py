@@ -204,7 +204,7 @@ class PreTrainedModel(Module):
     def body(self, ids, mask, types, output_hidden_states=False, output_attentions=False):
         """Embeddings and encoder. Shapes: ids (B, T) -> x (B, T, C)"""
         x = self.embeddings.forward(ids, types)  # (B, T, C)
-        mask_bias = F.padding_mask_bias(mask, x.dtype)  # (B, 1, 1, T)
+        mask_bias = F.padding_mask_bias(mask, x.dtype)  # (B, T)
         return self.encoder.forward(x, mask_bias, output_hidden_states, output_attentions)
 
     def head_outputs(self, x, pooled):
