@@ -167,10 +167,9 @@ class Linear(Module):
         """add_bias=False (inference only) leaves the bias to the next fused kernel."""
         bias = self.params.get("bias") if add_bias or self.training else None
         w = self.params["weight"]
-        if self.fake_quant:  # the values int8 inference will see; gradients pass straight through
-            from .quant import fake_quantize
-
-            x, w = fake_quantize(x), fake_quantize(w)
+        if self.fake_quant:  # the values int8 inference will see (per row of x, of W)
+            x, _ = F.fake_quant_forward(x)
+            w, _ = F.fake_quant_forward(w)
         y, cache = F.linear_forward(x, w, bias)
         self.save(cache)
         return y
@@ -181,6 +180,8 @@ class Linear(Module):
 
     def backward(self, dy):
         dx, dw, db = F.linear_backward(dy, self.restore())
+        if self.fake_quant:  # straight through the rounding of x and W: the identity
+            dx, dw = F.fake_quant_backward(dx, ()), F.fake_quant_backward(dw, ())
         self.grads["weight"] += dw  # +=: a shared or tied weight sums the gradients of its uses
         if "bias" in self.params:
             self.grads["bias"] += db

@@ -23,50 +23,20 @@ LayerNorm, biases, position and token-type embeddings, and softmax stay float32.
 and shares its float32 arrays). Quantized models are for inference; to train for quantization
 use fake quantisation (`enable_fake_quant`, TrainConfig(qat=True)): the forward pass rounds
 weights and activations exactly as int8 inference will, and the backward pass treats the
-rounding as the identity (the straight-through estimator, Bengio et al. 2013; Zafrir et al.
-2019, Q8BERT).
+rounding as the identity (functional/quantize.py: the rounding and the straight-through pair).
 """
 
 import copy
 
 import numpy as np
 
-from .errors import InputError
+from .errors import ConfigError, InputError
+from .functional.quantize import quantize_symmetric
 from .kernels.int8_matmul import PackedWeight, int8_linear_rows, pack_weight
 from .nn import Embedding, Linear, Module
 
-QMAX = 127  # symmetric int8: [-127, 127]
-TINY = np.finfo(np.float32).tiny  # the smallest normal float32: smaller scales count as 0
 METHOD = "minibert-int8"
 SCHEME = "symmetric int8; weights per output channel; activations per row, dynamic"
-
-
-def quantize_symmetric(x, axis=-1):
-    """x (float) -> (q int8, scale float32): q = round(x / scale) with one scale per slice
-    along every axis but `axis`, scale = max |x| / 127 over that axis (1 where all are 0, or
-    too close to 0 for a normal float32 scale)."""
-    x = np.asarray(x, dtype=np.float32)
-    amax = np.max(np.abs(x), axis=axis, keepdims=True)
-    scale = (amax / np.float32(QMAX)).astype(np.float32)
-    # a slice whose scale would be 0 or subnormal (|x| < 1.5e-36, where 1 / scale overflows)
-    # counts as all zeros: scale 1, q 0
-    scale = np.where(scale >= TINY, scale, np.float32(1.0)).astype(np.float32)
-    # times the reciprocal, as the activation kernel does (a division costs ~10x a product);
-    # it can differ from x / scale by an ulp, which moves a value only at an exact .5 tie
-    inverse = (np.float32(1.0) / scale).astype(np.float32)
-    q = np.clip(np.rint(x * inverse), -QMAX, QMAX).astype(np.int8)
-    return q, np.squeeze(scale, axis=axis)
-
-
-def dequantize(q, scale, axis=-1):
-    """The float32 values q * scale stand for (scale broadcast along `axis`)."""
-    return q.astype(np.float32) * np.expand_dims(np.asarray(scale, np.float32), axis)
-
-
-def fake_quantize(x, axis=-1):
-    """Round x to the int8 grid it would get and return it in x's dtype: quantise, dequantise."""
-    q, scale = quantize_symmetric(x, axis)
-    return dequantize(q, scale, axis).astype(x.dtype)
 
 
 class QuantLinear(Module):
@@ -225,8 +195,6 @@ def quantization_of(config) -> dict | None:
     if entry is None:
         return None
     if not isinstance(entry, dict) or entry.get("method") != METHOD:
-        from .errors import ConfigError
-
         raise ConfigError(
             f"config.json's quantization {entry!r} is not one minibert reads "
             f"(expected method {METHOD!r})"

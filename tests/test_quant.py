@@ -15,6 +15,7 @@ import minibert
 from conftest import MODEL_CASES, case_dir, load_reference, model_inputs, needs_minilm
 from minibert import functional as F
 from minibert.errors import InputError
+from minibert.functional.quantize import dequantize, fake_quantize, quantize_symmetric
 from minibert.kernels import use_fast_kernels
 from minibert.kernels.int8_matmul import (
     _quantize_rows_reference,
@@ -23,15 +24,7 @@ from minibert.kernels.int8_matmul import (
     quantize_rows,
 )
 from minibert.nn import Linear
-from minibert.quant import (
-    QuantEmbedding,
-    QuantLinear,
-    dequantize,
-    enable_fake_quant,
-    fake_quantize,
-    is_quantized,
-    quantize_symmetric,
-)
+from minibert.quant import QuantEmbedding, QuantLinear, enable_fake_quant, is_quantized
 
 CASES = [c for c in MODEL_CASES if not c.startswith("bert-bin")]
 

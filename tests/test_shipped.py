@@ -12,8 +12,9 @@ import pytest
 
 import minibert
 from minibert import cli, pretrained
+from minibert.functional.quantize import dequantize
 from minibert.models.auto import from_config
-from minibert.quant import dequantize, is_quantized
+from minibert.quant import is_quantized
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results" / "shipped.json"

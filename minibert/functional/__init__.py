@@ -47,6 +47,13 @@ from .losses import (
     mse_backward,
     mse_forward,
 )
+from .quantize import (
+    dequantize,
+    fake_quant_backward,
+    fake_quant_forward,
+    fake_quantize,
+    quantize_symmetric,
+)
 from .softmax import softmax_backward, softmax_forward
 
 __all__ = [
@@ -64,10 +71,14 @@ __all__ = [
     "cosine_forward",
     "cross_entropy_backward",
     "cross_entropy_forward",
+    "dequantize",
     "dropout_backward",
     "dropout_forward",
     "embedding_backward",
     "embedding_forward",
+    "fake_quant_backward",
+    "fake_quant_forward",
+    "fake_quantize",
     "hidden_mse_backward",
     "hidden_mse_forward",
     "layernorm_backward",
@@ -83,6 +94,7 @@ __all__ = [
     "mse_backward",
     "mse_forward",
     "padding_mask_bias",
+    "quantize_symmetric",
     "sentence_cosine_backward",
     "sentence_cosine_forward",
     "sinusoidal_table",
