@@ -4,14 +4,14 @@ Shape letters used across the package (google-research/bert's "scalar dimensions
     B batch, T tokens, C hidden, H heads, D = C // H head width, F feed-forward width,
     V vocabulary, E ALBERT embedding size, L layers, P position table size.
 
-Each family file (models/bert.py, ...) registers how its config.json maps onto EncoderConfig
-(`register_family`). A value that changes the math and that we do not implement raises
-NotImplementedError naming the field; a malformed value raises ConfigError naming the field;
-keys we do not read are kept in `hf_extra` so `to_hf()` writes them back.
+Each family's config.json speaks its own dialect of the same fields (DistilBERT says `dim` for
+`hidden_size`); the four dialect tables at the bottom of this file map them onto EncoderConfig.
+A value that changes the math and that we do not implement raises NotImplementedError naming
+the field; a malformed value raises ConfigError naming the field; keys we do not read are kept
+in `hf_extra` so `to_hf()` writes them back.
 """
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .errors import ConfigError
@@ -117,94 +117,171 @@ class EncoderConfig:
 
     def to_hf(self) -> dict:
         """The config.json dict that transformers reads for this model."""
-        return _family(self.model_type).to_hf(self)
+        dialect = DIALECTS.get(self.model_type)
+        if dialect is None:
+            raise ConfigError(f"unknown model_type {self.model_type!r}")
+        d = dict(self.hf_extra)  # the keys we did not read go back as they came
+        for key, ours in dialect.keys.items():
+            d[key] = getattr(self, ours)
+        d["architectures"] = [self.architecture]
+        d["model_type"] = self.model_type
+        for key, value in dialect.written.items():
+            d.setdefault(key, value)
+        # keep id2label/label2id in step with num_labels (transformers reads the labels there)
+        id2label = d.get("id2label")
+        if not isinstance(id2label, dict) or len(id2label) != self.num_labels:
+            d["id2label"] = {str(i): f"LABEL_{i}" for i in range(self.num_labels)}
+            d["label2id"] = {f"LABEL_{i}": i for i in range(self.num_labels)}
+        return d
 
     @classmethod
     def from_hf(cls, d: dict) -> "EncoderConfig":
-        """Read a config.json dict: the family from model_type, the class from architectures[0]."""
+        """Read a config.json dict: the family from model_type (else the prefix of
+        architectures[0]), the class from architectures[0] (else the family's base model)."""
         if not isinstance(d, dict):
             raise ConfigError(f"config.json must hold a JSON object, got {type(d).__name__}")
-        _ensure_families()
         model_type = d.get("model_type")
         architectures = d.get("architectures") or []
         if model_type is None and architectures:
             model_type = _model_type_of_architecture(architectures[0])
-        if model_type not in FAMILIES:
+        if model_type not in DIALECTS:
             raise ConfigError(
-                f"model_type {model_type!r} is not supported; minibert knows {sorted(FAMILIES)}"
+                f"model_type {model_type!r} is not supported; minibert knows {sorted(DIALECTS)}"
             )
-        return FAMILIES[model_type].from_hf(d)
+        _check_supported(d)
+        dialect = DIALECTS[model_type]
+        values = dict(dialect.defaults)  # transformers' class defaults for missing keys
+        for key, ours in dialect.keys.items():
+            if d.get(key) is not None:
+                values[ours] = d[key]
+        values["hf_extra"] = {
+            k: v for k, v in d.items() if k not in dialect.keys and k != "num_labels"
+        }
+        values["num_labels"] = _labels_from_hf(d)
+        values.update(dialect.fixed)
+        architecture = (architectures or [None])[0] or dialect.base_class
+        config = cls(model_type=model_type, architecture=architecture, **values)
+        if dialect.positions_after_pad:  # RoBERTa: positions count from pad_token_id + 1
+            config = config.replace(position_offset=config.pad_token_id + 1)
+        return config
+
+
+# --- the four config.json dialects ------------------------------------------------------------
+# {config.json key: EncoderConfig field}. Keys a family does not read stay in hf_extra, so
+# to_hf() writes them back; docs/hf-mapping.md shows these tables side by side.
+BERT_KEYS = {
+    "vocab_size": "vocab_size",
+    "hidden_size": "hidden_size",
+    "num_hidden_layers": "num_hidden_layers",
+    "num_attention_heads": "num_attention_heads",
+    "intermediate_size": "intermediate_size",
+    "hidden_act": "hidden_act",
+    "max_position_embeddings": "max_position_embeddings",
+    "type_vocab_size": "type_vocab_size",
+    "layer_norm_eps": "layer_norm_eps",
+    "pad_token_id": "pad_token_id",
+    "hidden_dropout_prob": "hidden_dropout_prob",
+    "attention_probs_dropout_prob": "attention_probs_dropout_prob",
+    "classifier_dropout": "classifier_dropout",
+    "initializer_range": "initializer_range",
+    "tie_word_embeddings": "tie_word_embeddings",
+}
+ALBERT_KEYS = {  # BERT's, plus the factorised embeddings and the sharing groups
+    **{k: v for k, v in BERT_KEYS.items() if k != "classifier_dropout"},
+    "embedding_size": "embedding_size",
+    "num_hidden_groups": "num_hidden_groups",
+    "inner_group_num": "inner_group_num",
+    "classifier_dropout_prob": "classifier_dropout",
+}
+DISTILBERT_KEYS = {  # DistilBERT's own names; no token types, no layer_norm_eps
+    "vocab_size": "vocab_size",
+    "dim": "hidden_size",
+    "n_layers": "num_hidden_layers",
+    "n_heads": "num_attention_heads",
+    "hidden_dim": "intermediate_size",
+    "activation": "hidden_act",
+    "max_position_embeddings": "max_position_embeddings",
+    "sinusoidal_pos_embds": "sinusoidal_pos_embds",
+    "pad_token_id": "pad_token_id",
+    "dropout": "hidden_dropout_prob",
+    "attention_dropout": "attention_probs_dropout_prob",
+    "seq_classif_dropout": "classifier_dropout",
+    "initializer_range": "initializer_range",
+    "tie_word_embeddings": "tie_word_embeddings",
+}
 
 
 @dataclass(frozen=True)
-class Family:
-    """How one family reads and writes config.json, and which classes it offers."""
+class Dialect:
+    """How one family's config.json names EncoderConfig's fields."""
 
-    model_type: str
-    from_hf: Callable[[dict], EncoderConfig]
-    to_hf: Callable[[EncoderConfig], dict]
-    prefix: str  # HF's base_model_prefix: "bert", "albert", "distilbert", "roberta"
-
-
-FAMILIES: dict[str, Family] = {}
-
-
-def register_family(family: Family) -> None:
-    FAMILIES[family.model_type] = family
+    keys: dict  # {config.json key: EncoderConfig field}
+    base_class: str  # the class built when config.json names no architecture
+    prefix: str  # HF's base_model_prefix: head models keep the body's weights under it
+    defaults: dict = field(default_factory=dict)  # transformers' class defaults, where not ours
+    fixed: dict = field(default_factory=dict)  # values transformers hard-codes, never read
+    written: dict = field(default_factory=dict)  # keys to_hf adds when they are missing
+    positions_after_pad: bool = False  # position ids start at pad_token_id + 1 (RoBERTa)
 
 
-def _ensure_families() -> None:
-    """Family files register themselves on import; import them the first time they're needed."""
-    if not FAMILIES:
-        from . import models  # noqa: F401
-
-
-def _family(model_type: str) -> Family:
-    _ensure_families()
-    if model_type not in FAMILIES:
-        raise ConfigError(f"unknown model_type {model_type!r}")
-    return FAMILIES[model_type]
+DIALECTS = {
+    "bert": Dialect(BERT_KEYS, "BertModel", "bert"),
+    "roberta": Dialect(
+        BERT_KEYS,
+        "RobertaModel",
+        "roberta",
+        defaults={"vocab_size": 50265, "pad_token_id": 1},
+        written={"bos_token_id": 0, "eos_token_id": 2},
+        positions_after_pad=True,
+    ),
+    "distilbert": Dialect(
+        DISTILBERT_KEYS,
+        "DistilBertModel",
+        "distilbert",
+        defaults={"num_hidden_layers": 6, "classifier_dropout": 0.2},
+        # no segments; every LayerNorm's eps is 1e-12 in transformers' code, not in config.json
+        fixed={"type_vocab_size": 0, "layer_norm_eps": 1e-12},
+    ),
+    "albert": Dialect(
+        ALBERT_KEYS,
+        "AlbertModel",
+        "albert",
+        defaults={  # transformers' AlbertConfig defaults (albert-xxlarge sizes)
+            "vocab_size": 30000,
+            "embedding_size": 128,
+            "hidden_size": 4096,
+            "num_attention_heads": 64,
+            "intermediate_size": 16384,
+            "hidden_act": "gelu_new",
+            "hidden_dropout_prob": 0.0,
+            "attention_probs_dropout_prob": 0.0,
+            "classifier_dropout": 0.1,
+        },
+    ),
+}
 
 
 def _model_type_of_architecture(name: str) -> str | None:
-    for model_type, family in FAMILIES.items():
-        if name.lower().startswith(family.prefix):
+    for model_type, dialect in DIALECTS.items():
+        if name.lower().startswith(dialect.prefix):
             return model_type
     return None
 
 
-def _check_int(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+def _check_supported(d: dict) -> None:
+    """Values that change the math and that we do not implement: refuse, naming the field."""
+    _require(d, "position_embedding_type", ["absolute"], "relative position embeddings")
+    _require(d, "is_decoder", [False], "minibert models are encoders")
+    _require(d, "add_cross_attention", [False], "minibert models are encoders")
+    _require(
+        d,
+        "problem_type",
+        ["single_label_classification", "regression"],
+        "multi-label classification (BCE loss) is not implemented",
+    )
 
 
-def read_fields(d: dict, mapping: dict[str, str], defaults: dict) -> dict:
-    """Pick config.json keys into EncoderConfig fields: mapping is {hf_key: our_field}.
-
-    Missing keys take `defaults[our_field]` when given (HF's class defaults), else the dataclass
-    default. Everything not read is returned under "hf_extra".
-    """
-    out = dict(defaults)
-    for hf_key, ours in mapping.items():
-        if hf_key in d and d[hf_key] is not None:
-            out[ours] = d[hf_key]
-    out["hf_extra"] = {k: v for k, v in d.items() if k not in mapping}
-    return out
-
-
-def write_fields(cfg: EncoderConfig, mapping: dict[str, str]) -> dict:
-    """The inverse of read_fields: {hf_key: value}, starting from the keys we did not read."""
-    d = dict(cfg.hf_extra)
-    for hf_key, ours in mapping.items():
-        d[hf_key] = getattr(cfg, ours)
-    d["architectures"] = [cfg.architecture]
-    d["model_type"] = cfg.model_type
-    return d
-
-
-def require(d: dict, key: str, supported, why: str = "") -> None:
+def _require(d: dict, key: str, supported, why: str = "") -> None:
     """Raise NotImplementedError naming `key` when d[key] is set to a value we do not implement."""
     value = d.get(key)
     if value is not None and value not in supported:
@@ -214,9 +291,15 @@ def require(d: dict, key: str, supported, why: str = "") -> None:
         )
 
 
-def labels_from_hf(d: dict, default: int = 2) -> int:
+def _labels_from_hf(d: dict, default: int = 2) -> int:
     """num_labels as transformers infers it: from id2label when present, else num_labels."""
     if isinstance(d.get("id2label"), dict) and d["id2label"]:
         return len(d["id2label"])
-    n = d.get("num_labels", default)
-    return n
+    return d.get("num_labels", default)
+
+
+def _check_int(name: str, value, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")

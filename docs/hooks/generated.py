@@ -47,10 +47,9 @@ LETTERS = {
 
 
 def _families() -> list[str]:
-    from minibert.config import FAMILIES, _ensure_families
+    from minibert.config import DIALECTS
 
-    _ensure_families()
-    return [f for f in FAMILY_ORDER if f in FAMILIES] + sorted(set(FAMILIES) - set(FAMILY_ORDER))
+    return [f for f in FAMILY_ORDER if f in DIALECTS] + sorted(set(DIALECTS) - set(FAMILY_ORDER))
 
 
 def _family_module(model_type: str):
@@ -66,17 +65,14 @@ def _code(value) -> str:
 # --- config.json fields ----------------------------------------------------------------------
 def config_fields() -> str:
     """EncoderConfig field -> the config.json key each family reads it from."""
-    from minibert.config import EncoderConfig
+    from minibert.config import DIALECTS, EncoderConfig
 
     families = _families()
     readers = {}
     for family in families:
-        module = _family_module(family)
-        fields = getattr(module, "CONFIG_FIELDS", None)
-        if fields is None:  # RoBERTa reads BERT's keys
-            fields = _family_module("bert").CONFIG_FIELDS
-        defaults = getattr(module, "DEFAULTS", {})
-        readers[family] = ({ours: hf for hf, ours in fields.items()}, defaults)
+        dialect = DIALECTS[family]
+        keys = {ours: hf for hf, ours in dialect.keys.items()}
+        readers[family] = (keys, dialect.defaults)
     header = ["EncoderConfig field", "default"] + [FAMILY_NAMES.get(f, f) for f in families]
     rows = []
     for field in dataclasses.fields(EncoderConfig):

@@ -1,4 +1,4 @@
-"""The four families. Importing this package registers each family's config.json dialect."""
+"""The four families, and the class a config names (auto.py)."""
 
 from . import albert, bert, distilbert, roberta
 from .auto import MODEL_CLASSES, from_config, model_class

@@ -7,38 +7,9 @@
 and its own weight names. Default activation "gelu_new" (the tanh approximation).
 """
 
-from ..config import Family, register_family
 from ..nn import Linear
 from . import base, bert, tasks
 from .base import linear_names, per_layer
-
-CONFIG_FIELDS = {
-    **bert.CONFIG_FIELDS,
-    "embedding_size": "embedding_size",
-    "num_hidden_groups": "num_hidden_groups",
-    "inner_group_num": "inner_group_num",
-    "classifier_dropout_prob": "classifier_dropout",
-}
-CONFIG_FIELDS.pop("classifier_dropout")
-DEFAULTS = {  # transformers' AlbertConfig defaults (albert-xxlarge sizes)
-    "vocab_size": 30000,
-    "embedding_size": 128,
-    "hidden_size": 4096,
-    "num_attention_heads": 64,
-    "intermediate_size": 16384,
-    "hidden_act": "gelu_new",
-    "hidden_dropout_prob": 0.0,
-    "attention_probs_dropout_prob": 0.0,
-    "classifier_dropout": 0.1,
-}
-
-
-def config_from_hf(d: dict):
-    return bert.config_from_hf(d, "albert", DEFAULTS, CONFIG_FIELDS, "AlbertModel")
-
-
-def config_to_hf(cfg) -> dict:
-    return bert.config_to_hf(cfg, CONFIG_FIELDS)
 
 
 class AlbertEmbeddings(bert.BertEmbeddings):
@@ -103,8 +74,6 @@ ALBERT = base.Spec(
     ffn_dropout=False,  # AlbertLayer defines a dropout after its FFN but never calls it
     sentence_head_dropout=True,
 )
-
-register_family(Family("albert", config_from_hf, config_to_hf, "albert"))
 
 
 class AlbertModel(base.BaseModel):

@@ -1,83 +1,13 @@
 """BERT (Devlin et al. 2019): the reference encoder. Everything else here is shared in nn.py and
-models/base.py; this file holds BERT's embeddings, its config.json fields and its weight names.
+models/base.py; this file holds BERT's embeddings and its weight names (its config.json fields
+are config.py's BERT_KEYS).
 """
 
 import numpy as np
 
-from ..config import (
-    EncoderConfig,
-    Family,
-    labels_from_hf,
-    read_fields,
-    register_family,
-    require,
-    write_fields,
-)
 from ..nn import Dropout, Embedding, LayerNorm, Module
 from . import base, tasks
 from .base import linear_names, per_layer
-
-CONFIG_FIELDS = {  # config.json key -> EncoderConfig field
-    "vocab_size": "vocab_size",
-    "hidden_size": "hidden_size",
-    "num_hidden_layers": "num_hidden_layers",
-    "num_attention_heads": "num_attention_heads",
-    "intermediate_size": "intermediate_size",
-    "hidden_act": "hidden_act",
-    "max_position_embeddings": "max_position_embeddings",
-    "type_vocab_size": "type_vocab_size",
-    "layer_norm_eps": "layer_norm_eps",
-    "pad_token_id": "pad_token_id",
-    "hidden_dropout_prob": "hidden_dropout_prob",
-    "attention_probs_dropout_prob": "attention_probs_dropout_prob",
-    "classifier_dropout": "classifier_dropout",
-    "initializer_range": "initializer_range",
-    "tie_word_embeddings": "tie_word_embeddings",
-}
-
-
-def check_supported(d: dict) -> None:
-    """Values that change the math and that we do not implement: refuse, naming the field."""
-    require(d, "position_embedding_type", ["absolute"], "relative position embeddings")
-    require(d, "is_decoder", [False], "minibert models are encoders")
-    require(d, "add_cross_attention", [False], "minibert models are encoders")
-    require(
-        d,
-        "problem_type",
-        ["single_label_classification", "regression"],
-        "multi-label classification (BCE loss) is not implemented",
-    )
-
-
-def config_from_hf(
-    d: dict,
-    model_type: str = "bert",
-    defaults: dict | None = None,
-    fields: dict = CONFIG_FIELDS,
-    architecture: str = "BertModel",
-    **fixed,
-):
-    """config.json -> EncoderConfig, for BERT and the families that reuse it with their own
-    field table, class defaults, base class name and fixed values (DistilBERT's eps)."""
-    check_supported(d)
-    values = read_fields(d, fields, defaults or {})
-    values["num_labels"] = labels_from_hf(d)
-    values["hf_extra"].pop("num_labels", None)
-    architecture = (d.get("architectures") or [None])[0] or architecture
-    return EncoderConfig(model_type=model_type, architecture=architecture, **fixed, **values)
-
-
-def config_to_hf(cfg: EncoderConfig, fields: dict = CONFIG_FIELDS) -> dict:
-    return with_labels(write_fields(cfg, fields), cfg.num_labels)
-
-
-def with_labels(d: dict, num_labels: int) -> dict:
-    """Keep id2label/label2id in step with num_labels (transformers reads the labels from them)."""
-    id2label = d.get("id2label")
-    if not isinstance(id2label, dict) or len(id2label) != num_labels:
-        d["id2label"] = {str(i): f"LABEL_{i}" for i in range(num_labels)}
-        d["label2id"] = {f"LABEL_{i}": i for i in range(num_labels)}
-    return d
 
 
 class BertEmbeddings(Module):
@@ -170,8 +100,6 @@ BERT = base.Spec(
     },
     aliases={"cls.predictions.decoder.bias": "cls.predictions.bias"},
 )
-
-register_family(Family("bert", config_from_hf, config_to_hf, "bert"))
 
 
 class BertModel(base.BaseModel):

@@ -3,49 +3,14 @@ differences:
   1. no token types (type_vocab_size = 0) and no pooler;
   2. optional fixed sinusoidal positions (sinusoidal_pos_embds), as in Vaswani et al.;
   3. config.json speaks its own dialect (dim, n_layers, n_heads, hidden_dim, activation), and
-     every LayerNorm uses eps = 1e-12, fixed in transformers' code rather than in the config;
+     every LayerNorm uses eps = 1e-12, fixed in transformers' code rather than in the config
+     (both in config.py's DIALECTS);
   4. its own weight names, and a classifier head pre_classifier -> ReLU -> classifier on [CLS].
 """
 
-from ..config import Family, register_family
 from ..functional import sinusoidal_table
 from . import base, bert, tasks
 from .base import linear_names, per_layer
-
-CONFIG_FIELDS = {
-    "vocab_size": "vocab_size",
-    "dim": "hidden_size",
-    "n_layers": "num_hidden_layers",
-    "n_heads": "num_attention_heads",
-    "hidden_dim": "intermediate_size",
-    "activation": "hidden_act",
-    "max_position_embeddings": "max_position_embeddings",
-    "sinusoidal_pos_embds": "sinusoidal_pos_embds",
-    "pad_token_id": "pad_token_id",
-    "dropout": "hidden_dropout_prob",
-    "attention_dropout": "attention_probs_dropout_prob",
-    "seq_classif_dropout": "classifier_dropout",
-    "initializer_range": "initializer_range",
-    "tie_word_embeddings": "tie_word_embeddings",
-}
-DEFAULTS = {"num_hidden_layers": 6, "classifier_dropout": 0.2}
-LAYER_NORM_EPS = 1e-12  # hard-coded in transformers' DistilBERT, not read from config.json
-
-
-def config_from_hf(d: dict):
-    return bert.config_from_hf(
-        d,
-        "distilbert",
-        DEFAULTS,
-        CONFIG_FIELDS,
-        "DistilBertModel",
-        type_vocab_size=0,
-        layer_norm_eps=LAYER_NORM_EPS,
-    )
-
-
-def config_to_hf(cfg) -> dict:
-    return bert.config_to_hf(cfg, CONFIG_FIELDS)
 
 
 class DistilBertEmbeddings(bert.BertEmbeddings):
@@ -102,12 +67,9 @@ DISTILBERT = base.Spec(
         "token_classifier": linear_names("token_classifier.out", "classifier"),
         "qa": linear_names("qa", "qa_outputs"),
     },
-    lm_eps=lambda c: LAYER_NORM_EPS,
     classifier_act="relu",
     attn_dropout=False,  # DistilBERT drops attention weights, not the attention output
 )
-
-register_family(Family("distilbert", config_from_hf, config_to_hf, "distilbert"))
 
 
 class DistilBertModel(base.BaseModel):

@@ -8,23 +8,8 @@
 
 import numpy as np
 
-from ..config import Family, register_family
 from . import base, bert, tasks
 from .base import linear_names
-
-DEFAULTS = {"vocab_size": 50265, "pad_token_id": 1}
-
-
-def config_from_hf(d: dict):
-    cfg = bert.config_from_hf(d, "roberta", DEFAULTS)
-    return cfg.replace(position_offset=cfg.pad_token_id + 1)
-
-
-def config_to_hf(cfg) -> dict:
-    d = bert.config_to_hf(cfg)
-    d.setdefault("bos_token_id", 0)
-    d.setdefault("eos_token_id", 2)
-    return d
 
 
 class RobertaEmbeddings(bert.BertEmbeddings):
@@ -64,8 +49,6 @@ ROBERTA = base.Spec(
     lm_act=lambda c: "gelu",  # RobertaLMHead calls the exact gelu whatever hidden_act says
     classifier_act="tanh",
 )
-
-register_family(Family("roberta", config_from_hf, config_to_hf, "roberta"))
 
 
 class RobertaModel(base.BaseModel):
