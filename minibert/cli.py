@@ -37,18 +37,6 @@ SHIPPED_SUMMARY = (
     "2 layers of all-MiniLM-L6-v2, distilled and quantized to int8; docs/model-card.md"
 )
 # safetensors dtype codes -> numpy-style names
-SAFETENSORS_DTYPES = {
-    "F64": "float64",
-    "F32": "float32",
-    "F16": "float16",
-    "BF16": "bfloat16",
-    "I64": "int64",
-    "I32": "int32",
-    "I16": "int16",
-    "I8": "int8",
-    "U8": "uint8",
-    "BOOL": "bool",
-}
 DEMO_SENTENCES = (  # three topics, short enough to label a table row unclipped
     "The chef chopped onions and garlic.",
     "She baked fresh bread this morning.",
@@ -279,7 +267,7 @@ def model_info(path) -> dict:
     """Everything `minibert info` shows, as a JSON-ready dict. Loads the model, so a broken
     checkpoint fails here with the loader's message."""
     import minibert
-    from minibert import io
+    from minibert.checkpoint import stored_dtypes, weight_files
 
     model = minibert.load(path)
     c = model.config
@@ -313,7 +301,7 @@ def model_info(path) -> dict:
         notes.append("ALBERT's E -> C projection is counted in embeddings")
         if c.num_unique_layers != c.num_hidden_layers:
             notes.append(f"{c.num_unique_layers} unique layer(s) run {c.num_hidden_layers} times")
-    files = weight_files(Path(path), io)
+    files = weight_files(path)
     return {
         "path": str(path),
         "architecture": c.architecture,
@@ -327,82 +315,6 @@ def model_info(path) -> dict:
         "quantization": quantization,
         "float32_bytes": 4 * counts["total"],
     }
-
-
-def weight_files(folder: Path, io) -> list:
-    """The files minibert.load reads weights from, in its order of preference."""
-    if (folder / io.SAFETENSORS_NAME).is_file():
-        return [folder / io.SAFETENSORS_NAME]
-    index = folder / io.SAFETENSORS_INDEX
-    if index.is_file():
-        shards = sorted(set(json.loads(index.read_text()).get("weight_map", {}).values()))
-        return [index] + [folder / s for s in shards]
-    return [folder / io.PYTORCH_NAME]
-
-
-def stored_dtypes(files) -> dict:
-    """{dtype name: number of tensors} as stored on disk (before any widening on load)."""
-    counts = {}
-    for file in files:
-        if file.suffix == ".safetensors":
-            found = _safetensors_dtypes(file)
-        elif file.suffix == ".bin":
-            found = _pytorch_bin_dtypes(file)
-        else:
-            continue
-        for name, n in found.items():
-            counts[name] = counts.get(name, 0) + n
-    return counts
-
-
-def _safetensors_dtypes(file: Path) -> dict:
-    from .io import safetensors_header
-
-    header, _ = safetensors_header(file)
-    counts = {}
-    for name, entry in header.items():
-        if name != "__metadata__":
-            dtype = SAFETENSORS_DTYPES.get(entry["dtype"], entry["dtype"])
-            counts[dtype] = counts.get(dtype, 0) + 1
-    return counts
-
-
-def _pytorch_bin_dtypes(file: Path) -> dict:
-    """Count tensors per storage type in a torch.save zip by reading the pickle's opcodes (never
-    running it): each tensor names its storage class once, the first time as a GLOBAL that is
-    memoised, afterwards as a GET of that memo slot."""
-    import pickletools
-    import zipfile
-
-    names = {
-        "FloatStorage": "float32",
-        "DoubleStorage": "float64",
-        "HalfStorage": "float16",
-        "BFloat16Storage": "bfloat16",
-        "LongStorage": "int64",
-        "IntStorage": "int32",
-        "ShortStorage": "int16",
-        "CharStorage": "int8",
-        "ByteStorage": "uint8",
-        "BoolStorage": "bool",
-    }
-    with zipfile.ZipFile(file) as zf:
-        entry = next(n for n in zf.namelist() if n.endswith("data.pkl"))  # load() checked it
-        data = zf.read(entry)
-    counts, memo, top = {}, {}, None  # top: the storage class on top of the stack, if any
-    for op, arg, _ in pickletools.genops(data):
-        if op.name in ("BINPUT", "LONG_BINPUT", "PUT"):  # memoise the top; the stack is unchanged
-            if top is not None:
-                memo[arg] = top
-            continue
-        top = None
-        if op.name == "GLOBAL" and arg.startswith("torch ") and arg.endswith("Storage"):
-            top = names.get(arg.split()[1], arg.split()[1])
-        elif op.name in ("BINGET", "LONG_BINGET", "GET"):
-            top = memo.get(arg)
-        if top is not None:
-            counts[top] = counts.get(top, 0) + 1
-    return counts
 
 
 def _size_legend(sizes: dict) -> str:

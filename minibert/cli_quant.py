@@ -10,6 +10,8 @@ import shutil
 import time
 from pathlib import Path
 
+from .checkpoint import weight_bytes
+
 # what a tokenizer (or a sentence-transformers pooling setup) needs beside the weights
 TOKENIZER_FILES = (
     "tokenizer.json",
@@ -78,7 +80,7 @@ def cmd_quantize(args) -> int:
         shutil.copytree(pooling, target / "1_Pooling", dirs_exist_ok=True)
     seconds = time.perf_counter() - start
 
-    before, after = _weight_bytes(source), _weight_bytes(target)
+    before, after = weight_bytes(source), weight_bytes(target)
     print(f"wrote {target} in {seconds:.1f} s")
     print(f"  weights  {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB ({100 * after / before:.0f}%)")
     print(f"  int8     {_int8_share(qmodel)}")
@@ -86,11 +88,6 @@ def cmd_quantize(args) -> int:
     if copied:
         print(f"  copied   {', '.join(copied)}")
     return 0
-
-
-def _weight_bytes(folder: Path) -> int:
-    files = list(folder.glob("*.safetensors")) or list(folder.glob("pytorch_model*.bin"))
-    return sum(f.stat().st_size for f in files)
 
 
 def _int8_share(qmodel) -> str:

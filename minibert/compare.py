@@ -173,7 +173,7 @@ def _mean_cosine(a, b) -> float:
 
 def _projection(folder: Path, width: int, teacher_width: int):
     """(weight (C_t, C), bias (C_t,)) saved with a distilled student, or None."""
-    from .io import read_safetensors
+    from .checkpoint import read_safetensors
 
     file = folder / PROJECTION
     if not file.is_file():
@@ -506,6 +506,7 @@ def _measure_all(
     entries, encoders, lee, texts, classification, int8, repeats, threads, timing, bar, pause
 ):
     """The rows of compare(), in order: each entry's float32 row, then its int8 row."""
+    from .checkpoint import weight_bytes
     from .io import load
     from .quant import is_quantized, quantize
 
@@ -541,7 +542,7 @@ def _measure_all(
                     "classifier": _display(entry.classifier) if entry.classifier else None,
                     "sizes": _sizes(variant),
                     "parameters": counts,
-                    "bytes": _weight_bytes(folder),
+                    "bytes": weight_bytes(folder),
                 }
                 if teacher_params is None:
                     teacher_params = counts
@@ -589,13 +590,6 @@ def _sizes(model) -> str:
     c = model.config
     E = f" E{c.embedding_size}" if c.embedding_size else ""
     return f"L{c.num_hidden_layers} C{c.hidden_size}{E}"
-
-
-def _weight_bytes(folder: Path) -> int:
-    files = list(Path(folder).glob("*.safetensors"))
-    files = [f for f in files if f.name not in (PROJECTION, "optimizer.safetensors")]
-    files = files or list(Path(folder).glob("pytorch_model*.bin"))
-    return sum(f.stat().st_size for f in files)
 
 
 def _agreement(entry: Entry, vectors, reference) -> dict:

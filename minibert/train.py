@@ -288,7 +288,8 @@ class Trainer:
         """Continue from a checkpoint folder (default: the newest in output_dir)."""
         from safetensors.numpy import load_file
 
-        from .io import load_state, read_weights
+        from .checkpoint import read_weights
+        from .io import load_state
 
         folder = Path(checkpoint) if checkpoint is not None else self.latest_checkpoint()
         if folder is None or not (folder / STATE_NAME).is_file():

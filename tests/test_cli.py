@@ -20,7 +20,7 @@ import pytest
 
 import minibert
 from minibert import cli, pretrained
-from minibert.io import read_pytorch_bin
+from minibert.checkpoint import read_pytorch_bin
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BERT = FIXTURES / "bert-base"

@@ -8,10 +8,12 @@ names, and the few switches where its heads differ. The task classes here (`Base
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from .. import functional as F
+from ..checkpoint import CONFIG_NAME, SAFETENSORS_NAME, write_json, write_safetensors
 from ..config import EncoderConfig
 from ..errors import InputError
 from ..kernels.jit import kernels_for_call, threads_for_tokens
@@ -297,11 +299,24 @@ class PreTrainedModel(Module):
             out[hf_name] = module.grads[key]
         return out
 
-    def save_pretrained(self, path) -> None:
-        """Write config.json + model.safetensors that transformers loads unchanged."""
-        from ..io import save_pretrained
+    def state_dict(self) -> dict:
+        """{Hugging Face name: array} as transformers saves it: tied weights stored once."""
+        tied = self.tied
+        return {
+            hf_name: np.ascontiguousarray(self.get_parameter(ours))
+            for ours, hf_name in self.hf_weight_names().items()
+            if ours not in tied
+        }
 
-        save_pretrained(self, path)
+    def save_pretrained(self, path) -> None:
+        """Write config.json + model.safetensors that transformers loads unchanged (float32,
+        or float64 for a float64 model; minibert.load reads it back)."""
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        config = self.config.to_hf()
+        config["torch_dtype"] = "float32" if self.dtype == np.float32 else "float64"
+        write_json(config, folder / CONFIG_NAME)
+        write_safetensors(self.state_dict(), folder / SAFETENSORS_NAME)
 
     def __repr__(self) -> str:
         c = self.config
