@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from .errors import ConfigError
 
 ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu", "gelu_fast", "quick_gelu")
+# The label a loss skips: transformers' data collators and heads use -100 (torch's default
+# ignore_index), so masked-LM labels, padded labels and the losses agree on one value.
+IGNORE_INDEX = -100
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from minibert.config import IGNORE_INDEX
 from minibert.errors import MinibertError
 
-IGNORE_INDEX = -100  # a label the loss skips, as in transformers
 # Padding for per-token fields other than input_ids, which is padded with the tokenizer's pad id.
 PAD_VALUES = {"attention_mask": 0, "token_type_ids": 0, "labels": IGNORE_INDEX}
 BUCKET_BATCHES = 50  # batches per sorted chunk, as in transformers' group_by_length

@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from . import functional as F
-from .config import EncoderConfig
+from .config import IGNORE_INDEX, EncoderConfig
 from .errors import InputError
 from .models.auto import MODEL_CLASSES, from_config
 from .nn import Linear, Module
@@ -169,9 +169,7 @@ class DistillationObjective(Module):
         if w.soft:
             rows = None
             if logits.ndim == 3:
-                rows = (
-                    mask if not self.soft_on_labels_only else self._labels(batch) != F.IGNORE_INDEX
-                )
+                rows = mask if not self.soft_on_labels_only else self._labels(batch) != IGNORE_INDEX
             losses["soft"], state["soft"] = F.soft_target_forward(
                 logits, t_out[name], w.temperature, rows
             )

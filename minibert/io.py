@@ -120,7 +120,7 @@ def load_state(
     (freshly initialised) values instead.
     """
     tensors = _normalise_names(tensors)
-    prefix = model.spec.prefix + "."
+    prefix = model.prefix + "."
     used, missing, initialized = set(), [], []
     tied = model.tied
     optional = {"embeddings.position.weight"} if model.config.sinusoidal_pos_embds else set()
@@ -168,7 +168,7 @@ def load_state(
             f"the checkpoint lacks {len(missing)} tensor(s) that {model.config.architecture} "
             f"needs: {shown}"
         )
-    for alias, name in model.spec.aliases.items():  # older files store a tied bias twice
+    for alias, name in model.weight_aliases.items():  # older files store a tied bias twice
         for key in (alias, prefix + alias):
             if key in tensors and find(name) is not None:
                 used.add(key)

@@ -7,6 +7,9 @@ found by walking attributes, so a model's parameter names are its attribute path
 
 Shapes: B batch, T tokens, C hidden, H heads, D = C // H, F feed-forward width, V vocabulary,
 E embedding width (ALBERT), L layers.
+
+The file runs past 400 lines on purpose: it is the whole shared encoder, read top to bottom,
+from Module to Encoder and Pooler; the heads are models/heads.py's.
 """
 
 import numpy as np
@@ -377,19 +380,16 @@ class EncoderLayer(Module):
 
 
 class Encoder(Module):
-    """A stack of encoder layers run in the order `schedule` gives.
+    """A stack of encoder layers run in the order `schedule` gives: layer i at step i unless a
+    family says otherwise. ALBERT shares weights, so its schedule runs one layer several times
+    (models/albert.py's sharing_schedule; Lan et al. 2020, section 3.1)."""
 
-    BERT, RoBERTa and DistilBERT run layer i at step i. ALBERT shares weights: with G groups of
-    `inner_group_num` layers each, step l runs every layer of group l // (L / G) in turn, so one
-    set of weights is applied several times (Lan et al. 2020, section 3.1).
-    """
-
-    def __init__(self, config, attn_dropout: bool = True, ffn_dropout: bool = True):
+    def __init__(self, config, schedule=None, attn_dropout: bool = True, ffn_dropout: bool = True):
         super().__init__()
+        self.schedule = list(range(config.num_hidden_layers)) if schedule is None else schedule
         self.layers = ModuleList(
-            EncoderLayer(config, attn_dropout, ffn_dropout) for _ in range(config.num_unique_layers)
+            EncoderLayer(config, attn_dropout, ffn_dropout) for _ in range(max(self.schedule) + 1)
         )
-        self.schedule = sharing_schedule(config)
 
     def forward(self, x, mask_bias, output_hidden_states=False, output_attentions=False):
         """Shapes: x (B, T, C) -> (B, T, C); hidden_states: len(schedule) + 1 arrays (B, T, C),
@@ -418,18 +418,6 @@ class Encoder(Module):
         return dx + dhidden[0] if 0 in dhidden else dx
 
 
-def sharing_schedule(config) -> list[int]:
-    """Which unique layer runs at each step: range(L), or ALBERT's groups repeated."""
-    if config.model_type != "albert":
-        return list(range(config.num_hidden_layers))
-    steps_per_group = config.num_hidden_layers // config.num_hidden_groups
-    schedule = []
-    for step in range(config.num_hidden_layers):
-        group = step // steps_per_group
-        schedule += [group * config.inner_group_num + j for j in range(config.inner_group_num)]
-    return schedule
-
-
 class Pooler(Module):
     """BERT's pooler: tanh(W h_[CLS] + b), the sentence vector NSP and classifiers read."""
 
@@ -445,61 +433,3 @@ class Pooler(Module):
     def backward(self, dpooled):
         """Shapes: dpooled (B, C) -> the gradient reaching the [CLS] vectors x[:, 0], (B, C)"""
         return self.dense.backward(self.act.backward(dpooled))
-
-
-class MaskedLMHead(Module):
-    """Transform (dense, activation, LayerNorm), then a decoder tied to the word embeddings.
-
-    Shapes: x (B, T, C) -> logits (B, T, V). `width` is C, or E for ALBERT's narrow head.
-    """
-
-    def __init__(self, hidden: int, width: int, vocab: int, act: str, eps: float):
-        super().__init__()
-        self.transform = Linear(hidden, width)
-        self.act = Activation(act)
-        self.ln = LayerNorm(width, eps)
-        self.decoder = Linear(width, vocab)  # weight tied to the (V, width) embedding table
-
-    def forward(self, x):
-        h = self.ln.forward(self.act.forward(self.transform.forward(x)))  # (B, T, width)
-        return self.decoder.forward(h)  # (B, T, V)
-
-    def backward(self, dlogits):
-        dh = self.ln.backward(self.decoder.backward(dlogits))
-        return self.transform.backward(self.act.backward(dh))
-
-
-class ClassificationHead(Module):
-    """Reads one vector per sequence: [dropout -> dense -> act ->] dropout -> out.
-
-    Without `act` only dropout -> out remains (BERT and ALBERT put the dense + tanh in their
-    pooler instead). RoBERTa also drops out before its dense (`input_dropout`).
-    Shapes: x (B, C) -> logits (B, num_labels)
-    """
-
-    def __init__(
-        self,
-        hidden: int,
-        num_labels: int,
-        act: str | None = None,
-        dropout: float = 0.0,
-        input_dropout: bool = False,
-    ):
-        super().__init__()
-        if act is not None:
-            self.drop_in = Dropout(dropout if input_dropout else 0.0)
-            self.dense = Linear(hidden, hidden)
-            self.act = Activation(act)
-        self.drop = Dropout(dropout)
-        self.out = Linear(hidden, num_labels)
-
-    def forward(self, x):
-        if hasattr(self, "dense"):
-            x = self.act.forward(self.dense.forward(self.drop_in.forward(x)))
-        return self.out.forward(self.drop.forward(x))
-
-    def backward(self, dlogits):
-        dx = self.drop.backward(self.out.backward(dlogits))
-        if hasattr(self, "dense"):
-            dx = self.drop_in.backward(self.dense.backward(self.act.backward(dx)))
-        return dx

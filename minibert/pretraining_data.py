@@ -17,7 +17,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from minibert.data import IGNORE_INDEX, split_sentences
+from minibert.config import IGNORE_INDEX
+from minibert.data import split_sentences
 from minibert.errors import MinibertError
 
 MLM_PROBABILITY = 0.15  # share of the maskable tokens the model predicts

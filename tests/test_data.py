@@ -15,8 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tokenizers import models, normalizers, pre_tokenizers, processors, trainers
 
+from minibert.config import IGNORE_INDEX
 from minibert.data import (
-    IGNORE_INDEX,
     batches,
     classification_examples,
     collate,

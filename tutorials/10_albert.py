@@ -12,7 +12,7 @@ Prerequisites: chapter 2 (the encoder layer and where its parameters live), chap
 (backward passes); chapter 5 covers ALBERT's sentence-order prediction data.
 
 Code explained: `minibert/models/albert.py` (AlbertEmbeddings and its E -> C projection),
-`sharing_schedule` and the encoder in `minibert/nn.py`, `num_parameters()` in
+`sharing_schedule` beside it, the encoder in `minibert/nn.py`, `num_parameters()` in
 `minibert/models/base.py`.
 
 Run: python tutorials/10_albert.py
@@ -25,7 +25,7 @@ import numpy as np
 
 from minibert import EncoderConfig
 from minibert.models import from_config
-from minibert.nn import sharing_schedule
+from minibert.models.albert import sharing_schedule
 
 # %% [markdown]
 # ## Step 1: a formula for the parameter count

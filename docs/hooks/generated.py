@@ -52,12 +52,6 @@ def _families() -> list[str]:
     return [f for f in FAMILY_ORDER if f in DIALECTS] + sorted(set(DIALECTS) - set(FAMILY_ORDER))
 
 
-def _family_module(model_type: str):
-    import importlib
-
-    return importlib.import_module(f"minibert.models.{model_type}")
-
-
 def _code(value) -> str:
     return f"`{value}`"
 
@@ -103,9 +97,7 @@ def _tiny_model(class_name: str):
     from minibert.models import MODEL_CLASSES
 
     cls = MODEL_CLASSES[class_name]
-    config = EncoderConfig.from_hf(
-        {"model_type": cls.spec.model_type, "architectures": [class_name]}
-    )
+    config = EncoderConfig.from_hf({"model_type": cls.model_type, "architectures": [class_name]})
     config = config.replace(
         vocab_size=16,
         hidden_size=4,
@@ -141,15 +133,14 @@ def weight_names() -> str:
 
     sections = []
     for family in _families():
-        classes = [c for c in MODEL_CLASSES.values() if c.spec.model_type == family]
+        classes = [c for c in MODEL_CLASSES.values() if c.model_type == family]
         base = next(c for c in classes if not c.heads)
         model = _tiny_model(base.__name__)
-        spec = base.spec
         lines = [f"### {FAMILY_NAMES.get(family, family)}", ""]
         with_pooler = [c.__name__ for c in classes if _has_pooler(c)]
         intro = (
             f"Body, as {_code(base.__name__)} names it; inside head models every name gets the "
-            f"prefix {_code(spec.prefix + '.')}"
+            f"prefix {_code(model.prefix + '.')}"
         )
         if with_pooler:
             intro += f". The pooler belongs to {', '.join(map(_code, with_pooler))} only"
@@ -160,13 +151,13 @@ def weight_names() -> str:
         lines += [_table(["our path", "Hugging Face name"], rows), ""]
         body = set(model.hf_weight_names())
         head_rows = []
-        for head in spec.head_names:
+        for head in base.head_weight_names:
             users = [c.__name__ for c in classes if head in c.heads]
             if not users:
                 continue
             tied = _tiny_model(users[0]).tied
             first = True
-            for ours, hf in _pair_up(spec.head_names[head], keep=set(tied)).items():
+            for ours, hf in _pair_up(base.head_weight_names[head], keep=set(tied)).items():
                 if ours in body:
                     continue
                 note = f"tied to {_code(tied[ours])}: saved once" if ours in tied else ""
@@ -176,8 +167,10 @@ def weight_names() -> str:
         lines.append("Heads (each group of rows belongs to the classes named in its first row):")
         lines.append("")
         lines += [_table(["classes", "our path", "Hugging Face name", "notes"], head_rows), ""]
-        if spec.aliases:
-            aliases = ", ".join(f"{_code(a)} for {_code(n)}" for a, n in spec.aliases.items())
+        if base.weight_aliases:
+            aliases = ", ".join(
+                f"{_code(a)} for {_code(n)}" for a, n in base.weight_aliases.items()
+            )
             lines += [f"Older names accepted on load: {aliases}.", ""]
         sections.append("\n".join(lines).rstrip())
     return "\n\n".join(sections)

@@ -40,7 +40,6 @@ from .embedding import embedding_backward, embedding_forward, sinusoidal_table
 from .layernorm import layernorm_backward, layernorm_forward
 from .linear import linear_backward, linear_forward
 from .losses import (
-    IGNORE_INDEX,
     cross_entropy_backward,
     cross_entropy_forward,
     log_softmax,
@@ -59,7 +58,6 @@ from .softmax import softmax_backward, softmax_forward
 __all__ = [
     "ACTIVATION_BACKWARD",
     "ACTIVATION_FORWARD",
-    "IGNORE_INDEX",
     "activation_backward",
     "activation_forward",
     "attention_backward",

@@ -9,7 +9,7 @@ Shapes: N rows, K classes.
 
 import numpy as np
 
-IGNORE_INDEX = -100
+from ..config import IGNORE_INDEX
 
 
 def log_softmax(logits):

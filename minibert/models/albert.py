@@ -2,17 +2,27 @@
   1. factorized embeddings: tokens embed in E < C dimensions, then one Linear maps E -> C
      (our embeddings.project; transformers keeps it in the encoder as embedding_hidden_mapping_in);
   2. cross-layer sharing: num_hidden_groups groups of inner_group_num layers, reused by the
-     schedule in nn.sharing_schedule, so L steps need only G x inner unique layers;
-  3. sentence-order prediction (SOP) in place of NSP: same head shape, different labels;
+     schedule below, so L steps need only G x inner unique layers;
+  3. sentence-order prediction (SOP) in place of NSP: the same head on the pooled vector,
+     with dropout before it, and other labels;
+  4. no dropout after the feed-forward;
 and its own weight names. Default activation "gelu_new" (the tanh approximation).
 """
 
-from ..nn import Linear
-from . import base, bert, tasks
-from .base import linear_names, per_layer
+from ..nn import Encoder, Linear
+from .base import BaseModel, PreTrainedModel, linear_names, per_layer
+from .bert import EMBEDDING_NAMES, BertEmbeddings
+from .heads import ClassificationHead, classifier_dropout
+from .tasks import (
+    ForMaskedLM,
+    ForPreTraining,
+    ForQuestionAnswering,
+    ForSequenceClassification,
+    ForTokenClassification,
+)
 
 
-class AlbertEmbeddings(bert.BertEmbeddings):
+class AlbertEmbeddings(BertEmbeddings):
     """BERT's embeddings at width E, then the E -> C projection.
 
     Shapes: ids (B, T), types (B, T) -> (B, T, C)
@@ -29,6 +39,17 @@ class AlbertEmbeddings(bert.BertEmbeddings):
         return super().backward(self.project.backward(dy))
 
 
+def sharing_schedule(config) -> list[int]:
+    """Which unique layer runs at each call: step l runs every layer of group l // (L / G) in
+    turn, as transformers' AlbertTransformer does (config checks that G divides L)."""
+    steps_per_group = config.num_hidden_layers // config.num_hidden_groups
+    schedule = []
+    for step in range(config.num_hidden_layers):
+        group = step // steps_per_group
+        schedule += [group * config.inner_group_num + j for j in range(config.inner_group_num)]
+    return schedule
+
+
 LAYER_NAMES = {  # inside encoder.layers.{g * inner + j} / albert_layer_groups.{g}.albert_layers.{j}
     **linear_names("attn.q", "attention.query"),
     **linear_names("attn.k", "attention.key"),
@@ -39,62 +60,79 @@ LAYER_NAMES = {  # inside encoder.layers.{g * inner + j} / albert_layer_groups.{
     **linear_names("ffn.down", "ffn_output"),
     **linear_names("ln2", "full_layer_layer_norm"),
 }
-
-
-def body_names(config) -> dict:
-    names = dict(bert.EMBEDDING_NAMES)
-    names.update(linear_names("embeddings.project", "encoder.embedding_hidden_mapping_in"))
-    inner = config.inner_group_num
-    for ours, hf in per_layer(config, LAYER_NAMES, "encoder.layers", "@").items():
-        i, rest = hf[2:].split(".", 1)  # "@.{i}.name": unique layer i is group i // inner
-        group, j = divmod(int(i), inner)
-        names[ours] = f"encoder.albert_layer_groups.{group}.albert_layers.{j}.{rest}"
-    return names
-
-
-ALBERT = base.Spec(
-    model_type="albert",
-    prefix="albert",
-    embeddings=AlbertEmbeddings,
-    body_names=body_names,
-    pooler_names=linear_names("pooler.dense", "pooler"),
-    head_names={
-        "mlm": {
-            **linear_names("mlm.transform", "predictions.dense"),
-            **linear_names("mlm.ln", "predictions.LayerNorm"),
-            "mlm.decoder.weight": "predictions.decoder.weight",
-            "mlm.decoder.bias": "predictions.bias",
-        },
-        "nsp": linear_names("nsp.out", "sop_classifier.classifier"),
-        "classifier": linear_names("classifier.out", "classifier"),
-        "token_classifier": linear_names("token_classifier.out", "classifier"),
-        "qa": linear_names("qa", "qa_outputs"),
+HEAD_NAMES = {
+    "mlm": {
+        **linear_names("mlm.transform", "predictions.dense"),
+        **linear_names("mlm.ln", "predictions.LayerNorm"),
+        "mlm.decoder.weight": "predictions.decoder.weight",
+        "mlm.decoder.bias": "predictions.bias",
     },
-    aliases={"predictions.decoder.bias": "predictions.bias"},
-    ffn_dropout=False,  # AlbertLayer defines a dropout after its FFN but never calls it
-    sentence_head_dropout=True,
+    "nsp": linear_names("nsp.out", "sop_classifier.classifier"),
+    "classifier": linear_names("classifier.out", "classifier"),
+    "token_classifier": linear_names("token_classifier.out", "classifier"),
+    "qa": linear_names("qa", "qa_outputs"),
+}
+
+
+class AlbertPreTrainedModel(PreTrainedModel):
+    """What every ALBERT class shares."""
+
+    model_type = "albert"
+    pooler_weight_names = linear_names("pooler.dense", "pooler")
+    head_weight_names = HEAD_NAMES
+    weight_aliases = {"predictions.decoder.bias": "predictions.bias"}
+
+    def build_embeddings(self, config):
+        return AlbertEmbeddings(config)
+
+    def build_encoder(self, config):
+        # AlbertLayer defines a dropout after its FFN but never calls it
+        return Encoder(config, schedule=sharing_schedule(config), ffn_dropout=False)
+
+    def body_weight_names(self) -> dict:
+        names = dict(EMBEDDING_NAMES)
+        names.update(linear_names("embeddings.project", "encoder.embedding_hidden_mapping_in"))
+        inner = self.config.inner_group_num
+        for ours, hf in per_layer(self.config, LAYER_NAMES, "encoder.layers", "@").items():
+            i, rest = hf[2:].split(".", 1)  # "@.{i}.name": unique layer i is group i // inner
+            group, j = divmod(int(i), inner)
+            names[ours] = f"encoder.albert_layer_groups.{group}.albert_layers.{j}.{rest}"
+        return names
+
+    def sentence_pair_head(self, config):
+        """SOP: dropout, then two logits from the pooled vector (AlbertSOPHead)."""
+        return ClassificationHead(config.hidden_size, 2, dropout=classifier_dropout(config))
+
+
+class AlbertModel(AlbertPreTrainedModel, BaseModel):
+    pass
+
+
+class AlbertForMaskedLM(AlbertPreTrainedModel, ForMaskedLM):
+    pass
+
+
+class AlbertForPreTraining(AlbertPreTrainedModel, ForPreTraining):
+    pass
+
+
+class AlbertForSequenceClassification(AlbertPreTrainedModel, ForSequenceClassification):
+    pass
+
+
+class AlbertForTokenClassification(AlbertPreTrainedModel, ForTokenClassification):
+    pass
+
+
+class AlbertForQuestionAnswering(AlbertPreTrainedModel, ForQuestionAnswering):
+    pass
+
+
+CLASSES = (
+    AlbertModel,
+    AlbertForMaskedLM,
+    AlbertForPreTraining,
+    AlbertForSequenceClassification,
+    AlbertForTokenClassification,
+    AlbertForQuestionAnswering,
 )
-
-
-class AlbertModel(base.BaseModel):
-    spec = ALBERT
-
-
-class AlbertForMaskedLM(tasks.ForMaskedLM):
-    spec = ALBERT
-
-
-class AlbertForPreTraining(tasks.ForPreTraining):
-    spec = ALBERT
-
-
-class AlbertForSequenceClassification(tasks.ForSequenceClassification):
-    spec = ALBERT
-
-
-class AlbertForTokenClassification(tasks.ForTokenClassification):
-    spec = ALBERT
-
-
-class AlbertForQuestionAnswering(tasks.ForQuestionAnswering):
-    spec = ALBERT

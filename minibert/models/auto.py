@@ -1,18 +1,14 @@
 """Pick the model class for a config: architectures[0] from config.json, else the family's base
 model for model_type."""
 
+import numpy as np
+
 from ..config import EncoderConfig
 from ..errors import ConfigError
 from . import albert, bert, distilbert, roberta
 
 MODEL_CLASSES = {
-    cls.__name__: cls
-    for module in (bert, albert, distilbert, roberta)
-    for cls in vars(module).values()
-    if isinstance(cls, type)
-    and issubclass(cls, bert.base.PreTrainedModel)
-    and getattr(cls, "spec", None) is not None
-    and cls.__module__ == module.__name__
+    cls.__name__: cls for family in (bert, albert, distilbert, roberta) for cls in family.CLASSES
 }
 BASE_CLASSES = {
     "bert": bert.BertModel,
@@ -31,7 +27,7 @@ def model_class(config: EncoderConfig):
             f"architectures[0] = {config.architecture!r} is not supported; "
             f"minibert implements {known}"
         )
-    if cls.spec.model_type != config.model_type:
+    if cls.model_type != config.model_type:
         raise ConfigError(
             f"architectures[0] = {config.architecture!r} does not belong to "
             f"model_type {config.model_type!r}"
@@ -41,6 +37,4 @@ def model_class(config: EncoderConfig):
 
 def from_config(config: EncoderConfig, seed: int | None = 0):
     """A freshly initialised model of config.architecture (seeded)."""
-    import numpy as np
-
     return model_class(config)(config).init_weights(np.random.default_rng(seed))

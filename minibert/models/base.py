@@ -1,61 +1,73 @@
-"""What every family shares: input checks, the encoder body, and the task heads.
+"""What every model shares, whatever its family and task: the embeddings -> encoder -> pooler
+-> heads pipeline, the backward pass through it, parameters under Hugging Face's names, and
+saving.
 
-A family file (bert.py, ...) supplies a `Spec`: its embeddings module, its Hugging Face weight
-names, and the few switches where its heads differ. The task classes here (`BaseModel`,
-`ForMaskedLM`, ...) combine a Spec with the shared encoder in nn.py, so "BertForMaskedLM" is
-`class BertForMaskedLM(ForMaskedLM): spec = BERT` and nothing more.
+A family file (bert.py, ...) subclasses PreTrainedModel once, as BertPreTrainedModel, with what
+the family is: its embeddings (build_embeddings), its encoder's dropout placement
+(build_encoder), whether it has a pooler, and its Hugging Face weight names. The task classes
+in tasks.py add heads. A concrete class combines the two:
+
+    class BertForMaskedLM(BertPreTrainedModel, ForMaskedLM): ...
+
+Python looks a method up in the family class first, then the task, then here: the family's
+few differences read as ordinary overriding methods, and everything else is written once.
 """
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .. import functional as F
 from ..checkpoint import CONFIG_NAME, SAFETENSORS_NAME, write_json, write_safetensors
-from ..config import EncoderConfig
+from ..config import DIALECTS, EncoderConfig
 from ..errors import InputError
 from ..kernels.jit import kernels_for_call, threads_for_tokens
 from ..nn import Encoder, Module, Pooler
 from ..outputs import BaseModelOutput
+from .inputs import check_inputs, gradients_by_index, reject_output_grads
 
-
-@dataclass(frozen=True)
-class Spec:
-    """One family's differences from the shared model."""
-
-    model_type: str
-    prefix: str  # HF's base_model_prefix, in front of the body's names inside head models
-    embeddings: type  # Module class, built as embeddings(config)
-    body_names: Callable[[EncoderConfig], dict]  # {our path: HF name} for embeddings + encoder
-    pooler_names: dict  # {our path: HF name} of the pooler, empty if the family has none
-    head_names: dict  # {head attribute: {our path: HF name}}
-    aliases: dict = field(default_factory=dict)  # {older HF name: HF name of the same tensor}
-    lm_act: Callable[[EncoderConfig], str] = lambda c: c.hidden_act  # MLM transform activation
-    lm_eps: Callable[[EncoderConfig], float] = lambda c: c.layer_norm_eps
-    classifier_act: str | None = None  # None: pooler + out (BERT); "tanh" (RoBERTa), "relu"
-    attn_dropout: bool = True  # dropout after the attention output projection (not DistilBERT)
-    ffn_dropout: bool = True  # dropout after the feed-forward (not ALBERT)
-    sentence_head_dropout: bool = False  # dropout before the NSP/SOP head (ALBERT)
+COMPONENTS = ("embeddings", "encoder", "pooler", "heads")  # parameter_counts' parts
 
 
 class PreTrainedModel(Module):
     """A whole model: embeddings, encoder, optional pooler, and the heads of one task."""
 
-    spec: Spec
+    # --- what a family sets (models/bert.py and the others) ---------------------------------
+    model_type: str  # config.json's model_type: "bert", "albert", "distilbert", "roberta"
+    has_pooler = True  # DistilBERT has none
+    pooler_weight_names: dict = {}  # {our path: HF name} of the pooler
+    head_weight_names: dict = {}  # {head attribute: {our path: HF name}}, every task's heads
+    weight_aliases: dict = {}  # {older HF name: HF name of the same tensor}, accepted on load
+
+    def build_embeddings(self, config) -> Module:
+        """The family's embeddings module: ids and token types -> (B, T, C)."""
+        raise NotImplementedError(f"{type(self).__name__} names no embeddings")
+
+    def build_encoder(self, config) -> Encoder:
+        """The shared encoder; a family changes where its layers drop out (a plain keyword)."""
+        return Encoder(config)
+
+    def body_weight_names(self) -> dict:
+        """{our path: HF name} of the embeddings and the encoder layers, for this config."""
+        raise NotImplementedError(f"{type(self).__name__} has no weight-name table")
+
+    # --- what a task sets (tasks.py) ----------------------------------------------------------
+    uses_pooler = False  # whether the task reads the pooled [CLS] vector
+    heads: tuple = ()  # head attributes the task adds, keys of head_weight_names
+
+    def build_heads(self, config) -> None:
+        """Task classes create their head modules here."""
+
     # "fast": Numba kernels (when Numba works; use_fast_kernels(False) turns them off for all
     # models), "reference": the readable numpy code the kernels are tested against
     kernels = "fast"
-    uses_pooler = False
-    heads: tuple = ()  # head attributes this task adds, keys of spec.head_names
 
     def __init__(self, config: EncoderConfig):
         super().__init__()
         self.config = config
-        self.embeddings = self.spec.embeddings(config)
-        self.encoder = Encoder(config, self.spec.attn_dropout, self.spec.ffn_dropout)
-        if self.uses_pooler and self.spec.pooler_names:
+        self.embeddings = self.build_embeddings(config)
+        self.encoder = self.build_encoder(config)
+        if self.uses_pooler and self.has_pooler:
             self.pooler = Pooler(config.hidden_size)
         self.build_heads(config)
         self.tie_weights()
@@ -70,9 +82,6 @@ class PreTrainedModel(Module):
         self.rng = np.random.default_rng(seed)
         self.set_rng(self.rng)
         return self
-
-    def build_heads(self, config) -> None:
-        """Subclasses create their head modules here."""
 
     # --- parameters -----------------------------------------------------------------
     @property
@@ -89,17 +98,22 @@ class PreTrainedModel(Module):
         for path, source in self.tied.items():
             self.set_parameter(path, self.get_parameter(source))
 
+    @property
+    def prefix(self) -> str:
+        """HF's base_model_prefix ("bert", ...): head models keep the body's weights under it."""
+        return DIALECTS[self.model_type].prefix
+
     def hf_weight_names(self) -> dict:
         """{our path: Hugging Face name} for every parameter, tied ones included."""
-        body = dict(self.spec.body_names(self.config))
+        body = dict(self.body_weight_names())
         if hasattr(self, "pooler"):
-            body.update(self.spec.pooler_names)
+            body.update(self.pooler_weight_names)
         names = {}
         if self.heads:  # head models keep the body under HF's prefix ("bert.embeddings...")
-            body = {ours: f"{self.spec.prefix}.{hf}" for ours, hf in body.items()}
+            body = {ours: f"{self.prefix}.{hf}" for ours, hf in body.items()}
         names.update(body)
         for head in self.heads:
-            names.update(self.spec.head_names[head])
+            names.update(self.head_weight_names[head])
         for ours, hf in list(names.items()):  # int8 layers (quant.py) store a scale per row
             if ours.endswith(".weight"):
                 module = self._resolve(ours)[0]
@@ -110,9 +124,19 @@ class PreTrainedModel(Module):
     def num_parameters(self) -> int:
         """Number of scalars in the model, a tied array counted once (an int8 model's scales
         are not parameters: they belong to the int8 weights they scale)."""
-        return int(
-            sum(a.size for p, a in self.named_parameters() if not p.endswith(".weight_scale"))
-        )
+        return self.parameter_counts()["total"]
+
+    def parameter_counts(self) -> dict:
+        """{"embeddings", "encoder", "pooler", "heads", "total"}: parameters by component (a
+        tied decoder counts in embeddings, ALBERT's E -> C projection too)."""
+        counts = dict.fromkeys(COMPONENTS, 0)
+        for path, array in self.named_parameters():
+            if path.endswith(".weight_scale"):  # an int8 weight's scales, not parameters
+                continue
+            top = path.split(".", 1)[0]
+            counts[top if top in counts else "heads"] += int(array.size)
+        counts["total"] = sum(counts.values())
+        return counts
 
     def astype(self, dtype):
         """Cast every parameter to dtype (float32 or float64), keeping ties."""
@@ -255,12 +279,13 @@ class PreTrainedModel(Module):
         if self._pending_shape is None:
             raise RuntimeError("backward() follows one training-mode forward call, and only once")
         B, T, C = shape = self._pending_shape
-        steps = len(self.encoder.schedule)
-        dhidden = _by_index(grads.pop("hidden_states", None), steps + 1, "hidden_states")
-        dattentions = _by_index(grads.pop("attentions", None), steps, "attentions")
-        _check_shapes(dhidden, shape, "hidden_states")
-        H = self.config.num_attention_heads
-        _check_shapes(dattentions, (B, H, T, T), "attentions")
+        steps, H = len(self.encoder.schedule), self.config.num_attention_heads
+        dhidden = gradients_by_index(
+            grads.pop("hidden_states", None), steps + 1, "hidden_states", shape
+        )
+        dattentions = gradients_by_index(
+            grads.pop("attentions", None), steps, "attentions", (B, H, T, T)
+        )
         dlast, dpool = grads.pop("last_hidden_state", None), grads.pop("pooler_output", None)
         if dpool is not None and not hasattr(self, "pooler"):
             raise InputError(f"{type(self).__name__} has no pooler_output")
@@ -327,110 +352,13 @@ class PreTrainedModel(Module):
 
 
 class BaseModel(PreTrainedModel):
+    """A family's body alone (BertModel, ...): last_hidden_state and the pooled [CLS] vector."""
+
     uses_pooler = True
 
 
-def check_inputs(config: EncoderConfig, input_ids, attention_mask, token_type_ids):
-    """Validate model inputs at the public boundary (the kernels behind do no bounds checks).
-
-    Returns (ids, mask, types) as intp/intp arrays of shape (B, T); types is None for a family
-    without segments. Raises InputError naming the argument and what was wrong.
-    """
-    ids = _as_int_array("input_ids", input_ids)
-    if ids.ndim != 2:
-        raise InputError(f"input_ids must have shape (batch, tokens), got shape {ids.shape}")
-    B, T = ids.shape
-    if B == 0 or T == 0:
-        raise InputError(f"input_ids is empty: shape {ids.shape} (need at least 1 x 1)")
-    lo, hi = int(ids.min()), int(ids.max())
-    if lo < 0 or hi >= config.vocab_size:
-        bad = lo if lo < 0 else hi
-        where = tuple(int(i) for i in np.argwhere(ids == bad)[0])
-        raise InputError(
-            f"input_ids holds {bad} at {where}, outside the vocabulary [0, {config.vocab_size})"
-        )
-    if T > config.max_length:
-        raise InputError(
-            f"sequence length {T} exceeds the {config.max_length} positions this "
-            f"model has (max_position_embeddings={config.max_position_embeddings})"
-        )
-    if attention_mask is None:
-        mask = np.ones((B, T), np.intp)
-    else:
-        mask = _as_mask(attention_mask, (B, T))
-    types = None
-    if token_type_ids is not None:
-        types = _as_int_array("token_type_ids", token_type_ids)
-        if types.shape != (B, T):
-            raise InputError(f"token_type_ids has shape {types.shape} but input_ids has {(B, T)}")
-        n = max(config.type_vocab_size, 1)  # a family without segments accepts all zeros
-        if types.min() < 0 or types.max() >= n:
-            raise InputError(
-                f"token_type_ids must lie in [0, {n}) for this model, found values "
-                f"{sorted(set(np.unique(types).tolist()))[:5]}"
-            )
-    if config.type_vocab_size == 0:
-        types = None  # checked above to be all zeros; the family has no segment table
-    elif types is None:
-        types = np.zeros((B, T), np.intp)
-    return ids, mask, types
-
-
-def _as_int_array(name, value):
-    try:
-        a = np.asarray(value)
-    except ValueError:  # numpy refuses ragged nested lists
-        a = np.asarray(value, dtype=object)
-    if a.dtype == object:
-        raise InputError(f"{name} must be a rectangular integer array; got ragged or mixed input")
-    if a.dtype == bool or not np.issubdtype(a.dtype, np.integer):
-        raise InputError(f"{name} must hold integers, got dtype {a.dtype}")
-    return a.astype(np.intp, copy=False)
-
-
-def _as_mask(value, shape):
-    try:
-        m = np.asarray(value)
-    except ValueError:
-        m = np.asarray(value, dtype=object)
-    if m.dtype == object or m.shape != shape:
-        raise InputError(f"attention_mask has shape {m.shape} but input_ids has {shape}")
-    if not (m.dtype == bool or np.issubdtype(m.dtype, np.number)):
-        raise InputError(f"attention_mask must hold 0/1 values, got dtype {m.dtype}")
-    if not np.isin(m, (0, 1)).all():
-        raise InputError(
-            "attention_mask must hold only 0 (padding) and 1 (token), found "
-            f"{sorted(set(np.unique(m).tolist()) - {0, 1})[:5]}"
-        )
-    return m.astype(np.intp)
-
-
-def _by_index(grads, n: int, name: str) -> dict:
-    """{i: gradient} with i in [0, n); negative indices count from the end, as in a tuple."""
-    out = {}
-    for i, g in (grads or {}).items():
-        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not -n <= i < n:
-            raise InputError(f"grads[{name!r}] has index {i!r}; the model has {n} {name}")
-        out[int(i) % n] = g
-    return out
-
-
-def _check_shapes(grads: dict, shape: tuple, name: str) -> None:
-    for i, g in grads.items():
-        if np.shape(g) != tuple(shape):
-            raise InputError(f"the gradient for {name}[{i}] has shape {np.shape(g)}, not {shape}")
-
-
-def reject_output_grads(model, doutputs: dict) -> None:
-    if doutputs:
-        raise InputError(
-            f"backward() got gradients for {sorted(doutputs)}, which "
-            f"{type(model).__name__} does not output (or not as a head)"
-        )
-
-
 def linear_names(ours: str, hf: str, bias: bool = True) -> dict:
-    """{ours.weight: hf.weight, ours.bias: hf.bias}: one row of a WEIGHT_NAMES table per layer."""
+    """{ours.weight: hf.weight, ours.bias: hf.bias}: one row of a weight-name table per layer."""
     keys = ("weight", "bias") if bias else ("weight",)
     return {f"{ours}.{k}": f"{hf}.{k}" for k in keys}
 

@@ -1,13 +1,22 @@
-"""BERT (Devlin et al. 2019): the reference encoder. Everything else here is shared in nn.py and
-models/base.py; this file holds BERT's embeddings and its weight names (its config.json fields
-are config.py's BERT_KEYS).
+"""BERT (Devlin et al. 2019): the reference family, which the other three change.
+
+This file holds what makes a model BERT: its embeddings (word + token type + position, then
+LayerNorm) and its Hugging Face weight names. The encoder is nn.py's, the pipeline and the
+backward pass are models/base.py's, the heads models/tasks.py's; config.json's fields are
+config.py's BERT_KEYS. Reading order for all of BERT: this file, base.py, nn.py.
 """
 
 import numpy as np
 
 from ..nn import Dropout, Embedding, LayerNorm, Module
-from . import base, tasks
-from .base import linear_names, per_layer
+from .base import BaseModel, PreTrainedModel, linear_names, per_layer
+from .tasks import (
+    ForMaskedLM,
+    ForPreTraining,
+    ForQuestionAnswering,
+    ForSequenceClassification,
+    ForTokenClassification,
+)
 
 
 class BertEmbeddings(Module):
@@ -73,54 +82,67 @@ LAYER_NAMES = {  # inside encoder.layers.{i} / encoder.layer.{i}
 }
 
 
-def body_names(config) -> dict:
-    names = dict(EMBEDDING_NAMES)
-    if config.type_vocab_size == 0:
-        del names["embeddings.token_type.weight"]
-    return names | per_layer(config, LAYER_NAMES, "encoder.layers", "encoder.layer")
-
-
-BERT = base.Spec(
-    model_type="bert",
-    prefix="bert",
-    embeddings=BertEmbeddings,
-    body_names=body_names,
-    pooler_names=linear_names("pooler.dense", "pooler.dense"),
-    head_names={
-        "mlm": {
-            **linear_names("mlm.transform", "cls.predictions.transform.dense"),
-            **linear_names("mlm.ln", "cls.predictions.transform.LayerNorm"),
-            "mlm.decoder.weight": "cls.predictions.decoder.weight",
-            "mlm.decoder.bias": "cls.predictions.bias",
-        },
-        "nsp": linear_names("nsp.out", "cls.seq_relationship"),
-        "classifier": linear_names("classifier.out", "classifier"),
-        "token_classifier": linear_names("token_classifier.out", "classifier"),
-        "qa": linear_names("qa", "qa_outputs"),
+HEAD_NAMES = {  # {head attribute: {our path: HF name}}, as tasks.py names the heads
+    "mlm": {
+        **linear_names("mlm.transform", "cls.predictions.transform.dense"),
+        **linear_names("mlm.ln", "cls.predictions.transform.LayerNorm"),
+        "mlm.decoder.weight": "cls.predictions.decoder.weight",
+        "mlm.decoder.bias": "cls.predictions.bias",
     },
-    aliases={"cls.predictions.decoder.bias": "cls.predictions.bias"},
+    "nsp": linear_names("nsp.out", "cls.seq_relationship"),
+    "classifier": linear_names("classifier.out", "classifier"),
+    "token_classifier": linear_names("token_classifier.out", "classifier"),
+    "qa": linear_names("qa", "qa_outputs"),
+}
+
+
+class BertPreTrainedModel(PreTrainedModel):
+    """What every BERT class shares: its embeddings and its weight names."""
+
+    model_type = "bert"
+    pooler_weight_names = linear_names("pooler.dense", "pooler.dense")
+    head_weight_names = HEAD_NAMES
+    weight_aliases = {"cls.predictions.decoder.bias": "cls.predictions.bias"}
+
+    def build_embeddings(self, config):
+        return BertEmbeddings(config)
+
+    def body_weight_names(self) -> dict:
+        names = dict(EMBEDDING_NAMES)
+        if self.config.type_vocab_size == 0:
+            del names["embeddings.token_type.weight"]
+        return names | per_layer(self.config, LAYER_NAMES, "encoder.layers", "encoder.layer")
+
+
+class BertModel(BertPreTrainedModel, BaseModel):
+    pass
+
+
+class BertForMaskedLM(BertPreTrainedModel, ForMaskedLM):
+    pass
+
+
+class BertForPreTraining(BertPreTrainedModel, ForPreTraining):
+    pass
+
+
+class BertForSequenceClassification(BertPreTrainedModel, ForSequenceClassification):
+    pass
+
+
+class BertForTokenClassification(BertPreTrainedModel, ForTokenClassification):
+    pass
+
+
+class BertForQuestionAnswering(BertPreTrainedModel, ForQuestionAnswering):
+    pass
+
+
+CLASSES = (
+    BertModel,
+    BertForMaskedLM,
+    BertForPreTraining,
+    BertForSequenceClassification,
+    BertForTokenClassification,
+    BertForQuestionAnswering,
 )
-
-
-class BertModel(base.BaseModel):
-    spec = BERT
-
-
-class BertForMaskedLM(tasks.ForMaskedLM):
-    spec = BERT
-
-
-class BertForPreTraining(tasks.ForPreTraining):
-    spec = BERT
-
-
-class BertForSequenceClassification(tasks.ForSequenceClassification):
-    spec = BERT
-
-
-class BertForTokenClassification(tasks.ForTokenClassification):
-    spec = BERT
-
-
-class BertForQuestionAnswering(tasks.ForQuestionAnswering):
-    spec = BERT

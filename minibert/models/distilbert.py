@@ -5,15 +5,25 @@ differences:
   3. config.json speaks its own dialect (dim, n_layers, n_heads, hidden_dim, activation), and
      every LayerNorm uses eps = 1e-12, fixed in transformers' code rather than in the config
      (both in config.py's DIALECTS);
-  4. its own weight names, and a classifier head pre_classifier -> ReLU -> classifier on [CLS].
+  4. no dropout after the attention output (only on the attention weights);
+  5. a classifier head pre_classifier -> ReLU -> classifier on [CLS];
+and its own weight names.
 """
 
 from ..functional import sinusoidal_table
-from . import base, bert, tasks
-from .base import linear_names, per_layer
+from ..nn import Encoder
+from .base import BaseModel, PreTrainedModel, linear_names, per_layer
+from .bert import BertEmbeddings
+from .heads import ClassificationHead, classifier_dropout
+from .tasks import (
+    ForMaskedLM,
+    ForQuestionAnswering,
+    ForSequenceClassification,
+    ForTokenClassification,
+)
 
 
-class DistilBertEmbeddings(bert.BertEmbeddings):
+class DistilBertEmbeddings(BertEmbeddings):
     """BERT's embeddings without token types; the position table may be the fixed sinusoid."""
 
     def __init__(self, config):
@@ -27,6 +37,11 @@ class DistilBertEmbeddings(bert.BertEmbeddings):
             table[...] = sinusoidal_table(*table.shape, dtype=table.dtype)
 
 
+EMBEDDING_NAMES = {
+    "embeddings.word.weight": "embeddings.word_embeddings.weight",
+    "embeddings.position.weight": "embeddings.position_embeddings.weight",
+    **linear_names("embeddings.ln", "embeddings.LayerNorm"),
+}
 LAYER_NAMES = {  # inside encoder.layers.{i} / transformer.layer.{i}
     **linear_names("attn.q", "attention.q_lin"),
     **linear_names("attn.k", "attention.k_lin"),
@@ -37,56 +52,71 @@ LAYER_NAMES = {  # inside encoder.layers.{i} / transformer.layer.{i}
     **linear_names("ffn.down", "ffn.lin2"),
     **linear_names("ln2", "output_layer_norm"),
 }
-
-
-def body_names(config) -> dict:
-    names = {
-        "embeddings.word.weight": "embeddings.word_embeddings.weight",
-        "embeddings.position.weight": "embeddings.position_embeddings.weight",
-        **linear_names("embeddings.ln", "embeddings.LayerNorm"),
-    }
-    return names | per_layer(config, LAYER_NAMES, "encoder.layers", "transformer.layer")
-
-
-DISTILBERT = base.Spec(
-    model_type="distilbert",
-    prefix="distilbert",
-    embeddings=DistilBertEmbeddings,
-    body_names=body_names,
-    pooler_names={},
-    head_names={
-        "mlm": {
-            **linear_names("mlm.transform", "vocab_transform"),
-            **linear_names("mlm.ln", "vocab_layer_norm"),
-            **linear_names("mlm.decoder", "vocab_projector"),
-        },
-        "classifier": {
-            **linear_names("classifier.dense", "pre_classifier"),
-            **linear_names("classifier.out", "classifier"),
-        },
-        "token_classifier": linear_names("token_classifier.out", "classifier"),
-        "qa": linear_names("qa", "qa_outputs"),
+HEAD_NAMES = {
+    "mlm": {
+        **linear_names("mlm.transform", "vocab_transform"),
+        **linear_names("mlm.ln", "vocab_layer_norm"),
+        **linear_names("mlm.decoder", "vocab_projector"),
     },
-    classifier_act="relu",
-    attn_dropout=False,  # DistilBERT drops attention weights, not the attention output
+    "classifier": {
+        **linear_names("classifier.dense", "pre_classifier"),
+        **linear_names("classifier.out", "classifier"),
+    },
+    "token_classifier": linear_names("token_classifier.out", "classifier"),
+    "qa": linear_names("qa", "qa_outputs"),
+}
+
+
+class DistilBertPreTrainedModel(PreTrainedModel):
+    """What every DistilBERT class shares."""
+
+    model_type = "distilbert"
+    has_pooler = False
+    head_weight_names = HEAD_NAMES
+    classifies_pooled = False  # pre_classifier + ReLU over [CLS] instead of a pooler
+
+    def build_embeddings(self, config):
+        return DistilBertEmbeddings(config)
+
+    def build_encoder(self, config):
+        return Encoder(config, attn_dropout=False)  # dropout on the weights, not the output
+
+    def body_weight_names(self) -> dict:
+        return EMBEDDING_NAMES | per_layer(
+            self.config, LAYER_NAMES, "encoder.layers", "transformer.layer"
+        )
+
+    def classification_head(self, config):
+        """pre_classifier, ReLU, dropout, classifier over the [CLS] vector."""
+        return ClassificationHead(
+            config.hidden_size, config.num_labels, act="relu", dropout=classifier_dropout(config)
+        )
+
+
+class DistilBertModel(DistilBertPreTrainedModel, BaseModel):
+    pass
+
+
+class DistilBertForMaskedLM(DistilBertPreTrainedModel, ForMaskedLM):
+    pass
+
+
+class DistilBertForSequenceClassification(DistilBertPreTrainedModel, ForSequenceClassification):
+    pass
+
+
+class DistilBertForTokenClassification(DistilBertPreTrainedModel, ForTokenClassification):
+    pass
+
+
+class DistilBertForQuestionAnswering(DistilBertPreTrainedModel, ForQuestionAnswering):
+    pass
+
+
+CLASSES = (
+    DistilBertModel,
+    DistilBertForMaskedLM,
+    DistilBertForSequenceClassification,
+    DistilBertForTokenClassification,
+    DistilBertForQuestionAnswering,
 )
-
-
-class DistilBertModel(base.BaseModel):
-    spec = DISTILBERT
-
-
-class DistilBertForMaskedLM(tasks.ForMaskedLM):
-    spec = DISTILBERT
-
-
-class DistilBertForSequenceClassification(tasks.ForSequenceClassification):
-    spec = DISTILBERT
-
-
-class DistilBertForTokenClassification(tasks.ForTokenClassification):
-    spec = DISTILBERT
-
-
-class DistilBertForQuestionAnswering(tasks.ForQuestionAnswering):
-    spec = DISTILBERT

@@ -1,15 +1,19 @@
-"""The task heads every family shares, each with its loss (transformers' semantics) and the
-backward pass from that loss to the encoder output.
+"""The tasks: each class adds its heads to the shared body and computes its loss with
+transformers' semantics, then the backward pass from that loss to the encoder output.
 
-A family file combines a task with its Spec: `class BertForMaskedLM(ForMaskedLM): spec = BERT`.
+A family file combines a task with its family class:
+`class BertForMaskedLM(BertPreTrainedModel, ForMaskedLM)`. Where a family's head differs, the
+family class overrides the builder named here (mlm_activation, sentence_pair_head,
+classification_head); the defaults below are BERT's.
 Shapes: B batch, T tokens, C hidden, V vocabulary, K labels.
 """
 
 import numpy as np
 
 from .. import functional as F
+from ..config import IGNORE_INDEX
 from ..errors import InputError
-from ..nn import ClassificationHead, Linear, MaskedLMHead
+from ..nn import Linear
 from ..outputs import (
     MaskedLMOutput,
     PreTrainingOutput,
@@ -17,55 +21,26 @@ from ..outputs import (
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
-from .base import PreTrainedModel, reject_output_grads
-
-
-def classifier_dropout(config) -> float:
-    """transformers' rule: classifier_dropout when set, else hidden_dropout_prob."""
-    if config.classifier_dropout is not None:
-        return config.classifier_dropout
-    return config.hidden_dropout_prob
-
-
-def check_labels(name: str, labels, shape: tuple, num_classes: int, ignore=F.IGNORE_INDEX):
-    """Integer targets of the given shape in [0, num_classes), or the ignore index."""
-    a = np.asarray(labels)
-    if a.dtype == bool or not np.issubdtype(a.dtype, np.integer):
-        raise InputError(f"{name} must hold integers, got dtype {a.dtype}")
-    if a.shape != shape:
-        raise InputError(f"{name} has shape {a.shape}, expected {shape}")
-    bad = (a != ignore) & ((a < 0) | (a >= num_classes))
-    if bad.any():
-        raise InputError(
-            f"{name} holds {int(a[bad][0])}, outside [0, {num_classes}) "
-            f"(use {ignore} to ignore a position)"
-        )
-    return a.astype(np.intp)
-
-
-def _cross_entropy(logits, labels):
-    """Cross-entropy over the last axis of logits (..., K) against labels (...)."""
-    K = logits.shape[-1]
-    loss, cache = F.cross_entropy_forward(logits.reshape(-1, K), labels.reshape(-1))
-    return loss, (cache, logits.shape)
-
-
-def _cross_entropy_grad(state, dloss=1.0):
-    cache, shape = state
-    return F.cross_entropy_backward(dloss, cache).reshape(shape)
-
-
-def _output_grad(own, doutputs: dict, name: str):
-    """The gradient reaching one output: its own loss's (or None) plus an outside loss's
-    (doutputs[name], popped; see PreTrainedModel.backward), or None when neither exists."""
-    outside = doutputs.pop(name, None)
-    if outside is None:
-        return own
-    return outside if own is None else own + outside
+from .base import PreTrainedModel
+from .heads import (
+    ClassificationHead,
+    MaskedLMHead,
+    classifier_dropout,
+    cross_entropy,
+    cross_entropy_grad,
+    output_grad,
+)
+from .inputs import check_labels, reject_extra_targets, reject_output_grads
 
 
 class ForMaskedLM(PreTrainedModel):
+    """Vocabulary logits at every position; the loss skips positions labelled IGNORE_INDEX."""
+
     heads = ("mlm",)
+
+    def mlm_activation(self, config) -> str:
+        """The activation inside the MLM head's transform: the encoder's."""
+        return config.hidden_act
 
     def build_heads(self, config):
         E = config.embedding_size or config.hidden_size
@@ -73,8 +48,8 @@ class ForMaskedLM(PreTrainedModel):
             config.hidden_size,
             E,
             config.vocab_size,
-            self.spec.lm_act(config),
-            self.spec.lm_eps(config),
+            self.mlm_activation(config),
+            config.layer_norm_eps,
         )
 
     def head_outputs(self, x, pooled):
@@ -84,13 +59,13 @@ class ForMaskedLM(PreTrainedModel):
         labels = check_labels(
             "labels", targets.pop("labels", None), out.logits.shape[:2], self.config.vocab_size
         )
-        _reject_extra(self, targets)
-        loss, ce = _cross_entropy(out.logits, labels)  # positions labelled -100 are ignored
+        reject_extra_targets(self, targets)
+        loss, ce = cross_entropy(out.logits, labels)  # positions labelled -100 are ignored
         return loss, {"mlm": ce}
 
     def head_backward(self, state, doutputs):
-        own = _cross_entropy_grad(state["mlm"]) if "mlm" in state else None
-        dlogits = _output_grad(own, doutputs, "logits")
+        own = cross_entropy_grad(state["mlm"]) if "mlm" in state else None
+        dlogits = output_grad(own, doutputs, "logits")
         reject_output_grads(self, doutputs)
         return (None if dlogits is None else self.mlm.backward(dlogits)), None
 
@@ -102,10 +77,13 @@ class ForPreTraining(ForMaskedLM):
     uses_pooler = True
     heads = ("mlm", "nsp")
 
+    def sentence_pair_head(self, config) -> ClassificationHead:
+        """Two logits from the pooled vector, without dropout (BERT's NSP head)."""
+        return ClassificationHead(config.hidden_size, 2)
+
     def build_heads(self, config):
         super().build_heads(config)
-        p = classifier_dropout(config) if self.spec.sentence_head_dropout else 0.0
-        self.nsp = ClassificationHead(config.hidden_size, 2, dropout=p)
+        self.nsp = self.sentence_pair_head(config)
 
     def head_outputs(self, x, pooled):
         return PreTrainingOutput(
@@ -124,16 +102,16 @@ class ForPreTraining(ForMaskedLM):
         B, T, V = out.prediction_logits.shape
         labels = check_labels("labels", targets.pop("labels"), (B, T), V)
         pair = check_labels("next_sentence_label", targets.pop("next_sentence_label"), (B,), 2)
-        _reject_extra(self, targets)
-        mlm_loss, mlm = _cross_entropy(out.prediction_logits, labels)
-        nsp_loss, nsp = _cross_entropy(out.seq_relationship_logits, pair)
+        reject_extra_targets(self, targets)
+        mlm_loss, mlm = cross_entropy(out.prediction_logits, labels)
+        nsp_loss, nsp = cross_entropy(out.seq_relationship_logits, pair)
         return mlm_loss + nsp_loss, {"mlm": mlm, "nsp": nsp}
 
     def head_backward(self, state, doutputs):
-        own = _cross_entropy_grad(state["mlm"]) if "mlm" in state else None
-        dlogits = _output_grad(own, doutputs, "prediction_logits")
-        own = _cross_entropy_grad(state["nsp"]) if "nsp" in state else None
-        dpair = _output_grad(own, doutputs, "seq_relationship_logits")
+        own = cross_entropy_grad(state["mlm"]) if "mlm" in state else None
+        dlogits = output_grad(own, doutputs, "prediction_logits")
+        own = cross_entropy_grad(state["nsp"]) if "nsp" in state else None
+        dpair = output_grad(own, doutputs, "seq_relationship_logits")
         reject_output_grads(self, doutputs)
         dx = None if dlogits is None else self.mlm.backward(dlogits)
         return dx, (None if dpair is None else self.nsp.backward(dpair))
@@ -144,19 +122,22 @@ class ForSequenceClassification(PreTrainedModel):
     transformers; otherwise cross-entropy over the labels."""
 
     heads = ("classifier",)
+    # BERT and ALBERT classify the pooled [CLS] vector; a family whose head has its own dense
+    # layer over the first token (RoBERTa, DistilBERT) sets this False and needs no pooler
+    classifies_pooled = True
 
     @property
     def uses_pooler(self):
-        return self.spec.classifier_act is None  # BERT/ALBERT classify the pooled vector
+        return self.classifies_pooled
+
+    def classification_head(self, config) -> ClassificationHead:
+        """Dropout and one Linear over the pooled vector (BERT's head)."""
+        return ClassificationHead(
+            config.hidden_size, config.num_labels, dropout=classifier_dropout(config)
+        )
 
     def build_heads(self, config):
-        self.classifier = ClassificationHead(
-            config.hidden_size,
-            config.num_labels,
-            self.spec.classifier_act,
-            dropout=classifier_dropout(config),
-            input_dropout=self.spec.classifier_act == "tanh",
-        )
+        self.classifier = self.classification_head(config)
 
     def head_outputs(self, x, pooled):
         first = pooled if pooled is not None else x[:, 0]  # (B, C)
@@ -167,22 +148,22 @@ class ForSequenceClassification(PreTrainedModel):
     def loss(self, out, targets):
         B, K = out.logits.shape
         labels = targets.pop("labels", None)
-        _reject_extra(self, targets)
+        reject_extra_targets(self, targets)
         if labels is None:
             raise InputError(f"{type(self).__name__} computes its loss from labels=")
         if K == 1:  # regression
             target = np.asarray(labels, dtype=out.logits.dtype).reshape(B, 1)
             loss, cache = F.mse_forward(out.logits, target)
             return loss, {"mse": cache, "shape": out.last_hidden_state.shape}
-        loss, ce = _cross_entropy(out.logits, check_labels("labels", labels, (B,), K))
+        loss, ce = cross_entropy(out.logits, check_labels("labels", labels, (B,), K))
         return loss, {"ce": ce, "shape": out.last_hidden_state.shape}
 
     def head_backward(self, state, doutputs):
         if "mse" in state:
             own = F.mse_backward(1.0, state["mse"])
         else:
-            own = _cross_entropy_grad(state["ce"]) if "ce" in state else None
-        dlogits = _output_grad(own, doutputs, "logits")
+            own = cross_entropy_grad(state["ce"]) if "ce" in state else None
+        dlogits = output_grad(own, doutputs, "logits")
         reject_output_grads(self, doutputs)
         if dlogits is None:
             return None, None
@@ -209,13 +190,13 @@ class ForTokenClassification(PreTrainedModel):
     def loss(self, out, targets):
         B, T, K = out.logits.shape
         labels = check_labels("labels", targets.pop("labels", None), (B, T), K)
-        _reject_extra(self, targets)
-        loss, ce = _cross_entropy(out.logits, labels)
+        reject_extra_targets(self, targets)
+        loss, ce = cross_entropy(out.logits, labels)
         return loss, {"ce": ce}
 
     def head_backward(self, state, doutputs):
-        own = _cross_entropy_grad(state["ce"]) if "ce" in state else None
-        dlogits = _output_grad(own, doutputs, "logits")
+        own = cross_entropy_grad(state["ce"]) if "ce" in state else None
+        dlogits = output_grad(own, doutputs, "logits")
         reject_output_grads(self, doutputs)
         return (None if dlogits is None else self.token_classifier.backward(dlogits)), None
 
@@ -252,17 +233,17 @@ class ForQuestionAnswering(PreTrainedModel):
                     f"{name}_positions must be {B} integers, got {pos.dtype} {pos.shape}"
                 )
             pos = np.clip(pos, 0, T)  # past the end means "no answer here": ignored
-            loss, cache = F.cross_entropy_forward(logits, np.where(pos == T, F.IGNORE_INDEX, pos))
+            loss, cache = F.cross_entropy_forward(logits, np.where(pos == T, IGNORE_INDEX, pos))
             losses.append(loss)
             state[name] = cache
-        _reject_extra(self, targets)
+        reject_extra_targets(self, targets)
         return (losses[0] + losses[1]) / 2, state
 
     def head_backward(self, state, doutputs):
         d = {}
         for name in ("start", "end"):
             own = F.cross_entropy_backward(0.5, state[name]) if name in state else None  # (B, T)
-            d[name] = _output_grad(own, doutputs, f"{name}_logits")
+            d[name] = output_grad(own, doutputs, f"{name}_logits")
         reject_output_grads(self, doutputs)
         if d["start"] is None and d["end"] is None:
             return None, None
@@ -270,8 +251,3 @@ class ForQuestionAnswering(PreTrainedModel):
         zeros = np.zeros((B, T), self.dtype)
         dlogits = np.stack([zeros if v is None else v for v in d.values()], axis=-1)  # (B, T, 2)
         return self.qa.backward(dlogits), None
-
-
-def _reject_extra(model, targets: dict) -> None:
-    if targets:
-        raise InputError(f"{type(model).__name__} does not take {sorted(targets)}")

@@ -1,0 +1,102 @@
+"""Task heads: the modules that turn encoder states into a task's logits, and the losses that
+score those logits as transformers does.
+
+    MaskedLMHead         transform (dense, activation, LayerNorm), decoder tied to the words
+    ClassificationHead   [dropout, dense, activation,] dropout, out: one vector -> label logits
+    cross_entropy        mean over the targets that are not IGNORE_INDEX, any leading shape
+
+tasks.py attaches them to a model (ForMaskedLM, ...); a family changes a head by overriding
+the task's builder method (RoBERTa's classification_head, ALBERT's sentence_pair_head).
+Shapes: B batch, T tokens, C hidden, E ALBERT's embedding width, V vocabulary, K labels.
+"""
+
+from .. import functional as F
+from ..nn import Activation, Dropout, LayerNorm, Linear, Module
+
+
+class MaskedLMHead(Module):
+    """Transform (dense, activation, LayerNorm), then a decoder tied to the word embeddings.
+
+    Shapes: x (B, T, C) -> logits (B, T, V). `width` is C, or E for ALBERT's narrow head.
+    """
+
+    def __init__(self, hidden: int, width: int, vocab: int, act: str, eps: float):
+        super().__init__()
+        self.transform = Linear(hidden, width)
+        self.act = Activation(act)
+        self.ln = LayerNorm(width, eps)
+        self.decoder = Linear(width, vocab)  # weight tied to the (V, width) embedding table
+
+    def forward(self, x):
+        h = self.ln.forward(self.act.forward(self.transform.forward(x)))  # (B, T, width)
+        return self.decoder.forward(h)  # (B, T, V)
+
+    def backward(self, dlogits):
+        dh = self.ln.backward(self.decoder.backward(dlogits))
+        return self.transform.backward(self.act.backward(dh))
+
+
+class ClassificationHead(Module):
+    """Reads one vector per sequence: [dropout -> dense -> act ->] dropout -> out.
+
+    Without `act` only dropout -> out remains (BERT and ALBERT put the dense + tanh in their
+    pooler instead). RoBERTa also drops out before its dense (`input_dropout`).
+    Shapes: x (B, C) -> logits (B, num_labels)
+    """
+
+    def __init__(
+        self,
+        hidden: int,
+        num_labels: int,
+        act: str | None = None,
+        dropout: float = 0.0,
+        input_dropout: bool = False,
+    ):
+        super().__init__()
+        if act is not None:
+            self.drop_in = Dropout(dropout if input_dropout else 0.0)
+            self.dense = Linear(hidden, hidden)
+            self.act = Activation(act)
+        self.drop = Dropout(dropout)
+        self.out = Linear(hidden, num_labels)
+
+    def forward(self, x):
+        if hasattr(self, "dense"):
+            x = self.act.forward(self.dense.forward(self.drop_in.forward(x)))
+        return self.out.forward(self.drop.forward(x))
+
+    def backward(self, dlogits):
+        dx = self.drop.backward(self.out.backward(dlogits))
+        if hasattr(self, "dense"):
+            dx = self.drop_in.backward(self.dense.backward(self.act.backward(dx)))
+        return dx
+
+
+def classifier_dropout(config) -> float:
+    """transformers' rule: classifier_dropout when set, else hidden_dropout_prob."""
+    if config.classifier_dropout is not None:
+        return config.classifier_dropout
+    return config.hidden_dropout_prob
+
+
+def cross_entropy(logits, labels):
+    """Cross-entropy over the last axis of logits (..., K) against labels (...), positions
+    labelled IGNORE_INDEX skipped. Returns (loss, state for cross_entropy_grad)."""
+    K = logits.shape[-1]
+    loss, cache = F.cross_entropy_forward(logits.reshape(-1, K), labels.reshape(-1))
+    return loss, (cache, logits.shape)
+
+
+def cross_entropy_grad(state, dloss=1.0):
+    """The gradient of cross_entropy with respect to its logits, in their shape."""
+    cache, shape = state
+    return F.cross_entropy_backward(dloss, cache).reshape(shape)
+
+
+def output_grad(own, doutputs: dict, name: str):
+    """The gradient reaching one output: its own loss's (or None) plus an outside loss's
+    (doutputs[name], popped; see PreTrainedModel.backward), or None when neither exists."""
+    outside = doutputs.pop(name, None)
+    if outside is None:
+        return own
+    return outside if own is None else own + outside
