@@ -6,26 +6,12 @@ follows the float one (mean cosine of mean-pooled sentence vectors when the fold
 tokenizer, else the relative error of the hidden states on random token ids).
 """
 
-import shutil
 import time
 from pathlib import Path
 
 from .checkpoint import weight_bytes
+from .tokenizer import copy_tokenizer_files
 
-# what a tokenizer (or a sentence-transformers pooling setup) needs beside the weights
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "vocab.txt",
-    "vocab.json",
-    "merges.txt",
-    "spiece.model",
-    "sentencepiece.bpe.model",
-    "modules.json",
-    "sentence_bert_config.json",
-    "config_sentence_transformers.json",
-)
 CHECK_SENTENCES = (
     "The chef chopped onions and garlic for the sauce.",
     "Astronomers found a new planet orbiting a red dwarf.",
@@ -72,12 +58,7 @@ def cmd_quantize(args) -> int:
     model = minibert.load(source)
     qmodel = minibert.quantize(model, embeddings=not args.no_embeddings)
     qmodel.save_pretrained(target)
-    copied = [n for n in TOKENIZER_FILES if (source / n).is_file()]
-    for name in copied:
-        shutil.copyfile(source / name, target / name)
-    pooling = source / "1_Pooling"
-    if pooling.is_dir():
-        shutil.copytree(pooling, target / "1_Pooling", dirs_exist_ok=True)
+    copied = copy_tokenizer_files(source, target)
     seconds = time.perf_counter() - start
 
     before, after = weight_bytes(source), weight_bytes(target)

@@ -119,7 +119,8 @@ def cmd_pretrain(args) -> int:
 
     from . import EncoderConfig, load_tokenizer
     from .data import documents_from_text
-    from .recipes import pretrain, train_wordpiece
+    from .recipes import pretrain
+    from .tokenizer import train_wordpiece
 
     documents = []
     for name in args.corpus:

@@ -23,16 +23,13 @@ student folder as they are.
 """
 
 import inspect
-import json
 import os
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from . import data
-from .cli_quant import TOKENIZER_FILES  # the files `minibert quantize` copies too
 from .distill import (
     RECIPES,
     DistillationObjective,
@@ -43,6 +40,7 @@ from .distill import (
 )
 from .lee import lee_correlation, lee_scores, read_lee, sentence_length
 from .recipes import classification_splits, classifier_batches, predict, split_metrics
+from .tokenizer import copy_tokenizer_files
 from .train import TrainConfig, Trainer, classification_metrics
 
 DATA_ENV = "MINIBERT_DATA"  # the offline data cache (scripts/fetch_data.py writes it)
@@ -52,7 +50,6 @@ __all__ = [  # lee_correlation is re-exported: the drivers and their benchmark i
     "TASK_WEIGHTS",
     "agnostic_weights",
     "build_student",
-    "copy_tokenizer_files",
     "corpus_files",
     "corpus_sentences",
     "data_dir",
@@ -106,27 +103,6 @@ def text_examples(texts, tokenizer, max_length: int) -> list[dict]:
                 }
             )
     return examples
-
-
-def copy_tokenizer_files(source, target, hidden_size: int | None = None) -> list[str]:
-    """Copy the tokenizer and pooling files of folder source into target; returns their names.
-
-    A sentence-transformers pooling config names the width it pools: a narrower student's
-    copy says hidden_size instead of the teacher's.
-    """
-    source, target = Path(source), Path(target)
-    copied = [name for name in TOKENIZER_FILES if (source / name).is_file()]
-    for name in copied:
-        shutil.copyfile(source / name, target / name)
-    if (source / "1_Pooling").is_dir():
-        shutil.copytree(source / "1_Pooling", target / "1_Pooling", dirs_exist_ok=True)
-        pooling = target / "1_Pooling" / "config.json"
-        if hidden_size is not None and pooling.is_file():
-            config = json.loads(pooling.read_text())
-            if "word_embedding_dimension" in config:
-                config["word_embedding_dimension"] = hidden_size
-                pooling.write_text(json.dumps(config, indent=2) + "\n")
-    return copied
 
 
 class StudentTrainer(Trainer):

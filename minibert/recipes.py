@@ -10,7 +10,6 @@ e.g. a movie, is in two splits), accuracy and macro-F1 on the validation split w
 and on the test split at the end.
 """
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -20,47 +19,7 @@ from .config import EncoderConfig
 from .pretraining_data import make_nsp_examples, make_sop_examples, mask_batch
 from .train import TrainConfig, Trainer, classification_metrics
 
-SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 SPLITS = ("train", "validation", "test")
-
-
-def train_wordpiece(texts, vocab_size: int, folder, lowercase: bool = True):
-    """Train a BERT WordPiece vocabulary on texts with the tokenizers library, write vocab.txt
-    (and tokenizer.json) into folder, and return the loaded minibert Tokenizer.
-
-    The library's trainer breaks ties between equally frequent merges in no fixed order, so two
-    trainings on the same text can give slightly different vocabularies: a run keeps its
-    vocabulary in its folder, and resuming reuses it (see reuse_or_train_wordpiece).
-    """
-    import tokenizers
-    from tokenizers import models, normalizers, pre_tokenizers, trainers
-
-    from .tokenizer import load_tokenizer
-
-    tok = tokenizers.Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, min_frequency=2, special_tokens=SPECIAL_TOKENS, show_progress=False
-    )
-    tok.train_from_iterator(texts, trainer)
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    vocab = sorted(tok.get_vocab().items(), key=lambda item: item[1])
-    (folder / "vocab.txt").write_text("".join(token + "\n" for token, _ in vocab))
-    (folder / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": lowercase}))
-    tokenizer = load_tokenizer(folder)  # BERT's full pipeline, built from vocab.txt
-    tokenizer.save(folder)
-    return tokenizer
-
-
-def reuse_or_train_wordpiece(texts, vocab_size: int, folder, lowercase: bool = True):
-    """The tokenizer already trained in folder (a resumed run), or a newly trained one."""
-    from .tokenizer import load_tokenizer
-
-    if (Path(folder) / "vocab.txt").is_file():
-        return load_tokenizer(folder)
-    return train_wordpiece(texts, vocab_size, folder, lowercase)
 
 
 def mlm_examples(documents, tokenizer, max_length: int) -> list[dict]:

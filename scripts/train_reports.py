@@ -24,7 +24,8 @@ import numpy as np
 
 from minibert import EncoderConfig
 from minibert.data import documents_from_text
-from minibert.recipes import finetune, plot_history, pretrain, reuse_or_train_wordpiece
+from minibert.recipes import finetune, plot_history, pretrain
+from minibert.tokenizer import reuse_or_train_wordpiece
 from minibert.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]

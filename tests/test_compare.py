@@ -11,8 +11,8 @@ from test_distill_recipes import sentences, synthetic_lee, with_tokenizer
 import minibert
 from minibert.cli import main
 from minibert.compare import COLUMNS, PROJECTION, top1_agreement
-from minibert.distill_recipes import build_student, copy_tokenizer_files
-from minibert.recipes import train_wordpiece
+from minibert.distill_recipes import build_student
+from minibert.tokenizer import copy_tokenizer_files, train_wordpiece
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from minibert.distill_recipes import (
     lee_correlation,
 )
 from minibert.models.auto import from_config
-from minibert.recipes import train_wordpiece
+from minibert.tokenizer import train_wordpiece
 from minibert.train import TrainConfig
 
 WORDS = (

