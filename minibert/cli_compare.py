@@ -210,7 +210,7 @@ def _texts(args):
 
 
 def _lee_dir(args):
-    from .distill_recipes import data_dir
+    from .data.text import data_dir
 
     if args.no_lee:
         return None
@@ -238,7 +238,7 @@ def _classification(args, classifiers):
     else:
         from .cli_distill import label_ids, named_labels
         from .cli_train import _groups
-        from .data import read_labelled
+        from .data.text import read_labelled
 
         rows = read_labelled(args.data, args.text_column, args.label_column)
         # --labels, else the first classifier's named classes, else the data's sorted labels

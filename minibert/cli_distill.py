@@ -134,7 +134,8 @@ def cmd_distill(args) -> int:
 def _agnostic(args, sizes, weights) -> dict:
     import numpy as np
 
-    from .distill_recipes import corpus_files, corpus_sentences, data_dir, distill_agnostic
+    from .data.text import corpus_files, corpus_sentences, data_dir
+    from .distill_recipes import distill_agnostic
 
     files = [Path(f) for f in args.corpus] if args.corpus else corpus_files()
     for file in files:
@@ -180,7 +181,7 @@ def _agnostic(args, sizes, weights) -> dict:
 
 
 def _classification(args, sizes, weights) -> dict:
-    from .data import read_labelled
+    from .data.text import read_labelled
     from .distill_recipes import distill_task
 
     data = read_labelled(args.data, args.text_column, args.label_column)
@@ -237,7 +238,7 @@ def named_labels(labels_arg, model_folder):
 
 
 def label_ids(data, names, source, whose="") -> list:
-    """The id in `names` of each row's label (data from data.read_labelled); ValueError
+    """The id in `names` of each row's label (data from data.text.read_labelled); ValueError
     naming the labels of `source` that `names` lacks."""
     unknown = sorted(set(data.label_names) - set(names))
     if unknown:

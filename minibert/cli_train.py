@@ -118,7 +118,7 @@ def cmd_pretrain(args) -> int:
     import numpy as np
 
     from . import EncoderConfig, load_tokenizer
-    from .data import documents_from_text
+    from .data.text import documents_from_text
     from .recipes import pretrain
     from .tokenizer import train_wordpiece
 
@@ -207,7 +207,7 @@ def _groups(args, data) -> list:
 def cmd_finetune(args) -> int:
     import math
 
-    from .data import read_labelled
+    from .data.text import read_labelled
     from .recipes import finetune
 
     data = read_labelled(args.data, args.text_column, args.label_column)

@@ -105,9 +105,9 @@ class Classification:
 # --- inputs ---------------------------------------------------------------------------------------
 def held_out_sentences(count: int = HELD_OUT, sample: int = CORPUS_SAMPLE, seed: int = 0):
     """The sentences task-agnostic distillation held out of training, with its defaults: of
-    `sample + count` corpus sentences (distill_recipes.corpus_sentences, seeded), the first
+    `sample + count` corpus sentences (data.text.corpus_sentences, seeded), the first
     `count` of a seeded permutation (as `minibert distill` and scripts/distill_reports.py)."""
-    from .distill_recipes import corpus_files, corpus_sentences
+    from .data.text import corpus_files, corpus_sentences
 
     picked = corpus_sentences(corpus_files(), max_texts=sample + count, seed=seed)
     order = np.random.default_rng(seed).permutation(len(picked))
@@ -119,7 +119,7 @@ def rotten_tomatoes(file=None) -> Classification:
     scripts/distill_reports.py were trained on it: fresh = 1, grouped by movie, 64 tokens."""
     import csv
 
-    from .distill_recipes import data_dir
+    from .data.text import data_dir
 
     file = Path(file) if file is not None else data_dir() / "rotten_tomatoes.csv"
     if not file.is_file():

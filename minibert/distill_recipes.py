@@ -23,13 +23,12 @@ student folder as they are.
 """
 
 import inspect
-import os
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from . import data
+from .data.batches import batches, text_examples
 from .distill import (
     RECIPES,
     DistillationObjective,
@@ -43,66 +42,16 @@ from .recipes import classification_splits, classifier_batches, predict, split_m
 from .tokenizer import copy_tokenizer_files
 from .train import TrainConfig, Trainer, classification_metrics
 
-DATA_ENV = "MINIBERT_DATA"  # the offline data cache (scripts/fetch_data.py writes it)
 # the student's loss on a classifier's logits: DistilBERT's 5 L_soft + 2 L_hard at T = 2
 TASK_WEIGHTS = LossWeights(soft=5.0, hard=2.0, temperature=2.0)
 __all__ = [  # lee_correlation is re-exported: the drivers and their benchmark in one place
     "TASK_WEIGHTS",
     "agnostic_weights",
     "build_student",
-    "corpus_files",
-    "corpus_sentences",
-    "data_dir",
     "distill_agnostic",
     "distill_task",
     "lee_correlation",
-    "text_examples",
 ]
-
-
-# --- data ---------------------------------------------------------------------------------------
-def data_dir() -> Path:
-    """The offline data cache: $MINIBERT_DATA, else ~/.cache/minibert/data."""
-    return Path(os.environ.get(DATA_ENV) or Path.home() / ".cache" / "minibert" / "data")
-
-
-def corpus_files(folder=None) -> list[Path]:
-    """The running-text files of the cache (corpus/*.txt, not the *.titles.txt lists)."""
-    folder = Path(folder) if folder is not None else data_dir() / "corpus"
-    files = sorted(p for p in folder.glob("*.txt") if not p.name.endswith(".titles.txt"))
-    if not files:
-        raise FileNotFoundError(
-            f"no corpus files in {folder}: run `python scripts/fetch_data.py` or give --corpus"
-        )
-    return files
-
-
-def corpus_sentences(files, min_words: int = 4, max_texts: int | None = None, seed: int = 0):
-    """The sentences of text files (documents_from_text's split) with at least min_words words;
-    max_texts keeps a seeded random sample of that many, in file order."""
-    sentences = []
-    for file in files:
-        for document in data.documents_from_text(Path(file).read_text(encoding="utf-8")):
-            sentences += [s for s in document if len(s.split()) >= min_words]
-    if max_texts is not None and len(sentences) > max_texts:
-        keep = np.sort(np.random.default_rng(seed).choice(len(sentences), max_texts, False))
-        sentences = [sentences[i] for i in keep]
-    return sentences
-
-
-def text_examples(texts, tokenizer, max_length: int) -> list[dict]:
-    """Plain texts as examples for data.batches (no labels, no masking), cut to max_length."""
-    examples = []
-    for start in range(0, len(texts), 1024):  # chunks keep the padded arrays small
-        enc = tokenizer(list(texts[start : start + 1024]), max_length=max_length)
-        for row, length in enumerate(enc["attention_mask"].sum(1)):
-            examples.append(
-                {
-                    "input_ids": enc["input_ids"][row, :length],
-                    "token_type_ids": enc["token_type_ids"][row, :length],
-                }
-            )
-    return examples
 
 
 class StudentTrainer(Trainer):
@@ -192,13 +141,13 @@ def distill_agnostic(
     examples = text_examples(texts, tokenizer, max_length)
     pad = tokenizer.pad_token_id
 
-    def batches(epoch, rng):
-        return data.batches(examples, batch_size, rng, pad_id=pad)
+    def epoch_batches(epoch, rng):
+        return batches(examples, batch_size, rng, pad_id=pad)
 
     held_out = []
     if eval_texts:
         held_out = list(
-            data.batches(
+            batches(
                 text_examples(eval_texts, tokenizer, max_length),
                 batch_size,
                 pad_id=pad,
@@ -222,7 +171,7 @@ def distill_agnostic(
         return metrics
 
     trainer, history = _train_student(
-        student, batches, train, evaluate, output_dir, objective, teacher_path, resume
+        student, epoch_batches, train, evaluate, output_dir, objective, teacher_path, resume
     )
     report = {
         "recipe": recipe,

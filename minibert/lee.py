@@ -17,15 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import data
+from .data.batches import collate
+from .data.text import data_dir
 from .errors import InputError
 from .sentence import l2_normalize
 
 
 def default_folder() -> Path:
     """The cache's lee/ folder ($MINIBERT_DATA, else ~/.cache/minibert/data)."""
-    from .distill_recipes import data_dir
-
     return data_dir() / "lee"
 
 
@@ -106,7 +105,7 @@ def document_embeddings(model, tokenizer, texts, max_length: int, batch_size: in
     counts = np.zeros(len(texts), np.float64)  # (N,) tokens
     for start in range(0, len(windows), batch_size):
         rows = [{"input_ids": w} for w in windows[start : start + batch_size]]
-        batch = data.collate(rows, tokenizer.pad_token_id)
+        batch = collate(rows, tokenizer.pad_token_id)
         hidden = model(batch["input_ids"], attention_mask=batch["attention_mask"])
         mask = batch["attention_mask"][..., None]  # (b, T, 1)
         token_sums = (hidden.last_hidden_state * mask).sum(1)  # (b, C)

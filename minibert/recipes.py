@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import data
-from .config import EncoderConfig
-from .pretraining_data import make_nsp_examples, make_sop_examples, mask_batch
+from .config import IGNORE_INDEX, EncoderConfig
+from .data.batches import batches, classification_examples, collate
+from .data.masking import make_nsp_examples, make_sop_examples, mask_batch
+from .data.text import group_split
 from .train import TrainConfig, Trainer, classification_metrics
 
 SPLITS = ("train", "validation", "test")
@@ -55,12 +56,12 @@ def pretraining_batches(
         pair_task = make_sop_examples if config.model_type == "albert" else make_nsp_examples
     fixed = None if pair_task else mlm_examples(documents, tokenizer, max_length)
 
-    def batches(epoch, rng):
+    def epoch_batches(epoch, rng):
         examples = pair_task(documents, tokenizer, max_length, rng) if pair_task else fixed
-        for batch in data.batches(examples, batch_size, rng, pad_id=tokenizer.pad_token_id):
+        for batch in batches(examples, batch_size, rng, pad_id=tokenizer.pad_token_id):
             yield mask_batch(batch, tokenizer, rng, whole_word=whole_word)
 
-    return batches
+    return epoch_batches
 
 
 def mlm_metrics(model, batches) -> dict:
@@ -70,7 +71,7 @@ def mlm_metrics(model, batches) -> dict:
     for batch in batches:
         out = model(**batch)
         logits = out.prediction_logits if "prediction_logits" in out else out.logits
-        chosen = batch["labels"] != -100
+        chosen = batch["labels"] != IGNORE_INDEX
         correct += int((logits.argmax(-1)[chosen] == batch["labels"][chosen]).sum())
         total += int(chosen.sum())
         loss_sum += float(out.loss) * int(chosen.sum())
@@ -100,7 +101,9 @@ def pretrain(
     from .models import from_config
 
     model = from_config(config, seed=train.seed)
-    batches = pretraining_batches(documents, tokenizer, config, max_length, batch_size, whole_word)
+    train_batches = pretraining_batches(
+        documents, tokenizer, config, max_length, batch_size, whole_word
+    )
     eval_fn = None
     if eval_documents:
         held_out = pretraining_batches(
@@ -108,7 +111,7 @@ def pretrain(
         )
         fixed = list(held_out(0, np.random.default_rng(12345)))  # the same masks every time
         eval_fn = lambda m: mlm_metrics(m, fixed)  # noqa: E731
-    trainer = Trainer(model, batches, train, eval_fn=eval_fn, output_dir=output_dir)
+    trainer = Trainer(model, train_batches, train, eval_fn=eval_fn, output_dir=output_dir)
     if resume and trainer.latest_checkpoint() is not None:
         trainer.resume()
     history = trainer.train()
@@ -117,17 +120,19 @@ def pretrain(
 
 
 def classifier_batches(examples, batch_size: int, pad_id: int):
-    def batches(epoch, rng):
-        return data.batches(examples, batch_size, rng, pad_id=pad_id)
+    """`batches(epoch, rng)` for the trainer: the examples shuffled and padded anew each epoch."""
 
-    return batches
+    def epoch_batches(epoch, rng):
+        return batches(examples, batch_size, rng, pad_id=pad_id)
+
+    return epoch_batches
 
 
 def predict(model, examples, batch_size: int, pad_id: int) -> np.ndarray:
     """Predicted label ids, in the order of examples."""
     out = np.empty(len(examples), np.int64)
     for start in range(0, len(examples), batch_size):
-        batch = data.collate(examples[start : start + batch_size], pad_id)
+        batch = collate(examples[start : start + batch_size], pad_id)
         batch.pop("labels", None)
         out[start : start + batch_size] = model(**batch).logits.argmax(-1)
     return out
@@ -139,10 +144,10 @@ def classification_splits(
     """{"train", "validation", "test"}: tokenized examples, split 80/10/10 by group (seeded), so
     no group (e.g. a movie) is in two splits. finetune and distill_task share it."""
     index = np.arange(len(texts))
-    rows = data.group_split(index, groups, seed=split_seed)
+    rows = group_split(index, groups, seed=split_seed)
 
     def examples(chosen):
-        return data.classification_examples(
+        return classification_examples(
             [texts[i] for i in chosen], [int(label_ids[i]) for i in chosen], tokenizer, max_length
         )
 

@@ -4,7 +4,7 @@
     python scripts/baseline_bow.py [--data rotten_tomatoes.csv] [--seed 0] [--json OUT]
 
 Plain numpy, about fifteen seconds on one core:
-1. split the labelled sentences 80/10/10 by movie (minibert.data.group_split, the split the
+1. split the labelled sentences 80/10/10 by movie (minibert.data.text.group_split, the split the
    fine-tuning recipe uses), so no movie is in two splits;
 2. lowercase word tokens; vocabulary from the train split, words seen at least twice;
 3. binary features: does the sentence contain the word;
@@ -16,7 +16,6 @@ Plain numpy, about fifteen seconds on one core:
 import argparse
 import csv
 import json
-import os
 import re
 import sys
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minibert.data import group_split
+from minibert.data.text import data_dir, group_split
 
 LABELS = ("rotten", "fresh")  # index 1, fresh, is the positive class
 TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)?")  # words, with an inner apostrophe (it's, don't)
@@ -141,8 +140,7 @@ def read_rotten_tomatoes(path: Path):
 
 
 def default_data() -> Path:
-    cache = os.environ.get("MINIBERT_DATA") or Path.home() / ".cache/minibert/data"
-    return Path(cache) / "rotten_tomatoes.csv"
+    return data_dir() / "rotten_tomatoes.csv"
 
 
 def main(argv=None) -> int:

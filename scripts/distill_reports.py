@@ -45,20 +45,18 @@ from pathlib import Path
 import numpy as np
 
 import minibert
-from minibert import data
+from minibert.data.batches import batches, text_examples
+from minibert.data.text import corpus_files, corpus_sentences, data_dir
 from minibert.distill import RECIPES, DistillationObjective
 from minibert.distill_recipes import (
     TASK_WEIGHTS,
     agnostic_weights,
     build_student,
-    corpus_files,
-    corpus_sentences,
     distill_agnostic,
     distill_task,
     lee_scores,
     read_lee,
     sentence_length,
-    text_examples,
 )
 from minibert.recipes import classification_splits, classifier_batches
 from minibert.train import TrainConfig, Trainer
@@ -67,10 +65,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results" / "distill.json"
 HELD_OUT = 256  # held-out sentences of the agnostic runs
 TASK_LENGTH = 64  # the classifier's fine-tuning length (scripts/train_reports.py)
-
-
-def data_dir() -> Path:
-    return Path(os.environ.get("MINIBERT_DATA") or Path.home() / ".cache" / "minibert" / "data")
 
 
 def default_runs() -> Path:
@@ -331,7 +325,7 @@ def run_time(args) -> dict:
     examples = text_examples(texts, tokenizer, args.max_length)
 
     def plain(epoch, rng):
-        return data.batches(examples, args.batch_size, rng, pad_id=tokenizer.pad_token_id)
+        return batches(examples, args.batch_size, rng, pad_id=tokenizer.pad_token_id)
 
     results = {
         "machine": f"{os.cpu_count()} CPUs",
@@ -353,7 +347,7 @@ def run_time(args) -> dict:
     rt_texts, labels, movies = rotten_tomatoes()
     classifier = minibert.load(task_teacher(args))
     splits = classification_splits(rt_texts, labels, movies, tokenizer, TASK_LENGTH, 0)
-    batches = classifier_batches(splits["train"], args.batch_size, tokenizer.pad_token_id)
+    task_batches = classifier_batches(splits["train"], args.batch_size, tokenizer.pad_token_id)
     results["task"] = {}
     for recipe in args.recipes:
         entry = {}
@@ -362,7 +356,7 @@ def run_time(args) -> dict:
             objective = None
             if mode == "distilled":
                 objective = DistillationObjective(student, classifier, TASK_WEIGHTS)
-            seconds = time_steps(student, batches, objective, args.steps)
+            seconds = time_steps(student, task_batches, objective, args.steps)
             entry[mode] = {
                 "seconds_per_step": round(seconds, 3),
                 "steps_in_15_minutes": int(900 / seconds),

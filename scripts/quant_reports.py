@@ -23,7 +23,6 @@ Writes docs/results/quant.json; docs/quantization.md shows it.
 import argparse
 import csv
 import json
-import os
 import re
 import time
 from pathlib import Path
@@ -31,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 import minibert
-from minibert import data
+from minibert.data.batches import classification_examples
+from minibert.data.text import data_dir, group_split
 from minibert.recipes import predict
 from minibert.train import classification_metrics
 
@@ -40,10 +40,6 @@ RESULTS = ROOT / "docs" / "results"
 CORPORA = ("wiki", "austen", "shakespeare", "kjv", "pydocs")
 PER_SOURCE = 60  # sentences per corpus, plus as many reviews
 MAX_LENGTH = 64  # the classifier's fine-tuning length
-
-
-def data_dir() -> Path:
-    return Path(os.environ.get("MINIBERT_DATA") or Path.home() / ".cache" / "minibert" / "data")
 
 
 def varied_sentences(seed: int = 0) -> list:
@@ -145,9 +141,9 @@ def classifier_report(run: Path) -> dict | None:
     rows = _reviews()
     texts = [r["text"] for r in rows]
     labels = [int(r["label"] == "fresh") for r in rows]
-    _, _, test_idx = data.group_split(np.arange(len(texts)), [r["movie"] for r in rows], seed=0)
+    _, _, test_idx = group_split(np.arange(len(texts)), [r["movie"] for r in rows], seed=0)
     tokenizer = minibert.load_tokenizer(folder)
-    examples = data.classification_examples(
+    examples = classification_examples(
         [texts[i] for i in test_idx], [labels[i] for i in test_idx], tokenizer, MAX_LENGTH
     )
     gold = np.array([e["labels"] for e in examples])

