@@ -20,7 +20,8 @@ For every model (the teacher first, then each student), in float32 and as an int
                 retrieval top-1 agreement: for each sentence, whether its nearest neighbour
                 among the others is the same sentence under the model and under the teacher
                 (any width);
-  Lee           the Spearman correlation with human document-similarity ratings (minibert.lee);
+  Lee           the Spearman correlation with human document-similarity ratings
+                (evaluation/lee.py);
   accuracy      of a classifier attached to the row (fine-tuned or distilled on the labelled
                 data) on the test split that fine-tuning and task distillation hold out
                 (recipes.classification_splits: 80/10/10 by group, seeded), and its share of
@@ -32,9 +33,7 @@ classifier folder itself (its agreement and Lee correlation are then not measure
 fine-tuned encoder is no longer a sentence encoder).
 """
 
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,24 +42,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .evaluation.agreement import mean_cosine, top1_agreement
+from .evaluation.timing import PAUSE_S, SHAPES, THREAD_VARIABLES, WARMUP, time_in_turns
+
 PRECISIONS = ("float32", "int8")
-SHAPES = ((1, 16), (8, 128))  # (batch, tokens) of the latency figures
-THREAD_VARIABLES = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "NUMBA_NUM_THREADS",
-)
-COMPONENTS = ("embeddings", "encoder", "pooler", "heads")  # as `minibert info` splits them
 HELD_OUT = 256  # held-out sentences of task-agnostic distillation (distill --held-out)
 CORPUS_SAMPLE = 50000  # the sentences it samples (distill --max-texts)
 TASK_LENGTH = 64  # tokens per review when the Rotten Tomatoes classifiers were trained
 RT_LABELS = ("rotten", "fresh")  # ids 0 and 1 of the classifiers the reports train
 PROJECTION = "objective.safetensors"  # where a distilled student keeps its projection
-WARMUP = 2
-PAUSE_S = (
-    0.2  # between two timed passes: the last process's threads stop spinning (OpenBLAS, OpenMP)
-)
 MINILM_NAME = "all-MiniLM-L6-v2"
 __all__ = [
     "Classification",
@@ -68,11 +58,9 @@ __all__ = [
     "compare",
     "held_out_sentences",
     "markdown",
-    "parameter_counts",
     "plot",
     "table",
     "targets",
-    "top1_agreement",
 ]
 
 
@@ -137,40 +125,6 @@ def rotten_tomatoes(file=None) -> Classification:
     )
 
 
-def parameter_counts(model) -> dict:
-    """{"embeddings", "encoder", "pooler", "heads", "total"}: parameters by component, as
-    `minibert info` counts them (an int8 weight's scales are not parameters)."""
-    counts = dict.fromkeys(COMPONENTS, 0)
-    for name, array in model.named_parameters():
-        if name.endswith(".weight_scale"):
-            continue
-        top = name.split(".", 1)[0]
-        counts[top if top in counts else "heads"] += int(array.size)
-    counts["total"] = model.num_parameters()
-    return counts
-
-
-def top1_agreement(vectors, reference) -> float:
-    """The share of rows whose nearest other row (cosine) is the same under both sets of
-    vectors. Shapes: vectors (N, C), reference (N, C'), N >= 2; widths may differ."""
-    return float(np.mean(_nearest(vectors) == _nearest(reference)))
-
-
-def _nearest(vectors) -> np.ndarray:
-    v = np.asarray(vectors, np.float64)
-    v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
-    sims = v @ v.T  # (N, N)
-    np.fill_diagonal(sims, -np.inf)
-    return sims.argmax(1)
-
-
-def _mean_cosine(a, b) -> float:
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
-    return float(np.mean(np.sum(a * b, axis=1)))
-
-
 def _projection(folder: Path, width: int, teacher_width: int):
     """(weight (C_t, C), bias (C_t,)) saved with a distilled student, or None."""
     from .checkpoint import read_safetensors
@@ -213,160 +167,6 @@ def _check_folder(folder: Path, what: str, tokenizer: bool = True) -> None:
         raise FileNotFoundError(f"{what} {folder} is not a model folder (no config.json)")
     if tokenizer and not any((folder / n).is_file() for n in ("tokenizer.json", "vocab.txt")):
         raise ValueError(f"{what} {folder} has no tokenizer (tokenizer.json or vocab.txt)")
-
-
-# --- latency and memory, in a fresh process -------------------------------------------------------
-CHILD = (  # the first figure: the bare interpreter, before numpy and minibert are imported
-    "import sys; from pathlib import Path; bare = next((l.split()[1] for l in "
-    "Path('/proc/self/status').read_text().splitlines() if l.startswith('VmHWM:')), None) "
-    "if Path('/proc/self/status').is_file() else None; "
-    "from minibert.compare import _measure_child; _measure_child(bare, sys.argv[1])"
-)
-
-
-def _peak_mib(raw=None) -> float:
-    """This process's peak resident set size in MiB: the kernel's high-water mark VmHWM where
-    /proc has it (Linux), else getrusage's ru_maxrss. On Linux ru_maxrss is no good in a child:
-    it keeps the parent's peak across exec, so a child of a big process starts "at" its size."""
-    if raw is None:
-        try:
-            for line in Path("/proc/self/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 2**10  # kB
-        except (OSError, ValueError, IndexError):
-            pass
-        import resource
-
-        raw = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return raw / 2**20 if sys.platform == "darwin" else raw / 2**10  # bytes there, KiB here
-
-
-def _measure_child(bare, folder) -> None:
-    """Serve timed forward passes of the model in `folder`, one per request on stdin.
-
-    Replies are JSON lines starting with "@" on stdout: first the shapes and the peak RSS
-    (MiB) of the bare interpreter, after the imports and after loading; then, for each request
-    "time SHAPE", the seconds of one forward pass; for "memory", the peak RSS so far."""
-    from .io import load
-
-    imports = _peak_mib()
-    model = load(folder)
-    loaded = _peak_mib()
-    V = model.config.vocab_size
-    rng = np.random.default_rng(0)
-    inputs, shapes = {}, {}
-    for batch, tokens in SHAPES:
-        T = min(tokens, model.config.max_length)  # a toy model's position table may be shorter
-        shapes[f"{batch}x{tokens}"] = f"{batch}x{T}"
-        ids = rng.integers(min(1000, V // 2), V, (batch, T))
-        inputs[f"{batch}x{tokens}"] = (ids, np.ones_like(ids), np.zeros_like(ids))
-    memory = {
-        "bare": int(bare) / 2**10 if bare not in (None, "None") else None,
-        "imports": imports,
-        "loaded": loaded,
-    }
-    _reply({"shapes_run": shapes, "memory_mib": memory})
-    for line in sys.stdin:
-        command = line.split()
-        if not command or command[0] == "quit":
-            break
-        if command[0] == "memory":
-            _reply(_peak_mib())
-            continue
-        ids, mask, types = inputs[command[1]]
-        start = time.perf_counter()
-        model(ids, attention_mask=mask, token_type_ids=types)
-        _reply(time.perf_counter() - start)
-
-
-def _reply(value) -> None:
-    sys.stdout.write("@" + json.dumps(value) + "\n")
-    sys.stdout.flush()
-
-
-class _Timer:
-    """A fresh process holding one model (see _measure_child)."""
-
-    def __init__(self, folder: Path, threads: int):
-        env = dict(os.environ, **{v: str(threads) for v in THREAD_VARIABLES})
-        self.folder = folder
-        self.errors = tempfile.TemporaryFile("w+")  # a file, not a pipe: it cannot fill up
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(folder)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.errors,
-            text=True,
-            env=env,
-        )
-        try:
-            self.first = self._read()
-        except BaseException:
-            self.close()
-            raise
-
-    def ask(self, request: str):
-        try:
-            self.process.stdin.write(request + "\n")
-            self.process.stdin.flush()
-        except BrokenPipeError:
-            pass  # _read reports why the process ended
-        return self._read()
-
-    def _read(self):
-        for line in self.process.stdout:
-            if line.startswith("@"):
-                return json.loads(line[1:])
-        self.process.wait()
-        self.errors.seek(0)
-        tail = self.errors.read().strip().splitlines()[-1:] or ["no message"]
-        raise ChildProcessError(f"timing {self.folder} failed: {tail[0]}")
-
-    def close(self):
-        if self.process.poll() is None:
-            try:
-                self.process.stdin.write("quit\n")
-                self.process.stdin.close()
-            except (BrokenPipeError, OSError):
-                pass
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        for stream in (self.process.stdin, self.process.stdout, self.errors):
-            if stream is not None and not stream.closed:
-                stream.close()
-
-
-def _time_in_turns(jobs, repeats: int, threads: int, bar, pause: float = PAUSE_S) -> None:
-    """Latency and memory of each (row, folder) of jobs, into the row: every model in its own
-    process, and the timed passes in turns (a, b, c, a, b, c, ...), so that a slow patch of a
-    shared machine hits every model alike; the median per model and shape."""
-    timers = []
-    try:
-        for row, folder in jobs:
-            bar.set_postfix_str(f"{row['name']} {row['precision']}: loading for timing")
-            timers.append(_Timer(folder, threads))
-        times = [{f"{b}x{t}": [] for b, t in SHAPES} for _ in timers]
-        for shape in times[0]:
-            for i in range(WARMUP + repeats):
-                bar.set_postfix_str(f"latency {shape}, pass {i + 1} of {WARMUP + repeats}")
-                for timer, seconds in zip(timers, times, strict=True):
-                    time.sleep(pause)  # the other processes' spinning threads go to sleep
-                    elapsed = timer.ask(f"time {shape}")
-                    if i >= WARMUP:
-                        seconds[shape].append(elapsed)
-        for (row, _), timer, seconds in zip(jobs, timers, times, strict=True):
-            memory = dict(timer.first["memory_mib"], peak=timer.ask("memory"))
-            memory["increase"] = memory["peak"] - memory["imports"]
-            row["latency_ms"] = {k: 1000 * float(np.median(v)) for k, v in seconds.items()}
-            row["shapes_run"] = timer.first["shapes_run"]
-            row["memory_mib"] = memory
-            bar.update()
-    finally:
-        for timer in timers:
-            timer.close()
 
 
 # --- the comparison -------------------------------------------------------------------------------
@@ -449,7 +249,7 @@ def compare(
             )
     lee = None
     if lee_dir is not None:
-        from .lee import read_lee
+        from .evaluation.lee import read_lee
 
         lee = read_lee(lee_dir)
 
@@ -533,7 +333,7 @@ def _measure_all(
                     qclassifier = quantize(classifier)
                 variants.append(("int8", qmodel, qfolder, qclassifier))
             for precision, variant, folder, clf in variants:
-                counts = parameter_counts(variant)
+                counts = variant.parameter_counts()
                 row = {
                     "name": entry.name,
                     "role": entry.role,
@@ -569,7 +369,7 @@ def _measure_all(
                 rows.append(row)
             encoders.pop(entry.name, None)  # free the models as we go
         if timing:  # in the scratch folder's lifetime: the int8 copies are timed from there
-            _time_in_turns(jobs, repeats, threads, bar, pause)
+            time_in_turns(jobs, repeats, threads, bar, pause)
             for row in rows:
                 row["speedup"] = {
                     k: rows[0]["latency_ms"][k] / v for k, v in row["latency_ms"].items()
@@ -596,7 +396,7 @@ def _agreement(entry: Entry, vectors, reference) -> dict:
     out = {"top1_agreement": top1_agreement(vectors, reference)}
     width, teacher_width = vectors.shape[1], reference.shape[1]
     if width == teacher_width:
-        out["mean_cosine"] = _mean_cosine(vectors, reference)
+        out["mean_cosine"] = mean_cosine(vectors, reference)
         return out
     projection = _projection(entry.folder, width, teacher_width)
     if projection is None:
@@ -607,13 +407,13 @@ def _agreement(entry: Entry, vectors, reference) -> dict:
         )
         return out
     w, b = projection
-    out["mean_cosine"] = _mean_cosine(vectors @ w.T + b, reference)
+    out["mean_cosine"] = mean_cosine(vectors @ w.T + b, reference)
     out["cosine_note"] = "through the student's distillation projection"
     return out
 
 
 def _lee(model, encoder, lee) -> float:
-    from .lee import lee_scores, sentence_length
+    from .evaluation.lee import lee_scores, sentence_length
 
     length = sentence_length(encoder.path, model)
     return lee_scores(model, encoder.tokenizer, lee, length)["spearman"]
@@ -623,9 +423,9 @@ _SPLITS = {}  # (tokenizer key, data id) -> test examples: one tokenization per 
 
 
 def _accuracy(model, folder: Path, data: Classification) -> dict:
+    from .evaluation.metrics import classification_metrics
     from .recipes import classification_splits, predict
     from .tokenizer import load_tokenizer
-    from .train import classification_metrics
 
     if model.config.num_labels != len(data.label_names):
         raise ValueError(

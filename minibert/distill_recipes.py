@@ -1,5 +1,4 @@
-"""Distillation runs on top of the trainer, and the benchmark that measures sentence embeddings.
-The CLI's `minibert distill` calls these.
+"""Distillation runs on top of the trainer; the CLI's `minibert distill` calls these.
 
 distill_agnostic: a student of a teacher without an MLM head (all-MiniLM-L6-v2 is a sentence
 encoder) learns the teacher's hidden states and sentence embeddings on plain sentences: the
@@ -13,9 +12,7 @@ student trained on its logits, soft targets at temperature T plus the hard label
 no_teacher=True the same student from the same initialisation learns from the labels alone,
 the baseline the distilled student is compared with.
 
-lee_correlation (from lee.py): the Lee, Pincombe & Welsh (2005) benchmark, 50 news documents
-and the mean human rating of each of their 1,225 pairs; the score is the Spearman correlation
-between the ratings and the cosine similarity of the documents' mean-pooled embeddings.
+Both report the Lee benchmark (evaluation/lee.py) of teacher and student when given its data.
 
 Every checkpoint of a student carries the teacher's tokenizer files (and its sentence-
 transformers pooling files), so minibert.SentenceEncoder and `minibert encode --model` take a
@@ -37,20 +34,20 @@ from .distill import (
     make_student,
     parameter_report,
 )
-from .lee import lee_correlation, lee_scores, read_lee, sentence_length
+from .evaluation.lee import lee_scores, read_lee, sentence_length
+from .evaluation.metrics import classification_metrics
 from .recipes import classification_splits, classifier_batches, predict, split_metrics
 from .tokenizer import copy_tokenizer_files
-from .train import TrainConfig, Trainer, classification_metrics
+from .train import TrainConfig, Trainer
 
 # the student's loss on a classifier's logits: DistilBERT's 5 L_soft + 2 L_hard at T = 2
 TASK_WEIGHTS = LossWeights(soft=5.0, hard=2.0, temperature=2.0)
-__all__ = [  # lee_correlation is re-exported: the drivers and their benchmark in one place
+__all__ = [
     "TASK_WEIGHTS",
     "agnostic_weights",
     "build_student",
     "distill_agnostic",
     "distill_task",
-    "lee_correlation",
 ]
 
 

@@ -18,7 +18,8 @@ from .config import IGNORE_INDEX, EncoderConfig
 from .data.batches import batches, classification_examples, collate
 from .data.masking import make_nsp_examples, make_sop_examples, mask_batch
 from .data.text import group_split
-from .train import TrainConfig, Trainer, classification_metrics
+from .evaluation.metrics import classification_metrics
+from .train import TrainConfig, Trainer
 
 SPLITS = ("train", "validation", "test")
 

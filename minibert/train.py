@@ -324,17 +324,3 @@ def _main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
-
-
-# --- metrics --------------------------------------------------------------------------------
-def classification_metrics(predictions, labels) -> dict:
-    """Accuracy and macro-averaged F1 over the classes present in labels or predictions."""
-    predictions, labels = np.asarray(predictions), np.asarray(labels)
-    accuracy = float((predictions == labels).mean()) if len(labels) else 0.0
-    f1s = []
-    for c in np.union1d(predictions, labels):
-        tp = int(((predictions == c) & (labels == c)).sum())
-        fp = int(((predictions == c) & (labels != c)).sum())
-        fn = int(((predictions != c) & (labels == c)).sum())
-        f1s.append(2 * tp / max(2 * tp + fp + fn, 1))
-    return {"accuracy": accuracy, "f1": float(np.mean(f1s)) if f1s else 0.0}

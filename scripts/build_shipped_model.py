@@ -42,7 +42,7 @@ import numpy as np
 import minibert
 from minibert.distill import describe
 from minibert.distill_recipes import distill_agnostic
-from minibert.lee import lee_scores, read_lee, sentence_length
+from minibert.evaluation.lee import lee_scores, read_lee, sentence_length
 from minibert.pretrained import SHIPPED_NAME, minilm_path
 from minibert.sentence import l2_normalize, pool
 from minibert.train import TrainConfig

@@ -32,8 +32,8 @@ import numpy as np
 import minibert
 from minibert.data.batches import classification_examples
 from minibert.data.text import data_dir, group_split
+from minibert.evaluation.metrics import classification_metrics
 from minibert.recipes import predict
-from minibert.train import classification_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"

@@ -10,7 +10,7 @@ from test_distill_recipes import sentences, synthetic_lee, with_tokenizer
 
 import minibert
 from minibert.cli import main
-from minibert.compare import COLUMNS, PROJECTION, top1_agreement
+from minibert.compare import COLUMNS, PROJECTION
 from minibert.distill_recipes import build_student
 from minibert.tokenizer import copy_tokenizer_files, train_wordpiece
 
@@ -195,14 +195,6 @@ def test_the_classifier_accuracy_matches_its_predictions(report, models):
     assert row["accuracy"]["accuracy"] == pytest.approx(expected)
     assert row["accuracy"]["test"] == len(test)
     assert rows_of(report)[("cls", "float32")]["accuracy"] == row["accuracy"]
-
-
-def test_top1_agreement():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(10, 4))
-    assert top1_agreement(x, x) == 1.0
-    assert top1_agreement(3 * x, np.concatenate([x, np.zeros((10, 2))], 1)) == 1.0
-    assert 0 <= top1_agreement(x, rng.normal(size=(10, 7))) <= 1
 
 
 def test_no_int8_no_timing_and_a_student_without_projection(models, tmp_path, capsys):

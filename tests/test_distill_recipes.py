@@ -13,7 +13,6 @@ import minibert
 from conftest import case_dir
 from minibert import distill as D
 from minibert import functional as F
-from minibert import lee as L
 from minibert.cli import main
 from minibert.distill_recipes import (
     TASK_WEIGHTS,
@@ -21,8 +20,9 @@ from minibert.distill_recipes import (
     build_student,
     distill_agnostic,
     distill_task,
-    lee_correlation,
 )
+from minibert.evaluation import lee as L
+from minibert.evaluation.lee import lee_correlation
 from minibert.models.auto import from_config
 from minibert.tokenizer import train_wordpiece
 from minibert.train import TrainConfig
@@ -327,21 +327,6 @@ def test_task_student_from_an_agnostic_student(teacher, classifier, tmp_path):
 
 
 # --- the Lee benchmark ----------------------------------------------------------------------------
-def test_spearman_with_ties():
-    x = np.array([3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0])
-    np.testing.assert_array_equal(L.average_ranks(x), [4, 1.5, 5, 1.5, 6, 8, 3, 7])
-    assert L.spearman(x, x**3) == pytest.approx(1.0)
-    assert L.spearman(x, -x) == pytest.approx(-1.0)
-    # brute force: Pearson of ranks counted pair by pair
-    rng = np.random.default_rng(0)
-    a, b = rng.integers(0, 4, 30).astype(float), rng.normal(size=30)
-
-    def ranks(v):
-        return np.array([(v < u).sum() + ((v == u).sum() + 1) / 2 for u in v])
-
-    assert L.spearman(a, b) == pytest.approx(np.corrcoef(ranks(a), ranks(b))[0, 1], abs=1e-12)
-
-
 def test_lee_correlation_is_one_for_ratings_in_the_models_order(teacher, tmp_path):
     """Ratings that are a monotone function of the model's own cosines: rho = 1, and -1 when
     reversed; the files are read in the pair order of the real data (i < j, row-major)."""

@@ -5,7 +5,7 @@ import pytest
 
 from minibert import EncoderConfig
 from minibert.models import from_config
-from minibert.train import TrainConfig, Trainer, TrainingDiverged, classification_metrics
+from minibert.train import TrainConfig, Trainer, TrainingDiverged
 
 CONFIG = EncoderConfig(
     architecture="BertForMaskedLM",
@@ -151,9 +151,3 @@ def test_dropout_is_on_in_training_and_reproducible():
     assert float(model(**batch).loss) == c
     model.eval()
     assert float(model(**batch).loss) == float(model(**batch).loss)
-
-
-def test_classification_metrics():
-    m = classification_metrics([1, 0, 1, 1], [1, 0, 0, 1])
-    assert m["accuracy"] == 0.75
-    assert m["f1"] == pytest.approx((2 / 3 + 0.8) / 2)

