@@ -42,7 +42,7 @@ def main(argv=None) -> None:
 
     from minibert import EncoderConfig
     from minibert.models import from_config
-    from minibert.optim import AdamW
+    from minibert.training.optim import AdamW
 
     torch.set_num_threads(2)
 

@@ -96,7 +96,7 @@ def _training_arguments(sub, steps, lr) -> None:
 
 
 def _train_config(args, steps: int):
-    from .train import TrainConfig
+    from .training.trainer import TrainConfig
 
     every = max(1, steps // 8)
     return TrainConfig(
@@ -119,8 +119,8 @@ def cmd_pretrain(args) -> int:
 
     from . import EncoderConfig, load_tokenizer
     from .data.text import documents_from_text
-    from .recipes import pretrain
     from .tokenizer import train_wordpiece
+    from .training.recipes import pretrain
 
     documents = []
     for name in args.corpus:
@@ -208,7 +208,7 @@ def cmd_finetune(args) -> int:
     import math
 
     from .data.text import read_labelled
-    from .recipes import finetune
+    from .training.recipes import finetune
 
     data = read_labelled(args.data, args.text_column, args.label_column)
     groups = _groups(args, data)
@@ -238,7 +238,7 @@ def cmd_finetune(args) -> int:
 
 def _diverged_is_an_error(run, *args, **kwargs):
     """A NaN loss ends the command with the trainer's one-line message, not a traceback."""
-    from .train import TrainingDiverged
+    from .training.trainer import TrainingDiverged
 
     try:
         return run(*args, **kwargs)

@@ -424,8 +424,8 @@ _SPLITS = {}  # (tokenizer key, data id) -> test examples: one tokenization per 
 
 def _accuracy(model, folder: Path, data: Classification) -> dict:
     from .evaluation.metrics import classification_metrics
-    from .recipes import classification_splits, predict
     from .tokenizer import load_tokenizer
+    from .training.recipes import classification_splits, predict
 
     if model.config.num_labels != len(data.label_names):
         raise ValueError(

@@ -36,9 +36,9 @@ from .distill import (
 )
 from .evaluation.lee import lee_scores, read_lee, sentence_length
 from .evaluation.metrics import classification_metrics
-from .recipes import classification_splits, classifier_batches, predict, split_metrics
 from .tokenizer import copy_tokenizer_files
-from .train import TrainConfig, Trainer
+from .training.recipes import classification_splits, classifier_batches, predict, split_metrics
+from .training.trainer import TrainConfig, Trainer
 
 # the student's loss on a classifier's logits: DistilBERT's 5 L_soft + 2 L_hard at T = 2
 TASK_WEIGHTS = LossWeights(soft=5.0, hard=2.0, temperature=2.0)

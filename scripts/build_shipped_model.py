@@ -45,7 +45,7 @@ from minibert.distill_recipes import distill_agnostic
 from minibert.evaluation.lee import lee_scores, read_lee, sentence_length
 from minibert.pretrained import SHIPPED_NAME, minilm_path
 from minibert.sentence import l2_normalize, pool
-from minibert.train import TrainConfig
+from minibert.training.trainer import TrainConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import distill_reports  # noqa: E402  (the sample of sentences and the runs folder)

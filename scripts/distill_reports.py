@@ -58,8 +58,8 @@ from minibert.distill_recipes import (
     read_lee,
     sentence_length,
 )
-from minibert.recipes import classification_splits, classifier_batches
-from minibert.train import TrainConfig, Trainer
+from minibert.training.recipes import classification_splits, classifier_batches
+from minibert.training.trainer import TrainConfig, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results" / "distill.json"

@@ -33,7 +33,7 @@ import minibert
 from minibert.data.batches import classification_examples
 from minibert.data.text import data_dir, group_split
 from minibert.evaluation.metrics import classification_metrics
-from minibert.recipes import predict
+from minibert.training.recipes import predict
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"

@@ -23,9 +23,9 @@ import numpy as np
 
 from minibert import EncoderConfig
 from minibert.data.text import data_dir, documents_from_text
-from minibert.recipes import finetune, plot_history, pretrain
 from minibert.tokenizer import reuse_or_train_wordpiece
-from minibert.train import TrainConfig
+from minibert.training.recipes import finetune, plot_history, pretrain
+from minibert.training.trainer import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS, IMAGES = ROOT / "docs" / "results", ROOT / "docs" / "img"

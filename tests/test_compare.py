@@ -182,7 +182,7 @@ def test_timing_and_memory_figures(report):
 def test_the_classifier_accuracy_matches_its_predictions(report, models):
     """The accuracy column recomputed from the same split, by hand."""
     from minibert.data.text import read_labelled
-    from minibert.recipes import classification_splits, predict
+    from minibert.training.recipes import classification_splits, predict
 
     data = read_labelled(models["data"])
     groups = [row["group"] for row in data.rows]

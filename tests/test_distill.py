@@ -15,7 +15,7 @@ from minibert import functional as F
 from minibert.config import IGNORE_INDEX
 from minibert.errors import InputError
 from minibert.models.auto import from_config
-from minibert.train import TrainConfig, Trainer
+from minibert.training.trainer import TrainConfig, Trainer
 
 with np.load(FIXTURES / "distill-losses" / "losses.npz") as _z:
     TORCH = {k: _z[k] for k in _z.files}

@@ -25,7 +25,7 @@ from minibert.evaluation import lee as L
 from minibert.evaluation.lee import lee_correlation
 from minibert.models.auto import from_config
 from minibert.tokenizer import train_wordpiece
-from minibert.train import TrainConfig
+from minibert.training.trainer import TrainConfig
 
 WORDS = (
     "the cat sat on a mat while dogs ran over green hills and birds sang in tall trees "

@@ -5,7 +5,7 @@ import pytest
 
 from conftest import FIXTURES, META
 from minibert.nn import Module
-from minibert.optim import AdamW, clip_grad_norm, lr_at
+from minibert.training.optim import AdamW, clip_grad_norm, lr_at
 
 with np.load(FIXTURES / "optimizer" / "adamw.npz") as _z:
     TRAJ = {k: _z[k] for k in _z.files}

@@ -4,9 +4,9 @@ import numpy as np
 
 import minibert
 from minibert import EncoderConfig
-from minibert.recipes import finetune, mlm_examples, plot_history, pretrain
 from minibert.tokenizer import train_wordpiece
-from minibert.train import TrainConfig
+from minibert.training.recipes import finetune, mlm_examples, plot_history, pretrain
+from minibert.training.trainer import TrainConfig
 
 WORDS = (
     "the cat sat on a mat while dogs ran over green hills and birds sang in tall trees "

@@ -5,7 +5,7 @@ import pytest
 
 from minibert import EncoderConfig
 from minibert.models import from_config
-from minibert.train import TrainConfig, Trainer, TrainingDiverged
+from minibert.training.trainer import TrainConfig, Trainer, TrainingDiverged
 
 CONFIG = EncoderConfig(
     architecture="BertForMaskedLM",

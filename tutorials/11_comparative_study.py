@@ -36,10 +36,10 @@ from minibert import compare
 from minibert.distill import DistillationObjective, distilbert_student
 from minibert.distill_recipes import agnostic_weights
 from minibert.evaluation.agreement import top1_agreement
-from minibert.optim import AdamW
 from minibert.pretrained import minilm_path
 from minibert.sentence import SentenceEncoder
 from minibert.tokenizer import copy_tokenizer_files
+from minibert.training.optim import AdamW
 
 OUTPUT = Path(tempfile.gettempdir()) / "minibert-tutorials"  # the figure goes here
 encoder = SentenceEncoder(minilm_path(), normalize=False)  # mean pooling, raw vectors

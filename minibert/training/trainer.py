@@ -21,12 +21,18 @@ import math
 import os
 import shutil
 import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from safetensors.numpy import load_file, save_file
+from tqdm import tqdm
 
+from ..checkpoint import read_weights
+from ..io import load_state
+from ..quant import enable_fake_quant
 from .optim import AdamW, clip_grad_norm, lr_at
 
 STATE_NAME = "trainer_state.json"
@@ -112,8 +118,6 @@ class Trainer:
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.model.seed(config.seed)
         if config.qat:
-            from .quant import enable_fake_quant
-
             enable_fake_quant(model)
         self._stop = False
 
@@ -222,8 +226,6 @@ class Trainer:
     def _progress(self):
         if not self.config.progress:
             return None
-        from tqdm import tqdm
-
         return tqdm(total=self.config.max_steps, initial=self.step, unit="step", desc="train")
 
     # --- checkpoints ----------------------------------------------------------------------
@@ -231,8 +233,6 @@ class Trainer:
         """Write checkpoint-<step>/ atomically; keep the newest `keep_checkpoints`."""
         if self.output_dir is None:
             return None
-        from safetensors.numpy import save_file
-
         final = self.output_dir / f"checkpoint-{self.step}"
         tmp = self.output_dir / f".checkpoint-{self.step}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -286,11 +286,6 @@ class Trainer:
 
     def resume(self, checkpoint=None) -> "Trainer":
         """Continue from a checkpoint folder (default: the newest in output_dir)."""
-        from safetensors.numpy import load_file
-
-        from .checkpoint import read_weights
-        from .io import load_state
-
         folder = Path(checkpoint) if checkpoint is not None else self.latest_checkpoint()
         if folder is None or not (folder / STATE_NAME).is_file():
             raise FileNotFoundError(f"no checkpoint to resume from in {self.output_dir}")
@@ -321,6 +316,4 @@ def _rng_state(rng) -> dict:
 
 
 def _main_thread() -> bool:
-    import threading
-
     return threading.current_thread() is threading.main_thread()

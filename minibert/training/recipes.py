@@ -14,12 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import IGNORE_INDEX, EncoderConfig
-from .data.batches import batches, classification_examples, collate
-from .data.masking import make_nsp_examples, make_sop_examples, mask_batch
-from .data.text import group_split
-from .evaluation.metrics import classification_metrics
-from .train import TrainConfig, Trainer
+from ..config import IGNORE_INDEX, EncoderConfig
+from ..data.batches import batches, classification_examples, collate
+from ..data.masking import make_nsp_examples, make_sop_examples, mask_batch
+from ..data.text import group_split
+from ..evaluation.metrics import classification_metrics
+from ..io import load, read_config
+from ..models.auto import BASE_CLASSES, from_config
+from ..tokenizer import load_tokenizer
+from .trainer import TrainConfig, Trainer
 
 SPLITS = ("train", "validation", "test")
 
@@ -99,8 +102,6 @@ def pretrain(
     resume: bool = False,
 ):
     """Pretrain a fresh model of `config` on documents; returns (model, history)."""
-    from .models import from_config
-
     model = from_config(config, seed=train.seed)
     train_batches = pretraining_batches(
         documents, tokenizer, config, max_length, batch_size, whole_word
@@ -176,9 +177,6 @@ def finetune(
     resume: bool = False,
 ):
     """Fine-tune a checkpoint as a sequence classifier; returns (model, history, report)."""
-    from .io import load
-    from .tokenizer import load_tokenizer
-
     tokenizer = tokenizer or load_tokenizer(model_path)
     num_labels = num_labels or int(max(label_ids)) + 1
     architecture = _classifier_architecture(model_path)
@@ -211,15 +209,13 @@ def finetune(
 
 
 def _classifier_architecture(model_path) -> str:
-    from .io import read_config
-    from .models.auto import BASE_CLASSES
-
     family = BASE_CLASSES[read_config(Path(model_path)).model_type].__name__  # e.g. "BertModel"
     return family.removesuffix("Model") + "ForSequenceClassification"
 
 
 def plot_history(history, path, title: str = "") -> Path:
-    """Loss per step (and each evaluation metric) as a PNG; needs matplotlib."""
+    """Loss per step (and each evaluation metric) as a PNG; needs matplotlib (imported here:
+    an optional extra)."""
     import matplotlib
 
     matplotlib.use("Agg")
