@@ -29,7 +29,8 @@ import time
 import warnings
 from pathlib import Path
 
-POOLINGS = ("mean", "cls", "max")  # the same as minibert.sentence.POOLINGS
+from .functional.pooling import POOLINGS
+
 COMPONENTS = ("embeddings", "encoder", "pooler", "heads")
 MINILM_NAME = "all-MiniLM-L6-v2"
 # what the bundled model is (pretrained.SHIPPED_NAME names its folder), for help texts
@@ -430,7 +431,7 @@ def cmd_similarity(args) -> int:
 
 
 def _cosine(vectors):
-    from minibert.sentence import l2_normalize
+    from minibert.functional.pooling import l2_normalize
 
     unit = l2_normalize(vectors)
     return unit @ unit.T

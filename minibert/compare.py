@@ -413,7 +413,8 @@ def _agreement(entry: Entry, vectors, reference) -> dict:
 
 
 def _lee(model, encoder, lee) -> float:
-    from .evaluation.lee import lee_scores, sentence_length
+    from .evaluation.lee import lee_scores
+    from .sentence import sentence_length
 
     length = sentence_length(encoder.path, model)
     return lee_scores(model, encoder.tokenizer, lee, length)["spearman"]

@@ -34,8 +34,9 @@ from .distill import (
     make_student,
     parameter_report,
 )
-from .evaluation.lee import lee_scores, read_lee, sentence_length
+from .evaluation.lee import lee_scores, read_lee
 from .evaluation.metrics import classification_metrics
+from .sentence import sentence_length
 from .tokenizer import copy_tokenizer_files
 from .training.recipes import classification_splits, classifier_batches, predict, split_metrics
 from .training.trainer import TrainConfig, Trainer

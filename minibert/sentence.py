@@ -1,36 +1,22 @@
 """Sentence embeddings: run the encoder, pool its token vectors into one vector per text.
 
-Pooling as sentence-transformers does it: "mean" averages the vectors of real tokens (the
-attention mask), "cls" takes the first token, "max" takes each dimension's maximum over real
-tokens. With normalize=True vectors have unit length, so a dot product is the cosine.
+Pooling as sentence-transformers does it (functional/pooling.py): "mean" averages the vectors
+of real tokens (the attention mask), "cls" takes the first token, "max" takes each dimension's
+maximum over real tokens. With normalize=True vectors have unit length, so a dot product is the
+cosine.
 """
 
 import json
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from .errors import InputError
-
-POOLINGS = ("mean", "cls", "max")
-
-
-def pool(hidden, mask, pooling: str):
-    """Shapes: hidden (B, T, C), mask (B, T) of 0/1 -> (B, C)"""
-    if pooling == "cls":
-        return hidden[:, 0]
-    m = mask[..., None].astype(hidden.dtype)  # (B, T, 1)
-    if pooling == "mean":
-        # clip the count so an all-padding row gives zeros, not 0/0
-        return (hidden * m).sum(1) / np.maximum(m.sum(1), 1e-9)
-    if pooling == "max":
-        return np.where(m > 0, hidden, np.finfo(hidden.dtype).min).max(1)
-    raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-
-
-def l2_normalize(x, eps: float = 1e-12):
-    """Rows scaled to unit length (torch.nn.functional.normalize's eps). Shapes: (N, C) -> (N, C)"""
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), eps)
+from .functional.pooling import POOLINGS, l2_normalize, pool
+from .io import load
+from .pretrained import minilm_path
+from .tokenizer import load_tokenizer
 
 
 class SentenceEncoder:
@@ -51,12 +37,7 @@ class SentenceEncoder:
         normalize: bool = True,
         max_length: int | None = None,
     ):
-        from .io import load
-        from .tokenizer import load_tokenizer
-
         if path is None:
-            from .pretrained import minilm_path
-
             path = minilm_path()
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
@@ -64,9 +45,10 @@ class SentenceEncoder:
         self.model = load(self.path)
         self.tokenizer = load_tokenizer(self.path)
         self.pooling, self.normalize = pooling, normalize
-        self.max_length = min(
-            max_length or _configured_length(self.path) or 10**9, self.model.config.max_length
-        )
+        if max_length:
+            self.max_length = min(max_length, self.model.config.max_length)
+        else:
+            self.max_length = sentence_length(self.path, self.model)
 
     @property
     def dim(self) -> int:
@@ -90,8 +72,6 @@ class SentenceEncoder:
         out = np.empty((len(texts), self.dim), np.float32)  # (N, C)
         starts = range(0, len(texts), batch_size)
         if progress:
-            from tqdm import tqdm
-
             starts = tqdm(starts, desc="encode", unit="batch")
         for start in starts:
             rows = order[start : start + batch_size]
@@ -111,11 +91,14 @@ class SentenceEncoder:
         return va @ vb.T
 
 
-def _configured_length(folder: Path) -> int | None:
-    file = folder / "sentence_bert_config.json"
+def sentence_length(folder, model) -> int:
+    """The token limit of a sentence-transformers folder (sentence_bert_config.json's
+    max_seq_length, 256 for MiniLM) within the model's position table; the table's length
+    when the folder sets none."""
+    file = Path(folder) / "sentence_bert_config.json"
     if file.is_file():
         try:
-            return int(json.loads(file.read_text())["max_seq_length"])
+            return min(int(json.loads(file.read_text())["max_seq_length"]), model.config.max_length)
         except (ValueError, KeyError, TypeError):
-            return None
-    return None
+            pass
+    return model.config.max_length

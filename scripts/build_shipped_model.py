@@ -42,9 +42,10 @@ import numpy as np
 import minibert
 from minibert.distill import describe
 from minibert.distill_recipes import distill_agnostic
-from minibert.evaluation.lee import lee_scores, read_lee, sentence_length
+from minibert.evaluation.lee import lee_scores, read_lee
+from minibert.functional.pooling import l2_normalize, pool
 from minibert.pretrained import SHIPPED_NAME, minilm_path
-from minibert.sentence import l2_normalize, pool
+from minibert.sentence import sentence_length
 from minibert.training.trainer import TrainConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -54,10 +54,9 @@ from minibert.distill_recipes import (
     build_student,
     distill_agnostic,
     distill_task,
-    lee_scores,
-    read_lee,
-    sentence_length,
 )
+from minibert.evaluation.lee import lee_scores, read_lee
+from minibert.sentence import sentence_length
 from minibert.training.recipes import classification_splits, classifier_batches
 from minibert.training.trainer import TrainConfig, Trainer
 
@@ -296,7 +295,7 @@ def run_layers(args) -> dict:
 
 def _sentence_vectors(model, tokenizer, texts, batch_size: int = 64):
     """Unit-length mean-pooled vectors, (N, C)."""
-    from minibert.sentence import l2_normalize, pool
+    from minibert.functional.pooling import l2_normalize, pool
 
     out = []
     for start in range(0, len(texts), batch_size):

@@ -8,7 +8,7 @@ import pytest
 import minibert
 from conftest import ATOL_HF, FIXTURES, needs_minilm
 from minibert.errors import InputError
-from minibert.sentence import l2_normalize, pool
+from minibert.functional.pooling import l2_normalize, pool
 
 pytestmark = pytest.mark.minilm
 

@@ -29,11 +29,11 @@ import numpy as np
 
 import minibert
 import minibert.functional as F
+from minibert.functional.pooling import l2_normalize, pool
 from minibert.models.albert import sharing_schedule
 from minibert.models.bert import BertModel
 from minibert.models.inputs import check_inputs
 from minibert.pretrained import minilm_path
-from minibert.sentence import l2_normalize, pool
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"  # from any cwd
 folder = minilm_path()
@@ -317,7 +317,7 @@ def sentence_embeddings(hidden, mask):
 vectors = sentence_embeddings(hidden[-1], mask)
 print(f"sentence embeddings {vectors.shape}")
 check("sentence embeddings vs transformers", vectors, ref["sentence_embeddings"], tol=1e-4)
-check("vs minibert.sentence.pool", vectors, l2_normalize(pool(hidden[-1], mask, "mean")))
+check("vs minibert.functional.pooling.pool", vectors, l2_normalize(pool(hidden[-1], mask, "mean")))
 check("vs SentenceEncoder.encode", vectors, minibert.SentenceEncoder(folder).encode(sentences))
 
 # The GELU variant matters: with the tanh approximation the embeddings move by more than our

@@ -40,10 +40,11 @@ from minibert.distill import (
     layer_map,
     tinybert_student,
 )
+from minibert.functional.pooling import pool
 from minibert.models import from_config
 from minibert.nn import Linear
 from minibert.pretrained import minilm_path
-from minibert.sentence import SentenceEncoder, pool
+from minibert.sentence import SentenceEncoder
 from minibert.training.optim import AdamW
 
 OUTPUT = Path(tempfile.gettempdir()) / "minibert-tutorials"  # the figure goes here

@@ -10,7 +10,7 @@ Shapes: N texts, C and C' vector widths.
 
 import numpy as np
 
-from ..sentence import l2_normalize
+from ..functional.pooling import l2_normalize
 
 
 def mean_cosine(a, b) -> float:

@@ -12,7 +12,6 @@ of all its windows (document_embeddings). With all-MiniLM-L6-v2's 256 tokens no 
 a second window; at 128, 5 of the 50 do.
 """
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,8 @@ import numpy as np
 from ..data.batches import collate
 from ..data.text import data_dir
 from ..errors import InputError
-from ..sentence import SentenceEncoder, l2_normalize
+from ..functional.pooling import l2_normalize
+from ..sentence import SentenceEncoder
 from .metrics import pearson, spearman
 
 
@@ -105,17 +105,6 @@ def lee_scores(model, tokenizer, lee: dict, max_length: int) -> dict:
         "max_length": max_length,
         "chunked_documents": chunked,
     }
-
-
-def sentence_length(folder, model) -> int:
-    """A folder's sentence_bert_config.json max_seq_length, else the model's position table."""
-    file = Path(folder) / "sentence_bert_config.json"
-    if file.is_file():
-        try:
-            return min(int(json.loads(file.read_text())["max_seq_length"]), model.config.max_length)
-        except (ValueError, KeyError, TypeError):
-            pass
-    return model.config.max_length
 
 
 def lee_correlation(encoder_or_model_path=None, data_dir=None, max_length: int | None = None):

@@ -28,8 +28,6 @@ from .distill_losses import (
     hidden_mse_forward,
     masked_mse_backward,
     masked_mse_forward,
-    mean_pool_backward,
-    mean_pool_forward,
     sentence_cosine_backward,
     sentence_cosine_forward,
     soft_target_backward,
@@ -46,6 +44,7 @@ from .losses import (
     mse_backward,
     mse_forward,
 )
+from .pooling import POOLINGS, l2_normalize, mean_pool_backward, mean_pool_forward, pool
 from .quantize import (
     dequantize,
     fake_quant_backward,
@@ -56,6 +55,7 @@ from .quantize import (
 from .softmax import softmax_backward, softmax_forward
 
 __all__ = [
+    "POOLINGS",
     "ACTIVATION_BACKWARD",
     "ACTIVATION_FORWARD",
     "activation_backward",
@@ -82,6 +82,7 @@ __all__ = [
     "layernorm_backward",
     "layernorm_forward",
     "linear_backward",
+    "l2_normalize",
     "linear_forward",
     "log_softmax",
     "masked_mse_backward",
@@ -92,6 +93,7 @@ __all__ = [
     "mse_backward",
     "mse_forward",
     "padding_mask_bias",
+    "pool",
     "quantize_symmetric",
     "sentence_cosine_backward",
     "sentence_cosine_forward",

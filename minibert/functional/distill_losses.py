@@ -6,9 +6,9 @@
     masked_mse      sum(keep (pred - target)^2) / (number of kept elements)
     hidden_mse      masked_mse(s W^T + b, t) over kept tokens (TinyBERT's L_hidn, Jiao et al. 2020)
     attention_mse   masked_mse of attention probabilities over real (query, key) pairs (L_attn)
-    mean_pool       the mean of the real tokens' vectors (sentence-transformers' mean pooling)
     sentence_cosine 1 - cos(mean_pool(s) W^T + b, mean_pool(t)) per sequence, the mean over the
                     batch: agreement of sentence embeddings, through the projection when C < C'
+                    (mean_pool: pooling.py's sentence-transformers mean)
 
 The student's array is always the first argument; the teacher's is a target and gets no gradient
 (the teacher runs in eval mode and is not trained). The hard-label loss is cross_entropy in
@@ -24,6 +24,7 @@ import numpy as np
 
 from .linear import linear_backward, linear_forward
 from .losses import log_softmax
+from .pooling import mean_pool_backward, mean_pool_forward
 
 COSINE_EPS = 1e-12  # added to each squared norm, as torch's cosine_embedding_loss does
 
@@ -191,25 +192,6 @@ def attention_mse_forward(student_probs, teacher_probs, mask=None):
 def attention_mse_backward(dloss, cache):
     """Shapes: dloss () -> dstudent_probs (B, H, T, T), zero on padded pairs"""
     return masked_mse_backward(dloss, cache)
-
-
-def mean_pool_forward(hidden, mask=None):
-    """Mean of the vectors of real tokens, as sentence.pool(..., "mean") and sentence-transformers.
-
-    A sequence without a real token pools to zeros (the count is clipped, as sentence.pool does).
-    Shapes: hidden (B, T, C), mask (B, T) or None -> pooled (B, C), cache
-    """
-    B, T, _ = hidden.shape
-    m = np.ones((B, T, 1), hidden.dtype) if mask is None else np.asarray(mask)[..., None]
-    m = m.astype(hidden.dtype)  # (B, T, 1)
-    count = np.maximum(m.sum(1), 1e-9)  # (B, 1)
-    return (hidden * m).sum(1) / count, (m, count)
-
-
-def mean_pool_backward(dpooled, cache):
-    """Each real token gets dpooled / count; padding gets nothing. Shapes: (B, C) -> (B, T, C)"""
-    m, count = cache
-    return dpooled[:, None, :] * (m / count[:, None, :])  # forward: sum_t m_t h_t / count
 
 
 def sentence_cosine_forward(student_hidden, weight, bias, teacher_hidden, mask=None):
