@@ -30,9 +30,9 @@ import warnings
 from pathlib import Path
 
 from .functional.pooling import POOLINGS
+from .pretrained import MINILM_NAME
 
 COMPONENTS = ("embeddings", "encoder", "pooler", "heads")
-MINILM_NAME = "all-MiniLM-L6-v2"
 # what the bundled model is (pretrained.SHIPPED_NAME names its folder), for help texts
 SHIPPED_SUMMARY = (
     "2 layers of all-MiniLM-L6-v2, distilled and quantized to int8; docs/model-card.md"

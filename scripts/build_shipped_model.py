@@ -11,7 +11,7 @@
    sample of 50,000 sentences of the offline corpus: 400 steps of 32 sentences cut to 128
    tokens, AdamW at 1e-4 with 10% warm-up then linear decay, seed 0; the loss is DistilBERT's
    cosine between the last hidden states of every token plus 1 - cos between the mean-pooled
-   sentence vectors (distill_recipes.agnostic_weights("distilbert")). This is exactly the run
+   sentence vectors (distill.recipes.agnostic_weights("distilbert")). This is exactly the run
    `python scripts/distill_reports.py agnostic --recipes distilbert --layers 4 5 --steps 400`,
    in the same runs folder: when that run is already complete there it is reused, otherwise
    it is trained (or resumed). --fresh trains it again from the teacher.
@@ -40,8 +40,8 @@ from pathlib import Path
 import numpy as np
 
 import minibert
-from minibert.distill import describe
-from minibert.distill_recipes import distill_agnostic
+from minibert.distill.recipes import distill_agnostic
+from minibert.distill.students import describe
 from minibert.evaluation.lee import lee_scores, read_lee
 from minibert.functional.pooling import l2_normalize, pool
 from minibert.pretrained import SHIPPED_NAME, minilm_path

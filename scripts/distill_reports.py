@@ -16,7 +16,7 @@ what a step costs on yours.)
 
 agnostic: all-MiniLM-L6-v2 (no MLM head) distilled into each recipe's student on sentences of
 the offline corpus (a seeded sample), its hidden states and mean-pooled sentence embeddings
-(distill_recipes.agnostic_weights); 256 held-out sentences and the Lee correlation measured
+(distill.recipes.agnostic_weights); 256 held-out sentences and the Lee correlation measured
 four times per run. task: the Rotten Tomatoes classifier of the training issue distilled into a
 smaller student on its logits (soft targets at T = 2 + hard labels), and the same student from
 the same initialisation trained on the labels alone; the split is finetune's (by movie, seed 0).
@@ -47,14 +47,15 @@ import numpy as np
 import minibert
 from minibert.data.batches import batches, text_examples
 from minibert.data.text import corpus_files, corpus_sentences, data_dir
-from minibert.distill import RECIPES, DistillationObjective
-from minibert.distill_recipes import (
+from minibert.distill.objective import DistillationObjective
+from minibert.distill.recipes import (
     TASK_WEIGHTS,
     agnostic_weights,
     build_student,
     distill_agnostic,
     distill_task,
 )
+from minibert.distill.students import RECIPES
 from minibert.evaluation.lee import lee_scores, read_lee
 from minibert.sentence import sentence_length
 from minibert.training.recipes import classification_splits, classifier_batches

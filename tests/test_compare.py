@@ -10,8 +10,9 @@ from test_distill_recipes import sentences, synthetic_lee, with_tokenizer
 
 import minibert
 from minibert.cli import main
-from minibert.compare import COLUMNS, PROJECTION
-from minibert.distill_recipes import build_student
+from minibert.distill.compare import PROJECTION
+from minibert.distill.recipes import build_student
+from minibert.distill.report import COLUMNS
 from minibert.tokenizer import copy_tokenizer_files, train_wordpiece
 
 
@@ -275,7 +276,7 @@ def test_unknown_option(models, capsys):
 
 
 def test_targets_say_which_condition_fails():
-    from minibert.compare import targets
+    from minibert.distill.report import targets
 
     def row(name, role, encoder, accuracy, speedup):
         return {

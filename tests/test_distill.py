@@ -10,9 +10,18 @@ from test_gradients import RTOL_FD, numeric_grad, rel_error
 
 import minibert
 from conftest import FIXTURES, assert_within, case_dir, load_reference, sum_atol
-from minibert import distill as D
 from minibert import functional as F
 from minibert.config import IGNORE_INDEX
+from minibert.distill.objective import DistillationObjective, LossWeights, layer_map
+from minibert.distill.students import (
+    RECIPES,
+    albert_config,
+    distilbert_student,
+    make_student,
+    parameter_report,
+    tinybert_config,
+    tinybert_student,
+)
 from minibert.errors import InputError
 from minibert.models.auto import from_config
 from minibert.training.trainer import TrainConfig, Trainer
@@ -211,16 +220,16 @@ def test_a_loss_over_no_row_is_zero():
 
 
 def test_layer_map():
-    assert D.layer_map(4, 12) == [3, 6, 9, 12]  # TinyBERT-4 from BERT-base
-    assert D.layer_map(3, 6) == [2, 4, 6]
-    assert D.layer_map(5, 12) == [2, 5, 7, 10, 12]  # rounded; the last maps to the last
-    assert D.layer_map(2, 2) == [1, 2]
-    assert D.layer_map(2, 6, [1, 6]) == [1, 6]
+    assert layer_map(4, 12) == [3, 6, 9, 12]  # TinyBERT-4 from BERT-base
+    assert layer_map(3, 6) == [2, 4, 6]
+    assert layer_map(5, 12) == [2, 5, 7, 10, 12]  # rounded; the last maps to the last
+    assert layer_map(2, 2) == [1, 2]
+    assert layer_map(2, 6, [1, 6]) == [1, 6]
     for bad in ([1], [0, 3], [4, 2], [1, 7]):
         with pytest.raises(ValueError, match="layer map"):
-            D.layer_map(2, 6, bad)
+            layer_map(2, 6, bad)
     with pytest.raises(ValueError, match="uniform"):
-        D.layer_map(2, 6, "every")
+        layer_map(2, 6, "every")
 
 
 # --- model.backward(grads): gradients arriving at intermediate outputs --------------------------
@@ -371,7 +380,7 @@ def tiny_teacher(layers=6, seed=1, architecture="BertForMaskedLM", **sizes):
 
 def test_distilbert_student_takes_every_other_teacher_layer():
     teacher = tiny_teacher(layers=6)
-    student = D.make_student("distilbert", teacher)
+    student = make_student("distilbert", teacher)
     assert type(student) is type(teacher)
     assert student.config.num_hidden_layers == 3
     taken = {}
@@ -386,18 +395,18 @@ def test_distilbert_student_takes_every_other_teacher_layer():
         assert not np.shares_memory(array, original), path  # copies: the teacher stays put
     assert taken == {0: {0}, 1: {2}, 2: {4}}
     assert student.mlm.decoder.params["weight"] is student.embeddings.word.params["weight"]
-    picked = D.distilbert_student(teacher, layers=[0, 3, 5])  # any choice, e.g. DistilBERT's own
+    picked = distilbert_student(teacher, layers=[0, 3, 5])  # any choice, e.g. DistilBERT's own
     np.testing.assert_array_equal(
         picked.encoder.layers[1].attn.q.params["weight"],
         teacher.encoder.layers[3].attn.q.params["weight"],
     )
     with pytest.raises(ValueError, match="layers"):
-        D.distilbert_student(teacher, layers=[0, 6])
+        distilbert_student(teacher, layers=[0, 6])
 
 
 def test_albert_student_shares_one_layer_and_factorizes_embeddings():
     teacher = tiny_teacher(layers=4)
-    student = D.make_student("albert", teacher)
+    student = make_student("albert", teacher)
     c = student.config
     assert c.architecture == "AlbertForMaskedLM"
     assert c.num_unique_layers == 1
@@ -410,37 +419,37 @@ def test_albert_student_shares_one_layer_and_factorizes_embeddings():
 
 def test_tinybert_student_sizes():
     teacher = tiny_teacher(layers=6)
-    student = D.make_student("tinybert", teacher)
+    student = make_student("tinybert", teacher)
     c = student.config
     assert (c.num_hidden_layers, c.num_attention_heads) == (2, 4)
     assert c.hidden_size == 8  # 24 * 13/32 = 9.75, rounded to a multiple of the 4 heads
     assert c.intermediate_size == round(8 * 1200 / 312)
     assert c.attention_probs_dropout_prob == 0.0
     with pytest.raises(ValueError, match="recipes"):
-        D.make_student("tiny", teacher)
+        make_student("tiny", teacher)
 
 
 def test_default_sizes_for_a_bert_base_teacher():
     base = minibert.EncoderConfig(architecture="BertForMaskedLM")  # BERT-base sizes
-    tiny = D.tinybert_config(base)
+    tiny = tinybert_config(base)
     assert (tiny.num_hidden_layers, tiny.hidden_size, tiny.intermediate_size) == (4, 312, 1200)
     assert tiny.num_attention_heads == 12  # TinyBERT-4 (Jiao et al. 2020, section 4.1)
-    albert = D.albert_config(base)
+    albert = albert_config(base)
     assert (albert.embedding_size, albert.hidden_size, albert.num_hidden_layers) == (128, 768, 12)
     assert albert.num_unique_layers == 1
 
 
-@pytest.mark.parametrize("recipe", sorted(D.RECIPES))
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
 def test_students_round_trip_through_save_pretrained(recipe, tmp_path):
     teacher = tiny_teacher(layers=4)
-    student = D.make_student(recipe, teacher)
+    student = make_student(recipe, teacher)
     student.save_pretrained(tmp_path)
     again = minibert.load(tmp_path)
     assert type(again) is type(student)
     assert again.config == student.config
     ids = np.random.default_rng(0).integers(5, 99, (2, 6))
     np.testing.assert_array_equal(again(ids).logits, student(ids).logits)
-    report = D.parameter_report(student, teacher)
+    report = parameter_report(student, teacher)
     assert f"{student.num_parameters():,} parameters, " in report
     assert "% of the teacher" in report
 
@@ -456,9 +465,9 @@ def mlm_batch(seed=0, B=3, T=7):
 
 OBJECTIVE_CASES = {
     # recipe: loss weights for the check (every loss the recipe allows, hard included)
-    "distilbert": D.LossWeights(soft=5.0, hard=2.0, cosine=1.0, temperature=2.0),
-    "tinybert": D.LossWeights(soft=1.0, hard=0.5, hidden=1.0, attention=3.0, temperature=1.5),
-    "albert": D.LossWeights(soft=1.0, hard=1.0, cosine=2.0, hidden=1.0, attention=1.0),
+    "distilbert": LossWeights(soft=5.0, hard=2.0, cosine=1.0, temperature=2.0),
+    "tinybert": LossWeights(soft=1.0, hard=0.5, hidden=1.0, attention=3.0, temperature=1.5),
+    "albert": LossWeights(soft=1.0, hard=1.0, cosine=2.0, hidden=1.0, attention=1.0),
 }
 
 
@@ -466,8 +475,8 @@ OBJECTIVE_CASES = {
 def test_objective_gradients_by_finite_differences(recipe):
     """Every parameter of the student and of the projection, float64, dropout off."""
     teacher = tiny_teacher(layers=4).astype(np.float64)
-    student = D.make_student(recipe, teacher)
-    objective = D.DistillationObjective(student, teacher, OBJECTIVE_CASES[recipe])
+    student = make_student(recipe, teacher)
+    objective = DistillationObjective(student, teacher, OBJECTIVE_CASES[recipe])
     assert hasattr(objective, "projection") == (recipe == "tinybert")
     objective.train(dropout=False)
     batch = mlm_batch()
@@ -494,13 +503,13 @@ def test_objective_gradients_by_finite_differences(recipe):
 
 def test_objective_checks_what_it_compares():
     teacher = tiny_teacher(layers=4)
-    narrow = D.make_student("tinybert", teacher)
+    narrow = make_student("tinybert", teacher)
     with pytest.raises(ValueError, match="cosine"):
-        D.DistillationObjective(narrow, teacher, D.LossWeights(cosine=1.0))
-    fewer_heads = D.tinybert_student(teacher, num_attention_heads=2)
+        DistillationObjective(narrow, teacher, LossWeights(cosine=1.0))
+    fewer_heads = tinybert_student(teacher, num_attention_heads=2)
     with pytest.raises(ValueError, match="heads"):
-        D.DistillationObjective(fewer_heads, teacher, D.LossWeights(attention=1.0))
-    objective = D.DistillationObjective(narrow, teacher, D.LossWeights(hard=1.0)).train()
+        DistillationObjective(fewer_heads, teacher, LossWeights(attention=1.0))
+    objective = DistillationObjective(narrow, teacher, LossWeights(hard=1.0)).train()
     batch = mlm_batch()
     del batch["labels"]
     with pytest.raises(InputError, match="labels"):
@@ -511,13 +520,13 @@ def fixed_batches(batch):
     return lambda epoch, rng: [batch]
 
 
-@pytest.mark.parametrize("recipe", sorted(D.RECIPES))
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
 def test_twenty_steps_of_distillation_reduce_the_loss(recipe):
     """On the bert-mlm fixture as teacher, 20 AdamW steps on one batch, seeded."""
     teacher = minibert.load(case_dir("bert-mlm"))
     frozen = {p: a.copy() for p, a in teacher.named_parameters()}
-    student = D.make_student(recipe, teacher)
-    objective = D.RECIPES[recipe].objective(student, teacher)
+    student = make_student(recipe, teacher)
+    objective = RECIPES[recipe].objective(student, teacher)
     batch = mlm_batch()
     before = objective.train(dropout=False)(batch)
     config = TrainConfig(max_steps=20, lr=2e-3, weight_decay=0.0, progress=False, seed=0)
@@ -535,8 +544,8 @@ def test_distillation_resumes_to_the_same_losses(tmp_path):
     teacher = minibert.load(case_dir("bert-mlm"))
 
     def trainer(output_dir):
-        student = D.make_student("tinybert", teacher)
-        objective = D.RECIPES["tinybert"].objective(student, teacher, hard=1.0)
+        student = make_student("tinybert", teacher)
+        objective = RECIPES["tinybert"].objective(student, teacher, hard=1.0)
         config = TrainConfig(max_steps=6, lr=1e-3, save_every=3, progress=False, seed=0)
         return Trainer(
             student, fixed_batches(mlm_batch()), config, output_dir=output_dir, objective=objective

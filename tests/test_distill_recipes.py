@@ -11,16 +11,17 @@ from test_gradients import RTOL_FD, numeric_grad, rel_error
 
 import minibert
 from conftest import assert_within, case_dir, sum_atol
-from minibert import distill as D
 from minibert import functional as F
 from minibert.cli import main
-from minibert.distill_recipes import (
+from minibert.distill.objective import DistillationObjective, LossWeights
+from minibert.distill.recipes import (
     TASK_WEIGHTS,
     agnostic_weights,
     build_student,
     distill_agnostic,
     distill_task,
 )
+from minibert.distill.students import RECIPES, make_student
 from minibert.evaluation import lee as L
 from minibert.evaluation.lee import lee_correlation
 from minibert.models.auto import from_config
@@ -114,7 +115,7 @@ def test_mean_pool_averages_the_real_tokens_and_its_gradient():
     assert abs(float(loss)) < 1e-10  # the eps of 1e-12 on each squared norm is all that is left
 
 
-@pytest.mark.parametrize("recipe", sorted(D.RECIPES))
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
 def test_objective_with_the_sentence_loss_by_finite_differences(recipe):
     """The agnostic weights of each recipe, L_sent at 2: distilbert and albert send L_cos and
     L_sent into the last hidden states, tinybert's L_hidn and L_sent share the projection.
@@ -131,9 +132,9 @@ def test_objective_with_the_sentence_loss_by_finite_differences(recipe):
         max_position_embeddings=20,
     )
     teacher = from_config(config, 1).astype(np.float64)
-    student = D.make_student(recipe, teacher)
+    student = make_student(recipe, teacher)
     weights = agnostic_weights(recipe).replace(sentence=2.0)
-    objective = D.DistillationObjective(student, teacher, weights).train(dropout=False)
+    objective = DistillationObjective(student, teacher, weights).train(dropout=False)
     assert hasattr(objective, "projection") == (recipe == "tinybert")
     rng = np.random.default_rng(0)
     mask = (np.arange(7)[None, :] < np.array([7, 5, 3])[:, None]).astype(np.int64)
@@ -162,7 +163,7 @@ def test_objective_with_the_sentence_loss_by_finite_differences(recipe):
 
 
 def test_weights_of_the_two_tasks():
-    assert agnostic_weights("distilbert") == D.LossWeights(cosine=1.0, sentence=1.0, temperature=2)
+    assert agnostic_weights("distilbert") == LossWeights(cosine=1.0, sentence=1.0, temperature=2)
     tiny = agnostic_weights("tinybert")
     assert (tiny.soft, tiny.hidden, tiny.attention, tiny.sentence) == (0, 1, 1, 1)
     assert (TASK_WEIGHTS.soft, TASK_WEIGHTS.hard, TASK_WEIGHTS.temperature) == (5, 2, 2)
@@ -182,7 +183,7 @@ def synthetic_lee(folder, documents, scores):
     return folder
 
 
-@pytest.mark.parametrize("recipe", sorted(D.RECIPES))
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
 def test_agnostic_distillation_gives_a_sentence_encoder(recipe, teacher, tmp_path):
     docs = sentences(6, seed=3)
     lee = synthetic_lee(tmp_path / "lee", docs, np.linspace(0, 1, 15))
@@ -247,7 +248,7 @@ def test_agnostic_refuses_logit_losses(teacher, tmp_path):
             sentences(8),
             tiny_config(1),
             None,
-            weights=D.RECIPES["distilbert"].weights,
+            weights=RECIPES["distilbert"].weights,
         )
 
 

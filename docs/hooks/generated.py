@@ -414,7 +414,7 @@ def distill_results() -> str:
 
 def compare_results() -> str:
     """docs/results/compare.json (`minibert compare --json`) as its Markdown table."""
-    from minibert.compare import markdown
+    from minibert.distill.report import markdown
 
     result = _results("compare.json")
     if result is None:

@@ -33,6 +33,7 @@ classifier folder itself (its agreement and Lee correlation are then not measure
 fine-tuned encoder is no longer a sentence encoder).
 """
 
+import csv
 import os
 import sys
 import tempfile
@@ -41,27 +42,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
-from .evaluation.agreement import mean_cosine, top1_agreement
-from .evaluation.timing import PAUSE_S, SHAPES, THREAD_VARIABLES, WARMUP, time_in_turns
+from ..checkpoint import read_safetensors, weight_bytes
+from ..data.text import corpus_files, corpus_sentences, data_dir
+from ..evaluation.agreement import mean_cosine, top1_agreement
+from ..evaluation.lee import lee_scores, read_lee
+from ..evaluation.metrics import classification_metrics
+from ..evaluation.timing import PAUSE_S, SHAPES, THREAD_VARIABLES, WARMUP, time_in_turns
+from ..io import load, read_config
+from ..pretrained import MINILM_NAME, minilm_available, minilm_path
+from ..quant import is_quantized, quantize
+from ..sentence import SentenceEncoder, sentence_length
+from ..tokenizer import load_tokenizer
+from ..training.recipes import classification_splits, predict
+from ..training.trainer import OBJECTIVE_NAME
 
-PRECISIONS = ("float32", "int8")
 HELD_OUT = 256  # held-out sentences of task-agnostic distillation (distill --held-out)
 CORPUS_SAMPLE = 50000  # the sentences it samples (distill --max-texts)
 TASK_LENGTH = 64  # tokens per review when the Rotten Tomatoes classifiers were trained
 RT_LABELS = ("rotten", "fresh")  # ids 0 and 1 of the classifiers the reports train
-PROJECTION = "objective.safetensors"  # where a distilled student keeps its projection
-MINILM_NAME = "all-MiniLM-L6-v2"
-__all__ = [
-    "Classification",
-    "Entry",
-    "compare",
-    "held_out_sentences",
-    "markdown",
-    "plot",
-    "table",
-    "targets",
-]
+PROJECTION = OBJECTIVE_NAME  # a distilled student's folder keeps its projection here
 
 
 @dataclass
@@ -95,8 +96,6 @@ def held_out_sentences(count: int = HELD_OUT, sample: int = CORPUS_SAMPLE, seed:
     """The sentences task-agnostic distillation held out of training, with its defaults: of
     `sample + count` corpus sentences (data.text.corpus_sentences, seeded), the first
     `count` of a seeded permutation (as `minibert distill` and scripts/distill_reports.py)."""
-    from .data.text import corpus_files, corpus_sentences
-
     picked = corpus_sentences(corpus_files(), max_texts=sample + count, seed=seed)
     order = np.random.default_rng(seed).permutation(len(picked))
     return [picked[i] for i in order[: min(count, len(picked) // 2)]]
@@ -105,10 +104,6 @@ def held_out_sentences(count: int = HELD_OUT, sample: int = CORPUS_SAMPLE, seed:
 def rotten_tomatoes(file=None) -> Classification:
     """The cache's rotten_tomatoes.csv as the classifiers of scripts/train_reports.py and
     scripts/distill_reports.py were trained on it: fresh = 1, grouped by movie, 64 tokens."""
-    import csv
-
-    from .data.text import data_dir
-
     file = Path(file) if file is not None else data_dir() / "rotten_tomatoes.csv"
     if not file.is_file():
         raise FileNotFoundError(
@@ -127,8 +122,6 @@ def rotten_tomatoes(file=None) -> Classification:
 
 def _projection(folder: Path, width: int, teacher_width: int):
     """(weight (C_t, C), bias (C_t,)) saved with a distilled student, or None."""
-    from .checkpoint import read_safetensors
-
     file = folder / PROJECTION
     if not file.is_file():
         return None
@@ -149,8 +142,6 @@ def _tokenizer_key(tokenizer) -> tuple:
 def _display(path: Path) -> str:
     """A folder as the report names it: the installed MiniLM by name, a folder under the home
     directory as ~/..., others as given (no machine's absolute paths in shared results)."""
-    from .pretrained import minilm_available, minilm_path
-
     path = Path(path)
     if minilm_available() and path.resolve() == minilm_path().resolve():
         return MINILM_NAME
@@ -196,9 +187,6 @@ def compare(
         pause: seconds between two timed passes (of different processes), so that the threads
             of the one that just ran stop spinning before the next starts.
     """
-    from .io import read_config
-    from .sentence import SentenceEncoder
-
     entries = list(entries)
     if not entries or entries[0].role != "teacher":
         raise ValueError("the first entry must be the teacher (role 'teacher')")
@@ -230,8 +218,6 @@ def compare(
             "and attach the classifier by name (teacher=FOLDER)"
         )
 
-    from tqdm import tqdm
-
     encoders = {}
     for entry in entries:
         if entry.role != "classifier":
@@ -249,8 +235,6 @@ def compare(
             )
     lee = None
     if lee_dir is not None:
-        from .evaluation.lee import read_lee
-
         lee = read_lee(lee_dir)
 
     steps = _count_steps(entries, int8, texts, lee_dir, timing)
@@ -306,10 +290,6 @@ def _measure_all(
     entries, encoders, lee, texts, classification, int8, repeats, threads, timing, bar, pause
 ):
     """The rows of compare(), in order: each entry's float32 row, then its int8 row."""
-    from .checkpoint import weight_bytes
-    from .io import load
-    from .quant import is_quantized, quantize
-
     teacher_params = reference = None
     rows, jobs = [], []  # jobs: (row, folder) to time once every model is on disk
     with tempfile.TemporaryDirectory(prefix="minibert-compare-") as scratch:
@@ -413,9 +393,6 @@ def _agreement(entry: Entry, vectors, reference) -> dict:
 
 
 def _lee(model, encoder, lee) -> float:
-    from .evaluation.lee import lee_scores
-    from .sentence import sentence_length
-
     length = sentence_length(encoder.path, model)
     return lee_scores(model, encoder.tokenizer, lee, length)["spearman"]
 
@@ -424,10 +401,6 @@ _SPLITS = {}  # (tokenizer key, data id) -> test examples: one tokenization per 
 
 
 def _accuracy(model, folder: Path, data: Classification) -> dict:
-    from .evaluation.metrics import classification_metrics
-    from .tokenizer import load_tokenizer
-    from .training.recipes import classification_splits, predict
-
     if model.config.num_labels != len(data.label_names):
         raise ValueError(
             f"classifier {folder} has {model.config.num_labels} classes but the data has "
@@ -452,228 +425,3 @@ def _load_average():
         return [round(x, 2) for x in os.getloadavg()]
     except (OSError, AttributeError):
         return None
-
-
-# --- output ---------------------------------------------------------------------------------------
-COLUMNS = (
-    "model",
-    "precision",
-    "sizes",
-    "parameters",
-    "encoder",
-    "size on disk",
-    "1x16 ms",
-    "8x128 ms",
-    "speed-up 1x16 / 8x128",
-    "peak memory (+ over imports)",
-    "mean cosine",
-    "top-1 agreement",
-    "Lee Spearman",
-    "accuracy",
-    "% of teacher accuracy",
-)
-
-
-def _cells(row: dict) -> list[str]:
-    p = row["parameters"]
-    na = "n/a"
-    cells = [
-        row["name"],
-        row["precision"],
-        row["sizes"],
-        f"{p['total'] / 1e6:.2f}M ({row['parameters_share']:.0%})",
-        f"{p['encoder'] / 1e6:.2f}M ({row['encoder_share']:.1%})",
-        f"{row['bytes'] / 1e6:.1f} MB",
-    ]
-    if "latency_ms" in row:
-        lat, up, mem = row["latency_ms"], row["speedup"], row["memory_mib"]
-        cells += [
-            f"{lat['1x16']:.2f}",
-            f"{lat['8x128']:.1f}",
-            f"{up['1x16']:.2f}x / {up['8x128']:.2f}x",
-            f"{mem['peak']:.0f} MiB (+{mem['increase']:.0f})",
-        ]
-    else:
-        cells += ["not timed"] * 4
-    cosine = row.get("mean_cosine")
-    cells.append(f"{cosine:.4f}" if cosine is not None else na)
-    top1 = row.get("top1_agreement")
-    cells.append(f"{top1:.1%}" if top1 is not None else na)
-    lee = row.get("lee")
-    cells.append(f"{lee:.3f}" if lee is not None else na)
-    acc = row.get("accuracy")
-    cells.append(f"{acc['accuracy']:.2%}" if acc else na)
-    share = row.get("accuracy_share")
-    cells.append(f"{share:.1%}" if share is not None else na)
-    return cells
-
-
-def _notes(results: dict) -> list[str]:
-    """Why a cell says n/a, once per model."""
-    notes, seen = [], set()
-    for row in results["rows"]:
-        if row["name"] in seen:
-            continue
-        seen.add(row["name"])
-        if row.get("cosine_note") and row.get("mean_cosine") is None:
-            notes.append(f"{row['name']}: mean cosine n/a: {row['cosine_note']}")
-        elif row.get("cosine_note"):
-            notes.append(f"{row['name']}: mean cosine {row['cosine_note']}")
-        short = {k: v for k, v in row.get("shapes_run", {}).items() if k != v}
-        if short:
-            ran = ", ".join(f"{k} as {v}" for k, v in short.items())
-            notes.append(f"{row['name']}: ran {ran} (its position table is shorter)")
-        if row["role"] == "classifier":
-            notes.append(f"{row['name']}: a classifier; agreement and Lee are not measured")
-    return notes
-
-
-def table(results: dict) -> str:
-    """The rows as an aligned plain-text table (one line per model and precision)."""
-    rows = [list(COLUMNS)] + [_cells(r) for r in results["rows"]]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines + _settings_lines(results) + _notes(results))
-
-
-def markdown(results: dict) -> str:
-    """The rows as a Markdown table, the settings and the notes below it."""
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += [
-        "| " + " | ".join(c.replace("|", "\\|") for c in _cells(r)) + " |" for r in results["rows"]
-    ]
-    extra = _settings_lines(results) + _notes(results) + targets(results)
-    return "\n".join(lines) + "\n\n" + "\n".join(f"- {line}" for line in extra) + "\n"
-
-
-def _settings_lines(results: dict) -> list[str]:
-    s = results["settings"]
-    load = s.get("load_average")
-    lines = [
-        f"measured {s['date']}: latency = median of {s['repeats']} forward passes after "
-        f"{s['warmup']} warm-up, {s['threads']} threads ({', '.join(s['thread_variables'])}), "
-        f"a process per row, the rows timed in turns {s.get('pause_s', 0):g} s apart; "
-        f"{s['cpus']} CPUs, load average "
-        + (" / ".join(f"{x:.2f}" for x in load) if load else "unknown"),
-        "peak memory: the process's peak RSS after loading and running both shapes; (+N): "
-        "over the interpreter with numpy and minibert imported",
-    ]
-    if s.get("texts"):
-        lines.append(
-            f"agreement with the teacher (float32) on {s['texts']} held-out sentences; "
-            "encoder = the transformer layers, without embeddings, pooler and heads"
-        )
-    c = s.get("classification")
-    if c:
-        lines.append(
-            f"accuracy: test split of {c['source']} (80/10/10 by group, seed {c['split_seed']}, "
-            f"{c['max_length']} tokens, labels {', '.join(c['labels'])})"
-        )
-    return lines
-
-
-def targets(results: dict, share: float = 0.40, keep: float = 0.95, speed: float = 2.0):
-    """One line per student row with an accuracy: does it meet 'at most `share` of the
-    teacher's encoder parameters, at least `keep` of its accuracy, at least `speed`x faster'
-    (speed at 8 x 128 against the teacher in float32)?"""
-    lines = []
-    for row in results["rows"]:
-        if row["role"] == "teacher" or row.get("accuracy_share") is None:
-            continue
-        checks = [
-            (
-                f"encoder parameters {row['encoder_share']:.1%} of the teacher's "
-                f"(total {row['parameters_share']:.1%})",
-                row["encoder_share"] <= share,
-            ),
-            (
-                f"accuracy {row['accuracy_share']:.1%} of the teacher's",
-                row["accuracy_share"] >= keep,
-            ),
-        ]
-        if "speedup" in row:
-            fast = row["speedup"]["8x128"]
-            checks.append((f"{fast:.2f}x faster at 8x128", fast >= speed))
-        met = all(ok for _, ok in checks)
-        detail = "; ".join(f"{text} ({'yes' if ok else 'no'})" for text, ok in checks)
-        lines.append(
-            f"target {share:.0%} / {keep:.0%} / {speed:g}x, {row['name']} {row['precision']}: "
-            f"{'met' if met else 'not met'}: {detail}"
-        )
-    return lines
-
-
-def _short(value: float) -> str:
-    """A bar's label: 3 significant digits, no exponent."""
-    if abs(value) >= 100:
-        return f"{value:.0f}"
-    return f"{value:.3g}"
-
-
-def plot(results: dict, file) -> Path:
-    """Bar charts, float32 and int8 side by side for each model: size on disk, latency at both
-    shapes, peak memory, Lee correlation, accuracy. Needs matplotlib."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise ImportError(
-            "the chart needs matplotlib: pip install matplotlib (or leave out --chart)"
-        ) from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = results["rows"]
-    names = list(dict.fromkeys(r["name"] for r in rows))
-    panels = [
-        ("size on disk (MB)", lambda r: r["bytes"] / 1e6),
-        ("latency 1x16 (ms)", lambda r: r.get("latency_ms", {}).get("1x16")),
-        ("latency 8x128 (ms)", lambda r: r.get("latency_ms", {}).get("8x128")),
-        ("peak memory (MiB)", lambda r: r.get("memory_mib", {}).get("peak")),
-        ("Lee Spearman", lambda r: r.get("lee")),
-        (
-            "test accuracy (%)",
-            lambda r: 100 * r["accuracy"]["accuracy"] if "accuracy" in r else None,
-        ),
-    ]
-    panels = [(t, f) for t, f in panels if any(f(r) is not None for r in rows)]
-    cols = 3
-    nrows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.4 * nrows), squeeze=False)
-    x = np.arange(len(names))
-    colours = {"float32": "#3182bd", "int8": "#e6550d"}
-    labels = []
-    for name in names:
-        first = next(r for r in rows if r["name"] == name)
-        wrapped = name.replace("-", "-\n") if len(name) > 12 else name
-        labels.append(f"{wrapped}\n{first['parameters']['total'] / 1e6:.1f}M")
-    for ax, (title, value) in zip(axes.flat, panels, strict=False):
-        for k, precision in enumerate(PRECISIONS):
-            heights = []
-            for name in names:
-                row = next(
-                    (r for r in rows if r["name"] == name and r["precision"] == precision), None
-                )
-                v = value(row) if row is not None else None
-                heights.append(np.nan if v is None else v)
-            bars = ax.bar(
-                x + (k - 0.5) * 0.4, heights, 0.4, label=precision, color=colours[precision]
-            )
-            texts = ["" if np.isnan(h) else _short(h) for h in heights]
-            ax.bar_label(bars, labels=texts, fontsize=7, padding=1)
-        ax.set_title(title, fontsize=10)
-        ax.set_xticks(x, labels, fontsize=8)
-        ax.margins(y=0.15)
-    for ax in axes.flat[len(panels) :]:
-        ax.axis("off")
-    axes.flat[0].legend(fontsize=8)
-    s = results["settings"]
-    fig.suptitle(
-        f"teacher and students, float32 and int8 ({s['threads']} threads, {s['date']})", fontsize=10
-    )
-    fig.tight_layout()
-    file = Path(file)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(file, dpi=100)
-    plt.close(fig)
-    return file

@@ -25,21 +25,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.batches import batches, text_examples
-from .distill import (
-    RECIPES,
-    DistillationObjective,
-    LossWeights,
-    describe,
-    make_student,
-    parameter_report,
-)
-from .evaluation.lee import lee_scores, read_lee
-from .evaluation.metrics import classification_metrics
-from .sentence import sentence_length
-from .tokenizer import copy_tokenizer_files
-from .training.recipes import classification_splits, classifier_batches, predict, split_metrics
-from .training.trainer import TrainConfig, Trainer
+from ..data.batches import batches, text_examples
+from ..evaluation.lee import lee_scores, read_lee
+from ..evaluation.metrics import classification_metrics
+from ..io import load, read_config
+from ..models.auto import BASE_CLASSES
+from ..sentence import sentence_length
+from ..tokenizer import copy_tokenizer_files, load_tokenizer
+from ..training.recipes import classification_splits, classifier_batches, predict, split_metrics
+from ..training.trainer import TrainConfig, Trainer
+from .objective import DistillationObjective, LossWeights
+from .students import RECIPES, describe, make_student, parameter_report
 
 # the student's loss on a classifier's logits: DistilBERT's 5 L_soft + 2 L_hard at T = 2
 TASK_WEIGHTS = LossWeights(soft=5.0, hard=2.0, temperature=2.0)
@@ -124,9 +120,6 @@ def distill_agnostic(
         student_sizes: passed to the recipe's student builder (num_hidden_layers=, ...).
         log: called with a line of text (the sizes of teacher and student) before training.
     """
-    from .io import load
-    from .tokenizer import load_tokenizer
-
     teacher = load(teacher_path)
     tokenizer = load_tokenizer(teacher_path)
     weights = weights or agnostic_weights(recipe)
@@ -222,9 +215,6 @@ def distill_task(
         weights: the loss weights (default TASK_WEIGHTS); ignored with no_teacher.
         log: called with a line of text (the sizes of teacher and student) before training.
     """
-    from .io import load
-    from .tokenizer import load_tokenizer
-
     teacher = load(teacher_path)
     if not teacher.config.architecture.endswith("ForSequenceClassification"):
         raise ValueError(
@@ -280,9 +270,6 @@ def distill_task(
 
 def _student_from_folder(folder, teacher, seed: int):
     """A model folder loaded as a classifier of the teacher's labels, with a fresh head."""
-    from .io import load, read_config
-    from .models.auto import BASE_CLASSES
-
     config = read_config(Path(folder))
     family = BASE_CLASSES[config.model_type].__name__.removesuffix("Model")
     if config.vocab_size != teacher.config.vocab_size:
