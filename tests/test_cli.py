@@ -19,8 +19,11 @@ import numpy as np
 import pytest
 
 import minibert
-from minibert import cli, pretrained
+from minibert import pretrained
 from minibert.checkpoint import read_pytorch_bin
+from minibert.cli import encode
+from minibert.cli.main import main
+from minibert.models.base import COMPONENTS
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BERT = FIXTURES / "bert-base"
@@ -36,7 +39,7 @@ minilm = [pytest.mark.minilm, needs_minilm]
 
 def run(capsys, *argv):
     """(exit code, stdout, stderr) of `minibert argv...`."""
-    code = cli.main([str(a) for a in argv])
+    code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -75,7 +78,7 @@ def test_every_command_has_help_with_an_example(capsys, command):
 def test_import_is_light():
     """`import minibert.cli` must not pull in torch, transformers or numba."""
     heavy = "{'torch', 'transformers', 'numba'}"
-    code = f"import sys, minibert.cli; print(sorted({heavy} & set(sys.modules)))"
+    code = f"import sys, minibert.cli.main; print(sorted({heavy} & set(sys.modules)))"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
@@ -94,7 +97,7 @@ def test_info_counts_add_up(capsys, name):
     model = minibert.load(path)
     params = report["parameters"]
     assert params["total"] == model.num_parameters()
-    assert sum(params[c] for c in cli.COMPONENTS) == params["total"]
+    assert sum(params[c] for c in COMPONENTS) == params["total"]
     assert report["architecture"] == model.config.architecture
     assert report["sizes"]["L"] == model.config.num_hidden_layers
     assert report["sizes"]["V"] == model.config.vocab_size
@@ -193,7 +196,7 @@ def test_empty_stdin_is_an_error(capsys, monkeypatch):
 def test_debug_shows_the_exception(capsys, monkeypatch):
     monkeypatch.setenv("MINIBERT_DEBUG", "1")
     with pytest.raises(minibert.CheckpointError, match="no such model folder"):
-        cli.main(["info", "no/such/folder"])
+        main(["info", "no/such/folder"])
 
 
 def _not_installed():
@@ -353,7 +356,7 @@ def test_demo_with_minilm(capsys):
 
 
 def _assert_topics_match(out):
-    n = len(cli.DEMO_SENTENCES)
+    n = len(encode.DEMO_SENTENCES)
     matches = out.split("closest match of each sentence\n")[1].splitlines()
     assert len(matches) == n
     # each sentence's closest match shares its topic (pairs 1-3 cooking, 4-5 space, 6-7 sport)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import minibert
-from minibert.cli import main
+from minibert.cli.main import main
 
 WORDS = (
     "the cat sat on a mat while dogs ran over green hills and birds sang in tall trees "

@@ -9,7 +9,7 @@ import pytest
 from test_distill_recipes import sentences, synthetic_lee, with_tokenizer
 
 import minibert
-from minibert.cli import main
+from minibert.cli.main import main
 from minibert.distill.compare import PROJECTION
 from minibert.distill.recipes import build_student
 from minibert.distill.report import COLUMNS

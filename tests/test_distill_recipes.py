@@ -12,7 +12,7 @@ from test_gradients import RTOL_FD, numeric_grad, rel_error
 import minibert
 from conftest import assert_within, case_dir, sum_atol
 from minibert import functional as F
-from minibert.cli import main
+from minibert.cli.main import main
 from minibert.distill.objective import DistillationObjective, LossWeights
 from minibert.distill.recipes import (
     TASK_WEIGHTS,

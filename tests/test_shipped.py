@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import minibert
-from minibert import cli, pretrained
+from minibert import pretrained
+from minibert.cli.main import main
 from minibert.functional.pooling import pool
 from minibert.functional.quantize import dequantize
 from minibert.models.auto import from_config
@@ -100,9 +101,9 @@ def test_int8_agrees_with_a_float_copy_of_itself(encoder):
 
 def test_the_cli_uses_it_by_default(capsys, tmp_path, encoder):
     file = tmp_path / "v.npy"
-    assert cli.main(["encode", *SENTENCES, "--output", str(file)]) == 0
+    assert main(["encode", *SENTENCES, "--output", str(file)]) == 0
     np.testing.assert_array_equal(np.load(file), encoder.encode(SENTENCES))
-    assert cli.main(["demo"]) == 0
+    assert main(["demo"]) == 0
     out = capsys.readouterr().out
     assert f"wrote {len(SENTENCES)} x {encoder.dim} float32" in out
     assert f"\n{pretrained.SHIPPED_NAME}: " in out

@@ -10,7 +10,9 @@ import json
 import sys
 from pathlib import Path
 
-from .pretrained import MINILM_NAME
+from ..data.text import data_dir, read_labelled
+from ..pretrained import MINILM_NAME, minilm_path
+from .common import add_labelled_data_arguments, label_ids, named_labels, row_groups
 
 
 def register(command) -> None:
@@ -68,11 +70,11 @@ def register(command) -> None:
     sub.add_argument("--lee", metavar="DIR", help="Lee data folder (default: the cache's)")
     sub.add_argument("--no-lee", action="store_true", help="skip the Lee correlation")
     data = sub.add_argument_group("accuracy data (default: the cache's rotten_tomatoes.csv)")
-    data.add_argument("--data", metavar="FILE", help=".csv, .tsv or .jsonl with texts and labels")
-    data.add_argument("--text-column", default="text")
-    data.add_argument("--label-column", default="label")
-    data.add_argument("--group-column", help="keep each group in one split (e.g. movie)")
-    data.add_argument("--labels", metavar="A,B,...", help="the classifiers' classes in id order")
+    add_labelled_data_arguments(
+        data,
+        ".csv, .tsv or .jsonl with texts and labels",
+        labels_help="the classifiers' classes in id order",
+    )
     data.add_argument("--max-length", type=int, default=64, help="tokens per text (default 64)")
     data.add_argument("--split-seed", type=int, default=0, help="the split's seed (default 0)")
     timing = sub.add_argument_group("timing")
@@ -93,8 +95,9 @@ def register(command) -> None:
 
 
 def cmd_compare(args) -> int:
-    from .distill.compare import Entry, compare
-    from .distill.report import markdown, plot, table, targets
+    # the measuring machinery (training, distillation, timing), for this command only
+    from ..distill.compare import Entry, compare
+    from ..distill.report import markdown, plot, table, targets
 
     if args.repeats < 1 or args.threads < 1 or args.held_out < 2 or not args.pause >= 0:
         raise ValueError("--repeats and --threads must be >= 1, --held-out >= 2, --pause >= 0")
@@ -173,8 +176,6 @@ def _write(path, text: str) -> None:
 
 def _teacher_folder(name: str) -> Path:
     if name == MINILM_NAME and not Path(name).exists():
-        from .pretrained import minilm_path
-
         return minilm_path()
     return Path(name).expanduser()
 
@@ -190,7 +191,7 @@ def _default_names(folders) -> list[str]:
 
 
 def _texts(args):
-    from .distill.compare import held_out_sentences
+    from ..distill.compare import held_out_sentences
 
     if args.texts:
         file = Path(args.texts).expanduser()
@@ -211,8 +212,6 @@ def _texts(args):
 
 
 def _lee_dir(args):
-    from .data.text import data_dir
-
     if args.no_lee:
         return None
     if args.lee:
@@ -228,7 +227,7 @@ def _lee_dir(args):
 
 
 def _classification(args, classifiers):
-    from .distill.compare import Classification, rotten_tomatoes
+    from ..distill.compare import Classification, rotten_tomatoes
 
     if args.max_length < 3:
         raise ValueError(f"--max-length must be at least 3, got {args.max_length}")
@@ -237,17 +236,13 @@ def _classification(args, classifiers):
         if args.labels:
             data = _relabel(data, args.labels.split(","), args.data)
     else:
-        from .cli_distill import label_ids, named_labels
-        from .cli_train import _groups
-        from .data.text import read_labelled
-
         rows = read_labelled(args.data, args.text_column, args.label_column)
         # --labels, else the first classifier's named classes, else the data's sorted labels
         # (the ids `minibert finetune` gives)
         names = named_labels(args.labels, classifiers[0]) or list(rows.label_names)
         labels = label_ids(rows, names, args.data)
         data = Classification(
-            rows.texts, labels, _groups(args, rows), names, source=Path(args.data).name
+            rows.texts, labels, row_groups(args, rows), names, source=Path(args.data).name
         )
     data.max_length, data.split_seed = args.max_length, args.split_seed
     return data

@@ -17,15 +17,25 @@ teacher's tokenizer, so `minibert encode --model OUTPUT/checkpoint-N` works on a
 
 import json
 import math
-import re
 import sys
 from pathlib import Path
 
-from .cli_train import _diverged_is_an_error, _groups, _train_config, _training_arguments
+import numpy as np
 
-RECIPE_NAMES = ("distilbert", "tinybert", "albert")  # the keys of distill.RECIPES
+from ..data.text import corpus_files, corpus_sentences, data_dir, read_labelled
+from ..io import read_config
+from .common import (
+    add_labelled_data_arguments,
+    add_training_arguments,
+    diverged_is_an_error,
+    label_ids,
+    named_labels,
+    row_groups,
+    train_config,
+)
+
+RECIPE_NAMES = ("distilbert", "tinybert", "albert")  # the keys of distill.students.RECIPES
 TASKS = ("agnostic", "classification")
-GENERIC_LABEL = re.compile(r"LABEL_\d+")
 
 
 def register(command) -> None:
@@ -78,11 +88,9 @@ def register(command) -> None:
     agnostic.add_argument("--lee", metavar="DIR", help="Lee data folder (default: the cache's)")
     agnostic.add_argument("--no-lee", action="store_true", help="skip the Lee correlation")
     task = sub.add_argument_group("classification distillation")
-    task.add_argument("--data", metavar="FILE", help=".csv, .tsv or .jsonl")
-    task.add_argument("--text-column", default="text")
-    task.add_argument("--label-column", default="label")
-    task.add_argument("--group-column", help="keep each group in one split (e.g. movie)")
-    task.add_argument("--labels", metavar="A,B,...", help="the teacher's classes in id order")
+    add_labelled_data_arguments(
+        task, ".csv, .tsv or .jsonl", labels_help="the teacher's classes in id order"
+    )
     task.add_argument("--epochs", type=float, default=2.0, help="ignored when --steps is given")
     task.add_argument("--no-teacher", action="store_true", help="labels only: the baseline")
     task.add_argument("--student-init", metavar="DIR", help="start from this model folder")
@@ -95,12 +103,10 @@ def register(command) -> None:
     sizes.add_argument(
         "--teacher-layers", metavar="I,J,...", help="distilbert: teacher layers to copy"
     )
-    _training_arguments(sub, steps=None, lr=None)
+    add_training_arguments(sub, steps=None, lr=None)
 
 
 def cmd_distill(args) -> int:
-    from .io import read_config
-
     teacher = Path(args.teacher)
     if not (teacher / "config.json").is_file():
         raise FileNotFoundError(f"{teacher} is not a model folder (no config.json)")
@@ -132,10 +138,7 @@ def cmd_distill(args) -> int:
 
 
 def _agnostic(args, sizes, weights) -> dict:
-    import numpy as np
-
-    from .data.text import corpus_files, corpus_sentences, data_dir
-    from .distill.recipes import distill_agnostic
+    from ..distill.recipes import distill_agnostic  # the trainer and the students, only here
 
     files = [Path(f) for f in args.corpus] if args.corpus else corpus_files()
     for file in files:
@@ -160,12 +163,12 @@ def _agnostic(args, sizes, weights) -> dict:
         f"{len(texts)} sentences from {len(files)} file(s), {held} held out, {steps} steps",
         file=sys.stderr,
     )
-    _, history, report = _diverged_is_an_error(
+    _, history, report = diverged_is_an_error(
         distill_agnostic,
         args.teacher,
         args.recipe,
         texts,
-        _train_config(args, steps),
+        train_config(args, steps),
         Path(args.output),
         max_length=args.max_length,
         batch_size=args.batch_size,
@@ -181,25 +184,24 @@ def _agnostic(args, sizes, weights) -> dict:
 
 
 def _classification(args, sizes, weights) -> dict:
-    from .data.text import read_labelled
-    from .distill.recipes import distill_task
+    from ..distill.recipes import distill_task
 
     data = read_labelled(args.data, args.text_column, args.label_column)
-    groups = _groups(args, data)
+    groups = row_groups(args, data)
     names = named_labels(args.labels, args.teacher)
     if names is None:
         names = data.label_names  # ids as `minibert finetune` gives them: sorted labels
     labels = label_ids(data, names, args.data, whose="the teacher's ")
     steps = args.steps or max(1, math.ceil(args.epochs * 0.8 * len(data.texts) / args.batch_size))
     print(f"{len(data.texts)} texts, labels {names}, {steps} steps", file=sys.stderr)
-    _, history, report = _diverged_is_an_error(
+    _, history, report = diverged_is_an_error(
         distill_task,
         args.teacher,
         args.recipe,
         data.texts,
         labels,
         groups,
-        _train_config(args, steps),
+        train_config(args, steps),
         Path(args.output),
         max_length=args.max_length,
         batch_size=args.batch_size,
@@ -222,29 +224,6 @@ def _default_lr(args, task: str) -> float:
     if args.recipe == "distilbert":  # starts from the teacher's own layers
         return 1e-4 if task == "agnostic" else 5e-5
     return 5e-4  # a fresh student
-
-
-def named_labels(labels_arg, model_folder):
-    """--labels (A,B,...), else the classes the model's id2label names, else None (a config
-    with LABEL_0, LABEL_1, ... or none names nothing). Used by distill and compare."""
-    if labels_arg:
-        return [name.strip() for name in labels_arg.split(",")]
-    config = json.loads((Path(model_folder) / "config.json").read_text())
-    id2label = config.get("id2label") or {}
-    names = [id2label[k] for k in sorted(id2label, key=int)] if id2label else []
-    if names and not all(GENERIC_LABEL.fullmatch(str(n)) for n in names):
-        return names
-    return None
-
-
-def label_ids(data, names, source, whose="") -> list:
-    """The id in `names` of each row's label (data from data.text.read_labelled); ValueError
-    naming the labels of `source` that `names` lacks."""
-    unknown = sorted(set(data.label_names) - set(names))
-    if unknown:
-        raise ValueError(f"labels {unknown} of {source} are not among {whose}{names}")
-    ids = {name: i for i, name in enumerate(names)}
-    return [ids[data.label_names[i]] for i in data.label_ids]
 
 
 def _student_sizes(args) -> dict:
@@ -282,7 +261,7 @@ def _student_sizes(args) -> dict:
 
 
 def _weights(args, task: str):
-    from .distill.recipes import TASK_WEIGHTS, agnostic_weights
+    from ..distill.recipes import TASK_WEIGHTS, agnostic_weights
 
     weights = agnostic_weights(args.recipe) if task == "agnostic" else TASK_WEIGHTS
     changes = {}

@@ -9,8 +9,13 @@ tokenizer, else the relative error of the hidden states on random token ids).
 import time
 from pathlib import Path
 
-from .checkpoint import weight_bytes
-from .tokenizer import copy_tokenizer_files
+import numpy as np
+
+from ..checkpoint import weight_bytes
+from ..io import load
+from ..quant import quantize
+from ..sentence import SentenceEncoder
+from ..tokenizer import copy_tokenizer_files
 
 CHECK_SENTENCES = (
     "The chef chopped onions and garlic for the sauce.",
@@ -47,16 +52,14 @@ def register(command) -> None:
 
 
 def cmd_quantize(args) -> int:
-    import minibert
-
     source, target = Path(args.input), Path(args.output)
     if target.exists() and target.resolve() == source.resolve():
         raise ValueError("OUT must differ from IN: quantize writes a new folder")
     if target.exists() and not target.is_dir():
         raise ValueError(f"{target} exists and is not a folder")
     start = time.perf_counter()
-    model = minibert.load(source)
-    qmodel = minibert.quantize(model, embeddings=not args.no_embeddings)
+    model = load(source)
+    qmodel = quantize(model, embeddings=not args.no_embeddings)
     qmodel.save_pretrained(target)
     copied = copy_tokenizer_files(source, target)
     seconds = time.perf_counter() - start
@@ -78,11 +81,7 @@ def _int8_share(qmodel) -> str:
 
 
 def _agreement(source: Path, model, qmodel, has_tokenizer: bool) -> str:
-    import numpy as np
-
     if has_tokenizer:
-        from minibert import SentenceEncoder
-
         try:
             encoder = SentenceEncoder(source)
         except Exception:  # a tokenizer file we cannot read: fall back to random ids

@@ -7,8 +7,22 @@ message naming the step; the last good checkpoint stays.
 """
 
 import json
+import math
 import sys
 from pathlib import Path
+
+import numpy as np
+
+from ..config import EncoderConfig
+from ..data.text import documents_from_text, read_labelled
+from ..tokenizer import load_tokenizer, train_wordpiece
+from .common import (
+    add_labelled_data_arguments,
+    add_training_arguments,
+    diverged_is_an_error,
+    row_groups,
+    train_config,
+)
 
 ARCHITECTURES = (
     "BertForPreTraining",
@@ -21,7 +35,7 @@ ARCHITECTURES = (
 
 
 def register(command) -> None:
-    """Add the two commands through cli.build_parser's `command(...)` helper."""
+    """Add the two commands through main.build_parser's `command(...)` helper."""
     pre = command(
         "pretrain",
         cmd_pretrain,
@@ -50,7 +64,7 @@ def register(command) -> None:
     pre.add_argument("--max-length", type=int, default=128)
     pre.add_argument("--held-out", type=float, default=0.05, help="fraction of documents")
     pre.add_argument("--whole-word", action="store_true", help="mask whole words")
-    _training_arguments(pre, steps=1000, lr=5e-4)
+    add_training_arguments(pre, steps=1000, lr=5e-4)
 
     fine = command(
         "finetune",
@@ -66,11 +80,8 @@ def register(command) -> None:
         "minibert finetune path/to/minilm --data reviews.csv --group-column movie --output ft",
     )
     fine.add_argument("model", metavar="MODEL", help="model folder with a tokenizer")
-    fine.add_argument("--data", required=True, metavar="FILE", help=".csv, .tsv or .jsonl")
     fine.add_argument("--output", required=True, metavar="DIR", help="checkpoints go here")
-    fine.add_argument("--text-column", default="text")
-    fine.add_argument("--label-column", default="label")
-    fine.add_argument("--group-column", help="keep each group in one split (e.g. movie)")
+    add_labelled_data_arguments(fine, ".csv, .tsv or .jsonl", required=True)
     fine.add_argument("--epochs", type=float, default=2.0, help="ignored when --steps is given")
     fine.add_argument("--max-length", type=int, default=128)
     fine.add_argument(
@@ -78,49 +89,11 @@ def register(command) -> None:
         action="store_true",
         help="quantization-aware: train through int8 rounding (then `minibert quantize`)",
     )
-    _training_arguments(fine, steps=None, lr=5e-5)
-
-
-def _training_arguments(sub, steps, lr) -> None:
-    sub.add_argument("--steps", type=int, default=steps, help="optimizer steps")
-    sub.add_argument("--batch-size", type=int, default=32)
-    sub.add_argument("--lr", type=float, default=lr, help="peak learning rate")
-    sub.add_argument("--warmup", type=float, default=0.1, help="warmup, fraction of the steps")
-    sub.add_argument("--schedule", default="linear", choices=("linear", "cosine", "constant"))
-    sub.add_argument("--weight-decay", type=float, default=0.01)
-    sub.add_argument("--grad-accum", type=int, default=1, help="batches per optimizer step")
-    sub.add_argument("--eval-every", type=int, default=0, help="0: eight times per run")
-    sub.add_argument("--save-every", type=int, default=0, help="0: eight times per run")
-    sub.add_argument("--seed", type=int, default=0)
-    sub.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
-
-
-def _train_config(args, steps: int):
-    from .training.trainer import TrainConfig
-
-    every = max(1, steps // 8)
-    return TrainConfig(
-        max_steps=steps,
-        lr=args.lr,
-        warmup_steps=int(args.warmup * steps),
-        schedule=args.schedule,
-        weight_decay=args.weight_decay,
-        grad_accum=args.grad_accum,
-        eval_every=args.eval_every or every,
-        save_every=args.save_every or every,
-        seed=args.seed,
-        progress=sys.stderr.isatty(),
-        qat=getattr(args, "qat", False),
-    )
+    add_training_arguments(fine, steps=None, lr=5e-5)
 
 
 def cmd_pretrain(args) -> int:
-    import numpy as np
-
-    from . import EncoderConfig, load_tokenizer
-    from .data.text import documents_from_text
-    from .tokenizer import train_wordpiece
-    from .training.recipes import pretrain
+    from ..training.recipes import pretrain  # the trainer's dependencies, for this command only
 
     documents = []
     for name in args.corpus:
@@ -167,12 +140,12 @@ def cmd_pretrain(args) -> int:
         position_offset=tokenizer.pad_token_id + 1 if model_type == "roberta" else 0,
         hidden_act="gelu_new" if model_type == "albert" else "gelu",
     )
-    _, history = _diverged_is_an_error(
+    _, history = diverged_is_an_error(
         pretrain,
         train_docs,
         tokenizer,
         config,
-        _train_config(args, args.steps),
+        train_config(args, args.steps),
         output,
         eval_documents=eval_docs,
         max_length=args.max_length,
@@ -193,34 +166,20 @@ def cmd_pretrain(args) -> int:
     return 0
 
 
-def _groups(args, data) -> list:
-    """The --group-column value of each row (a split keeps each group whole), or one group per
-    text (a plain random split) without it."""
-    if not args.group_column:
-        return list(range(len(data.texts)))
-    missing = [i for i, row in enumerate(data.rows) if args.group_column not in row]
-    if missing:
-        raise ValueError(f"{args.data} has no column {args.group_column!r} (row {missing[0]})")
-    return [row[args.group_column] for row in data.rows]
-
-
 def cmd_finetune(args) -> int:
-    import math
-
-    from .data.text import read_labelled
-    from .training.recipes import finetune
+    from ..training.recipes import finetune
 
     data = read_labelled(args.data, args.text_column, args.label_column)
-    groups = _groups(args, data)
+    groups = row_groups(args, data)
     steps = args.steps or max(1, math.ceil(args.epochs * 0.8 * len(data.texts) / args.batch_size))
     print(f"{len(data.texts)} texts, labels {data.label_names}, {steps} steps", file=sys.stderr)
-    _, history, report = _diverged_is_an_error(
+    _, history, report = diverged_is_an_error(
         finetune,
         args.model,
         data.texts,
         data.label_ids,
         groups,
-        _train_config(args, steps),
+        train_config(args, steps),
         Path(args.output),
         max_length=args.max_length,
         batch_size=args.batch_size,
@@ -234,13 +193,3 @@ def cmd_finetune(args) -> int:
     (Path(args.output) / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps({k: report[k] for k in ("sizes", "validation", "test")}))
     return 0
-
-
-def _diverged_is_an_error(run, *args, **kwargs):
-    """A NaN loss ends the command with the trainer's one-line message, not a traceback."""
-    from .training.trainer import TrainingDiverged
-
-    try:
-        return run(*args, **kwargs)
-    except TrainingDiverged as exc:
-        raise ValueError(str(exc)) from None

@@ -1,0 +1,1 @@
+"""The `minibert` command: main.py parses and dispatches, one module per command group."""

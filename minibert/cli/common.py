@@ -1,0 +1,111 @@
+"""What several commands share: argument types and groups, the training options and their
+TrainConfig, labelled data's groups and label ids, and one-line errors from a diverged run."""
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+from ..training.trainer import TrainConfig, TrainingDiverged
+
+GENERIC_LABEL = re.compile(r"LABEL_\d+")  # transformers' placeholder class names
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1, else a usage error naming the value."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def add_labelled_data_arguments(
+    group, data_help: str, labels_help: str | None = None, required: bool = False
+) -> None:
+    """--data and its columns (finetune, distill, compare); --labels when labels_help is given."""
+    group.add_argument("--data", required=required, metavar="FILE", help=data_help)
+    group.add_argument("--text-column", default="text")
+    group.add_argument("--label-column", default="label")
+    group.add_argument("--group-column", help="keep each group in one split (e.g. movie)")
+    if labels_help:
+        group.add_argument("--labels", metavar="A,B,...", help=labels_help)
+
+
+def add_training_arguments(sub, steps, lr) -> None:
+    """The trainer's options (pretrain, finetune, distill); steps and lr are the defaults."""
+    sub.add_argument("--steps", type=int, default=steps, help="optimizer steps")
+    sub.add_argument("--batch-size", type=int, default=32)
+    sub.add_argument("--lr", type=float, default=lr, help="peak learning rate")
+    sub.add_argument("--warmup", type=float, default=0.1, help="warmup, fraction of the steps")
+    sub.add_argument("--schedule", default="linear", choices=("linear", "cosine", "constant"))
+    sub.add_argument("--weight-decay", type=float, default=0.01)
+    sub.add_argument("--grad-accum", type=int, default=1, help="batches per optimizer step")
+    sub.add_argument("--eval-every", type=int, default=0, help="0: eight times per run")
+    sub.add_argument("--save-every", type=int, default=0, help="0: eight times per run")
+    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+
+
+def train_config(args, steps: int) -> TrainConfig:
+    """The TrainConfig of those options for a run of `steps` steps: warmup as a fraction,
+    evaluation and checkpoints eight times a run unless given, a progress bar on a terminal."""
+    every = max(1, steps // 8)
+    return TrainConfig(
+        max_steps=steps,
+        lr=args.lr,
+        warmup_steps=int(args.warmup * steps),
+        schedule=args.schedule,
+        weight_decay=args.weight_decay,
+        grad_accum=args.grad_accum,
+        eval_every=args.eval_every or every,
+        save_every=args.save_every or every,
+        seed=args.seed,
+        progress=sys.stderr.isatty(),
+        qat=getattr(args, "qat", False),
+    )
+
+
+def row_groups(args, data) -> list:
+    """The --group-column value of each row (a split keeps each group whole), or one group per
+    text (a plain random split) without it."""
+    if not args.group_column:
+        return list(range(len(data.texts)))
+    missing = [i for i, row in enumerate(data.rows) if args.group_column not in row]
+    if missing:
+        raise ValueError(f"{args.data} has no column {args.group_column!r} (row {missing[0]})")
+    return [row[args.group_column] for row in data.rows]
+
+
+def diverged_is_an_error(run, *args, **kwargs):
+    """A NaN loss ends the command with the trainer's one-line message, not a traceback."""
+    try:
+        return run(*args, **kwargs)
+    except TrainingDiverged as exc:
+        raise ValueError(str(exc)) from None
+
+
+def named_labels(labels_arg, model_folder):
+    """--labels (A,B,...), else the classes the model's id2label names, else None (a config
+    with LABEL_0, LABEL_1, ... or none names nothing). Used by distill and compare."""
+    if labels_arg:
+        return [name.strip() for name in labels_arg.split(",")]
+    config = json.loads((Path(model_folder) / "config.json").read_text())
+    id2label = config.get("id2label") or {}
+    names = [id2label[k] for k in sorted(id2label, key=int)] if id2label else []
+    if names and not all(GENERIC_LABEL.fullmatch(str(n)) for n in names):
+        return names
+    return None
+
+
+def label_ids(data, names, source, whose="") -> list:
+    """The id in `names` of each row's label (data from data.text.read_labelled); ValueError
+    naming the labels of `source` that `names` lacks."""
+    unknown = sorted(set(data.label_names) - set(names))
+    if unknown:
+        raise ValueError(f"labels {unknown} of {source} are not among {whose}{names}")
+    ids = {name: i for i, name in enumerate(names)}
+    return [ids[data.label_names[i]] for i in data.label_ids]

