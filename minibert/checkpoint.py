@@ -17,6 +17,7 @@ import json
 import mmap
 import os
 import pickle
+import pickletools
 import zipfile
 from pathlib import Path
 
@@ -273,8 +274,6 @@ def _pytorch_bin_dtypes(file: Path) -> dict:
     """Count tensors per storage type in a torch.save zip by reading the pickle's opcodes (never
     running it): each tensor names its storage class once, the first time as a GLOBAL that is
     memoised, afterwards as a GET of that memo slot."""
-    import pickletools  # only `minibert info` looks inside a .bin without loading it
-
     with zipfile.ZipFile(file) as zf:
         entry = next(n for n in zf.namelist() if n.endswith("data.pkl"))  # load() checked it
         data = zf.read(entry)

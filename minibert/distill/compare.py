@@ -31,6 +31,10 @@ A classifier is attached by name (--classifiers NAME=FOLDER in the CLI): NAME is
 a row (the teacher's or a student's), or a new name, which adds a row measured on the
 classifier folder itself (its agreement and Lee correlation are then not measured: a
 fine-tuned encoder is no longer a sentence encoder).
+
+The measuring is in evaluation/ (timing, agreement, Lee, metrics) and the output in report.py;
+what remains here, a little over 400 lines, is the one procedure that runs them over the rows
+and the checks of its inputs, read top to bottom.
 """
 
 import csv

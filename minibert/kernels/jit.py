@@ -7,6 +7,7 @@ first run on a machine pays the compile time.
 
 import contextlib
 import contextvars
+import importlib
 import os
 import sys
 import types
@@ -147,8 +148,6 @@ def lowered_as(target: str):
 
 def _bind_devices(py_func) -> None:
     """Replace the device helpers py_func refers to by their compiled, inlined versions."""
-    import importlib
-
     import numba
 
     for name in py_func.__code__.co_names:
