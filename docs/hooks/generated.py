@@ -7,9 +7,10 @@ A page marks a generated block with two HTML comments:
     <!-- end generated -->
 
 At build time the hook replaces the block with fresh Markdown made by the function registered
-under that name in GENERATORS: the config.json field table and the weight-name tables of
-hf-mapping.md, and the lists of objects the API reference documents (so a new public name or a
-new functional file appears without editing api.md).
+under that name in GENERATORS: the package layout and import order of architecture.md, the
+config.json field table and the weight-name tables of hf-mapping.md, and the lists of objects
+the API reference documents (so a new public name or a new functional file appears without
+editing api.md).
 
 The committed pages hold a copy of each table too, for readers on GitHub;
 `python docs/hooks/generated.py` refreshes the copies, and tests/test_docs.py fails when one is
@@ -191,6 +192,54 @@ def _pair_up(names: dict, keep: set = frozenset()) -> dict:
         elif not (kind == "bias" and f"{stem}.{{weight,bias}}" in out):
             out[ours] = hf
     return out
+
+
+# --- the package's layout (architecture.md) ----------------------------------------------------
+def _layers() -> tuple:
+    """LAYERS of tests/test_imports.py, the table that test enforces, top to bottom."""
+    import importlib.util
+
+    file = Path(__file__).resolve().parents[2] / "tests" / "test_imports.py"
+    spec = importlib.util.spec_from_file_location("minibert_layer_table", file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.LAYERS
+
+
+def _summary(file: Path) -> str:
+    """The first line of a module's docstring."""
+    import ast
+
+    doc = ast.get_docstring(ast.parse(file.read_text(encoding="utf-8"))) or ""
+    return doc.splitlines()[0] if doc else ""
+
+
+def import_order() -> str:
+    """The layers as one chain: each imports only from the layers after it."""
+    layers = [" / ".join(layer) for layer in _layers()]
+    return "```text\n" + " -> ".join(layers) + "\n```"
+
+
+def package_layout() -> str:
+    """One row per module of minibert/, layer by layer from the top, with the first line of its
+    docstring: the tree, the import order and what each file holds, read from the code."""
+    import minibert
+
+    package = Path(minibert.__file__).parent
+    rows = [["", "`minibert/__init__.py`", _summary(package / "__init__.py")]]
+    for rank, layer in enumerate(_layers(), 1):
+        for name in layer:
+            if (package / name).is_dir():
+                files = [package / name / "__init__.py"]
+                files += sorted(f for f in (package / name).glob("*.py") if f.stem != "__init__")
+            else:
+                files = [package / f"{name}.py"]
+            for file in files:
+                path = file.relative_to(package.parent).as_posix()
+                if file.name == "__init__.py":
+                    path = path.removesuffix("__init__.py")
+                rows.append([str(rank), f"`{path}`", _summary(file).replace("|", "\\|")])
+    return _table(["layer", "module", "what it holds"], rows)
 
 
 # --- API reference ---------------------------------------------------------------------------
@@ -526,6 +575,8 @@ def shipped_card() -> str:
 
 
 GENERATORS = {
+    "import-order": import_order,
+    "package-layout": package_layout,
     "shipped-card": shipped_card,
     "quant-accuracy": quant_accuracy,
     "distill-results": distill_results,

@@ -1,5 +1,7 @@
-"""What several commands share: argument types and groups, the training options and their
-TrainConfig, labelled data's groups and label ids, and one-line errors from a diverged run."""
+"""What several commands share.
+
+Argument types and groups, the training options and their TrainConfig, labelled data's groups
+and label ids, and one-line errors from a diverged run."""
 
 import argparse
 import json

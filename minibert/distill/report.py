@@ -1,6 +1,8 @@
-"""compare()'s results as a reader sees them: an aligned text table, Markdown with the settings
-and notes, the target lines (parameters / accuracy / speed of each student against the
-teacher), and a chart of bars, float32 and int8 side by side.
+"""compare()'s results as a reader sees them: tables, target lines and a chart.
+
+An aligned text table, Markdown with the settings and notes, the target lines (parameters /
+accuracy / speed of each student against the teacher), and a chart of bars, float32 and int8
+side by side.
 """
 
 from pathlib import Path

@@ -1,5 +1,6 @@
-"""How closely two sets of sentence vectors agree, row by row: the same N texts encoded by a
-teacher and a student, or by a float32 model and its int8 copy.
+"""How closely two sets of sentence vectors agree, row by row.
+
+The same N texts encoded by a teacher and a student, or by a float32 model and its int8 copy:
 
     mean_cosine      the mean cosine similarity of matching rows (equal widths)
     top1_agreement   the share of texts whose nearest other text is the same under both (any

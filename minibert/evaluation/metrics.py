@@ -1,5 +1,7 @@
-"""Scores of predictions against the truth: classification_metrics (accuracy, macro-F1), and
-the rank and linear correlations the similarity benchmarks report (spearman, pearson).
+"""Scores against the truth: classification accuracy and F1, Spearman and Pearson correlations.
+
+classification_metrics (accuracy, macro-F1), and the rank and linear correlations the
+similarity benchmarks report (spearman, pearson).
 
 Shapes: N predictions or paired values.
 """

@@ -1,4 +1,4 @@
-"""Pure forward functions, each the first half of a forward/backward pair.
+"""Pure forward/backward pairs, no state, one op per file.
 
 Every `<op>_forward` returns `(out, cache)`: the cache holds exactly what the backward pass will
 need, and modules keep it only in training mode. Shapes: B batch, T tokens, C hidden, H heads,

@@ -1,6 +1,8 @@
-"""Inverted dropout (Srivastava et al. 2014): in training, zero each element with probability p
-and scale the survivors by 1 / (1 - p), so the expected value is unchanged and evaluation needs
-no rescaling. The random mask comes from an explicit numpy Generator, never global state.
+"""Inverted dropout (Srivastava et al. 2014), a forward/backward pair.
+
+In training, zero each element with probability p and scale the survivors by 1 / (1 - p), so
+the expected value is unchanged and evaluation needs no rescaling. The random mask comes from
+an explicit numpy Generator, never global state.
 
 Shapes: x (...) -> (...)
 """

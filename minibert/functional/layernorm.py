@@ -1,5 +1,7 @@
-"""Layer normalisation (Ba et al. 2016): normalise each vector over its last axis, then scale
-and shift. eps sits inside the square root, as in torch.nn.LayerNorm.
+"""Layer normalisation (Ba et al. 2016), a forward/backward pair.
+
+Normalise each vector over its last axis, then scale and shift. eps sits inside the square
+root, as in torch.nn.LayerNorm.
 
 Shapes: x (..., C), w (C,), b (C,) -> (..., C)
 """

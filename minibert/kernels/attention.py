@@ -1,4 +1,4 @@
-"""Attention for inference, one (batch, head) pair at a time, without the (B, H, T, T) arrays:
+"""Fused attention for inference, one (batch, head) pair at a time, without (B, H, T, T) arrays.
 
     ctx[b, t, h*D:(h+1)*D] = softmax(q_bh[t] . k_bh^T * scale + mask_bias[b]) @ v_bh
 
@@ -11,9 +11,9 @@ The reference splits the heads, runs the masked softmax kernel's reference betwe
 products and merges the heads again (functional/attention.py explains each step). The float32
 Numba kernel runs the (batch, head) pairs in parallel. Each pair copies its keys, transposed,
 and its values into a small scratch, then goes through the queries two rows at a time: a row
-of scores per query
-(q . k^T along keys, four head dimensions per step), the masked softmax kernel's steps on that
-row (same scale-then-mask order, same exp), and probs @ v (four keys per step). Only two rows
+of scores per query (q . k^T along keys, four head dimensions per step), the masked softmax
+kernel's steps on that row (same scale-then-mask order, same exp), and probs @ v (four keys per
+step). Only two rows
 of T scores exist at any time. Blocking two rows by four products per step is what keeps the
 loops vectorised without fused multiply-adds.
 

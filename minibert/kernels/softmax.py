@@ -1,5 +1,4 @@
-"""Scaled, masked softmax over attention scores, in place: the hot loop between the two
-attention matmuls.
+"""Scaled, masked softmax over attention scores, in place: the loop between two attention matmuls.
 
     probs[b, h, t, :] = softmax(scores[b, h, t, :] * scale + mask_bias[b, :])
 

@@ -1,4 +1,6 @@
-"""ALBERT (Lan et al. 2020): the BERT encoder plus two parameter-saving tricks and a new task:
+"""ALBERT (Lan et al. 2020): BERT with shared layers, factorised embeddings and SOP.
+
+The BERT encoder plus two parameter-saving tricks and a new task:
   1. factorized embeddings: tokens embed in E < C dimensions, then one Linear maps E -> C
      (our embeddings.project; transformers keeps it in the encoder as embedding_hidden_mapping_in);
   2. cross-layer sharing: num_hidden_groups groups of inner_group_num layers, reused by the

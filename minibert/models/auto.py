@@ -1,5 +1,6 @@
-"""Pick the model class for a config: architectures[0] from config.json, else the family's base
-model for model_type."""
+"""The model class a config names, and a fresh model of it.
+
+The class is architectures[0] from config.json, else the family's base model for model_type."""
 
 import numpy as np
 

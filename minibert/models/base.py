@@ -1,6 +1,7 @@
-"""What every model shares, whatever its family and task: the embeddings -> encoder -> pooler
--> heads pipeline, the backward pass through it, parameters under Hugging Face's names, and
-saving.
+"""What every model shares, whatever its family and task.
+
+The embeddings -> encoder -> pooler -> heads pipeline, the backward pass through it,
+parameters under Hugging Face's names, and saving.
 
 A family file (bert.py, ...) subclasses PreTrainedModel once, as BertPreTrainedModel, with what
 the family is: its embeddings (build_embeddings), its encoder's dropout placement

@@ -1,5 +1,6 @@
-"""DistilBERT (Sanh et al. 2019): a BERT encoder distilled to half the layers, with these
-differences:
+"""DistilBERT (Sanh et al. 2019): BERT distilled to half the layers, without token types.
+
+The differences from BERT:
   1. no token types (type_vocab_size = 0) and no pooler;
   2. optional fixed sinusoidal positions (sinusoidal_pos_embds), as in Vaswani et al.;
   3. config.json speaks its own dialect (dim, n_layers, n_heads, hidden_dim, activation), and

@@ -1,5 +1,6 @@
-"""Task heads: the modules that turn encoder states into a task's logits, and the losses that
-score those logits as transformers does.
+"""Task heads: the modules that turn encoder states into logits, and their losses.
+
+The losses score the logits as transformers does.
 
     MaskedLMHead         transform (dense, activation, LayerNorm), decoder tied to the words
     ClassificationHead   [dropout, dense, activation,] dropout, out: one vector -> label logits

@@ -1,6 +1,7 @@
-"""Checks at the models' public boundary: the kernels behind them do no bounds checks, so
-every array a caller hands a model is validated here, and a bad one raises InputError naming
-the argument and what was wrong.
+"""Checks of what a caller hands a model, at its public boundary.
+
+The kernels behind them do no bounds checks, so every array is validated here, and a bad one
+raises InputError naming the argument and what was wrong.
 
     check_inputs         input_ids, attention_mask, token_type_ids of a forward call
     check_labels         a task's integer targets

@@ -1,4 +1,6 @@
-"""RoBERTa (Liu et al. 2019): the BERT encoder plus four differences:
+"""RoBERTa (Liu et al. 2019): BERT with padding-aware positions and its own heads.
+
+The BERT encoder plus four differences:
 1. position ids start at pad_token_id + 1, and pads keep position pad_token_id
    (config.position_offset = pad_token_id + 1, so T <= max_position_embeddings - offset);
 2. a single token type (type_vocab_size = 1);

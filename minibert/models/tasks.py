@@ -1,5 +1,7 @@
-"""The tasks: each class adds its heads to the shared body and computes its loss with
-transformers' semantics, then the backward pass from that loss to the encoder output.
+"""The tasks: heads on the shared body, their losses, and the backward pass from the loss.
+
+Each class adds its heads to the body and computes its loss with transformers' semantics,
+then the backward pass from that loss to the encoder output.
 
 A family file combines a task with its family class:
 `class BertForMaskedLM(BertPreTrainedModel, ForMaskedLM)`. Where a family's head differs, the

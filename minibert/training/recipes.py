@@ -1,5 +1,6 @@
-"""End-to-end recipes on top of the trainer: pretraining from scratch and fine-tuning a
-classifier. The CLI's `minibert pretrain` and `minibert finetune` call these.
+"""End-to-end recipes on the trainer: pretraining from scratch and fine-tuning a classifier.
+
+The CLI's `minibert pretrain` and `minibert finetune` call these.
 
 pretrain: a WordPiece vocabulary trained on the corpus (or a given tokenizer), a fresh model,
 masked-LM batches masked anew every epoch, plus NSP pairs (BERT) or SOP pairs (ALBERT) when the
