@@ -14,8 +14,8 @@ tests/fixtures/ (no torch needed).
 Code explained: `minibert/functional/layernorm.py`, `minibert/functional/activations.py` and
 `minibert/kernels/gelu.py`; `LayerNorm`, `FeedForward`, `EncoderLayer`, `Encoder` and `Pooler`
 in `minibert/nn.py`; `BertEmbeddings` and `BertPreTrainedModel` in `minibert/models/bert.py`;
-`minibert/sentence.py` (mean pooling); a glance at `minibert/models/roberta.py`, `albert.py`
-(and its `sharing_schedule`) and `distilbert.py`.
+`minibert/functional/pooling.py` (mean pooling); a glance at `minibert/models/roberta.py`,
+`minibert/models/albert.py` (and its `sharing_schedule`) and `minibert/models/distilbert.py`.
 
 Run: python tutorials/02_encoder_and_bert.py
 """
