@@ -16,7 +16,7 @@ import numpy as np
 from .checkpoint import CONFIG_NAME, read_weights
 from .config import EncoderConfig
 from .errors import CheckpointError, ConfigError, LoadWarning
-from .models import model_class
+from .models.auto import model_class
 from .quant import quantization_of, quantized_skeleton
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
