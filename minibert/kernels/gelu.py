@@ -85,13 +85,17 @@ def _gelu_grad_as_numba(out, x):
         out[i] = cdf + v * gauss * np.float32(INV_SQRT_2PI)
 
 
-def _gelu_bias_as_numba(out, x, bias):
-    """out = gelu(x + bias) row by row, float32, A&S erf; out may be x itself (in place)."""
+def _gelu_bias_as_numba(x, bias):
+    """x <- gelu(x + bias) row by row, in place, float32, A&S erf.
+
+    One array read and written at the same index: LLVM vectorises the loop with no check. With
+    separate `out` and `x` arguments it must check at run time that they do not overlap, and
+    in place they do, so it ran the scalar loop (6.8 ns a value instead of 1.0, Intel Xeon)."""
     N, C = x.shape
     for n in prange(N):
         for c in range(C):
             v = x[n, c] + bias[c]
-            out[n, c] = np.float32(0.5) * v * (np.float32(1.0) + erf_as(v, half_gauss(v)))
+            x[n, c] = np.float32(0.5) * v * (np.float32(1.0) + erf_as(v, half_gauss(v)))
 
 
 def gelu_bias_inplace(x, bias):
@@ -105,7 +109,7 @@ def gelu_bias_inplace(x, bias):
         and bias.dtype == np.float32
     ):
         x2 = x.reshape(-1, x.shape[-1])
-        if run_kernel(_gelu_bias_as_numba, (x2, x2, np.ascontiguousarray(bias)), parallel=True):
+        if run_kernel(_gelu_bias_as_numba, (x2, np.ascontiguousarray(bias)), parallel=True):
             return x
     x += bias
     x[...] = gelu_erf(x)

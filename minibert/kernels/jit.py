@@ -14,6 +14,12 @@ import types
 import warnings
 
 _STATE = {"fast": True, "numba": None, "warned": False}
+# error_model="numpy": a float division by zero gives inf or NaN, as numpy does, instead of the
+# Python default's ZeroDivisionError check, a branch inside every loop with a division that
+# stops LLVM from vectorising it (the float32 GELU's 1 / (1 + p z) ran scalar: 7.3 ns a value
+# on one thread against 1.2 ns vectorised, Intel Xeon). The kernels never divide by zero on
+# purpose, and their inputs are validated before they run.
+JIT_OPTIONS = {"error_model": "numpy"}
 _COMPILED = {}
 
 
@@ -160,7 +166,9 @@ def _bind_devices(py_func) -> None:
                 py_func.__globals__[name] = getattr(importlib.import_module(module), attr)
                 continue
             _bind_devices(helper)
-            py_func.__globals__[name] = numba.njit(cache=True, inline="always")(helper)
+            py_func.__globals__[name] = numba.njit(cache=True, inline="always", **JIT_OPTIONS)(
+                helper
+            )
 
 
 def jit_kernel(py_func, parallel: bool = False):
@@ -176,7 +184,7 @@ def jit_kernel(py_func, parallel: bool = False):
         # does not import numba; here, just before compiling, it becomes numba.prange
         py_func.__globals__["prange"] = numba.prange
         _bind_devices(py_func)
-        _COMPILED[key] = numba.njit(cache=True, parallel=parallel)(py_func)
+        _COMPILED[key] = numba.njit(cache=True, parallel=parallel, **JIT_OPTIONS)(py_func)
     return _COMPILED[key]
 
 
