@@ -29,7 +29,7 @@ from minibert.pretrained import minilm_path  # noqa: E402
 
 # (kind, predicate on (file, function name)); the first match wins
 KINDS = (
-    ("int8 GEMM + epilogue", lambda f, n: n in ("_int8_linear_numba", "_int8_matmul_numba")),
+    ("int8 GEMM + epilogue", lambda f, n: n.startswith("_linear_") and "int8_matmul" in f),
     ("quantise activations", lambda f, n: n == "_quantize_rows_numba"),
     ("float32 linear (BLAS)", lambda f, n: n == "linear_forward"),
     ("attention kernel", lambda f, n: n == "_attention_context_numba"),

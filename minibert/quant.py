@@ -32,7 +32,9 @@ import numpy as np
 
 from .errors import ConfigError, InputError
 from .functional.quantize import quantize_symmetric
-from .kernels.int8_matmul import PackedWeight, int8_linear_rows, pack_weight
+from .kernels import cpu
+from .kernels.int8_layout import PackedWeight, pack_weight
+from .kernels.int8_matmul import int8_linear_rows
 from .nn import Embedding, Linear, Module
 
 METHOD = "minibert-int8"
@@ -66,7 +68,7 @@ class QuantLinear(Module):
     def packed(self) -> PackedWeight:
         source, packed = self._packed
         if source is not self.params["weight"]:
-            packed = pack_weight(np.ascontiguousarray(self.params["weight"]))
+            packed = pack_weight(np.ascontiguousarray(self.params["weight"]), cpu.int8_path())
             self._packed = (self.params["weight"], packed)
         return packed
 

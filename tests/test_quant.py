@@ -16,13 +16,9 @@ from conftest import MODEL_CASES, case_dir, load_reference, model_inputs, needs_
 from minibert import functional as F
 from minibert.errors import InputError
 from minibert.functional.quantize import dequantize, fake_quantize, quantize_symmetric
-from minibert.kernels import use_fast_kernels
-from minibert.kernels.int8_matmul import (
-    _quantize_rows_reference,
-    int8_linear_rows,
-    pack_weight,
-    quantize_rows,
-)
+from minibert.kernels import cpu, use_fast_kernels
+from minibert.kernels.int8_layout import pack_weight
+from minibert.kernels.int8_matmul import _quantize_rows_reference, int8_linear_rows, quantize_rows
 from minibert.nn import Linear
 from minibert.quant import QuantEmbedding, QuantLinear, enable_fake_quant, is_quantized
 
@@ -55,24 +51,27 @@ def test_all_zero_rows_get_scale_one():
     np.testing.assert_array_equal(scale, [1.0, 1.0])
 
 
+@pytest.mark.parametrize("layout_path", ["avx2", "amx"])  # the int16 and the u8 layouts
 @given(
     m=st.integers(1, 13),
     k=st.integers(1, 70),
     seed=st.integers(0, 2**32 - 1),
     magnitude=st.sampled_from([1e-40, 1e-36, 1e-30, 1e-3, 1.0, 1e4, 1e30]),
 )
-def test_quantize_rows_kernel_equals_reference(m, k, seed, magnitude):
+def test_quantize_rows_kernel_equals_reference(layout_path, m, k, seed, magnitude):
+    """Quantising is numpy-layout work on any CPU: both layouts are checked everywhere."""
     rng = np.random.default_rng(seed)
     x = (rng.standard_normal((m, k)) * magnitude).astype(np.float32)
     x[rng.random((m, k)) < 0.1] = 0.0
     if m > 1:
         x[1] = 0.0  # an all-zero row
-    a16, scale = quantize_rows(x)
-    ref16, ref_scale = _quantize_rows_reference(x)
-    np.testing.assert_array_equal(a16, ref16)
+    a, scale = quantize_rows(x, layout_path)
+    ref, ref_scale = _quantize_rows_reference(x, layout_path)
+    np.testing.assert_array_equal(a, ref)
     np.testing.assert_array_equal(scale, ref_scale)
     q, s = quantize_symmetric(x)  # the scheme, as quant.py states it
-    np.testing.assert_array_equal(a16[:m, :k], q)
+    shift = 0 if a.dtype == np.int16 else 128  # the u8 layout holds q + 128
+    np.testing.assert_array_equal(a[:m, :k].astype(np.int16) - shift, q)
     np.testing.assert_array_equal(scale, s)
 
 
@@ -91,7 +90,7 @@ def test_int8_linear_rows_fast_equals_reference(gelu, with_bias):
     x = rng.standard_normal((11, 37)).astype(np.float32)
     w_q, w_scale = quantize_symmetric(rng.standard_normal((21, 37)).astype(np.float32))
     bias = rng.standard_normal(21).astype(np.float32) if with_bias else None
-    packed = pack_weight(w_q)
+    packed = pack_weight(w_q, cpu.int8_path())
     fast = int8_linear_rows(x, packed, w_scale, bias, gelu)
     previous = use_fast_kernels(False)
     try:
@@ -109,7 +108,7 @@ def test_int8_linear_rows_fast_equals_reference(gelu, with_bias):
 
 
 def test_int8_linear_rows_checks_the_width():
-    packed = pack_weight(np.zeros((3, 4), np.int8))
+    packed = pack_weight(np.zeros((3, 4), np.int8), "avx2")
     with pytest.raises(ValueError, match="expects 4"):
         int8_linear_rows(np.zeros((2, 5), np.float32), packed, np.ones(3, np.float32))
 

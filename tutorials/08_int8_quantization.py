@@ -20,7 +20,8 @@ chapter prints the numbers only.
 Code explained: `minibert/functional/quantize.py` (quantize_symmetric, dequantize,
 fake_quantize and the straight-through pair), `minibert/quant.py` (QuantLinear,
 QuantEmbedding, quantize, enable_fake_quant), `minibert/kernels/int8_matmul.py`
-(int8_matmul, MAX_K, pack_weight and PackedWeight, quantize_rows, int8_linear_rows, dot_tile),
+(int8_matmul, quantize_rows, int8_linear_rows), `minibert/kernels/int8_layout.py` (MAX_K,
+pack_weight and PackedWeight, dot_tile),
 `minibert/kernels/simd.py` (the inner loop that becomes `vpmaddwd`) and the `fake_quant` flag
 of `Linear` in `minibert/nn.py`.
 
@@ -38,17 +39,8 @@ import numpy as np
 import minibert
 import minibert.functional as F
 from minibert.functional.quantize import dequantize, fake_quantize, quantize_symmetric
-from minibert.kernels.int8_matmul import (
-    MAX_K,
-    PANEL,
-    ROWS,
-    dot_tile,
-    int8_linear_rows,
-    int8_matmul,
-    pack_weight,
-    quantize_rows,
-    widen_rows,
-)
+from minibert.kernels.int8_layout import MAX_K, PANEL, TILE_ROWS, dot_tile, pack_weight, pad_rows
+from minibert.kernels.int8_matmul import int8_linear_rows, int8_matmul, quantize_rows
 from minibert.nn import Linear
 from minibert.pretrained import minilm_path
 from minibert.quant import QuantEmbedding, QuantLinear, enable_fake_quant
@@ -506,13 +498,13 @@ assert relative_error(y_int8, y_float) < 0.05
 # have `vpmaddwd`: 16 int16 x int16 products, summed in pairs into 8 int32 lanes. So the weight
 # is widened to int16 once (`pack_weight`), in panels of 16 output channels with k in pairs,
 # panels[p, kk, c, t] = W[16 p + c, 2 kk + t]: one step along k reads 64 contiguous bytes. Each
-# activation row is widened the same way (`widen_rows`). The inner loop (`kernels/simd.py`,
+# activation row is widened the same way (`pad_rows`). The inner loop (`kernels/simd.py`,
 # written in LLVM's vector types so that LLVM emits `vpmaddwd`) computes a tile of 4 rows x 16
 # output channels, and `dot_tile` is its statement in numpy. int8 values times int8 values
 # stay int8 values, so widening changes no product.
 
 # %%
-packed = pack_weight(qw)  # a PackedWeight: int16 panels
+packed = pack_weight(qw, "avx2")  # a PackedWeight: int16 panels, for the AVX2 path
 P, K2 = packed.panels.shape[:2]
 print(
     f"panels {packed.panels.shape} {packed.panels.dtype} = (P, K / 2, {PANEL}, 2) for qw {qw.shape}"
@@ -522,7 +514,8 @@ picks = [rng.integers(0, n, 5) for n in (P, K2, PANEL, 2)]  # 5 random (p, kk, c
 for p, kk, c, t in zip(*picks, strict=True):
     assert packed.panels[p, kk, c, t] == qw[PANEL * p + c, 2 * kk + t]
 assert np.array_equal(packed.unpack(), qw)  # the layout is a reshuffle, nothing lost
-a16 = widen_rows(qx)  # (N padded to a multiple of 4, C) int16
+ROWS = TILE_ROWS["avx2"]  # 4 rows of activations per tile
+a16 = pad_rows(qx, "avx2")  # (N padded to a multiple of 4, C) int16
 tile = np.empty((ROWS, PANEL), np.int32)
 dot_tile(a16, 8, packed.panels, 3, tile)  # rows 8-11, output channels 48-63
 assert np.array_equal(tile, acc[8 : 8 + ROWS, 3 * PANEL : 4 * PANEL])
@@ -535,7 +528,7 @@ print(f"a16 {a16.shape} {a16.dtype}; one tile {tile.shape}: rows 8-11 x channels
 # the int32 matrix is never stored. Our step-by-step version must agree with it.
 
 # %%
-a16_lib, sx_lib = quantize_rows(h1)
+a16_lib, sx_lib = quantize_rows(h1, "avx2")
 assert np.array_equal(a16_lib, a16)
 assert np.array_equal(sx_lib, sx)
 y_lib = int8_linear_rows(h1, packed, sw, b_up)  # (N, F)

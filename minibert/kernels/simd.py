@@ -1,4 +1,4 @@
-"""The int8 GEMM's inner loop, written as LLVM vector IR (a Numba intrinsic).
+"""The int8 GEMM's inner loops, written as LLVM IR (Numba intrinsics), one per CPU path.
 
 Numba types every product of two int32 as int64, so LLVM cannot see that int16 x int16 pairs
 summed into int32 lanes is all the integer GEMM needs: a plain Numba loop vectorises to
@@ -25,8 +25,16 @@ panels[p, kk, c, t] = w[16 p + c, 2 kk + t], and tile (ROWS, 16) int32, all C-co
 Nothing is bounds-checked: int8_matmul.py validates and pads before calling it. Its readable
 numpy statement is `int8_matmul.dot_tile`, and tests compare the two.
 
+The other paths (kernels/cpu.py chooses one) read activations shifted to u8 and weights as s8:
+
+    u8s8_dot_tile   VNNI's `vpdpbusd`: four u8 x s8 products summed into each int32 lane, on
+                    512-bit vectors (AVX-512 VNNI) or 256-bit ones (AVX-VNNI)
+    amx_dot_block   AMX's `tdpbusd` on tiles: a 32 x 32 block of int32 results per call
+
+Their readable numpy statements are int8_matmul.u8s8_dot_tile and int8_matmul.amx_dot_block.
+
 Importing this module imports Numba and llvmlite; kernels/jit.py imports it only when a kernel
-that uses the intrinsic is compiled.
+that uses an intrinsic is compiled.
 """
 
 from llvmlite import ir
@@ -34,20 +42,33 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-ROWS = 4  # rows of a per tile; 2 x ROWS accumulators + 2 panel vectors + 1 broadcast in registers
-PANEL = 16  # columns per panel: two <8 x i32> accumulators per row
+from .int8_layout import (
+    AVX2_PANELS,
+    AVX2_ROWS,
+    AVX512_PANELS,
+    AVX512_ROWS,
+    AVX512_VNNI_PANELS,
+    AVX512_VNNI_ROWS,
+    AVX_VNNI_PANELS,
+    AVX_VNNI_ROWS,
+    PANEL,
+)
 
-_I16, _I32, _I64 = ir.IntType(16), ir.IntType(32), ir.IntType(64)
+_I8, _I16, _I32, _I64 = ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
 _V8_I32 = ir.VectorType(_I32, 8)
 _V16_I16 = ir.VectorType(_I16, 16)
 _V16_I32 = ir.VectorType(_I32, 16)
+_VOID = ir.VoidType()
 
 
 def _pairwise_madd(builder, x, y):
-    """<16 x i16> x <16 x i16> -> <8 x i32>: lane i = x[2i] y[2i] + x[2i+1] y[2i+1] (vpmaddwd)."""
-    prod = builder.mul(builder.sext(x, _V16_I32), builder.sext(y, _V16_I32))
-    even = ir.Constant(_V8_I32, list(range(0, 16, 2)))
-    odd = ir.Constant(_V8_I32, list(range(1, 16, 2)))
+    """<2n x i16> x <2n x i16> -> <n x i32>: lane i = x[2i] y[2i] + x[2i+1] y[2i+1] (vpmaddwd)."""
+    width = x.type.count
+    wide = ir.VectorType(_I32, width)
+    half = ir.VectorType(_I32, width // 2)
+    prod = builder.mul(builder.sext(x, wide), builder.sext(y, wide))
+    even = ir.Constant(half, list(range(0, width, 2)))
+    odd = ir.Constant(half, list(range(1, width, 2)))
     return builder.add(
         builder.shuffle_vector(prod, prod, even), builder.shuffle_vector(prod, prod, odd)
     )
@@ -64,63 +85,287 @@ def _load(builder, address, ty, align):
     return builder.load(builder.inttoptr(address, ty.as_pointer()), align=align)
 
 
+def _broadcast(builder, value, vector_type):
+    """A scalar in every lane of vector_type."""
+    lanes = builder.insert_element(
+        ir.Constant(vector_type, ir.Undefined), value, ir.Constant(_I32, 0)
+    )
+    return builder.shuffle_vector(lanes, lanes, ir.Constant(vector_type, [0] * vector_type.count))
+
+
+def _int16_tile(rows, panels_per_tile, lanes):
+    """The int16-pair tile intrinsic for `rows` rows, `panels_per_tile` panels of 16 columns and
+    accumulators of `lanes` int32 (8: 256-bit, 16: 512-bit)."""
+    acc_type = ir.VectorType(_I32, lanes)
+    pair_type = ir.VectorType(_I16, 2 * lanes)  # `lanes` columns x one k-pair
+    per_panel = PANEL // lanes  # vectors per panel per row
+
+    @intrinsic
+    def int16_dot_tile(typingctx, a16, row, panels, p, tile):
+        sig = types.void(a16, row, panels, p, tile)
+
+        def codegen(context, builder, signature, args):
+            a_val, row_val, panels_val, p_val, tile_val = args
+            a_ty, _, panels_ty, _, tile_ty = signature.args
+            A = context.make_array(a_ty)(context, builder, a_val)
+            W = context.make_array(panels_ty)(context, builder, panels_val)
+            T = context.make_array(tile_ty)(context, builder, tile_val)
+            a_strides = cgutils.unpack_tuple(builder, A.strides)
+            w_strides = cgutils.unpack_tuple(builder, W.strides)
+            t_strides = cgutils.unpack_tuple(builder, T.strides)
+            k_pairs = cgutils.unpack_tuple(builder, W.shape)[1]
+            row64 = builder.sext(row_val, _I64) if row_val.type != _I64 else row_val
+            p64 = builder.sext(p_val, _I64) if p_val.type != _I64 else p_val
+            zero = ir.Constant(acc_type, [0] * lanes)
+            # allocas in the entry block: LLVM promotes them to registers (mem2reg)
+            acc = [
+                [
+                    cgutils.alloca_once_value(builder, zero)
+                    for _ in range(panels_per_tile * per_panel)
+                ]
+                for _ in range(rows)
+            ]
+            w_base = _address(builder, builder.ptrtoint(W.data, _I64), (p64, w_strides[0]))
+            a_base = _address(builder, builder.ptrtoint(A.data, _I64), (row64, a_strides[0]))
+            four = ir.Constant(_I64, 4)  # bytes in a pair of int16
+            with cgutils.for_range(builder, k_pairs) as loop:
+                kk = loop.index
+                w_at = _address(builder, w_base, (kk, w_strides[1]))
+                b = [  # a panel's k-pair is 64 bytes: `per_panel` vectors of `lanes` columns
+                    _load(
+                        builder,
+                        _address(
+                            builder,
+                            w_at,
+                            (ir.Constant(_I64, j), w_strides[0]),
+                            (ir.Constant(_I64, h), ir.Constant(_I64, lanes * 4)),
+                        ),
+                        pair_type,
+                        2,
+                    )
+                    for j in range(panels_per_tile)
+                    for h in range(per_panel)
+                ]
+                for r in range(rows):
+                    a_at = _address(
+                        builder, a_base, (ir.Constant(_I64, r), a_strides[0]), (kk, four)
+                    )
+                    pair = _load(builder, a_at, _I32, 2)  # a[row + r, 2kk] and a[row + r, 2kk + 1]
+                    lanes_ = builder.bitcast(_broadcast(builder, pair, acc_type), pair_type)
+                    for v in range(len(b)):
+                        total = builder.add(
+                            builder.load(acc[r][v]), _pairwise_madd(builder, lanes_, b[v])
+                        )
+                        builder.store(total, acc[r][v])
+            t_base = builder.ptrtoint(T.data, _I64)
+            for r in range(rows):
+                for v in range(len(acc[r])):
+                    at = _address(
+                        builder,
+                        t_base,
+                        (ir.Constant(_I64, r), t_strides[0]),
+                        (ir.Constant(_I64, v), ir.Constant(_I64, lanes * 4)),
+                    )
+                    builder.store(
+                        builder.load(acc[r][v]),
+                        builder.inttoptr(at, acc_type.as_pointer()),
+                        align=4,
+                    )
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return int16_dot_tile
+
+
+def _vnni_tile(rows, panels_per_tile, lanes):
+    """The u8 x s8 tile intrinsic for `rows` rows, `panels_per_tile` panels of 16 columns and
+    vectors of `lanes` int32 (16: 512-bit, 8: 256-bit)."""
+    vec = ir.VectorType(_I32, lanes)
+    name = f"llvm.x86.avx512.vpdpbusd.{lanes * 32}"
+    per_panel = PANEL // lanes  # vectors per panel per row
+
+    @intrinsic
+    def u8s8_dot_tile(typingctx, a8, row, panels, p, tile):
+        sig = types.void(a8, row, panels, p, tile)
+
+        def codegen(context, builder, signature, args):
+            a_val, row_val, panels_val, p_val, tile_val = args
+            a_ty, _, panels_ty, _, tile_ty = signature.args
+            A = context.make_array(a_ty)(context, builder, a_val)
+            W = context.make_array(panels_ty)(context, builder, panels_val)
+            T = context.make_array(tile_ty)(context, builder, tile_val)
+            a_strides = cgutils.unpack_tuple(builder, A.strides)
+            w_strides = cgutils.unpack_tuple(builder, W.strides)
+            t_strides = cgutils.unpack_tuple(builder, T.strides)
+            k_quads = cgutils.unpack_tuple(builder, W.shape)[1]
+            row64 = builder.sext(row_val, _I64) if row_val.type != _I64 else row_val
+            p64 = builder.sext(p_val, _I64) if p_val.type != _I64 else p_val
+            dot = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(vec, [vec, vec, vec]), name
+            )
+            zero = ir.Constant(vec, [0] * lanes)
+            acc = [
+                [
+                    cgutils.alloca_once_value(builder, zero)
+                    for _ in range(panels_per_tile * per_panel)
+                ]
+                for _ in range(rows)
+            ]
+            w_base = _address(builder, builder.ptrtoint(W.data, _I64), (p64, w_strides[0]))
+            a_base = _address(builder, builder.ptrtoint(A.data, _I64), (row64, a_strides[0]))
+            four = ir.Constant(_I64, 4)  # bytes of four u8
+            with cgutils.for_range(builder, k_quads) as loop:
+                kq = loop.index
+                w_at = _address(builder, w_base, (kq, w_strides[1]))
+                b = [
+                    _load(
+                        builder,
+                        _address(
+                            builder,
+                            w_at,
+                            (ir.Constant(_I64, j), w_strides[0]),
+                            (ir.Constant(_I64, h), ir.Constant(_I64, lanes * 4)),
+                        ),
+                        vec,
+                        4,
+                    )
+                    for j in range(panels_per_tile)
+                    for h in range(per_panel)
+                ]
+                for r in range(rows):
+                    a_at = _address(
+                        builder, a_base, (ir.Constant(_I64, r), a_strides[0]), (kq, four)
+                    )
+                    quad = _broadcast(builder, _load(builder, a_at, _I32, 1), vec)
+                    for v in range(len(b)):
+                        builder.store(
+                            builder.call(dot, [builder.load(acc[r][v]), quad, b[v]]), acc[r][v]
+                        )
+            t_base = builder.ptrtoint(T.data, _I64)
+            for r in range(rows):
+                for v in range(len(acc[r])):
+                    at = _address(
+                        builder,
+                        t_base,
+                        (ir.Constant(_I64, r), t_strides[0]),
+                        (ir.Constant(_I64, v), ir.Constant(_I64, lanes * 4)),
+                    )
+                    builder.store(
+                        builder.load(acc[r][v]), builder.inttoptr(at, vec.as_pointer()), align=4
+                    )
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return u8s8_dot_tile
+
+
+int16_dot_tile = _int16_tile(AVX2_ROWS, AVX2_PANELS, 8)
+int16_dot_tile_512 = _int16_tile(AVX512_ROWS, AVX512_PANELS, 16)
+u8s8_dot_tile_256 = _vnni_tile(AVX_VNNI_ROWS, AVX_VNNI_PANELS, 8)
+u8s8_dot_tile_512 = _vnni_tile(AVX512_VNNI_ROWS, AVX512_VNNI_PANELS, 16)
+
+
+def _amx(builder, name, *args):
+    """Call the AMX intrinsic `name` (tile numbers as i8 constants, pointers, i64 strides)."""
+    fn = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(_VOID, [a.type for a in args]), name
+    )
+    return builder.call(fn, list(args))
+
+
 @intrinsic
-def int16_dot_tile(typingctx, a16, row, panels, p, tile):
-    sig = types.void(a16, row, panels, p, tile)
+def amx_begin(typingctx, config):
+    """Load the tile configuration (the 64 bytes of int8_layout.amx_config) on this thread."""
+    sig = types.void(config)
 
     def codegen(context, builder, signature, args):
-        a_val, row_val, panels_val, p_val, tile_val = args
-        a_ty, _, panels_ty, _, tile_ty = signature.args
+        G = context.make_array(signature.args[0])(context, builder, args[0])
+        _amx(builder, "llvm.x86.ldtilecfg", builder.bitcast(G.data, _I8.as_pointer()))
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def amx_end(typingctx):
+    """Release the tiles of this thread (after its last amx_dot_block)."""
+    sig = types.void()
+
+    def codegen(context, builder, signature, args):
+        _amx(builder, "llvm.x86.tilerelease")
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def amx_dot_block(typingctx, a8, row, panels, p, block):
+    """block (32, 32) int32 = a8[row:row + 32] (u8) @ the weight of panels p and p + 1 (s8),
+    over all of K (a multiple of 64): two A tiles by two B tiles into four accumulator tiles.
+    The thread must have run amx_begin first."""
+    sig = types.void(a8, row, panels, p, block)
+
+    def codegen(context, builder, signature, args):
+        a_val, row_val, panels_val, p_val, block_val = args
+        a_ty, _, panels_ty, _, block_ty = signature.args
         A = context.make_array(a_ty)(context, builder, a_val)
         W = context.make_array(panels_ty)(context, builder, panels_val)
-        T = context.make_array(tile_ty)(context, builder, tile_val)
+        C = context.make_array(block_ty)(context, builder, block_val)
         a_strides = cgutils.unpack_tuple(builder, A.strides)
         w_strides = cgutils.unpack_tuple(builder, W.strides)
-        t_strides = cgutils.unpack_tuple(builder, T.strides)
-        k_pairs = builder.sdiv(cgutils.unpack_tuple(builder, A.shape)[1], ir.Constant(_I64, 2))
+        c_strides = cgutils.unpack_tuple(builder, C.strides)
+        k_steps = builder.sdiv(cgutils.unpack_tuple(builder, W.shape)[1], ir.Constant(_I64, 16))
         row64 = builder.sext(row_val, _I64) if row_val.type != _I64 else row_val
         p64 = builder.sext(p_val, _I64) if p_val.type != _I64 else p_val
+        ptr = _I8.as_pointer()
 
-        zero = ir.Constant(_V8_I32, [0] * 8)
-        # allocas in the entry block: LLVM promotes them to registers (mem2reg)
-        acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(2)] for _ in range(ROWS)]
-        w_base = _address(builder, builder.ptrtoint(W.data, _I64), (p64, w_strides[0]))
+        def tile(n):
+            return ir.Constant(_I8, n)
+
+        for c in range(4):  # C0 C1 / C2 C3: rows 0-15 / 16-31, columns 0-15 | 16-31
+            _amx(builder, "llvm.x86.tilezero", tile(c))
         a_base = _address(builder, builder.ptrtoint(A.data, _I64), (row64, a_strides[0]))
-        four = ir.Constant(_I64, 4)  # bytes in a pair of int16
-        broadcast = ir.Constant(_V8_I32, [0] * 8)
-
-        with cgutils.for_range(builder, k_pairs) as loop:
-            kk = loop.index
-            w_at = _address(builder, w_base, (kk, w_strides[1]))
-            halves = (
-                _load(builder, w_at, _V16_I16, 2),  # columns 0-7, both k of the pair
-                _load(builder, builder.add(w_at, ir.Constant(_I64, 32)), _V16_I16, 2),  # 8-15
-            )
-            for r in range(ROWS):
-                a_at = _address(builder, a_base, (ir.Constant(_I64, r), a_strides[0]), (kk, four))
-                pair = _load(builder, a_at, _I32, 2)  # a[row + r, 2kk] and a[row + r, 2kk + 1]
-                lanes = builder.insert_element(
-                    ir.Constant(_V8_I32, ir.Undefined), pair, ir.Constant(_I32, 0)
+        w_base = _address(builder, builder.ptrtoint(W.data, _I64), (p64, w_strides[0]))
+        sixteen, sixty_four = ir.Constant(_I64, 16), ir.Constant(_I64, 64)
+        with cgutils.for_range(builder, k_steps) as loop:
+            ks = loop.index  # 64 bytes of K per step: 16 quads of the panel
+            a_at = _address(builder, a_base, (ks, sixty_four))
+            for t in range(2):  # A tiles 4, 5: rows 0-15 and 16-31, 64 bytes each
+                at = _address(builder, a_at, (ir.Constant(_I64, 16 * t), a_strides[0]))
+                _amx(
+                    builder,
+                    "llvm.x86.tileloadd64",
+                    tile(4 + t),
+                    builder.inttoptr(at, ptr),
+                    a_strides[0],
                 )
-                lanes = builder.bitcast(builder.shuffle_vector(lanes, lanes, broadcast), _V16_I16)
-                for h in range(2):
-                    total = builder.add(
-                        builder.load(acc[r][h]), _pairwise_madd(builder, lanes, halves[h])
-                    )
-                    builder.store(total, acc[r][h])
-
-        t_base = builder.ptrtoint(T.data, _I64)
-        for r in range(ROWS):
-            for h in range(2):
+            for t in range(2):  # B tiles 6, 7: panels p and p + 1, 16 quads of 64 bytes
                 at = _address(
                     builder,
-                    t_base,
-                    (ir.Constant(_I64, r), t_strides[0]),
-                    (ir.Constant(_I64, h), ir.Constant(_I64, 32)),
+                    w_base,
+                    (ir.Constant(_I64, t), w_strides[0]),
+                    (builder.mul(ks, sixteen), w_strides[1]),
                 )
-                builder.store(
-                    builder.load(acc[r][h]), builder.inttoptr(at, _V8_I32.as_pointer()), align=4
+                _amx(
+                    builder,
+                    "llvm.x86.tileloadd64",
+                    tile(6 + t),
+                    builder.inttoptr(at, ptr),
+                    w_strides[1],
                 )
+            for c, (ta, tb) in enumerate(((4, 6), (4, 7), (5, 6), (5, 7))):
+                _amx(builder, "llvm.x86.tdpbusd", tile(c), tile(ta), tile(tb))
+        c_base = builder.ptrtoint(C.data, _I64)
+        for c in range(4):
+            at = _address(
+                builder,
+                c_base,
+                (ir.Constant(_I64, 16 * (c // 2)), c_strides[0]),
+                (ir.Constant(_I64, 16 * (c % 2)), ir.Constant(_I64, 4)),
+            )
+            _amx(builder, "llvm.x86.tilestored64", tile(c), builder.inttoptr(at, ptr), c_strides[0])
         return context.get_dummy_value()
 
     return sig, codegen
