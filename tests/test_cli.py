@@ -167,7 +167,7 @@ def _bad_config(tmp_path):
         (["info", "no/such/folder"], 1, "no such model folder"),
         (["info", FIXTURES / "README.md"], 1, "is a file"),
         (["info", "BAD_CONFIG"], 1, "not valid JSON"),
-        (["info"], 2, "required: PATH"),
+        (["info"], 2, "give a model folder"),
         (["encode"], 1, "no texts"),
         (["encode", "hi", "--pooling", "median"], 2, "invalid choice: 'median'"),
         (["encode", "hi", "--batch-size", "0"], 2, "positive integer"),
@@ -379,3 +379,42 @@ def test_console_script():
     )
     assert result.returncode == 1
     assert result.stderr == "minibert: error: no such model folder: no/such/folder\n"
+
+
+# --- info --cpu ---------------------------------------------------------------------------
+def test_info_cpu_names_the_int8_path_and_what_was_skipped(capsys):
+    code, out, err = run(capsys, "info", "--cpu")
+    assert code == 0, err
+    from minibert.kernels import cpu
+
+    assert f"int8 GEMM     {cpu.int8_path()}" in out
+    for path, why in cpu.skipped_int8_paths().items():
+        assert f"not {path}" in out
+        assert why in out
+    assert "BLAS" in out
+
+
+def test_info_cpu_json_and_the_isa_cap(capsys, monkeypatch):
+    monkeypatch.setenv("MINIBERT_ISA", "avx2")
+    code, out, _ = run(capsys, "info", "--cpu", "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["int8_path"] == "avx2"
+    assert report["isa_cap"] == "avx2"
+    assert "avx2" in report["int8_paths_available"]
+    monkeypatch.setenv("MINIBERT_ISA", "pentium")
+    code, out, err = run(capsys, "info", "--cpu")
+    assert_one_line_error(code, out, err)
+    assert "MINIBERT_ISA='pentium' is not a path" in err
+
+
+def test_info_needs_a_path_or_cpu(capsys):
+    code, out, err = run(capsys, "info")
+    assert_one_line_error(code, out, err, expected_code=2)
+    assert "--cpu" in err
+
+
+def test_info_cpu_with_a_model(capsys):
+    code, out, _ = run(capsys, "info", BERT, "--cpu", "--json")
+    assert code == 0
+    assert set(json.loads(out)) == {"cpu", "model"}

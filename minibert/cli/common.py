@@ -14,6 +14,11 @@ from ..training.trainer import TrainConfig, TrainingDiverged
 GENERIC_LABEL = re.compile(r"LABEL_\d+")  # transformers' placeholder class names
 
 
+class UsageError(ValueError):
+    """Arguments that argparse accepts one by one but not together: exit code 2, as argparse's
+    own usage errors."""
+
+
 def positive_int(text: str) -> int:
     """An argparse type: an integer >= 1, else a usage error naming the value."""
     try:

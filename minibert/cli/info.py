@@ -1,10 +1,18 @@
-"""`minibert info PATH`: what a checkpoint holds (sizes, parameters by component, files, dtypes)."""
+"""`minibert info PATH`: what a checkpoint holds; `minibert info --cpu`: what the CPU can do.
+
+For a checkpoint: sizes, parameters by component, weight files and stored dtypes. For the
+CPU: its model and the features minibert's kernels use, the int8 GEMM path each layer takes
+(kernels/cpu.py), the Numba and BLAS settings the float32 work runs with.
+"""
 
 import json
 
 from ..checkpoint import stored_dtypes, weight_files
 from ..io import load
+from ..kernels import cpu
+from ..kernels.jit import blas_info
 from ..models.base import COMPONENTS
+from .common import UsageError
 
 
 def register(command) -> None:
@@ -17,19 +25,67 @@ def register(command) -> None:
         V vocabulary, P positions, and E embedding for ALBERT), parameter counts by component
         (embeddings, encoder, pooler, heads) with percentages, the weight files with their
         size on disk, and the dtypes of the stored tensors. The model is loaded, so a broken
-        checkpoint is reported here.
+        checkpoint is reported here. --cpu prints the processor's features, the int8 GEMM
+        path this machine takes (amx, avx512-vnni, avx-vnni, avx512 or avx2; MINIBERT_ISA
+        caps it, e.g. MINIBERT_ISA=avx2), and the Numba and BLAS thread settings.
         """,
         "minibert info path/to/bert-base-uncased --json",
     )
-    sub.add_argument("path", metavar="PATH", help="model folder (config.json + weights)")
+    sub.add_argument("path", nargs="?", metavar="PATH", help="model folder (config.json + weights)")
+    sub.add_argument("--cpu", action="store_true", help="describe the CPU and the kernel paths")
     sub.add_argument("--json", action="store_true", help="print one JSON object instead")
 
 
 def cmd_info(args) -> int:
-    report = model_info(args.path)
+    if args.path is None and not args.cpu:
+        raise UsageError("give a model folder (minibert info PATH) or --cpu, or both")
+    reports = {}
+    if args.cpu:
+        reports["cpu"] = cpu_info()
+    if args.path is not None:
+        reports["model"] = model_info(args.path)
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(reports if len(reports) > 1 else next(iter(reports.values())), indent=2))
         return 0
+    if "cpu" in reports:
+        _print_cpu(reports["cpu"])
+    if "model" in reports:
+        _print_model(reports["model"])
+    return 0
+
+
+def cpu_info() -> dict:
+    """What `minibert info --cpu` shows: kernels/cpu.describe() plus the thread settings."""
+    import numba  # kept out of `minibert --help`: Numba loads only where kernels are asked about
+
+    report = cpu.describe()
+    report["numba"] = {"version": numba.__version__, "threads": numba.get_num_threads()}
+    report["blas"] = blas_info()
+    return report
+
+
+def _print_cpu(report: dict) -> None:
+    llvm = f" (LLVM tunes for {report['llvm_cpu']})" if report["llvm_cpu"] else ""
+    print(f"cpu           {report['cpu']}{llvm}")
+    print(f"features      {' '.join(report['features']) or 'none of the vector extensions'}")
+    cap = f"; capped by MINIBERT_ISA={report['isa_cap']}" if report["isa_cap"] else ""
+    print(f"int8 GEMM     {report['int8_path']}{cap}")
+    print(f"  can run     {', '.join(report['int8_paths_available'])}")
+    for path, why in report["skipped"].items():
+        print(f"  not {path:<9} {why}")
+    threads = report["numba"]["threads"]
+    print(f"float32 ops   Numba {report['numba']['version']} kernels, {threads} thread(s)")
+    for blas in report["blas"] or [{}]:
+        if not blas:
+            print("BLAS          unknown (threadpoolctl is not installed)")
+            continue
+        print(
+            f"BLAS          {blas['internal_api']} {blas['version']}, "
+            f"{blas['architecture']} kernels, {blas['num_threads']} thread(s)"
+        )
+
+
+def _print_model(report: dict) -> None:
     sizes = report["sizes"]
     print(f"model         {report['path']}")
     print(f"architecture  {report['architecture']} (model_type {report['model_type']})")
@@ -51,7 +107,6 @@ def cmd_info(args) -> int:
     print(f"weights       {files}; {size} on disk ({share} of float32)")
     dtypes = ", ".join(f"{name} x {count}" for name, count in report["stored_dtypes"].items())
     print(f"stored dtypes {dtypes or 'unknown'} (tensors)")
-    return 0
 
 
 def model_info(path) -> dict:

@@ -27,6 +27,7 @@ import warnings
 from importlib.metadata import PackageNotFoundError, version
 
 from . import compare, distill, encode, info, quantize, train
+from .common import UsageError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -58,6 +59,9 @@ def main(argv=None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
+    except UsageError as exc:
+        print(f"minibert: error: {exc} (see: minibert {args.command} --help)", file=sys.stderr)
+        return 2
     except (ValueError, OSError, NotImplementedError) as exc:
         if os.environ.get("MINIBERT_DEBUG") == "1":
             raise

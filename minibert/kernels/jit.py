@@ -109,6 +109,18 @@ def _blas_controller():
     return _BLAS["controller"] or None
 
 
+def blas_info() -> list[dict]:
+    """numpy's BLAS as threadpoolctl sees it: library, version, kernels, threads (for `minibert
+    info --cpu`); empty without threadpoolctl."""
+    blas = _blas_controller()
+    if blas is None:
+        return []
+    keys = ("internal_api", "version", "architecture", "num_threads")
+    return [
+        {k: info.get(k) for k in keys} for info in blas.info() if info.get("user_api") == "blas"
+    ]
+
+
 @contextlib.contextmanager
 def threads_for_tokens(tokens: int):
     """Run a block on one thread when the input is small (tokens <= SERIAL_TOKENS): Numba's
