@@ -2,6 +2,7 @@
 
     python benchmarks/profile_forward.py                     # MiniLM, 8 x 128, Markdown table
     python benchmarks/profile_forward.py --batch 1 --tokens 16 --repeats 20
+    python benchmarks/profile_forward.py --batch 1 --tokens 128 --pause 0.2   # after idle
 
 Runs the forward under cProfile and adds up each function's own time by the kind of work it
 does: BLAS matrix products (float32 linear layers and attention's batched products), the int8
@@ -31,7 +32,10 @@ from minibert.pretrained import minilm_path  # noqa: E402
 KINDS = (
     ("int8 GEMM + epilogue", lambda f, n: n.startswith("_linear_") and "int8_matmul" in f),
     ("quantise activations", lambda f, n: n == "_quantize_rows_numba"),
-    ("float32 linear (BLAS)", lambda f, n: n == "linear_forward"),
+    (
+        "float32 linear (BLAS sgemm + epilogue)",
+        lambda f, n: n in ("_linear_numba", "linear_forward"),
+    ),
     ("attention kernel", lambda f, n: n == "_attention_context_numba"),
     ("masked softmax", lambda f, n: n == "_masked_softmax_numba"),
     ("attention (numpy/BLAS)", lambda f, n: n == "attention_forward"),
@@ -41,15 +45,17 @@ KINDS = (
 )
 
 
-def profile(model, ids, repeats: int) -> dict:
+def profile(model, ids, repeats: int, pause: float = 0.0) -> dict:
     model(ids)  # warm-up: compiled kernels loaded
     profiler = cProfile.Profile()
-    start = time.perf_counter()
-    profiler.enable()
+    wall = 0.0
     for _ in range(repeats):
+        time.sleep(pause)  # idle threads and cores, as between a server's requests
+        start = time.perf_counter()
+        profiler.enable()
         model(ids)
-    profiler.disable()
-    wall = (time.perf_counter() - start) / repeats
+        profiler.disable()
+        wall += (time.perf_counter() - start) / repeats
     stats = pstats.Stats(profiler).stats
     totals = dict.fromkeys([k for k, _ in KINDS] + ["other (Python)"], 0.0)
     for (file, _, name), (_, _, own, _, _) in stats.items():
@@ -63,13 +69,23 @@ def main(argv=None) -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument(
+        "--pause",
+        type=float,
+        default=0.0,
+        help="seconds of idle before each forward (the latency benchmark waits 0.2 s): "
+        "shows what waking sleeping threads costs",
+    )
     args = parser.parse_args(argv)
     model = minibert.load(minilm_path())
     runs = {"float32 (Numba)": model, "int8": minibert.quantize(model)}
     ids = np.random.default_rng(0).integers(1000, 30000, (args.batch, args.tokens))
-    results = {name: profile(m, ids, args.repeats) for name, m in runs.items()}
+    results = {name: profile(m, ids, args.repeats, args.pause) for name, m in runs.items()}
     kinds = [k for k in results["int8"]["parts"]]
-    print(f"MiniLM, batch {args.batch} x {args.tokens} tokens, {args.repeats} forwards each")
+    print(
+        f"MiniLM, batch {args.batch} x {args.tokens} tokens, {args.repeats} forwards each, "
+        f"{args.pause:g} s idle before each"
+    )
     print(f"load average {os.getloadavg()[0]:.2f}\n")
     print("| work | " + " | ".join(f"{n} ms" for n in results) + " |")
     print("|---|" + "---:|" * len(results))

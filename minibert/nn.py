@@ -15,7 +15,8 @@ from Module to Encoder and Pooler; the heads are models/heads.py's.
 import numpy as np
 
 from . import functional as F
-from .kernels.attention import attention_context, attention_context_pays
+from .kernels.attention import attention_context, attention_context_runs
+from .kernels.float32_linear import linear as float32_linear
 from .kernels.gelu import gelu_bias_inplace
 from .kernels.layernorm import add_layernorm
 
@@ -170,6 +171,9 @@ class Linear(Module):
         """add_bias=False (inference only) leaves the bias to the next fused kernel."""
         bias = self.params.get("bias") if add_bias or self.training else None
         w = self.params["weight"]
+        if not (self.training or self.fake_quant):  # inference: BLAS in Numba's threads
+            y = float32_linear(x.reshape(-1, x.shape[-1]), w, bias)  # (N, O)
+            return y.reshape(*x.shape[:-1], w.shape[0])
         if self.fake_quant:  # the values int8 inference will see (per row of x, of W)
             x, _ = F.fake_quant_forward(x)
             w, _ = F.fake_quant_forward(w)
@@ -178,8 +182,13 @@ class Linear(Module):
         return y
 
     def forward_gelu(self, x):
-        """GELU(x W^T + b) at inference, the bias and GELU in one in-place pass."""
-        return gelu_bias_inplace(self.forward(x, add_bias=False), self.params["bias"])
+        """GELU(x W^T + b) at inference: bias and GELU added to each block of the product while
+        it is in cache (kernels/float32_linear.py)."""
+        if self.fake_quant:
+            return gelu_bias_inplace(self.forward(x, add_bias=False), self.params["bias"])
+        w, bias = self.params["weight"], self.params.get("bias")
+        y = float32_linear(x.reshape(-1, x.shape[-1]), w, bias, gelu=True)  # (N, O)
+        return y.reshape(*x.shape[:-1], w.shape[0])
 
     def backward(self, dy):
         dx, dw, db = F.linear_backward(dy, self.restore())
@@ -294,7 +303,7 @@ class SelfAttention(Module):
         """Shapes: x (B, T, C), mask_bias (B, T) -> out (B, T, C), probs (B, H, T, T)
         (None when inference does not need them and the fused kernel runs)"""
         no_probs = not (self.training or need_probs)  # inference that returns no attentions
-        if no_probs and attention_context_pays(x, mask_bias, self.num_heads):
+        if no_probs and attention_context_runs(x):
             # one kernel reads each head from the projections in place and writes ctx (B, T, C)
             q, k, v = self.q.forward(x), self.k.forward(x), self.v.forward(x)  # (B, T, C)
             scale = (x.shape[-1] // self.num_heads) ** -0.5

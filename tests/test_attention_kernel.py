@@ -73,6 +73,23 @@ def test_kernel_equals_reference_floats(inputs):
     np.testing.assert_allclose(got, expected, atol=ATOL_FLOAT, rtol=1e-5)
 
 
+@pytest.mark.parametrize("path", ["avx512", "avx2"])
+@pytest.mark.parametrize(
+    ("B", "T", "H", "D"), [(2, 7, 3, 64), (1, 50, 2, 32), (3, 100, 1, 16), (1, 9, 4, 24)]
+)
+def test_each_tile_path(path, B, T, H, D, monkeypatch):
+    """Both tile widths (kernels/float32_tile.py) run on any x86 CPU; on one without AVX-512,
+    LLVM splits the 512-bit tiles into halves."""
+    monkeypatch.setattr(attention_kernel, "float32_path", lambda: path)
+    rng = np.random.default_rng(T)
+    q, k, v = (rng.normal(size=(B, T, H * D)).astype(np.float32) for _ in range(3))
+    mask = (rng.random((B, T)) > 0.3).astype(np.int64)
+    bias = F.padding_mask_bias(mask, np.float32)
+    got = attention_context(q, k, v, bias, D**-0.5, H)
+    expected = _attention_context_reference(q, k, v, bias, D**-0.5, H)
+    np.testing.assert_allclose(got, expected, atol=ATOL_FLOAT, rtol=1e-5)
+
+
 def test_fully_padded_row_attends_uniformly():
     """As transformers: every score is finfo.min, so the weights are 1/T and ctx is v's mean."""
     rng = np.random.default_rng(0)
@@ -113,18 +130,11 @@ def test_reference_fallback_when_fast_kernels_are_off():
     previous = use_fast_kernels(False)
     try:
         slow = attention_context(q, k, v, bias, 0.5, 3)
-        assert not attention_kernel.attention_context_pays(q, bias, 3)
+        assert not attention_kernel.attention_context_runs(q)
     finally:
         use_fast_kernels(previous)
     np.testing.assert_array_equal(slow, _attention_context_reference(q, k, v, bias, 0.5, 3))
     np.testing.assert_allclose(attention_context(q, k, v, bias, 0.5, 3), slow, atol=1e-6)
-
-
-@pytest.fixture
-def fused_everywhere(monkeypatch):
-    """Run the fused kernel at every shape (by default only where it measured faster)."""
-    monkeypatch.setattr(attention_kernel, "FUSED_MIN_TOKENS", 1)
-    monkeypatch.setattr(attention_kernel, "FUSED_MIN_PADDING", 0.0)
 
 
 def padded_inputs(ref):
@@ -134,7 +144,7 @@ def padded_inputs(ref):
 
 
 @pytest.mark.parametrize("case", MODEL_CASES)
-def test_models_match_transformers_through_the_kernel(case, fused_everywhere):
+def test_models_match_transformers_through_the_kernel(case):
     """test_models.py asks for attentions, which takes the unfused path; here the fused one."""
     ref = load_reference(case)
     model = minibert.load(case_dir(case))
@@ -146,7 +156,7 @@ def test_models_match_transformers_through_the_kernel(case, fused_everywhere):
 
 
 @pytest.mark.parametrize("case", ["bert-base", "albert-mlm", "distilbert-seqcls", "roberta-base"])
-def test_model_with_kernels_on_and_off(case, fused_everywhere):
+def test_model_with_kernels_on_and_off(case):
     ref = load_reference(case)
     model = minibert.load(case_dir(case))
     inputs = padded_inputs(ref)
@@ -164,7 +174,7 @@ def test_model_with_kernels_on_and_off(case, fused_everywhere):
         np.testing.assert_allclose(a, c, atol=1e-5)
 
 
-def test_eval_uses_the_kernel_only_without_attentions(fused_everywhere, monkeypatch):
+def test_eval_uses_the_kernel_only_without_attentions(monkeypatch):
     calls = []
 
     def counting(*args):
@@ -183,18 +193,13 @@ def test_eval_uses_the_kernel_only_without_attentions(fused_everywhere, monkeypa
     assert len(calls) == model.config.num_hidden_layers
 
 
-def test_the_kernel_is_chosen_only_where_it_measured_faster():
+def test_the_kernel_runs_for_float32_with_fast_kernels():
     x = np.zeros((2, 64, 24), np.float32)
-    mask = np.ones((2, 64), np.int64)
-    pays = attention_kernel.attention_context_pays
-
-    def bias():
-        return F.padding_mask_bias(mask, np.float32)
-
-    assert not pays(x, bias(), 2)  # no padding: the unfused path
-    mask[:, 40:] = 0  # 24 of 64 keys padding
-    assert pays(x, bias(), 2)
-    assert not pays(x.astype(np.float64), bias().astype(np.float64), 2)
-    assert not pays(x[:, :16], bias()[..., :16], 2)  # too short
-    mask[1] = 0  # a row of padding only keeps all its keys: 24 of 128 skipped
-    assert not pays(x, bias(), 2)
+    runs = attention_kernel.attention_context_runs
+    assert runs(x)
+    assert not runs(x.astype(np.float64))  # gradient checks: the reference
+    previous = use_fast_kernels(False)
+    try:
+        assert not runs(x)
+    finally:
+        use_fast_kernels(previous)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import minibert
 
 
@@ -29,18 +31,21 @@ def test_public_api():
 
 
 def test_numba_avoids_a_spinning_openmp_runtime_loaded_before_it():
-    """With torch imported first, OMP_WAIT_POLICY comes too late, so Numba's workqueue pool is
+    """With torch imported first, our GOMP_SPINCOUNT comes too late, so Numba's workqueue pool is
     used instead of OpenMP (a stand-in module plays torch here; CI has no torch)."""
     code = (
         "import os, sys, types\n"
-        "os.environ.pop('OMP_WAIT_POLICY', None); os.environ.pop('NUMBA_THREADING_LAYER', None)\n"
+        "for name in ('OMP_WAIT_POLICY', 'GOMP_SPINCOUNT', 'NUMBA_THREADING_LAYER'):\n"
+        "    os.environ.pop(name, None)\n"
         "sys.modules['torch'] = types.ModuleType('torch')\n"
         "from minibert.kernels.jit import numba_available\n"
         "import numba\n"
         "print(numba_available(), numba.config.THREADING_LAYER)\n"
     )
     env = {
-        k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "NUMBA_THREADING_LAYER")
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "NUMBA_THREADING_LAYER")
     }
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
@@ -204,3 +209,26 @@ def test_the_checks_see_lazy_upward_imports_and_cycles(tmp_path):
         "minibert.nn (line 1) imports minibert.quant, a layer above",
     ]
     assert _cycles(edges) == [["minibert.functional.softmax", "minibert.kernels.softmax"]]
+
+
+@pytest.mark.parametrize(
+    ("preset", "expected"),
+    [({}, "100000"), ({"OMP_WAIT_POLICY": "PASSIVE"}, "unset"), ({"GOMP_SPINCOUNT": "7"}, "7")],
+)
+def test_openmp_spin_is_set_before_numba_unless_the_user_chose(preset, expected):
+    """Numba's OpenMP threads spin about 1 ms (GOMP_SPINCOUNT) unless a policy was chosen."""
+    code = (
+        "import os\n"
+        "from minibert.kernels.jit import numba_available\n"
+        "numba_available()\n"
+        "print(os.environ.get('GOMP_SPINCOUNT', 'unset'))\n"
+    )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "NUMBA_THREADING_LAYER")
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env | preset
+    )
+    assert out.stdout.split() == [expected]

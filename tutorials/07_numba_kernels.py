@@ -44,8 +44,9 @@ from minibert.kernels.softmax import (
 )
 from minibert.pretrained import minilm_path
 
-# minibert sets OMP_WAIT_POLICY=PASSIVE before Numba starts its threads (section 5 says why);
-# asking for Numba through it first gives our own kernels the same setting.
+# minibert sets GOMP_SPINCOUNT, how long OpenMP's idle threads spin, before Numba starts its
+# threads (section 5 says why); asking for Numba through it first gives our own kernels the same
+# setting.
 assert numba_available()
 load_at_start = os.getloadavg() if hasattr(os, "getloadavg") else None
 print(f"numba {numba.__version__}, numpy {np.__version__}, {os.cpu_count()} CPUs")
@@ -643,9 +644,10 @@ assert numba.config.NUMBA_NUM_THREADS == int(
     os.environ.get("NUMBA_NUM_THREADS", numba.config.NUMBA_DEFAULT_NUM_THREADS)
 )
 assert numba.get_num_threads() <= numba.config.NUMBA_NUM_THREADS
-for name in ("NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "OMP_WAIT_POLICY"):
+for name in ("NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "GOMP_SPINCOUNT"):
     print(f"  {name} = {os.environ.get(name, '(not set)')}")
-assert "OMP_WAIT_POLICY" in os.environ  # set by minibert (or by you) before Numba's threads start
+# set by minibert before Numba's threads start, unless you chose a wait policy yourself
+assert "GOMP_SPINCOUNT" in os.environ or "OMP_WAIT_POLICY" in os.environ
 
 threads = numba.get_num_threads()
 numba.set_num_threads(1)
@@ -659,11 +661,17 @@ if load_at_start is not None:
     print(f"load average (1 min) at the start {load_at_start[0]:.2f}, now {os.getloadavg()[0]:.2f}")
 
 # %% [markdown]
-# `OMP_WAIT_POLICY` is the reason minibert touches the environment at all. Numba's default
-# pool here is OpenMP's, whose workers busy-wait after each parallel loop, expecting more work;
-# on 2 cores they then hold both cores while BLAS runs the next matrix product, which became
-# several times slower. `PASSIVE` puts them to sleep at once. `jit.py` sets it (unless you did)
-# before Numba's pool starts, which is why this chapter asks `numba_available()` first.
+# How long idle threads wait is the reason minibert touches the environment at all. Numba's
+# default pool here is OpenMP's, whose workers busy-wait after each parallel loop, expecting
+# more work: by default for about 4 ms, during which, on 2 cores, they hold the cores BLAS's own
+# threads need for a matrix product (several times slower). Sleeping at once is no better: the
+# next kernel must wake a sleeping core, and in a virtual machine that costs a fraction of a
+# millisecond each time, for each of a forward's ~70 kernels. minibert's forward therefore runs
+# all its work, the float32 matrix products included (`kernels/float32_linear.py` calls BLAS
+# from Numba's threads), on Numba's one pool, and `jit.py` sets `GOMP_SPINCOUNT` (unless you
+# chose a policy) so that its threads spin about 1 ms: awake from one kernel to the next, asleep
+# soon after a forward. The setting is read when OpenMP loads, which is why this chapter asks
+# `numba_available()` first.
 #
 # A busy machine punishes threads in general: a parallel step waits for its slowest thread,
 # and a thread whose core another process has taken holds up the rest. Many small matrix

@@ -10,37 +10,36 @@ this path is for inference that does not ask for them.
 The reference splits the heads, runs the masked softmax kernel's reference between two batched
 products and merges the heads again (functional/attention.py explains each step). The float32
 Numba kernel runs the (batch, head) pairs in parallel. Each pair copies its keys, transposed,
-and its values into a small scratch, then goes through the queries two rows at a time: a row
-of scores per query (q . k^T along keys, four head dimensions per step), the masked softmax
-kernel's steps on that row (same scale-then-mask order, same exp), and probs @ v (four keys per
-step). Only two rows
-of T scores exist at any time. Blocking two rows by four products per step is what keeps the
-loops vectorised without fused multiply-adds.
+and its values into a small scratch, then takes the queries QUERY_BLOCK rows at a time: the
+block's scores q . k^T in float32 tiles (kernels/float32_tile.py: a 6 x 64 block of scores in
+registers, fused multiply-adds along the head's width), the masked softmax kernel's steps on
+each row (same scale-then-mask order, same exp), and probs @ v in tiles again. Only
+QUERY_BLOCK rows of scores exist at a time (48 x T float32: 96 KB at 512 tokens).
 
 Padded keys (mask bias = finfo(float32).min, padding_mask_bias's constant) are left out of
 the scratch: next to any real key their weight is exactly 0 in the reference too, since
 exp(finfo.min - max) underflows. A batch row without real keys keeps every key, which gives
 the reference's uniform weights. float64 (gradient checks) takes the reference.
 
-Skipping padding is where the kernel wins. Measured as one core's CPU time against the unfused
-path (two batched BLAS matmuls around the masked softmax kernel), without padding it takes
-1.0-1.2x the time at D = 32 and 1.15-1.3x at D = 64 (BLAS has fused multiply-adds; we keep
-multiplies and adds apart, as every kernel here); with a third of the keys padding and at least
-32 tokens, 0.70-0.99x; with half, 0.55-0.77x. So SelfAttention runs it only where
-attention_context_pays says so.
+Measured on MiniLM's shapes (8 x 128 tokens, 12 heads of 32; Intel Xeon with AVX-512), one
+layer's attention takes 4.0 ms on one thread against 4.0 ms for the unfused path (two batched
+BLAS products around the masked softmax kernel), and 2.3 ms on two threads against 6.4 ms: the
+unfused path wakes BLAS's own threads for each of its 2 x 96 small products, and on two cores
+those wake-ups cost more than the products. So SelfAttention runs the kernel for every float32
+inference that does not return the attention probabilities (attention_context_runs).
 """
 
 import numpy as np
 
+from .cpu import float32_path
+from .float32_tile import LANES, ROWS, dot_tile_6x1, dot_tile_6x2, dot_tile_6x4
 from .jit import device, fast_kernels_enabled, run_kernel
 from .softmax import _masked_softmax_reference, softmax_row
 
 prange = range  # numba.prange once compiled (see jit.jit_kernel)
 
 NEG = np.float32(np.finfo(np.float32).min)  # padding_mask_bias's bias for a padded key
-FUSED_MIN_TOKENS = 32  # at 16 tokens the kernel was not faster at any padding
-FUSED_MIN_PADDING = 1 / 3  # share of padded keys from which the kernel was faster
-LANES = 8  # float32 numbers in an AVX2 vector
+QUERY_BLOCK = 8 * ROWS  # queries whose scores exist at once: 48 x n float32 per thread
 
 
 def _attention_context_reference(q, k, v, mask_bias, scale, num_heads):
@@ -54,9 +53,10 @@ def _attention_context_reference(q, k, v, mask_bias, scale, num_heads):
 
 
 @device
-def _gather_head(k, v, bias, b, c0, D):
-    """One head's real keys, transposed, (D, n), its values (n, D) and key biases (n,), n
-    rounded up to a multiple of LANES with keys of weight 0 (k = v = 0, bias -inf)."""
+def _gather_head(k, v, bias, b, c0, D, width):
+    """One head's real keys, transposed, (D, n), its values (n, width) and key biases (n,), n
+    rounded up to a multiple of LANES with keys of weight 0 (k = v = 0, bias -inf) and the
+    values' columns beyond D zero."""
     T = bias.shape[0]
     keys = np.empty(T, np.int64)
     real = 0
@@ -68,10 +68,9 @@ def _gather_head(k, v, bias, b, c0, D):
         for s in range(T):
             keys[s] = s
         real = T
-    # whole vectors of keys: with a remainder the loops ran up to 1.5x slower
-    n = (real + LANES - 1) // LANES * LANES
-    kt = np.zeros((D, n), np.float32)  # (D, n): the score loop then runs along keys
-    vs = np.zeros((n, D), np.float32)  # (n, D)
+    n = (real + LANES - 1) // LANES * LANES  # whole vectors of keys
+    kt = np.zeros((D, n), np.float32)  # (D, n): a row of scores is a row of tiles
+    vs = np.zeros((n, width), np.float32)  # (n, width)
     bs = np.full(n, -np.inf, np.float32)  # (n,): exp(-inf - max) is exactly 0
     for j in range(real):
         s = keys[j]
@@ -83,69 +82,54 @@ def _gather_head(k, v, bias, b, c0, D):
 
 
 @device
-def _scores_2rows(kt, q0, q1, s0, s1):
-    """s0 = q0 . kt, s1 = q1 . kt: two rows of scores (n,), four head dimensions per step."""
-    D, n = kt.shape
-    D4 = D - D % 4
-    s0[:] = 0
-    s1[:] = 0
-    for d in range(0, D4, 4):
-        k0, k1, k2, k3 = kt[d], kt[d + 1], kt[d + 2], kt[d + 3]
-        a0, a1, a2, a3 = q0[d], q0[d + 1], q0[d + 2], q0[d + 3]
-        b0, b1, b2, b3 = q1[d], q1[d + 1], q1[d + 2], q1[d + 3]
-        for j in range(n):  # along keys, contiguous: this loop vectorises
-            x0, x1, x2, x3 = k0[j], k1[j], k2[j], k3[j]
-            s0[j] += (a0 * x0 + a1 * x1) + (a2 * x2 + a3 * x3)
-            s1[j] += (b0 * x0 + b1 * x1) + (b2 * x2 + b3 * x3)
-    for d in range(D4, D):  # the D % 4 dimensions left
-        kd = kt[d]
-        a0, b0 = q0[d], q1[d]
-        for j in range(n):
-            s0[j] += a0 * kd[j]
-            s1[j] += b0 * kd[j]
+def _product(a, b, out, rows, depth, wide):
+    """out[:rows] = a[:rows, :depth] @ b[:depth] in tiles of ROWS rows (rows a multiple of
+    ROWS; out's width a multiple of LANES), the widest tile the path has for that width."""
+    width = out.shape[1]
+    vectors = 1
+    if wide and width % (4 * LANES) == 0:
+        vectors = 4
+    elif wide and width % (2 * LANES) == 0:
+        vectors = 2
+    step = vectors * LANES
+    for r0 in range(0, rows, ROWS):
+        for c0 in range(0, width, step):
+            if vectors == 4:
+                dot_tile_6x4(a, r0, b, c0, depth, out[r0 : r0 + ROWS, c0 : c0 + step])
+            elif vectors == 2:
+                dot_tile_6x2(a, r0, b, c0, depth, out[r0 : r0 + ROWS, c0 : c0 + step])
+            else:
+                dot_tile_6x1(a, r0, b, c0, depth, out[r0 : r0 + ROWS, c0 : c0 + step])
 
 
-@device
-def _context_2rows(vs, p0, p1, o0, o1):
-    """o0 = p0 @ vs, o1 = p1 @ vs: two rows of context (D,), four keys per step."""
-    n, D = vs.shape
-    n4 = n - n % 4
-    o0[:] = 0
-    o1[:] = 0
-    for j in range(0, n4, 4):
-        v0, v1, v2, v3 = vs[j], vs[j + 1], vs[j + 2], vs[j + 3]
-        a0, a1, a2, a3 = p0[j], p0[j + 1], p0[j + 2], p0[j + 3]
-        b0, b1, b2, b3 = p1[j], p1[j + 1], p1[j + 2], p1[j + 3]
-        for d in range(D):  # along the head's width, contiguous
-            x0, x1, x2, x3 = v0[d], v1[d], v2[d], v3[d]
-            o0[d] += (a0 * x0 + a1 * x1) + (a2 * x2 + a3 * x3)
-            o1[d] += (b0 * x0 + b1 * x1) + (b2 * x2 + b3 * x3)
-    for j in range(n4, n):  # the n % 4 keys left
-        vj = vs[j]
-        a0, b0 = p0[j], p1[j]
-        for d in range(D):
-            o0[d] += a0 * vj[d]
-            o1[d] += b0 * vj[d]
-
-
-def _attention_context_numba(ctx, q, k, v, mask_bias, scale, num_heads):
+def _attention_context_numba(ctx, q, k, v, mask_bias, scale, num_heads, wide):
     """ctx (B, T, C) = attention of every (batch, head) pair, in parallel over the pairs;
-    q, k, v (B, T, C) and mask_bias (B, T) contiguous float32."""
+    q, k, v (B, T, C) and mask_bias (B, T) contiguous float32; wide: 512-bit tiles."""
     B, T, C = q.shape
     D = C // num_heads
+    width = (D + LANES - 1) // LANES * LANES  # the context's columns, whole vectors
     for bh in prange(B * num_heads):
         b, c0 = bh // num_heads, (bh % num_heads) * D
-        kt, vs, bias = _gather_head(k, v, mask_bias[b], b, c0, D)  # (D, n), (n, D), (n,)
+        kt, vs, bias = _gather_head(k, v, mask_bias[b], b, c0, D, width)  # (D, n), (n, width)
         n = bias.shape[0]
-        scores = np.empty((2, n), np.float32)  # (2, n): two query rows at a time
-        spare = np.empty(D, np.float32)  # (D,): the second output row when T is odd
-        for t0 in range(0, T, 2):
-            t1 = min(t0 + 1, T - 1)
-            out1 = ctx[b, t1, c0 : c0 + D] if t1 > t0 else spare
-            _scores_2rows(kt, q[b, t0, c0 : c0 + D], q[b, t1, c0 : c0 + D], scores[0], scores[1])
-            softmax_row(scores[0], bias, scale)
-            softmax_row(scores[1], bias, scale)
-            _context_2rows(vs, scores[0], scores[1], ctx[b, t0, c0 : c0 + D], out1)
+        queries = np.zeros((QUERY_BLOCK, D), np.float32)  # rows past the last query stay 0
+        scores = np.empty((QUERY_BLOCK, n), np.float32)
+        out = np.empty((QUERY_BLOCK, width), np.float32)
+        for t0 in range(0, T, QUERY_BLOCK):
+            rows = min(QUERY_BLOCK, T - t0)
+            for r in range(rows):
+                for d in range(D):
+                    queries[r, d] = q[b, t0 + r, c0 + d]
+            if rows < QUERY_BLOCK:
+                queries[rows:] = 0
+            tiled = (rows + ROWS - 1) // ROWS * ROWS
+            _product(queries, kt, scores, tiled, D, wide)  # (tiled, n) = q . k^T
+            for r in range(rows):
+                softmax_row(scores[r], bias, scale)  # scale, mask, softmax, as the reference
+            _product(scores, vs, out, tiled, n, wide)  # (tiled, width) = probs @ v
+            for r in range(rows):
+                for d in range(D):
+                    ctx[b, t0 + r, c0 + d] = out[r, d]
 
 
 def attention_context(q, k, v, mask_bias, scale, num_heads):
@@ -162,23 +146,14 @@ def attention_context(q, k, v, mask_bias, scale, num_heads):
     ):
         ctx = np.empty_like(q, order="C")
         arrays = tuple(np.ascontiguousarray(x) for x in (q, k, v, mask_bias))
-        if run_kernel(_attention_context_numba, (ctx, *arrays, np.float32(scale), num_heads), True):
+        args = (ctx, *arrays, np.float32(scale), num_heads, float32_path() == "avx512")
+        if run_kernel(_attention_context_numba, args, True):
             return ctx
     return _attention_context_reference(q, k, v, mask_bias, scale, num_heads)
 
 
-def attention_context_pays(x, mask_bias, num_heads) -> bool:
-    """Whether SelfAttention's inference should run attention_context rather than the unfused
-    path (batched matmul, masked softmax kernel, batched matmul) on x (B, T, C).
-
-    Only where it measured faster: float32 numpy with the Numba kernels on, at least
-    FUSED_MIN_TOKENS tokens, and at least FUSED_MIN_PADDING of the keys padding (which the
-    kernel skips; see the module docstring for the figures)."""
-    if not (isinstance(x, np.ndarray) and x.dtype == np.float32 and fast_kernels_enabled()):
-        return False
-    B, T, _ = x.shape
-    if T < FUSED_MIN_TOKENS or mask_bias is None:
-        return False
-    padded = np.count_nonzero(mask_bias <= NEG, axis=1)  # (B,): mask_bias is (B, T)
-    skipped = padded[padded < T].sum()  # a row of padding only keeps every key
-    return skipped >= FUSED_MIN_PADDING * B * T
+def attention_context_runs(x) -> bool:
+    """Whether SelfAttention's inference runs attention_context rather than the unfused path
+    (batched matmul, masked softmax kernel, batched matmul) on x (B, T, C): for float32 numpy
+    with the Numba kernels on (see the module docstring for the figures)."""
+    return isinstance(x, np.ndarray) and x.dtype == np.float32 and fast_kernels_enabled()

@@ -138,6 +138,14 @@ def int8_path() -> str:
     return int8_paths()[0]
 
 
+def float32_path() -> str:
+    """The float32 tiles' path (kernels/float32_tile.py): avx512 where the CPU has 512-bit
+    vectors and MINIBERT_ISA allows it, else avx2."""
+    if "avx512f" in host_features() and "avx512" in int8_paths():
+        return "avx512"
+    return "avx2"
+
+
 def skipped_int8_paths() -> dict:
     """{path: why this process cannot run it}, for tests that run every path they can."""
     features = host_features()
@@ -161,6 +169,7 @@ def describe() -> dict:
         "isa_cap": isa_cap(),
         "int8_paths_available": int8_paths(respect_cap=False),
         "int8_path": int8_path(),
+        "float32_path": float32_path(),
         "skipped": skipped_int8_paths(),
     }
 

@@ -81,22 +81,28 @@ def _int8_matmul_reference(a, b):
 def _finish(out, tile, i, j0, a_scale, w_scale, bias, correction, gelu, raw):
     """Write a tile's int32 sums to out[i:, j0:] (the part inside out): minus the u8 layout's
     correction, wrapped to int32 (the sums are modulo 2^32); then, unless raw, dequantised by
-    the row and channel scales, plus the bias, through GELU if asked."""
+    the row and channel scales, plus the bias, through GELU if asked.
+
+    Row by row over 1-D views that start at 0: indexed at j0 + c, Numba wraps every index that
+    might be negative around (numpy's negative indexing) and LLVM kept the loops scalar."""
     M, N = out.shape
-    half = np.float32(0.5)
-    one = np.float32(1.0)
+    n = min(tile.shape[1], N - j0)
+    half, one = np.float32(0.5), np.float32(1.0)
+    correction_, w_scale_, bias_ = correction[j0 : j0 + n], w_scale[j0 : j0 + n], bias[j0 : j0 + n]
     for r in range(min(tile.shape[0], M - i)):
-        s = a_scale[i + r]
-        for c in range(min(tile.shape[1], N - j0)):
-            j = j0 + c
-            total = np.int32(np.int64(tile[r, c]) - np.int64(correction[j]))
-            if raw:
-                out[i + r, j] = total
-            else:
-                v = np.float32(total) * s * w_scale[j] + bias[j]
-                if gelu:
-                    v = half * v * (one + erf_as(v, half_gauss(v)))
-                out[i + r, j] = v
+        sums, row, s = tile[r, :n], out[i + r, j0 : j0 + n], a_scale[i + r]
+        if raw:
+            for c in range(n):
+                row[c] = np.int32(np.int64(sums[c]) - np.int64(correction_[c]))
+        elif gelu:
+            for c in range(n):
+                total = np.int32(np.int64(sums[c]) - np.int64(correction_[c]))
+                v = np.float32(total) * s * w_scale_[c] + bias_[c]
+                row[c] = half * v * (one + erf_as(v, half_gauss(v)))
+        else:
+            for c in range(n):
+                total = np.int32(np.int64(sums[c]) - np.int64(correction_[c]))
+                row[c] = np.float32(total) * s * w_scale_[c] + bias_[c]
 
 
 # One kernel per path: the same walk over the output, each with its own inner loop. A job is a

@@ -20,17 +20,24 @@ _STATE = {"fast": True, "numba": None, "warned": False}
 # on one thread against 1.2 ns vectorised, Intel Xeon). The kernels never divide by zero on
 # purpose, and their inputs are validated before they run.
 JIT_OPTIONS = {"error_model": "numpy"}
+GOMP_SPINCOUNT = 100_000  # rounds an idle OpenMP worker spins before it sleeps: about 1 ms
 _COMPILED = {}
 
 
 def numba_available() -> bool:
     """True when numba imports (checked once)."""
     if _STATE["numba"] is None:
-        # Numba's OpenMP workers busy-wait after each parallel loop and steal the cores BLAS
-        # needs for the next matmul: on 2 cores a (16, 384) GEMM went from 0.1 ms to 4 ms.
-        # Passive waiting fixes it (read once, when libgomp loads); a user's own setting wins.
-        user_policy = "OMP_WAIT_POLICY" in os.environ
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        # Numba's OpenMP workers wait for the next parallel loop by spinning, then sleep.
+        # libgomp's default spin (300,000 rounds, about 4 ms here) steals the cores BLAS needs
+        # when numpy's product runs next (on 2 cores a (16, 384) GEMM went from 0.1 ms to
+        # 4 ms); never spinning makes each of a forward's ~70 kernels wake a sleeping core,
+        # which in a virtual machine costs 0.3-0.6 ms after an idle moment. A forward's work
+        # now all runs on Numba's threads (kernels/float32_linear.py), so a short spin, about
+        # 1 ms, keeps them awake from one kernel to the next and asleep soon after. Read once,
+        # when libgomp loads; a user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
+        user_policy = "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ
+        if not user_policy:
+            os.environ["GOMP_SPINCOUNT"] = str(GOMP_SPINCOUNT)
         try:
             import numba
 
@@ -93,7 +100,8 @@ def kernels_for_call(choice: str):
 SERIAL_TOKENS = 64
 
 
-_BLAS = {"controller": None}
+# single: depth of single_threaded_blas blocks; called_from_kernels: float32_linear found sgemm
+_BLAS = {"controller": None, "single": 0, "called_from_kernels": False}
 
 
 def _blas_controller():
@@ -121,23 +129,53 @@ def blas_info() -> list[dict]:
     ]
 
 
+def kernels_call_blas() -> None:
+    """Note that kernels call numpy's BLAS from Numba's threads (float32_linear found it)."""
+    _BLAS["called_from_kernels"] = True
+
+
+def blas_libraries() -> list[str]:
+    """The files of the BLAS libraries numpy loaded (empty without threadpoolctl)."""
+    blas = _blas_controller()
+    if blas is None:
+        return []
+    return [info["filepath"] for info in blas.info() if info.get("user_api") == "blas"]
+
+
+@contextlib.contextmanager
+def single_threaded_blas():
+    """numpy's BLAS on one thread for the block, for kernels that call it from several of
+    Numba's threads at once (kernels/float32_linear.py). Re-entrant: the outermost block sets
+    and restores the limit. Without threadpoolctl, BLAS is left as it is."""
+    blas = _blas_controller()
+    with contextlib.ExitStack() as stack:
+        if blas is not None and _BLAS["single"] == 0:
+            stack.enter_context(blas.limit(limits=1, user_api="blas"))
+        _BLAS["single"] += 1
+        try:
+            yield
+        finally:
+            _BLAS["single"] -= 1
+
+
 @contextlib.contextmanager
 def threads_for_tokens(tokens: int):
-    """Run a block on one thread when the input is small (tokens <= SERIAL_TOKENS): Numba's
-    kernels, and numpy's BLAS too where threadpoolctl can set it. Each parallel loop or
-    product wakes the second thread, which costs more there than splitting the work saves.
-    Larger inputs, the reference path and a process without Numba are left as they are."""
-    if tokens > SERIAL_TOKENS or not (_STATE["numba"] and fast_kernels_enabled()):
+    """The threads of one model forward. Where the float32 linear layers call BLAS from Numba's
+    threads (kernels/float32_linear.py, once it has found BLAS's sgemm), numpy's BLAS is kept
+    on one thread for the whole forward rather than per layer. When the input is small (tokens
+    <= SERIAL_TOKENS), Numba's kernels run on one thread too: each parallel loop wakes the
+    second thread, which costs more there than splitting the work saves. The reference path
+    and a process without Numba are left as they are."""
+    if not (_STATE["numba"] and fast_kernels_enabled()):
         yield
         return
     import numba
 
     with contextlib.ExitStack() as stack:
-        blas = _blas_controller()
-        if blas is not None:
-            stack.enter_context(blas.limit(limits=1, user_api="blas"))
+        if _BLAS["called_from_kernels"] or tokens <= SERIAL_TOKENS:
+            stack.enter_context(single_threaded_blas())
         previous = numba.get_num_threads()
-        if previous > 1:
+        if tokens <= SERIAL_TOKENS and previous > 1:
             numba.set_num_threads(1)
             stack.callback(numba.set_num_threads, previous)
         yield

@@ -1,4 +1,5 @@
-"""The int8 GEMM's inner loops, written as LLVM IR (Numba intrinsics), one per CPU path.
+"""The inner loops of the int8 GEMM (one per CPU path) and the float32 register tile, written
+as LLVM IR (Numba intrinsics).
 
 Numba types every product of two int32 as int64, so LLVM cannot see that int16 x int16 pairs
 summed into int32 lanes is all the integer GEMM needs: a plain Numba loop vectorises to
@@ -33,6 +34,10 @@ The other paths (kernels/cpu.py chooses one) read activations shifted to u8 and 
 
 Their readable numpy statements are int8_matmul.u8s8_dot_tile and int8_matmul.amx_dot_block.
 
+`float32_tile_<rows>x<vectors>` is kernels/float32_tile.py's tile: rows x vectors <16 x float>
+accumulators and one `llvm.fma` per (row, vector) and k (two fused multiply-adds on AVX2's
+256-bit registers; a multiply and an add on a CPU without FMA).
+
 Importing this module imports Numba and llvmlite; kernels/jit.py imports it only when a kernel
 that uses an intrinsic is compiled.
 """
@@ -42,6 +47,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .cpu import host_features
+from .float32_tile import LANES, ROWS
 from .int8_layout import (
     AVX2_PANELS,
     AVX2_ROWS,
@@ -59,6 +66,7 @@ _V8_I32 = ir.VectorType(_I32, 8)
 _V16_I16 = ir.VectorType(_I16, 16)
 _V16_I32 = ir.VectorType(_I32, 16)
 _VOID = ir.VoidType()
+_F32 = ir.FloatType()
 
 
 def _pairwise_madd(builder, x, y):
@@ -90,7 +98,8 @@ def _broadcast(builder, value, vector_type):
     lanes = builder.insert_element(
         ir.Constant(vector_type, ir.Undefined), value, ir.Constant(_I32, 0)
     )
-    return builder.shuffle_vector(lanes, lanes, ir.Constant(vector_type, [0] * vector_type.count))
+    mask = ir.Constant(ir.VectorType(_I32, vector_type.count), [0] * vector_type.count)
+    return builder.shuffle_vector(lanes, lanes, mask)
 
 
 def _int16_tile(rows, panels_per_tile, lanes):
@@ -265,6 +274,92 @@ int16_dot_tile = _int16_tile(AVX2_ROWS, AVX2_PANELS, 8)
 int16_dot_tile_512 = _int16_tile(AVX512_ROWS, AVX512_PANELS, 16)
 u8s8_dot_tile_256 = _vnni_tile(AVX_VNNI_ROWS, AVX_VNNI_PANELS, 8)
 u8s8_dot_tile_512 = _vnni_tile(AVX512_VNNI_ROWS, AVX512_VNNI_PANELS, 16)
+
+
+def _int64(builder, value):
+    return builder.sext(value, _I64) if value.type != _I64 else value
+
+
+def _float32_tile(rows, vectors):
+    """The float32 tile intrinsic for `rows` rows by `vectors` vectors of LANES columns."""
+    vec = ir.VectorType(_F32, LANES)
+    vector_bytes = ir.Constant(_I64, LANES * 4)
+    fused = "fma" in host_features()
+
+    @intrinsic
+    def float32_dot_tile(typingctx, a, row, b, col, depth, tile):
+        sig = types.void(a, row, b, col, depth, tile)
+
+        def codegen(context, builder, signature, args):
+            a_val, row_val, b_val, col_val, depth_val, tile_val = args
+            a_ty, _, b_ty, _, _, tile_ty = signature.args
+            A = context.make_array(a_ty)(context, builder, a_val)
+            B = context.make_array(b_ty)(context, builder, b_val)
+            T = context.make_array(tile_ty)(context, builder, tile_val)
+            a_strides = cgutils.unpack_tuple(builder, A.strides)
+            b_strides = cgutils.unpack_tuple(builder, B.strides)
+            t_strides = cgutils.unpack_tuple(builder, T.strides)
+            fma = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(vec, [vec, vec, vec]), f"llvm.fma.v{LANES}f32"
+            )
+            zero = ir.Constant(vec, [0.0] * LANES)
+            acc = [
+                [cgutils.alloca_once_value(builder, zero) for _ in range(vectors)]
+                for _ in range(rows)
+            ]
+            a_base = _address(
+                builder, builder.ptrtoint(A.data, _I64), (_int64(builder, row_val), a_strides[0])
+            )
+            b_base = _address(
+                builder,
+                builder.ptrtoint(B.data, _I64),
+                (_int64(builder, col_val), ir.Constant(_I64, 4)),
+            )
+            with cgutils.for_range(builder, _int64(builder, depth_val)) as loop:
+                k = loop.index
+                b_at = _address(builder, b_base, (k, b_strides[0]))
+                b_row = [
+                    _load(
+                        builder,
+                        _address(builder, b_at, (ir.Constant(_I64, v), vector_bytes)),
+                        vec,
+                        4,
+                    )
+                    for v in range(vectors)
+                ]
+                a_at = _address(builder, a_base, (k, a_strides[1]))
+                for r in range(rows):
+                    at = _address(builder, a_at, (ir.Constant(_I64, r), a_strides[0]))
+                    lanes = _broadcast(builder, _load(builder, at, _F32, 4), vec)
+                    for v in range(vectors):
+                        total = builder.load(acc[r][v])
+                        if fused:
+                            total = builder.call(fma, [lanes, b_row[v], total])
+                        else:
+                            total = builder.fadd(builder.fmul(lanes, b_row[v]), total)
+                        builder.store(total, acc[r][v])
+            t_base = builder.ptrtoint(T.data, _I64)
+            for r in range(rows):
+                for v in range(vectors):
+                    at = _address(
+                        builder,
+                        t_base,
+                        (ir.Constant(_I64, r), t_strides[0]),
+                        (ir.Constant(_I64, v), vector_bytes),
+                    )
+                    builder.store(
+                        builder.load(acc[r][v]), builder.inttoptr(at, vec.as_pointer()), align=4
+                    )
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return float32_dot_tile
+
+
+float32_tile_6x4 = _float32_tile(ROWS, 4)  # ROWS is 6
+float32_tile_6x2 = _float32_tile(ROWS, 2)
+float32_tile_6x1 = _float32_tile(ROWS, 1)
 
 
 def _amx(builder, name, *args):

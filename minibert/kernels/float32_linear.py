@@ -1,0 +1,180 @@
+"""Float32 linear layers for inference: BLAS's sgemm on blocks, run in Numba's threads, with the
+bias (and GELU) added to each block while it is still in cache.
+
+    y = x W^T + b   (then GELU, for the feed-forward's first layer)
+    x (M, K), W (N, K) in PyTorch's (out, in) layout, b (N,) -> y (M, N)
+
+numpy's `x @ W.T` runs on BLAS's own thread pool, and every other kernel of a forward runs on
+Numba's. On two cores the pools take turns: each product wakes BLAS's sleeping thread, each
+kernel after it wakes Numba's, and in a virtual machine a sleeping core takes a long time to
+wake (0.3-0.6 ms per product after a pause, measured on the Intel Xeon: MiniLM at 1 x 128
+tokens took 60 ms instead of 27). Here the product is cut into jobs (blocks of rows by blocks
+of output channels) that Numba's threads share, and each job calls the same BLAS's
+cblas_sgemm for its block, one-threaded (kernels/native.py's intrinsic calls it by address).
+One pool does all the work, so its threads can stay awake between the kernels of a forward
+(kernels/jit.py's thread policy). Each job then adds the bias to its block, and GELU where
+asked, before the block leaves the cache.
+
+The cblas_sgemm comes from the BLAS numpy loaded (found through threadpoolctl; numpy's wheels
+ship OpenBLAS), checked once on a small product against numpy. Without it (another BLAS, not
+x86-64, no threadpoolctl), and for anything but float32 numpy arrays, linear runs the readable
+reference below, numpy's product.
+"""
+
+import ctypes
+import platform
+
+import numpy as np
+
+from .gelu import erf_as, gelu_erf, half_gauss
+from .jit import (
+    blas_libraries,
+    device,
+    fast_kernels_enabled,
+    kernels_call_blas,
+    lowered_as,
+    run_kernel,
+    single_threaded_blas,
+)
+
+prange = range  # numba.prange once compiled (see jit.jit_kernel)
+
+# cblas_sgemm's names, with numpy's OpenBLAS (64-bit integers, prefixed) first
+SGEMM_NAMES = ("scipy_cblas_sgemm64_", "cblas_sgemm64_", "scipy_cblas_sgemm", "cblas_sgemm")
+ROW_BLOCK = 256  # rows of a job when the rows are split (large inputs)
+_STATE = {"sgemm": None}
+
+
+def _linear_reference(x, w, bias, gelu):
+    """The readable layer: numpy's product, the bias, GELU. Shapes: x (M, K), w (N, K)."""
+    y = x @ w.T  # (M, N)
+    if bias is not None:
+        y += bias
+    return gelu_erf(y) if gelu else y
+
+
+def sgemm_block(address, a, row, rows, w, col, cols, out):
+    """out[row:row + rows, col:col + cols] = a[row:row + rows] @ w[col:col + cols].T (the
+    readable statement of kernels/native.py's sgemm_block, which calls BLAS at `address`)."""
+    out[row : row + rows, col : col + cols] = a[row : row + rows] @ w[col : col + cols].T
+
+
+_sgemm_block = lowered_as("minibert.kernels.native:sgemm_block")(sgemm_block)
+
+
+# The epilogues go row by row, over contiguous 1-D views that start at 0: indexed with an offset
+# that might be negative, Numba wraps each index around (numpy's negative indexing) element by
+# element, and a 2-D view's strides are unknown to the compiler; either way LLVM kept the loop
+# scalar (GELU took 5.6 ms instead of 0.8 for 1024 x 1536 values).
+@device
+def _add_bias(row, bias):
+    """row += bias."""
+    for c in range(row.shape[0]):
+        row[c] += bias[c]
+
+
+@device
+def _add_bias_gelu(row, bias):
+    """row <- GELU(row + bias), in place (so LLVM vectorises it)."""
+    half, one = np.float32(0.5), np.float32(1.0)
+    for c in range(row.shape[0]):
+        v = row[c] + bias[c]
+        row[c] = half * v * (one + erf_as(v, half_gauss(v)))
+
+
+def _linear_numba(address, x, w, bias, out, row_block, col_block, add_bias, gelu):
+    """out = x @ w.T (+ bias) (GELU) in jobs of row_block x col_block, in parallel."""
+    M, N = out.shape
+    groups = (N + col_block - 1) // col_block
+    chunks = (M + row_block - 1) // row_block
+    for job in prange(chunks * groups):
+        row, col = (job // groups) * row_block, (job % groups) * col_block
+        rows, cols = min(row_block, M - row), min(col_block, N - col)
+        _sgemm_block(address, x, row, rows, w, col, cols, out)
+        for r in range(row, row + rows):
+            if gelu:
+                _add_bias_gelu(out[r, col : col + cols], bias[col : col + cols])
+            elif add_bias:
+                _add_bias(out[r, col : col + cols], bias[col : col + cols])
+
+
+def plan_jobs(rows: int, columns: int, threads: int) -> tuple:
+    """(row_block, col_block) of the jobs for `threads` threads: few rows (a short input) are
+    split by output channels, `threads` groups of a multiple of 16; many rows by ROW_BLOCK-ish
+    blocks, a multiple of `threads` of them, each over every channel."""
+    if threads <= 1:
+        return max(rows, 1), max(columns, 1)
+    if rows <= ROW_BLOCK:
+        group = -(-columns // threads)
+        return max(rows, 1), max(-(-group // 16) * 16, 1)
+    chunks = -(-rows // ROW_BLOCK)
+    chunks = -(-chunks // threads) * threads
+    return -(-rows // chunks), columns
+
+
+def sgemm_address() -> int | None:
+    """The address of the cblas_sgemm of numpy's BLAS, checked on a small product (found
+    once); None where there is none we can use."""
+    if _STATE["sgemm"] is None:
+        _STATE["sgemm"] = _find_sgemm() or 0
+        if _STATE["sgemm"]:
+            kernels_call_blas()
+    return _STATE["sgemm"] or None
+
+
+def _find_sgemm() -> int | None:
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return None  # the 64-bit-integer calling trick of kernels/native.py is x86-64's
+    for path in blas_libraries():
+        try:
+            library = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in SGEMM_NAMES:
+            function = getattr(library, name, None)
+            if function is not None and _sgemm_works(function):
+                return ctypes.cast(function, ctypes.c_void_p).value
+    return None
+
+
+def _sgemm_works(function) -> bool:
+    """Whether `function`, called as kernels/native.py calls it, gives numpy's product."""
+    i64, f32, ptr = ctypes.c_int64, ctypes.c_float, ctypes.c_void_p
+    function.argtypes = [i64] * 6 + [f32, ptr, i64, ptr, i64, f32, ptr, i64]
+    function.restype = None
+    rng = np.random.default_rng(0)
+    a, w = rng.standard_normal((3, 5), np.float32), rng.standard_normal((4, 5), np.float32)
+    out = np.full((3, 4), np.nan, np.float32)
+    function(101, 111, 112, 3, 4, 5, 1.0, a.ctypes.data, 5, w.ctypes.data, 5, 0.0,
+             out.ctypes.data, 4)  # fmt: skip
+    return bool(np.allclose(out, a @ w.T, rtol=1e-5, atol=1e-5))
+
+
+def linear(x, w, bias=None, gelu=False):
+    """y = x @ w.T + bias, then GELU if asked (inference). Shapes: x (M, K) float32, w (N, K)
+    float32, bias (N,) or None -> (M, N) float32; other dtypes take numpy's product."""
+    M, K = x.shape
+    N = w.shape[0]
+    if w.shape[1] != K:
+        raise ValueError(f"linear: x has {K} features, the weight (out, in) {w.shape} expects "
+                         f"{w.shape[1]}")  # fmt: skip
+    if (
+        M
+        and N
+        and K
+        and all(isinstance(t, np.ndarray) and t.dtype == np.float32 for t in (x, w))
+        and (bias is None or bias.dtype == np.float32)
+        and fast_kernels_enabled()
+        and sgemm_address() is not None
+    ):
+        import numba  # loaded: fast_kernels_enabled imported it
+
+        x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
+        out = np.empty((M, N), np.float32)
+        row_block, col_block = plan_jobs(M, N, numba.get_num_threads())
+        b = np.zeros(N, np.float32) if bias is None else np.ascontiguousarray(bias)
+        args = (sgemm_address(), x, w, b, out, row_block, col_block, bias is not None, gelu)
+        with single_threaded_blas():
+            if run_kernel(_linear_numba, args, parallel=True):
+                return out
+    return _linear_reference(x, w, bias, gelu)

@@ -1,0 +1,101 @@
+"""The float32 linear kernel (kernels/float32_linear.py): BLAS's sgemm on blocks in Numba's
+threads, with the bias and GELU epilogues, against numpy; the job plan; the fallbacks."""
+
+from unittest import mock
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from minibert.kernels import float32_linear as fl
+from minibert.kernels import use_fast_kernels
+from minibert.kernels.gelu import _gelu_erf_reference
+
+
+def _sgemm_or_skip():
+    if fl.sgemm_address() is None:
+        pytest.skip("no cblas_sgemm found in numpy's BLAS here: linear runs numpy's product")
+
+
+def _integers(rng, shape):
+    """Small integers as float32: every product and sum is exact, in any order."""
+    return rng.integers(-8, 9, shape).astype(np.float32)
+
+
+@given(
+    m=st.integers(1, 300),
+    k=st.integers(1, 70),
+    n=st.integers(1, 90),
+    threads=st.sampled_from([1, 2, 3]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_blocks_cover_the_product_exactly(m, k, n, threads, seed):
+    """Every job plan (rows or channels split, remainders) writes each output once, exactly."""
+    _sgemm_or_skip()
+    import numba
+
+    rng = np.random.default_rng(seed)
+    x, w, bias = _integers(rng, (m, k)), _integers(rng, (n, k)), _integers(rng, (n,))
+    # the plan for `threads` threads, whatever the pool has
+    with mock.patch.object(numba, "get_num_threads", return_value=threads):
+        np.testing.assert_array_equal(fl.linear(x, w), x @ w.T)
+        np.testing.assert_array_equal(fl.linear(x, w, bias), x @ w.T + bias)
+
+
+@pytest.mark.parametrize("shape", [(1, 384, 1536), (128, 384, 384), (700, 64, 300)])
+def test_gelu_epilogue(shape):
+    _sgemm_or_skip()
+    m, k, n = shape
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((m, k), np.float32)
+    w = rng.standard_normal((n, k), np.float32) / np.float32(np.sqrt(k))
+    bias = rng.standard_normal(n, np.float32)
+    exact = _gelu_erf_reference(x.astype(np.float64) @ w.T.astype(np.float64) + bias)
+    # the product's float32 rounding (about sqrt(k) ulps of values near 1), then A&S's erf
+    np.testing.assert_allclose(fl.linear(x, w, bias, gelu=True), exact, atol=2e-5, rtol=0)
+    np.testing.assert_allclose(fl.linear(x, w, None, gelu=True), _gelu_erf_reference(
+        x.astype(np.float64) @ w.T.astype(np.float64)), atol=2e-5, rtol=0)  # fmt: skip
+
+
+def test_plan_jobs():
+    assert fl.plan_jobs(16, 1536, 1) == (16, 1536)  # one thread: one job
+    assert fl.plan_jobs(128, 384, 2) == (128, 192)  # few rows: split by channels
+    assert fl.plan_jobs(128, 385, 2) == (128, 208)  # a multiple of 16, the rest in the last
+    assert fl.plan_jobs(1024, 384, 2) == (256, 384)  # many rows: 4 blocks of 256
+    assert fl.plan_jobs(1100, 384, 2) == (184, 384)  # 6 blocks, an even count
+
+
+def test_numpy_product_where_the_kernel_does_not_apply(monkeypatch):
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((5, 7)), rng.standard_normal((3, 7))
+    y = fl.linear(x, w, np.ones(3))  # float64: numpy's product
+    assert y.dtype == np.float64
+    np.testing.assert_array_equal(y, x @ w.T + 1)
+    x32, w32 = x.astype(np.float32), w.astype(np.float32)
+    previous = use_fast_kernels(False)
+    try:
+        np.testing.assert_array_equal(fl.linear(x32, w32), x32 @ w32.T)
+    finally:
+        use_fast_kernels(previous)
+    monkeypatch.setitem(fl._STATE, "sgemm", 0)  # as where no cblas_sgemm was found
+    np.testing.assert_array_equal(fl.linear(x32, w32), x32 @ w32.T)
+
+
+def test_shape_mismatch_is_an_error():
+    with pytest.raises(ValueError, match=r"x has 4 features, the weight \(out, in\) \(3, 5\)"):
+        fl.linear(np.zeros((2, 4), np.float32), np.zeros((3, 5), np.float32))
+
+
+def test_found_sgemm_is_checked_against_numpy():
+    """On x86-64 with numpy's own OpenBLAS the kernel path must be there (not silently off)."""
+    import platform
+
+    from minibert.kernels.jit import blas_libraries
+
+    libraries = blas_libraries()
+    if platform.machine().lower() not in ("x86_64", "amd64") or not any(
+        "openblas" in path for path in libraries
+    ):
+        pytest.skip(f"not x86-64 with OpenBLAS (BLAS here: {libraries})")
+    assert fl.sgemm_address() is not None
