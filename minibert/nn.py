@@ -17,6 +17,7 @@ import numpy as np
 from . import functional as F
 from .kernels.attention import attention_context, attention_context_runs
 from .kernels.float32_linear import linear as float32_linear
+from .kernels.float32_linear import linears as float32_linears
 from .kernels.gelu import gelu_bias_inplace
 from .kernels.layernorm import add_layernorm
 
@@ -167,6 +168,10 @@ class Linear(Module):
 
     fake_quant = False  # quantization-aware training rounds x and W to int8 (quant.py)
 
+    def work_per_row(self) -> float:
+        """Multiply-adds per input row, in float32 ones (the models' thread choice)."""
+        return float(self.params["weight"].size)
+
     def forward(self, x, add_bias: bool = True):
         """add_bias=False (inference only) leaves the bias to the next fused kernel."""
         bias = self.params.get("bias") if add_bias or self.training else None
@@ -180,6 +185,18 @@ class Linear(Module):
         y, cache = F.linear_forward(x, w, bias)
         self.save(cache)
         return y
+
+    @staticmethod
+    def forward_shared(layers, x):
+        """[layer.forward(x) for layer in layers]; at inference in one parallel loop (attention's
+        q, k and v read the same input). Shapes: x (..., I) -> a list of (..., O)."""
+        if any(layer.training or layer.fake_quant for layer in layers):
+            return [layer.forward(x) for layer in layers]
+        lead, width = x.shape[:-1], x.shape[-1]
+        weights = [layer.params["weight"] for layer in layers]
+        biases = [layer.params.get("bias") for layer in layers]
+        ys = float32_linears(x.reshape(-1, width), weights, biases)
+        return [y.reshape(*lead, y.shape[-1]) for y in ys]
 
     def forward_gelu(self, x):
         """GELU(x W^T + b) at inference: bias and GELU added to each block of the product while
@@ -305,7 +322,7 @@ class SelfAttention(Module):
         no_probs = not (self.training or need_probs)  # inference that returns no attentions
         if no_probs and attention_context_runs(x):
             # one kernel reads each head from the projections in place and writes ctx (B, T, C)
-            q, k, v = self.q.forward(x), self.k.forward(x), self.v.forward(x)  # (B, T, C)
+            q, k, v = type(self.q).forward_shared((self.q, self.k, self.v), x)  # (B, T, C)
             scale = (x.shape[-1] // self.num_heads) ** -0.5
             ctx = attention_context(q, k, v, mask_bias, scale, self.num_heads)  # (B, T, C)
             return self.o.forward(ctx, add_bias), None

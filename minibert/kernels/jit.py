@@ -13,7 +13,7 @@ import sys
 import types
 import warnings
 
-_STATE = {"fast": True, "numba": None, "warned": False}
+_STATE = {"fast": True, "numba": None, "warned": False, "announced": False}
 # error_model="numpy": a float division by zero gives inf or NaN, as numpy does, instead of the
 # Python default's ZeroDivisionError check, a branch inside every loop with a division that
 # stops LLVM from vectorising it (the float32 GELU's 1 / (1 + p z) ran scalar: 7.3 ns a value
@@ -90,17 +90,17 @@ def kernels_for_call(choice: str):
         _MODEL_CHOICE.reset(token)
 
 
-# Inputs of at most this many tokens run every Numba kernel and numpy's BLAS on one thread.
-# Measured on MiniLM with 2 threads (benchmarks/bench_inference.py's machine, a 2-vCPU VM):
-# int8 at 1 x 16 tokens took 13-15 ms with both threads against 6 ms with one (waking the
-# second thread for each of ~70 parallel loops costs more than it saves), 1 x 32 19 against
-# 10 ms, 1 x 64 19 against 17 ms, 1 x 128 26 against 34 ms: from 128 tokens on, two threads
-# pay. float32 at 1 x 16 after 0.2 s idle: 40 ms with two BLAS threads (each product woke an
-# idle vCPU), 13 ms with one.
-SERIAL_TOKENS = 64
+# A forward whose linear layers do fewer multiply-adds than this runs every Numba kernel (and
+# numpy's BLAS) on one thread: waking the second thread costs more there than splitting the
+# work saves. int8 multiply-adds count a quarter (their GEMM does about four times as many per
+# second). Measured on MiniLM, 2 threads, 0.2 s idle before each forward (Intel Xeon, 2 vCPU):
+# int8 at 1 x 16 tokens (42 M) took 6.7-7.5 ms on one thread against 7.7-9.3 ms on two, 1 x 32
+# (85 M) 7.2 against 15.5 ms, 1 x 64 (170 M) 11.4 against 11.1-15.4 ms; float32 at 1 x 16
+# (170 M) 22 ms on one thread against 14.5 ms on two.
+SERIAL_WORK = 120_000_000
+INT8_COST = 0.25  # an int8 multiply-add, in float32 multiply-adds
 
 
-# single: depth of single_threaded_blas blocks; called_from_kernels: float32_linear found sgemm
 _BLAS = {"controller": None, "single": 0, "called_from_kernels": False}
 
 
@@ -159,23 +159,25 @@ def single_threaded_blas():
 
 
 @contextlib.contextmanager
-def threads_for_tokens(tokens: int):
-    """The threads of one model forward. Where the float32 linear layers call BLAS from Numba's
-    threads (kernels/float32_linear.py, once it has found BLAS's sgemm), numpy's BLAS is kept
-    on one thread for the whole forward rather than per layer. When the input is small (tokens
-    <= SERIAL_TOKENS), Numba's kernels run on one thread too: each parallel loop wakes the
-    second thread, which costs more there than splitting the work saves. The reference path
-    and a process without Numba are left as they are."""
+def threads_for_work(multiply_adds: float):
+    """The threads of one model forward, given the multiply-adds of its linear layers (int8 ones
+    at INT8_COST). Where the float32 linear layers call BLAS from Numba's threads
+    (kernels/float32_linear.py, once it has found BLAS's sgemm), numpy's BLAS is kept on one
+    thread for the whole forward rather than per layer. A small forward (below SERIAL_WORK)
+    runs Numba's kernels on one thread too: each parallel loop wakes the second thread, which
+    costs more there than splitting the work saves. The reference path and a process without
+    Numba are left as they are."""
     if not (_STATE["numba"] and fast_kernels_enabled()):
         yield
         return
     import numba
 
+    serial = multiply_adds < SERIAL_WORK
     with contextlib.ExitStack() as stack:
-        if _BLAS["called_from_kernels"] or tokens <= SERIAL_TOKENS:
+        if _BLAS["called_from_kernels"] or serial:
             stack.enter_context(single_threaded_blas())
         previous = numba.get_num_threads()
-        if tokens <= SERIAL_TOKENS and previous > 1:
+        if serial and previous > 1:
             numba.set_num_threads(1)
             stack.callback(numba.set_num_threads, previous)
         yield
@@ -240,7 +242,28 @@ def jit_kernel(py_func, parallel: bool = False):
         py_func.__globals__["prange"] = numba.prange
         _bind_devices(py_func)
         _COMPILED[key] = numba.njit(cache=True, parallel=parallel, **JIT_OPTIONS)(py_func)
+        _announce_compile(_COMPILED[key])
     return _COMPILED[key]
+
+
+def _announce_compile(dispatcher) -> None:
+    """One line on stderr, once per process, before the first kernel that Numba's cache cannot
+    serve compiles (a fresh install, or a package upgrade): the first run takes seconds, and
+    should say why. Later runs load the compiled kernels from the cache and print nothing."""
+    if _STATE["announced"]:
+        return
+    try:  # Numba's cache of this kernel: beside the source, or user-wide if that is read-only
+        folder = dispatcher._cache._cache_path
+        cached = os.path.exists(dispatcher._cache._cache_file._index_path)
+    except AttributeError:  # another Numba's internals: say nothing rather than guess
+        return
+    if not cached:
+        _STATE["announced"] = True
+        print(
+            "minibert: compiling its Numba kernels for this CPU; this happens once, later runs "
+            f"load them from {folder}",
+            file=sys.stderr,
+        )
 
 
 def run_kernel(py_func, args, parallel: bool = False) -> bool:

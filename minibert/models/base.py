@@ -22,7 +22,7 @@ from .. import functional as F
 from ..checkpoint import CONFIG_NAME, SAFETENSORS_NAME, write_json, write_safetensors
 from ..config import DIALECTS, EncoderConfig
 from ..errors import InputError
-from ..kernels.jit import kernels_for_call, threads_for_tokens
+from ..kernels.jit import kernels_for_call, threads_for_work
 from ..nn import Encoder, Module, Pooler
 from ..outputs import BaseModelOutput
 from .inputs import check_inputs, gradients_by_index, reject_output_grads
@@ -168,6 +168,15 @@ class PreTrainedModel(Module):
         return self
 
     # --- running ------------------------------------------------------------------------
+    def _work_per_token(self) -> float:
+        """Multiply-adds of the linear layers per token (Linear.work_per_row: int8 ones at
+        kernels.jit.INT8_COST), for the thread choice; counted once per model."""
+        if "_linear_work" not in self.__dict__:
+            self._linear_work = sum(
+                m.work_per_row() for m in self.modules() if hasattr(m, "work_per_row")
+            )
+        return self._linear_work
+
     def __call__(
         self,
         input_ids,
@@ -187,7 +196,7 @@ class PreTrainedModel(Module):
             tokens = int(np.size(input_ids))
         except (ValueError, TypeError):
             tokens = 0
-        with kernels_for_call(self.kernels), threads_for_tokens(tokens):
+        with kernels_for_call(self.kernels), threads_for_work(tokens * self._work_per_token()):
             return self._call(
                 input_ids,
                 attention_mask,

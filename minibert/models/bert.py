@@ -49,8 +49,9 @@ class BertEmbeddings(Module):
         x = self.word.forward(ids)  # (B, T, C)
         if types is not None:
             x = x + self.token_type.forward(types)  # the order transformers adds them in
-        x = x + self.position.forward(self.position_ids(ids))
-        return self.drop.forward(self.ln.forward(x))  # (B, T, C)
+        position = self.position.forward(self.position_ids(ids))  # (B, T, C)
+        # LayerNorm(x + position): at inference the sum happens inside its kernel
+        return self.drop.forward(self.ln.forward(x, residual=position))  # (B, T, C)
 
     def backward(self, dy):
         """Scatter the gradient into the three tables. Returns the gradient with respect to the
