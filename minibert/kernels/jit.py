@@ -67,6 +67,8 @@ def use_fast_kernels(enabled: bool = True) -> bool:
 
 # a model's own choice (PreTrainedModel.kernels) for the duration of its call, per thread
 _MODEL_CHOICE = contextvars.ContextVar("minibert_kernels", default=None)
+# inside a small forward (threads_for_work): parallel kernels run their one-thread build
+_SERIAL = contextvars.ContextVar("minibert_serial", default=False)
 KERNEL_CHOICES = ("fast", "reference")
 
 
@@ -167,7 +169,7 @@ def threads_for_work(multiply_adds: float):
     runs Numba's kernels on one thread too: each parallel loop wakes the second thread, which
     costs more there than splitting the work saves. The reference path and a process without
     Numba are left as they are."""
-    if not (_STATE["numba"] and fast_kernels_enabled()):
+    if not fast_kernels_enabled():  # imports Numba on the first forward
         yield
         return
     import numba
@@ -176,18 +178,29 @@ def threads_for_work(multiply_adds: float):
     with contextlib.ExitStack() as stack:
         if _BLAS["called_from_kernels"] or serial:
             stack.enter_context(single_threaded_blas())
-        previous = numba.get_num_threads()
-        if serial and previous > 1:
-            numba.set_num_threads(1)
-            stack.callback(numba.set_num_threads, previous)
+        if serial:  # the kernels' one-thread builds (run_kernel); Numba's pool on one thread too
+            token = _SERIAL.set(True)
+            stack.callback(_SERIAL.reset, token)
+            previous = numba.get_num_threads()
+            if previous > 1:
+                numba.set_num_threads(1)
+                stack.callback(numba.set_num_threads, previous)
         yield
 
 
-def device(fn):
+def device(fn=None, *, inline: bool = True):
     """Mark a helper that kernels call per element: it is compiled and inlined into each kernel
-    that uses it (and stays a plain Python function until then)."""
-    fn._minibert_device = True
-    return fn
+    that uses it (and stays a plain Python function until then). With inline=False it is
+    compiled once, as a function of its own that the kernels call: for a large helper called
+    from several places, which would otherwise be compiled again at each (the attention
+    kernel's tiled product took 5 s to compile inlined twice)."""
+
+    def mark(fn):
+        fn._minibert_device = True
+        fn._minibert_inline = inline
+        return fn
+
+    return mark if fn is None else mark(fn)
 
 
 def lowered_as(target: str):
@@ -223,9 +236,8 @@ def _bind_devices(py_func) -> None:
                 py_func.__globals__[name] = getattr(importlib.import_module(module), attr)
                 continue
             _bind_devices(helper)
-            py_func.__globals__[name] = numba.njit(cache=True, inline="always", **JIT_OPTIONS)(
-                helper
-            )
+            inline = "always" if getattr(helper, "_minibert_inline", True) else "never"
+            py_func.__globals__[name] = numba.njit(cache=True, inline=inline, **JIT_OPTIONS)(helper)
 
 
 def jit_kernel(py_func, parallel: bool = False):
@@ -240,10 +252,24 @@ def jit_kernel(py_func, parallel: bool = False):
         # kernel files write `prange` and bind it to range at import, so that importing them
         # does not import numba; here, just before compiling, it becomes numba.prange
         py_func.__globals__["prange"] = numba.prange
-        _bind_devices(py_func)
-        _COMPILED[key] = numba.njit(cache=True, parallel=parallel, **JIT_OPTIONS)(py_func)
+        target = py_func if parallel or "prange" not in py_func.__code__.co_names else None
+        target = target or _one_thread_copy(py_func)
+        _bind_devices(target)
+        _COMPILED[key] = numba.njit(cache=True, parallel=parallel, **JIT_OPTIONS)(target)
         _announce_compile(_COMPILED[key])
     return _COMPILED[key]
+
+
+def _one_thread_copy(py_func):
+    """A parallel kernel under another name, for its one-thread build (prange is then range).
+    Numba's cache knows a function by its name and line, not by parallel=, so the two builds
+    need two names to sit side by side in the cache."""
+    copy = types.FunctionType(
+        py_func.__code__, py_func.__globals__, py_func.__name__, py_func.__defaults__
+    )
+    copy.__qualname__ = py_func.__qualname__ + "_one_thread"
+    copy.__doc__ = py_func.__doc__
+    return copy
 
 
 def _announce_compile(dispatcher) -> None:
@@ -270,6 +296,7 @@ def run_kernel(py_func, args, parallel: bool = False) -> bool:
     """Call the compiled kernel on args; return False (after one warning for the whole session)
     if it cannot be compiled here, so that the caller runs its reference. Only that kernel
     falls back; the others stay fast."""
+    parallel = parallel and not _SERIAL.get()  # a small forward: the one-thread build
     try:
         fn = jit_kernel(py_func, parallel=parallel)
         if fn is None:
