@@ -77,9 +77,15 @@ BERT_BASE = dict(
 VOCAB = 30522  # both models
 AGREEMENT = 1e-3  # max |difference| of float32 last_hidden_state from torch's: a setup check
 ROOT = HERE.parent
-DOCS_PAGE = ROOT / "docs" / "benchmarks.md"
-DOCS_PLOT = ROOT / "docs" / "img" / "int8-latency.png"
-DOCS_JSON = ROOT / "docs" / "results" / "bench_inference.json"
+DOCS_PAGE = ROOT / "docs" / "benchmarks.md"  # one section per CPU family (cpu_family)
+
+
+def docs_files(family: str) -> tuple[Path, Path]:
+    """The chart and the raw results of a CPU family's --docs run."""
+    return (
+        ROOT / "docs" / "img" / f"int8-latency-{family}.png",
+        ROOT / "docs" / "results" / f"bench_inference-{family}.json",
+    )
 
 
 # --- 1. forward latency ---------------------------------------------------------------------
@@ -378,6 +384,30 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}"
 
 
+def cpu_family() -> tuple[str, str]:
+    """(key, title) of this CPU's family for docs/benchmarks.md: the vendor and the vector
+    instructions minibert's kernels use, e.g. ("intel-amx", "Intel Xeon (AVX-512, VNNI, AMX)")."""
+    from minibert.kernels import cpu
+
+    facts = cpu.describe()
+    name, features = facts["cpu"], set(facts["features"])
+    if "Intel" in name:
+        vendor, label = "intel", "Intel Xeon" if "Xeon" in name else "Intel"
+    elif "AMD" in name:
+        vendor, label = "amd", "AMD EPYC" if "EPYC" in name else "AMD"
+    else:
+        vendor, label = platform.machine().lower(), name
+    for feature, key, shown in (
+        ("amx-int8", "amx", "AVX-512, VNNI, AMX"),
+        ("avx512vnni", "avx512-vnni", "AVX-512, VNNI"),
+        ("avx512f", "avx512", "AVX-512"),
+        ("avxvnni", "avx-vnni", "AVX2, AVX-VNNI"),
+    ):
+        if feature in features:
+            return f"{vendor}-{key}", f"{label} ({shown})"
+    return f"{vendor}-avx2", f"{label} (AVX2)"
+
+
 def source_revision() -> str:
     """The git commit minibert was measured at ("dirty" when the working tree had changes)."""
     try:
@@ -477,8 +507,9 @@ def parse_args(argv):
     parser.add_argument(
         "--docs",
         action="store_true",
-        help=f"write the tables into the generated section of docs/benchmarks.md, the chart to "
-        f"docs/img/{DOCS_PLOT.name} and the results to docs/results/{DOCS_JSON.name}",
+        help="write the tables into this CPU family's generated section of docs/benchmarks.md, "
+        "the chart to docs/img/int8-latency-FAMILY.png and the results to "
+        "docs/results/bench_inference-FAMILY.json (FAMILY: e.g. intel-amx, amd-avx2)",
     )
     parser.add_argument(
         "--same-process",
@@ -606,8 +637,10 @@ def main(argv=None) -> int:
                 results["memory"] = bench_memory(models, artifact_dirs, kinds + extra)
     _section("report")
     results["load_after"] = load_average()
+    family, family_title = cpu_family()
+    docs_plot, docs_json = docs_files(family)
     if args.docs:
-        results = keep_earlier_sections(results, DOCS_JSON)
+        results = keep_earlier_sections(results, docs_json)
 
     text = report.markdown(results)
     print(text)
@@ -618,11 +651,11 @@ def main(argv=None) -> int:
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     if args.docs:
-        report.plot(results, DOCS_PLOT)
-        DOCS_JSON.parent.mkdir(parents=True, exist_ok=True)
-        DOCS_JSON.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-        image = f"\n![latency of each runtime relative to torch fp32](img/{DOCS_PLOT.name})\n"
-        report.update_docs(DOCS_PAGE, text + image)
+        report.plot(results, docs_plot)
+        docs_json.parent.mkdir(parents=True, exist_ok=True)
+        docs_json.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+        image = f"\n![latency of each runtime relative to torch fp32](img/{docs_plot.name})\n"
+        report.update_docs(DOCS_PAGE, text + image, family, family_title)
     return 0
 
 

@@ -1,31 +1,97 @@
 """One training step (forward + backward + AdamW) of a small BERT, minibert against transformers
-on torch, same config, weights, batch and 2 threads, in one process.
+on torch: same config, weights and batch, 2 threads each, each library in its own process.
 
     python benchmarks/bench_train.py [--steps 10] [--batch 16] [--seq 128] [--output FILE.md]
 
-Prints the median step time of each and the ratio of steps per second (minibert / torch).
+Each library runs in a worker process of its own (benchmarks/workers.py), so that no two share a
+thread pool or an OpenMP runtime; the steps are timed in turns, after two warm-up steps (the
+first compiles minibert's kernels if they are not cached). Prints the median step time of each,
+the ratio of steps per second (minibert / torch) and the CPU.
 """
 
-import os
+import sys
+from pathlib import Path
 
-os.environ.setdefault("OMP_NUM_THREADS", "2")  # before numpy/torch load their thread pools
-os.environ.setdefault("NUMBA_NUM_THREADS", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+# workers sets the thread counts, so it comes before numpy
+from workers import THREADS, Worker, median, time_in_turns  # noqa: E402
 
+# isort: split
 import argparse  # noqa: E402
+import platform  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+CONFIG = dict(
+    architecture="BertForMaskedLM",
+    vocab_size=8000,
+    hidden_size=256,
+    num_hidden_layers=4,
+    num_attention_heads=4,
+    intermediate_size=1024,
+    max_position_embeddings=512,
+)
 
-def median_time(fn, steps: int) -> float:
-    fn()  # warm-up: compiles the Numba kernels, fills allocator caches
-    times = []
-    for _ in range(steps):
+
+class TrainStep:
+    """A model, its optimizer and a batch in a worker process; `run` times one training step.
+    kind: "minibert" or "torch" (transformers on torch, loading minibert's saved weights)."""
+
+    def __init__(self, kind: str, folder: str, batch: int, seq: int):
+        rng = np.random.default_rng(0)
+        ids = rng.integers(5, CONFIG["vocab_size"], (batch, seq))
+        labels = np.where(rng.random(ids.shape) < 0.15, ids, -100)
+        if kind == "minibert":
+            import minibert
+            from minibert.training.optim import AdamW
+
+            model = minibert.load(folder).train()
+            optimizer = AdamW(model, lr=1e-4)
+
+            def step():
+                model(ids, labels=labels)
+                model.backward()
+                optimizer.step()
+                model.zero_grad()
+
+            self.version = f"minibert {minibert.__version__}"
+        else:
+            import torch
+            import transformers
+
+            torch.set_num_threads(THREADS)
+            model = transformers.AutoModelForMaskedLM.from_pretrained(folder).train()
+            optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+            t_ids, t_labels = torch.from_numpy(ids), torch.from_numpy(labels)
+
+            def step():
+                model(input_ids=t_ids, labels=t_labels).loss.backward()
+                optimizer.step()
+                optimizer.zero_grad()
+
+            self.version = f"transformers {transformers.__version__} on torch {torch.__version__}"
+        self.step = step
+
+    def describe(self) -> str:
+        return self.version
+
+    def run(self) -> float:
         start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+        self.step()
+        return time.perf_counter() - start
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as file:
+            for line in file:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def main(argv=None) -> None:
@@ -35,63 +101,32 @@ def main(argv=None) -> None:
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--output", help="also write the result as a Markdown table")
     args = parser.parse_args(argv)
-    # torch is imported before minibert: both use OpenMP (see docs/benchmarks.md); here, not at
-    # the top, so that --help works without torch
-    import torch
-    import transformers
 
     from minibert import EncoderConfig
     from minibert.models import from_config
-    from minibert.training.optim import AdamW
-
-    torch.set_num_threads(2)
-
-    config = EncoderConfig(
-        architecture="BertForMaskedLM",
-        vocab_size=8000,
-        hidden_size=256,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        intermediate_size=1024,
-        max_position_embeddings=512,
-    )
-    rng = np.random.default_rng(0)
-    ids = rng.integers(5, config.vocab_size, (args.batch, args.seq))
-    labels = np.where(rng.random(ids.shape) < 0.15, ids, -100)
-
-    ours = from_config(config, seed=0).train()
-    optimizer = AdamW(ours, lr=1e-4)
-
-    def our_step():
-        ours(ids, labels=labels)
-        ours.backward()
-        optimizer.step()
-        ours.zero_grad()
 
     with tempfile.TemporaryDirectory() as folder:
-        ours.save_pretrained(folder)
-        theirs = transformers.AutoModelForMaskedLM.from_pretrained(folder).train()
-    torch_optimizer = torch.optim.AdamW(theirs.parameters(), lr=1e-4)
-    t_ids, t_labels = torch.from_numpy(ids), torch.from_numpy(labels)
-
-    def torch_step():
-        theirs(input_ids=t_ids, labels=t_labels).loss.backward()
-        torch_optimizer.step()
-        torch_optimizer.zero_grad()
-
-    t_ours = median_time(our_step, args.steps)
-    t_torch = median_time(torch_step, args.steps)
+        from_config(EncoderConfig(**CONFIG), seed=0).save_pretrained(folder)  # both load these
+        sides = {kind: Worker(TrainStep, kind, folder, args.batch, args.seq) for kind in
+                 ("minibert", "torch")}  # fmt: skip
+        try:
+            labels = {kind: side.call("describe") for kind, side in sides.items()}
+            times = time_in_turns(sides, args.steps, warmup=2)
+        finally:
+            for side in sides.values():
+                side.close()
+    t_ours, t_torch = median(times["minibert"]), median(times["torch"])
     rows = [
         "| | ms / step | steps / s |",
-        "|---|---|---|",
-        f"| minibert (NumPy + Numba) | {t_ours * 1e3:.0f} | {1 / t_ours:.2f} |",
-        f"| transformers on torch {torch.__version__} | {t_torch * 1e3:.0f} | {1 / t_torch:.2f} |",
-        f"| ratio minibert / torch (steps/s) | | **{t_torch / t_ours:.2f}x** |",
+        "|---|---:|---:|",
+        f"| {labels['minibert']} (NumPy + Numba) | {t_ours * 1e3:.0f} | {1 / t_ours:.2f} |",
+        f"| {labels['torch']} | {t_torch * 1e3:.0f} | {1 / t_torch:.2f} |",
+        f"| minibert / torch (steps/s) | | **{t_torch / t_ours:.2f}x** |",
     ]
     title = (
-        f"BertForMaskedLM L={config.num_hidden_layers} C={config.hidden_size} "
-        f"V={config.vocab_size}, batch {args.batch} x {args.seq}, 2 threads, "
-        f"dropout on, median of {args.steps} steps"
+        f"BertForMaskedLM L={CONFIG['num_hidden_layers']} C={CONFIG['hidden_size']} "
+        f"V={CONFIG['vocab_size']}, batch {args.batch} x {args.seq}, dropout on, {THREADS} "
+        f"threads each in its own process, median of {args.steps} steps in turns; {cpu_model()}"
     )
     print(title)
     print("\n".join(rows))

@@ -110,18 +110,25 @@ def test_report_and_docs_section(bench_modules, tmp_path):
         ],
     }
     text = report.markdown(results)
-    assert "| MiniLM 8 x 128: minibert fp32 (Numba) / torch fp32 <= 1.0 | 0.90 | yes |" in text
-    assert "| MiniLM 8 x 128: minibert fp32 (Numba) / minibert int8 >= 1.5 | 1.80 | yes |" in text
+    assert "| MiniLM 8 x 128: minibert fp32 / torch fp32 <= 1.0 | 0.90 | yes |" in text
+    assert "| MiniLM 8 x 128: minibert fp32 / minibert int8 >= 1.5 | 1.80 | yes |" in text
     assert "n/a (not installed)" in text
     page = tmp_path / "page.md"
-    page.write_text("# Title\n\nkept\n")
-    report.update_docs(page, "first")
-    report.update_docs(page, "second")
+    page.write_text(f"# Title\n\nkept\n\n{report.NEW_FAMILIES}\n\nafter\n")
+    report.update_docs(page, "RUN-1", "intel-amx", "Intel Xeon (AVX-512, VNNI, AMX)")
+    report.update_docs(page, "RUN-AMD", "amd-avx2", "AMD EPYC (AVX2)")
+    report.update_docs(page, "RUN-2", "intel-amx", "Intel Xeon (AVX-512, VNNI, AMX)")
     content = page.read_text()
     assert content.startswith("# Title\n\nkept\n")
-    assert "second" in content
-    assert "first" not in content
-    assert content.count(report.DOCS_BEGIN) == 1
+    assert content.rstrip().endswith("after")
+    assert "RUN-2" in content
+    assert "RUN-AMD" in content  # each family keeps its own section
+    assert "RUN-1" not in content
+    for family in ("intel-amx", "amd-avx2"):
+        begin, end = report.docs_markers(family)
+        assert content.count(begin) == content.count(end) == 1
+    assert content.count("### Intel Xeon (AVX-512, VNNI, AMX)") == 1
+    assert content.index("### Intel Xeon") < content.index("### AMD EPYC")
 
 
 class _Echo:
