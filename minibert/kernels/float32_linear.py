@@ -56,13 +56,13 @@ def _linear_reference(x, w, bias, gelu):
     return gelu_erf(y) if gelu else y
 
 
-def sgemm_block(address, a, row, rows, w, col, cols, out):
-    """out[row:row + rows, col:col + cols] = a[row:row + rows] @ w[col:col + cols].T (the
-    readable statement of kernels/native.py's sgemm_block, which calls BLAS at `address`)."""
-    out[row : row + rows, col : col + cols] = a[row : row + rows] @ w[col : col + cols].T
+def sgemm(address, trans_a, trans_b, a, b, out):
+    """out = op(a) @ op(b), op(t) = t.T if trans_ else t (the readable statement of
+    kernels/native.py's sgemm, which calls BLAS's cblas_sgemm at `address`)."""
+    out[:, :] = (a.T if trans_a else a) @ (b.T if trans_b else b)
 
 
-_sgemm_block = lowered_as("minibert.kernels.native:sgemm_block")(sgemm_block)
+_sgemm = lowered_as("minibert.kernels.native:sgemm")(sgemm)
 
 
 # The epilogues go row by row, over contiguous 1-D views that start at 0: indexed with an offset
@@ -97,7 +97,8 @@ def _linear_numba(address, x, weights, biases, outs, row_block, col_block, add_b
         w, bias, out = weights[layer], biases[layer], outs[layer]
         row, col = (part // groups) * row_block, (part % groups) * col_block
         rows, cols = min(row_block, M - row), min(col_block, N - col)
-        _sgemm_block(address, x, row, rows, w, col, cols, out)
+        block = out[row : row + rows, col : col + cols]
+        _sgemm(address, 0, 1, x[row : row + rows], w[col : col + cols], block)
         for r in range(row, row + rows):
             if gelu:
                 _add_bias_gelu(out[r, col : col + cols], bias[col : col + cols])

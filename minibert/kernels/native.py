@@ -1,20 +1,21 @@
 """Calls from compiled kernels into a native library: BLAS's cblas_sgemm, as a Numba intrinsic.
 
-`sgemm_block(address, a, row, rows, w, col, cols, out)` computes
+`sgemm(address, trans_a, trans_b, a, b, out)` computes
 
-    out[row:row + rows, col:col + cols] = a[row:row + rows] @ w[col:col + cols].T
+    out = op(a) @ op(b),    op(t) = t.T if trans_ else t
 
 by calling the cblas_sgemm found at `address` (kernels/float32_linear.py finds it in the BLAS
-numpy loaded) with row-major a, transposed w, alpha 1 and beta 0. The address is an argument,
-not a constant, so the kernels that call it stay cacheable. a, w and out must have contiguous
-rows; nothing is checked here.
+numpy loaded), row-major, alpha 1 and beta 0; the sizes come from out's shape and a's, the
+leading dimensions from each array's row stride, so a, b and out may be views into larger
+arrays (blocks of a product) as long as their rows are contiguous. The address is an argument,
+not a constant, so the kernels that call it stay cacheable. Nothing is checked here.
 
 Every integer argument goes as 64 bits. On x86-64 that suits both BLAS interfaces: an LP64
 library reads the low 32 bits of the register or stack slot, and an ILP64 one (numpy's
 OpenBLAS, with 64-bit integers) the whole. float32_linear uses this path only on x86-64.
 
 Importing this module imports Numba and llvmlite; kernels/jit.py imports it only when a kernel
-that calls it is compiled. Its readable statement is float32_linear.sgemm_block.
+that calls it is compiled. Its readable statement is float32_linear.sgemm.
 """
 
 from llvmlite import ir
@@ -33,48 +34,55 @@ _SGEMM = ir.FunctionType(
 
 
 @intrinsic
-def sgemm_block(typingctx, address, a, row, rows, w, col, cols, out):
-    sig = types.void(address, a, row, rows, w, col, cols, out)
+def sgemm(typingctx, address, trans_a, trans_b, a, b, out):
+    sig = types.void(address, trans_a, trans_b, a, b, out)
 
     def codegen(context, builder, signature, args):
-        address_v, a_v, row_v, rows_v, w_v, col_v, cols_v, out_v = (
-            builder.sext(v, _I64) if isinstance(v.type, ir.IntType) and v.type.width < 64 else v
-            for v in args
+        address_v, trans_a_v, trans_b_v = (_int64(builder, v) for v in args[:3])
+        A, B, C = (
+            context.make_array(ty)(context, builder, value)
+            for ty, value in zip(signature.args[3:], args[3:], strict=True)
         )
-        A = context.make_array(signature.args[1])(context, builder, a_v)
-        W = context.make_array(signature.args[4])(context, builder, w_v)
-        C = context.make_array(signature.args[7])(context, builder, out_v)
-        a_rows, w_rows, c_rows = (cgutils.unpack_tuple(builder, X.strides)[0] for X in (A, W, C))
-        depth = cgutils.unpack_tuple(builder, A.shape)[1]
+        a_shape = cgutils.unpack_tuple(builder, A.shape)
+        m, n = cgutils.unpack_tuple(builder, C.shape)
+        transposed = builder.icmp_signed("!=", trans_a_v, ir.Constant(_I64, 0))
+        depth = builder.select(transposed, a_shape[0], a_shape[1])
         four = ir.Constant(_I64, 4)
 
-        def at(array, *terms):
-            """array's data pointer moved by sum(index * stride) bytes, as float*."""
-            base = builder.ptrtoint(array.data, _I64)
-            for index, stride in terms:
-                base = builder.add(base, builder.mul(index, stride))
-            return builder.inttoptr(base, _F32.as_pointer())
+        def lead(array):  # the row stride, in elements
+            return builder.sdiv(cgutils.unpack_tuple(builder, array.strides)[0], four)
 
-        sgemm = builder.inttoptr(address_v, _SGEMM.as_pointer())
+        def trans(flag):
+            is_set = builder.icmp_signed("!=", flag, ir.Constant(_I64, 0))
+            return builder.select(is_set, ir.Constant(_I64, TRANS), ir.Constant(_I64, NO_TRANS))
+
+        call = builder.inttoptr(address_v, _SGEMM.as_pointer())
         builder.call(
-            sgemm,
+            call,
             [
                 ir.Constant(_I64, ROW_MAJOR),
-                ir.Constant(_I64, NO_TRANS),
-                ir.Constant(_I64, TRANS),
-                rows_v,
-                cols_v,
+                trans(trans_a_v),
+                trans(trans_b_v),
+                m,
+                n,
                 depth,
                 ir.Constant(_F32, 1.0),
-                at(A, (row_v, a_rows)),
-                builder.sdiv(a_rows, four),  # leading dimensions in elements
-                at(W, (col_v, w_rows)),
-                builder.sdiv(w_rows, four),
+                A.data,
+                lead(A),
+                B.data,
+                lead(B),
                 ir.Constant(_F32, 0.0),
-                at(C, (row_v, c_rows), (col_v, four)),
-                builder.sdiv(c_rows, four),
+                C.data,
+                lead(C),
             ],
         )
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+def _int64(builder, value):
+    """An integer or boolean argument widened to i64."""
+    if value.type.width < 64:
+        return builder.zext(value, _I64) if value.type.width == 1 else builder.sext(value, _I64)
+    return value
