@@ -10,7 +10,8 @@ in x out of a feed-forward layer: BERT-base (768 -> 3072) and MiniLM (384 -> 153
 1024 tokens. The contenders:
 
   numpy fp32 sgemm          a @ w.T in float32 (numpy's BLAS)
-  minibert int8             int8_matmul(a_q, pack_weight(w_q)): int8 in, exact int32 out; the
+  minibert int8             int8_matmul(a_q, pack_weight(w_q, path)): int8 in, exact int32 out,
+                            on the path kernels/cpu.py chooses (AMX, VNNI, AVX-512 or AVX2); the
                             weight is packed once, as quantize() does, the activations each call
   torch _int_mm             torch._int_mm(a_q, w_q.T): int8 in, int32 out
   onnxruntime s8 x s8       a one-node ONNX graph, MatMulInteger with int8 activations
@@ -18,7 +19,9 @@ in x out of a feed-forward layer: BERT-base (768 -> 3072) and MiniLM (384 -> 153
                             quantize_dynamic produces
 
 The weight is a constant of each (a graph initializer for onnxruntime). Every library runs in its
-own worker process, timed in turns; throughput counts 2 M K N operations and we report medians.
+own worker process, timed in turns; a timed run is the mean of back-to-back products over at
+least SUSTAIN_S (sustained throughput; one product after an idle pause measures the machine's
+wake-up more than the product); throughput counts 2 M K N operations and we report medians.
 Each int8 result is compared with the exact int32 product (onnxruntime's u8 x s8 path
 saturates int16 pair sums on CPUs without VNNI, so it is not always exact). The kernel's compile
 time is measured in fresh processes: once with an empty Numba cache (first call compiles), once
@@ -47,12 +50,17 @@ SHAPES = [(128, 768, 3072), (1024, 768, 3072), (128, 384, 1536), (1024, 384, 153
 QUICK_SHAPES = [(128, 768, 3072), (128, 384, 1536)]
 GEMMS = {
     "numpy-sgemm": "numpy fp32 sgemm",
-    "minibert-int8": "minibert int8 (packed weight)",
+    "minibert-int8": "minibert int8 (packed weight, the CPU's path)",
     "torch-int-mm": "torch `_int_mm`",
     "ort-s8s8": "onnxruntime MatMulInteger s8 x s8",
     "ort-u8s8": "onnxruntime MatMulInteger u8 x s8",
 }
 BUDGET_S = 15.0  # a contender stops being timed after 3 runs that took longer than this in all
+# One timed run is the mean of back-to-back products over at least this long. A single product
+# after the 0.2 s the workers idle between turns measures the machine waking up instead: on the
+# Intel Xeon of docs/benchmarks.md, a 0.5 ms int8 product took 4.3 ms after 0.2 s idle, and
+# 2.2 ms against 7.0 ms on AVX2 (cold caches, a core coming back up to speed).
+SUSTAIN_S = 0.05
 
 _FIRST_CALL = """
 import time
@@ -89,13 +97,12 @@ class Gemm:
             self.fn()
             return None
         if self.name == "minibert-int8":
-            from minibert.kernels import int8_matmul as kernel
+            from minibert.kernels import cpu
+            from minibert.kernels.int8_layout import pack_weight
+            from minibert.kernels.int8_matmul import int8_matmul
 
-            if hasattr(kernel, "pack_weight"):
-                packed = kernel.pack_weight(w_q)
-                self.fn = lambda: kernel.int8_matmul(a_q, packed)
-            else:
-                self.fn = lambda: kernel.int8_matmul(a_q, w_q)
+            packed = pack_weight(w_q, cpu.int8_path())  # once, as quantize() does
+            self.fn = lambda: int8_matmul(a_q, packed)
         elif self.name == "torch-int-mm":
             torch = _import("torch")
             torch.set_num_threads(THREADS)
@@ -137,9 +144,16 @@ class Gemm:
         return lambda: session.run(None, {"a": a_in})[0]
 
     def run(self) -> float:
-        start = time.perf_counter()
+        """Seconds per product, sustained: one untimed product (the worker has idled while the
+        others ran), then back-to-back products for at least SUSTAIN_S."""
         self.fn()
-        return time.perf_counter() - start
+        count, start = 0, time.perf_counter()
+        while True:
+            self.fn()
+            count += 1
+            elapsed = time.perf_counter() - start
+            if elapsed >= SUSTAIN_S:
+                return elapsed / count
 
 
 def _import(module):

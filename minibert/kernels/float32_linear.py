@@ -1,5 +1,6 @@
-"""Float32 linear layers for inference: BLAS's sgemm on blocks, run in Numba's threads, with the
-bias (and GELU) added to each block while it is still in cache.
+"""Float32 linear layers for inference: BLAS's sgemm in blocks on Numba's threads, bias in cache.
+
+Each block of the product gets its bias (and GELU) while it is still in cache.
 
     y = x W^T + b   (then GELU, for the feed-forward's first layer)
     x (M, K), W (N, K) in PyTorch's (out, in) layout, b (N,) -> y (M, N)

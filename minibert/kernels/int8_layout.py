@@ -134,8 +134,8 @@ def pad_rows(a_q, path: str):
     out = empty_rows(M, K, path)
     if layout_of(path) == "int16":
         out[:M, :K] = a_q
-    else:
-        out[:M, :K] = (a_q.astype(np.int16) + SHIFT).astype(np.uint8)
+    else:  # a + 128 in u8 is a's two's-complement byte with its top bit flipped: one pass
+        np.bitwise_xor(a_q.view(np.uint8), np.uint8(SHIFT), out=out[:M, :K])
     return out
 
 

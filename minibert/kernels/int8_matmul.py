@@ -245,9 +245,9 @@ def int8_matmul(a, b, path: str | None = None):
     int32. path: a kernels/cpu.py path (default: the CPU's best; a PackedWeight's own path).
     Raises ValueError for other dtypes, shapes, or too large a K."""
     _check(a, b)
-    out = np.zeros((a.shape[0], b.shape[0]), dtype=np.int32)
-    if out.size == 0:
-        return out
+    if a.shape[0] == 0 or b.shape[0] == 0 or a.shape[1] == 0:
+        return np.zeros((a.shape[0], b.shape[0]), dtype=np.int32)
+    out = np.empty((a.shape[0], b.shape[0]), dtype=np.int32)  # the kernel writes every value
     packed = _packed(b, path)
     ones = np.ones(max(a.shape[0], packed.n), np.float32)  # unused scales: the result is raw
     bias = np.zeros(packed.n, np.float32)
