@@ -322,7 +322,9 @@ def bench_cold(models: dict, repeats: int, workdir: Path) -> list[dict]:
 def cold_encode(minilm: str, command: list, repeats: int, workdir: Path) -> dict:
     """`minibert encode` of SENTENCES against the same job in transformers, each end to end."""
     out_ours, out_theirs = workdir / "ours.npy", workdir / "theirs.npy"
-    ours = wall_time([*command, "encode", *SENTENCES, "--output", str(out_ours)], repeats)
+    ours = wall_time(
+        [*command, "encode", "--model", minilm, *SENTENCES, "--output", str(out_ours)], repeats
+    )
     theirs = transformers_time(
         [sys.executable, "-c", ENCODE_TRANSFORMERS, minilm, str(out_theirs), *SENTENCES], repeats
     )
