@@ -54,6 +54,7 @@ FEATURES_SHOWN = (
 )
 
 _STATE = {"features": None, "amx": None}
+_PATHS = {}  # (MINIBERT_ISA's value, respect_cap) -> int8_paths()
 
 
 def host_features() -> frozenset:
@@ -122,7 +123,15 @@ def isa_cap() -> str | None:
 
 def int8_paths(respect_cap: bool = True) -> list[str]:
     """The int8 GEMM paths this process can run, best first (under MINIBERT_ISA's cap unless
-    respect_cap=False; AMX only once Linux grants the tile state)."""
+    respect_cap=False; AMX only once Linux grants the tile state). Worked out once per value of
+    MINIBERT_ISA: kernels ask at every call."""
+    key = (os.environ.get(ISA_VARIABLE), respect_cap)
+    if key not in _PATHS:
+        _PATHS[key] = _int8_paths(respect_cap)
+    return list(_PATHS[key])
+
+
+def _int8_paths(respect_cap: bool) -> list[str]:
     features = host_features()
     paths = [p for p in INT8_PATHS if _can_run(p, features)]
     if "amx" in paths and not amx_permitted():
