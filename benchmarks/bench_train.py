@@ -18,7 +18,6 @@ from workers import THREADS, Worker, median, time_in_turns  # noqa: E402
 
 # isort: split
 import argparse  # noqa: E402
-import platform  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
@@ -83,17 +82,6 @@ class TrainStep:
         return time.perf_counter() - start
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as file:
-            for line in file:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10)
@@ -103,6 +91,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     from minibert import EncoderConfig
+    from minibert.kernels import cpu
     from minibert.models import from_config
 
     with tempfile.TemporaryDirectory() as folder:
@@ -126,7 +115,7 @@ def main(argv=None) -> None:
     title = (
         f"BertForMaskedLM L={CONFIG['num_hidden_layers']} C={CONFIG['hidden_size']} "
         f"V={CONFIG['vocab_size']}, batch {args.batch} x {args.seq}, dropout on, {THREADS} "
-        f"threads each in its own process, median of {args.steps} steps in turns; {cpu_model()}"
+        f"threads each in its own process, median of {args.steps} steps in turns; {cpu.describe()['cpu']}"
     )
     print(title)
     print("\n".join(rows))

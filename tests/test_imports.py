@@ -42,14 +42,7 @@ def test_numba_avoids_a_spinning_openmp_runtime_loaded_before_it():
         "import numba\n"
         "print(numba_available(), numba.config.THREADING_LAYER)\n"
     )
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "NUMBA_THREADING_LAYER")
-    }
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
-    )
+    out = _run_without_thread_policy(code)
     assert out.stdout.split() == ["True", "workqueue"]
 
 
@@ -223,12 +216,14 @@ def test_openmp_spin_is_set_before_numba_unless_the_user_chose(preset, expected)
         "numba_available()\n"
         "print(os.environ.get('GOMP_SPINCOUNT', 'unset'))\n"
     )
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "NUMBA_THREADING_LAYER")
-    }
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env | preset
+    assert _run_without_thread_policy(code, preset).stdout.split() == [expected]
+
+
+def _run_without_thread_policy(code: str, preset: dict | None = None):
+    """Run code in a fresh Python whose environment sets no OpenMP or Numba thread policy
+    (but `preset`'s variables)."""
+    policy = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "NUMBA_THREADING_LAYER")
+    env = {k: v for k, v in os.environ.items() if k not in policy} | (preset or {})
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
-    assert out.stdout.split() == [expected]

@@ -102,16 +102,18 @@ def _broadcast(builder, value, vector_type):
     return builder.shuffle_vector(lanes, lanes, mask)
 
 
-def _int16_tile(rows, panels_per_tile, lanes):
-    """The int16-pair tile intrinsic for `rows` rows, `panels_per_tile` panels of 16 columns and
-    accumulators of `lanes` int32 (8: 256-bit, 16: 512-bit)."""
+def _int8_tile(rows, panels_per_tile, lanes, step_type, multiply_add):
+    """A tile intrinsic `name(a, row, panels, p, tile)` for `rows` rows by `panels_per_tile`
+    panels of 16 columns, accumulating in vectors of `lanes` int32. One step of k reads, per
+    panel, PANEL // lanes vectors of `step_type` (64 bytes: a k-pair of int16, or a k-quad of
+    bytes, for 16 columns), and per row the 4 bytes of a at that step, broadcast to every lane;
+    multiply_add(builder, acc, a_lanes, b) is the instruction that adds their products."""
     acc_type = ir.VectorType(_I32, lanes)
-    pair_type = ir.VectorType(_I16, 2 * lanes)  # `lanes` columns x one k-pair
     per_panel = PANEL // lanes  # vectors per panel per row
 
     @intrinsic
-    def int16_dot_tile(typingctx, a16, row, panels, p, tile):
-        sig = types.void(a16, row, panels, p, tile)
+    def dot_tile(typingctx, a, row, panels, p, tile):
+        sig = types.void(a, row, panels, p, tile)
 
         def codegen(context, builder, signature, args):
             a_val, row_val, panels_val, p_val, tile_val = args
@@ -122,9 +124,7 @@ def _int16_tile(rows, panels_per_tile, lanes):
             a_strides = cgutils.unpack_tuple(builder, A.strides)
             w_strides = cgutils.unpack_tuple(builder, W.strides)
             t_strides = cgutils.unpack_tuple(builder, T.strides)
-            k_pairs = cgutils.unpack_tuple(builder, W.shape)[1]
-            row64 = builder.sext(row_val, _I64) if row_val.type != _I64 else row_val
-            p64 = builder.sext(p_val, _I64) if p_val.type != _I64 else p_val
+            steps = cgutils.unpack_tuple(builder, W.shape)[1]
             zero = ir.Constant(acc_type, [0] * lanes)
             # allocas in the entry block: LLVM promotes them to registers (mem2reg)
             acc = [
@@ -134,13 +134,17 @@ def _int16_tile(rows, panels_per_tile, lanes):
                 ]
                 for _ in range(rows)
             ]
-            w_base = _address(builder, builder.ptrtoint(W.data, _I64), (p64, w_strides[0]))
-            a_base = _address(builder, builder.ptrtoint(A.data, _I64), (row64, a_strides[0]))
-            four = ir.Constant(_I64, 4)  # bytes in a pair of int16
-            with cgutils.for_range(builder, k_pairs) as loop:
-                kk = loop.index
-                w_at = _address(builder, w_base, (kk, w_strides[1]))
-                b = [  # a panel's k-pair is 64 bytes: `per_panel` vectors of `lanes` columns
+            w_base = _address(
+                builder, builder.ptrtoint(W.data, _I64), (_int64(builder, p_val), w_strides[0])
+            )
+            a_base = _address(
+                builder, builder.ptrtoint(A.data, _I64), (_int64(builder, row_val), a_strides[0])
+            )
+            four = ir.Constant(_I64, 4)  # bytes of a per step: an int16 pair, or four u8
+            with cgutils.for_range(builder, steps) as loop:
+                k = loop.index
+                w_at = _address(builder, w_base, (k, w_strides[1]))
+                b = [  # a panel's step is 64 bytes: `per_panel` vectors of `lanes` columns
                     _load(
                         builder,
                         _address(
@@ -149,22 +153,19 @@ def _int16_tile(rows, panels_per_tile, lanes):
                             (ir.Constant(_I64, j), w_strides[0]),
                             (ir.Constant(_I64, h), ir.Constant(_I64, lanes * 4)),
                         ),
-                        pair_type,
-                        2,
+                        step_type,
+                        4,
                     )
                     for j in range(panels_per_tile)
                     for h in range(per_panel)
                 ]
                 for r in range(rows):
                     a_at = _address(
-                        builder, a_base, (ir.Constant(_I64, r), a_strides[0]), (kk, four)
+                        builder, a_base, (ir.Constant(_I64, r), a_strides[0]), (k, four)
                     )
-                    pair = _load(builder, a_at, _I32, 2)  # a[row + r, 2kk] and a[row + r, 2kk + 1]
-                    lanes_ = builder.bitcast(_broadcast(builder, pair, acc_type), pair_type)
+                    a_lanes = _broadcast(builder, _load(builder, a_at, _I32, 1), acc_type)
                     for v in range(len(b)):
-                        total = builder.add(
-                            builder.load(acc[r][v]), _pairwise_madd(builder, lanes_, b[v])
-                        )
+                        total = multiply_add(builder, builder.load(acc[r][v]), a_lanes, b[v])
                         builder.store(total, acc[r][v])
             t_base = builder.ptrtoint(T.data, _I64)
             for r in range(rows):
@@ -184,90 +185,32 @@ def _int16_tile(rows, panels_per_tile, lanes):
 
         return sig, codegen
 
-    return int16_dot_tile
+    return dot_tile
+
+
+def _int16_tile(rows, panels_per_tile, lanes):
+    """The int16-pair tile (`vpmaddwd`): a (int16, K even) and panels of k-pairs."""
+    pair_type = ir.VectorType(_I16, 2 * lanes)  # `lanes` columns x one k-pair
+
+    def multiply_add(builder, acc, a_lanes, b):
+        return builder.add(acc, _pairwise_madd(builder, builder.bitcast(a_lanes, pair_type), b))
+
+    return _int8_tile(rows, panels_per_tile, lanes, pair_type, multiply_add)
 
 
 def _vnni_tile(rows, panels_per_tile, lanes):
-    """The u8 x s8 tile intrinsic for `rows` rows, `panels_per_tile` panels of 16 columns and
-    vectors of `lanes` int32 (16: 512-bit, 8: 256-bit)."""
+    """The u8 x s8 tile (`vpdpbusd`, 512- or 256-bit): a (u8, K a multiple of 64) and panels of
+    k-quads."""
     vec = ir.VectorType(_I32, lanes)
     name = f"llvm.x86.avx512.vpdpbusd.{lanes * 32}"
-    per_panel = PANEL // lanes  # vectors per panel per row
 
-    @intrinsic
-    def u8s8_dot_tile(typingctx, a8, row, panels, p, tile):
-        sig = types.void(a8, row, panels, p, tile)
+    def multiply_add(builder, acc, a_lanes, b):
+        dot = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vec, [vec, vec, vec]), name
+        )
+        return builder.call(dot, [acc, a_lanes, b])
 
-        def codegen(context, builder, signature, args):
-            a_val, row_val, panels_val, p_val, tile_val = args
-            a_ty, _, panels_ty, _, tile_ty = signature.args
-            A = context.make_array(a_ty)(context, builder, a_val)
-            W = context.make_array(panels_ty)(context, builder, panels_val)
-            T = context.make_array(tile_ty)(context, builder, tile_val)
-            a_strides = cgutils.unpack_tuple(builder, A.strides)
-            w_strides = cgutils.unpack_tuple(builder, W.strides)
-            t_strides = cgutils.unpack_tuple(builder, T.strides)
-            k_quads = cgutils.unpack_tuple(builder, W.shape)[1]
-            row64 = builder.sext(row_val, _I64) if row_val.type != _I64 else row_val
-            p64 = builder.sext(p_val, _I64) if p_val.type != _I64 else p_val
-            dot = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(vec, [vec, vec, vec]), name
-            )
-            zero = ir.Constant(vec, [0] * lanes)
-            acc = [
-                [
-                    cgutils.alloca_once_value(builder, zero)
-                    for _ in range(panels_per_tile * per_panel)
-                ]
-                for _ in range(rows)
-            ]
-            w_base = _address(builder, builder.ptrtoint(W.data, _I64), (p64, w_strides[0]))
-            a_base = _address(builder, builder.ptrtoint(A.data, _I64), (row64, a_strides[0]))
-            four = ir.Constant(_I64, 4)  # bytes of four u8
-            with cgutils.for_range(builder, k_quads) as loop:
-                kq = loop.index
-                w_at = _address(builder, w_base, (kq, w_strides[1]))
-                b = [
-                    _load(
-                        builder,
-                        _address(
-                            builder,
-                            w_at,
-                            (ir.Constant(_I64, j), w_strides[0]),
-                            (ir.Constant(_I64, h), ir.Constant(_I64, lanes * 4)),
-                        ),
-                        vec,
-                        4,
-                    )
-                    for j in range(panels_per_tile)
-                    for h in range(per_panel)
-                ]
-                for r in range(rows):
-                    a_at = _address(
-                        builder, a_base, (ir.Constant(_I64, r), a_strides[0]), (kq, four)
-                    )
-                    quad = _broadcast(builder, _load(builder, a_at, _I32, 1), vec)
-                    for v in range(len(b)):
-                        builder.store(
-                            builder.call(dot, [builder.load(acc[r][v]), quad, b[v]]), acc[r][v]
-                        )
-            t_base = builder.ptrtoint(T.data, _I64)
-            for r in range(rows):
-                for v in range(len(acc[r])):
-                    at = _address(
-                        builder,
-                        t_base,
-                        (ir.Constant(_I64, r), t_strides[0]),
-                        (ir.Constant(_I64, v), ir.Constant(_I64, lanes * 4)),
-                    )
-                    builder.store(
-                        builder.load(acc[r][v]), builder.inttoptr(at, vec.as_pointer()), align=4
-                    )
-            return context.get_dummy_value()
-
-        return sig, codegen
-
-    return u8s8_dot_tile
+    return _int8_tile(rows, panels_per_tile, lanes, vec, multiply_add)
 
 
 int16_dot_tile = _int16_tile(AVX2_ROWS, AVX2_PANELS, 8)
