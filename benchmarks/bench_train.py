@@ -115,7 +115,8 @@ def main(argv=None) -> None:
     title = (
         f"BertForMaskedLM L={CONFIG['num_hidden_layers']} C={CONFIG['hidden_size']} "
         f"V={CONFIG['vocab_size']}, batch {args.batch} x {args.seq}, dropout on, {THREADS} "
-        f"threads each in its own process, median of {args.steps} steps in turns; {cpu.describe()['cpu']}"
+        f"threads each in its own process, median of {args.steps} steps in turns; "
+        + cpu.describe()["cpu"]
     )
     print(title)
     print("\n".join(rows))
