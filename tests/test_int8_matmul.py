@@ -163,12 +163,22 @@ def test_minibert_isa_caps_the_path(monkeypatch):
         cpu.int8_path()
 
 
+# where AMX's accumulator tiles start (the kernel passes minus the correction): any int32,
+# the extremes included, so that the sums' wrap-around is checked too
+AMX_START = np.random.default_rng(7).integers(-(2**31), 2**31, 4096).astype(np.int32)
+AMX_START[:2] = (-(2**31), 2**31 - 1)
+
+
+def _amx_statement(a, row, panels, p, tile):
+    amx_dot_block(a, row, panels, p, tile, AMX_START)
+
+
 STATEMENTS = {  # path: (intrinsic name in kernels/simd.py, numpy statement, tile shape)
     "avx2": ("int16_dot_tile", dot_tile, (TILE_ROWS["avx2"], 16)),
     "avx512": ("int16_dot_tile_512", dot_tile_512, (TILE_ROWS["avx512"], 32)),
     "avx-vnni": ("u8s8_dot_tile_256", u8s8_dot_tile, (TILE_ROWS["avx-vnni"], 16)),
     "avx512-vnni": ("u8s8_dot_tile_512", u8s8_dot_tile, (TILE_ROWS["avx512-vnni"], 64)),
-    "amx": ("amx_dot_block", amx_dot_block, (32, 32)),
+    "amx": ("amx_dot_block", _amx_statement, (32, 32)),
 }
 _COMPILED = {}
 
@@ -190,13 +200,13 @@ def _compiled(path):
             begin, end = simd.amx_begin, simd.amx_end
 
             @numba.njit
-            def run(a, row, panels, p, tile, config):
+            def run(a, row, panels, p, tile, start, config):
                 begin(config)
-                intrinsic(a, row, panels, p, tile)
+                intrinsic(a, row, panels, p, tile, start)
                 end()
 
             config = amx_config()
-            _COMPILED[path] = lambda *args: run(*args, config)
+            _COMPILED[path] = lambda *args: run(*args, AMX_START, config)
         else:
 
             @numba.njit

@@ -157,9 +157,13 @@ def u8s8_dot_tile(a8, row, panels, p, tile):
     _tile_product(a8, row, panels, p, tile)
 
 
-def amx_dot_block(a8, row, panels, p, block):
-    """u8 quads (amx): the same as u8s8_dot_tile for a 32 x 32 block."""
+def amx_dot_block(a8, row, panels, p, block, start):
+    """u8 quads (amx): the same as u8s8_dot_tile for a 32 x 32 block, added to start's 32
+    values for those columns (the kernel passes minus the correction, so the block comes out
+    corrected), modulo 2^32 as the int32 hardware sums."""
     _tile_product(a8, row, panels, p, block)
+    start_row = start[PANEL * p : PANEL * p + block.shape[1]].astype(np.int64)
+    block[:] = (block.astype(np.int64) + start_row).astype(np.int32)  # astype wraps
 
 
 def amx_begin(config):

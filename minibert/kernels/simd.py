@@ -339,18 +339,21 @@ def amx_end(typingctx):
 
 
 @intrinsic
-def amx_dot_block(typingctx, a8, row, panels, p, block):
-    """block (32, 32) int32 = a8[row:row + 32] (u8) @ the weight of panels p and p + 1 (s8),
-    over all of K (a multiple of 64): two A tiles by two B tiles into four accumulator tiles.
-    The thread must have run amx_begin first."""
-    sig = types.void(a8, row, panels, p, block)
+def amx_dot_block(typingctx, a8, row, panels, p, block, start):
+    """block (32, 32) int32 = start[16 p : 16 p + 32] (on every row) + a8[row:row + 32] (u8) @
+    the weight of panels p and p + 1 (s8), over all of K (a multiple of 64): the accumulator
+    tiles are loaded from `start` with a row stride of 0 (one row read 16 times), then two A
+    tiles by two B tiles go into them; block may be a view into a larger array (its row
+    stride is the tile store's). The thread must have run amx_begin first."""
+    sig = types.void(a8, row, panels, p, block, start)
 
     def codegen(context, builder, signature, args):
-        a_val, row_val, panels_val, p_val, block_val = args
-        a_ty, _, panels_ty, _, block_ty = signature.args
+        a_val, row_val, panels_val, p_val, block_val, start_val = args
+        a_ty, _, panels_ty, _, block_ty, start_ty = signature.args
         A = context.make_array(a_ty)(context, builder, a_val)
         W = context.make_array(panels_ty)(context, builder, panels_val)
         C = context.make_array(block_ty)(context, builder, block_val)
+        S = context.make_array(start_ty)(context, builder, start_val)
         a_strides = cgutils.unpack_tuple(builder, A.strides)
         w_strides = cgutils.unpack_tuple(builder, W.strides)
         c_strides = cgutils.unpack_tuple(builder, C.strides)
@@ -362,8 +365,20 @@ def amx_dot_block(typingctx, a8, row, panels, p, block):
         def tile(n):
             return ir.Constant(_I8, n)
 
+        start_base = _address(
+            builder, builder.ptrtoint(S.data, _I64), (p64, ir.Constant(_I64, 16 * 4))
+        )
         for c in range(4):  # C0 C1 / C2 C3: rows 0-15 / 16-31, columns 0-15 | 16-31
-            _amx(builder, "llvm.x86.tilezero", tile(c))
+            at = _address(
+                builder, start_base, (ir.Constant(_I64, 16 * (c % 2)), ir.Constant(_I64, 4))
+            )
+            _amx(
+                builder,
+                "llvm.x86.tileloadd64",
+                tile(c),
+                builder.inttoptr(at, ptr),
+                ir.Constant(_I64, 0),  # every row of the tile: the same 16 starting values
+            )
         a_base = _address(builder, builder.ptrtoint(A.data, _I64), (row64, a_strides[0]))
         w_base = _address(builder, builder.ptrtoint(W.data, _I64), (p64, w_strides[0]))
         sixteen, sixty_four = ir.Constant(_I64, 16), ir.Constant(_I64, 64)
