@@ -14,6 +14,7 @@ Python looks a method up in the family class first, then the task, then here: th
 few differences read as ordinary overriding methods, and everything else is written once.
 """
 
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,8 @@ from ..kernels.jit import kernels_for_call, threads_for_work
 from ..nn import Encoder, Module, Pooler
 from ..outputs import BaseModelOutput
 from .inputs import check_inputs, gradients_by_index, reject_output_grads
+
+_WORK_PER_TOKEN = weakref.WeakKeyDictionary()  # model -> PreTrainedModel._work_per_token()
 
 COMPONENTS = ("embeddings", "encoder", "pooler", "heads")  # parameter_counts' parts
 
@@ -170,12 +173,13 @@ class PreTrainedModel(Module):
     # --- running ------------------------------------------------------------------------
     def _work_per_token(self) -> float:
         """Multiply-adds of the linear layers per token (Linear.work_per_row: int8 ones at
-        kernels.jit.INT8_COST), for the thread choice; counted once per model."""
-        if "_linear_work" not in self.__dict__:
-            self._linear_work = sum(
+        kernels.jit.INT8_COST), for the thread choice; counted once per model. The count is kept
+        outside the model, so that a copy (quantize's) counts its own layers."""
+        if self not in _WORK_PER_TOKEN:
+            _WORK_PER_TOKEN[self] = sum(
                 m.work_per_row() for m in self.modules() if hasattr(m, "work_per_row")
             )
-        return self._linear_work
+        return _WORK_PER_TOKEN[self]
 
     def __call__(
         self,
