@@ -102,7 +102,7 @@ def _product(a, b, out, rows, depth, wide):
                 dot_tile_6x1(a, r0, b, c0, depth, out[r0 : r0 + ROWS, c0 : c0 + step])
 
 
-@device(inline=False)  # the parallel loop below stays small, which Numba compiles 3x faster
+@device(inline=False)  # compiled once, for the one-thread and the parallel build alike
 def _attention_pair(ctx, q, k, v, mask_bias, scale, num_heads, wide, bh):
     """ctx's columns of head bh % num_heads in batch row bh // num_heads (see below)."""
     B, T, C = q.shape

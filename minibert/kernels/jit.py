@@ -191,9 +191,9 @@ def threads_for_work(multiply_adds: float):
 def device(fn=None, *, inline: bool = True):
     """Mark a helper that kernels call per element: it is compiled and inlined into each kernel
     that uses it (and stays a plain Python function until then). With inline=False it is
-    compiled once, as a function of its own that the kernels call: for a large helper called
-    from several places, which would otherwise be compiled again at each (the attention
-    kernel's tiled product took 5 s to compile inlined twice)."""
+    compiled once, as a function of its own that the kernels call: for a large helper (the
+    attention kernel's per-pair body and its tiled product, called twice), whose code is then
+    built once instead of at each call site."""
 
     def mark(fn):
         fn._minibert_device = True
