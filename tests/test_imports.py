@@ -51,6 +51,7 @@ def test_numba_avoids_a_spinning_openmp_runtime_loaded_before_it():
 # other packages or from above. docs/architecture.md draws the same order.
 LAYERS = (
     ("cli",),
+    ("serve", "scale"),
     ("distill",),
     ("training",),
     ("evaluation",),
