@@ -258,7 +258,7 @@ def test_encode_output_equals_sentence_encoder(
     capsys, tmp_path, encoders, options, pooling, normalize
 ):
     file = tmp_path / "vectors"  # no .npy suffix: the file is written under the name given
-    code, out, err = run(capsys, "encode", *TEXTS, *options, "--output", file)
+    code, out, err = run(capsys, "encode", *TEXTS, *options, "--kernels", "fast", "--output", file)
     assert code == 0, err
     assert f"wrote 3 x {encoders().dim} float32 to {file}" in out
     got = np.load(file)
@@ -270,14 +270,42 @@ def test_encode_output_equals_sentence_encoder(
 def test_encode_reads_a_file_and_stdin(capsys, monkeypatch, tmp_path, encoders):
     texts_file = tmp_path / "texts.txt"
     texts_file.write_text("\n".join(["", TEXTS[0], "   ", TEXTS[1], ""]) + "\n", encoding="utf-8")
-    code, _, _ = run(capsys, "encode", "--file", texts_file, "-o", tmp_path / "a.npy")
+    fast = ("--kernels", "fast")
+    code, _, _ = run(capsys, "encode", "--file", texts_file, *fast, "-o", tmp_path / "a.npy")
     assert code == 0
     monkeypatch.setattr(sys, "stdin", io.StringIO(f"{TEXTS[0]}\n{TEXTS[1]}\n"))
-    code, _, _ = run(capsys, "encode", "-", "-o", tmp_path / "b.npy")
+    code, _, _ = run(capsys, "encode", "-", *fast, "-o", tmp_path / "b.npy")
     assert code == 0
     expected = encoders().encode(TEXTS[:2])
     np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), expected)
     np.testing.assert_array_equal(np.load(tmp_path / "b.npy"), expected)
+
+
+def test_a_few_texts_are_encoded_without_loading_numba(tmp_path):
+    """--kernels auto (the default) runs the numpy reference for a few short texts: Numba and
+    its kernels would take longer to load (and 110 MB) than the reference takes to finish. The
+    vectors are the reference's, exactly."""
+    file = tmp_path / "v.npy"
+    code = (
+        "import sys\n"
+        "from minibert.cli.main import main\n"
+        f"code = main(['encode', *{list(TEXTS)!r}, '-o', {str(file)!r}])\n"
+        "print(code, 'numba' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split()[-2:] == ["0", "False"]
+    reference = minibert.SentenceEncoder(pretrained.shipped_path())
+    reference.model.kernels = "reference"
+    np.testing.assert_array_equal(np.load(file), reference.encode(TEXTS))
+
+
+def test_auto_kernels_load_the_kernels_for_enough_work(encoders):
+    encoder = encoders()
+    assert encode._kernels_for(encoder, list(TEXTS), "auto") == "reference"
+    assert encode._kernels_for(encoder, list(TEXTS) * 200, "auto") == "fast"
+    assert encode._kernels_for(encoder, list(TEXTS), "fast") == "fast"
 
 
 @pytest.mark.minilm

@@ -15,6 +15,7 @@ import numpy as np
 from .. import pretrained
 from ..checkpoint import weight_bytes
 from ..functional.pooling import POOLINGS, l2_normalize
+from ..kernels.jit import KERNEL_CHOICES, pick_kernels
 from ..pretrained import MINILM_NAME
 from ..sentence import SentenceEncoder
 from .common import positive_int
@@ -122,6 +123,14 @@ def _text_arguments(sub) -> None:
         metavar="N",
         help="texts per forward pass (default: 32)",
     )
+    sub.add_argument(
+        "--kernels",
+        choices=("auto",) + KERNEL_CHOICES,
+        default="auto",
+        help="Numba kernels (fast) or the numpy reference; auto: the reference when it "
+        "finishes before the kernels would have loaded, i.e. for a few short texts "
+        "(default: auto)",
+    )
 
 
 def read_texts(args) -> list:
@@ -167,16 +176,39 @@ def _model_name(path: Path) -> str:
     return Path(path).resolve().name
 
 
-def _encode(encoder, texts, batch_size):
+def _encode(encoder, texts, args):
+    encoder.model.kernels = _kernels_for(encoder, texts, args.kernels)
     # a progress bar only for a person watching, and only when there is more than one batch
-    progress = sys.stderr.isatty() and len(texts) > batch_size
-    return encoder.encode(texts, batch_size=batch_size, progress=progress)
+    progress = sys.stderr.isatty() and len(texts) > args.batch_size
+    return encoder.encode(texts, batch_size=args.batch_size, progress=progress)
+
+
+def _kernels_for(encoder, texts, choice: str) -> str:
+    """--kernels auto: "reference" when the numpy reference encodes all the texts sooner than
+    Numba and its kernels load (kernels.jit.pick_kernels), so that `minibert encode "a" "b"`
+    neither waits for them nor holds their memory; else "fast". Counting stops as soon as
+    the texts are known to be enough work for the kernels."""
+    if choice != "auto":
+        return choice
+    per_token = {"float32": 0.0, "int8": 0.0}  # multiply-adds of the linear layers
+    for module in encoder.model.modules():
+        if hasattr(module, "work_per_row"):
+            weight = module.params["weight"]
+            per_token["int8" if weight.dtype == np.int8 else "float32"] += weight.size
+    tokens = 0
+    for start in range(0, len(texts), 64):
+        batch = texts[start : start + 64]
+        enc = encoder.tokenizer(batch, padding=True, truncation=True, max_length=encoder.max_length)
+        tokens += int(enc["attention_mask"].sum())
+        if pick_kernels(tokens * per_token["float32"], tokens * per_token["int8"]) == "fast":
+            return "fast"
+    return "reference"
 
 
 def cmd_encode(args) -> int:
     texts = read_texts(args)
     encoder, name, _ = _load_encoder(args)
-    vectors = _encode(encoder, texts, args.batch_size)
+    vectors = _encode(encoder, texts, args)
     if args.output:
         with open(args.output, "wb") as fh:  # the name as given; np.save(str) would add .npy
             np.save(fh, vectors)
@@ -199,7 +231,7 @@ def cmd_similarity(args) -> int:
     if len(texts) < 2:
         raise ValueError("similarity needs at least two texts")
     encoder, _, _ = _load_encoder(args)
-    print(similarity_table(texts, _cosine(_encode(encoder, texts, args.batch_size))))
+    print(similarity_table(texts, _cosine(_encode(encoder, texts, args))))
     return 0
 
 

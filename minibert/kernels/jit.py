@@ -102,6 +102,25 @@ def kernels_for_call(choice: str):
 SERIAL_WORK = 120_000_000
 INT8_COST = 0.25  # an int8 multiply-add, in float32 multiply-adds
 
+# A one-shot command (`minibert encode "a" "b"`) may not need the kernels at all. Importing
+# Numba and loading its cached kernels takes about 0.3 s and 110 MB of memory (the import 65 MB,
+# its compiler's set-up on the first cached kernel 45 MB, mostly LLVM's code), while the numpy
+# reference runs a short sentence through MiniLM in 15-25 ms. Seconds per multiply-add of the
+# linear layers on the reference path, measured with all-MiniLM-L6-v2 (float32) and the bundled
+# int8 model on 8 sentences of 15 tokens (numpy's integer products have no BLAS), and the
+# kernels' loading time, on an Intel Xeon (2 vCPU); pick_kernels compares the two.
+REFERENCE_SECONDS_PER_MULTIPLY_ADD = {"float32": 1.1e-10, "int8": 6e-10}
+KERNEL_LOAD_SECONDS = 0.3
+
+
+def pick_kernels(float32_work: float, int8_work: float) -> str:
+    """ "reference" when the numpy reference would finish the work (multiply-adds of the linear
+    layers, float32 and int8) sooner than loading the kernels takes, else "fast". For commands
+    that run once and exit; a long-lived process pays the loading once, and keeps "fast"."""
+    rate = REFERENCE_SECONDS_PER_MULTIPLY_ADD
+    seconds = float32_work * rate["float32"] + int8_work * rate["int8"]
+    return "reference" if seconds < KERNEL_LOAD_SECONDS else "fast"
+
 
 _BLAS = {"controller": None, "single": 0, "called_from_kernels": False}
 
@@ -167,14 +186,18 @@ def threads_for_work(multiply_adds: float):
     (kernels/float32_linear.py, once it has found BLAS's sgemm), numpy's BLAS is kept on one
     thread for the whole forward rather than per layer. A small forward (below SERIAL_WORK)
     runs Numba's kernels on one thread too: each parallel loop wakes the second thread, which
-    costs more there than splitting the work saves. The reference path and a process without
-    Numba are left as they are."""
+    costs more there than splitting the work saves. On the reference path (and in a process
+    without Numba) only BLAS's threads are chosen."""
+    serial = multiply_adds < SERIAL_WORK
     if not fast_kernels_enabled():  # imports Numba on the first forward
-        yield
+        # the reference path's BLAS on one thread too where the work is small: a (16, 384)
+        # product waits 0.4-8 ms for a second BLAS thread in a virtual machine, against 0.02
+        # ms on one
+        with single_threaded_blas() if serial else contextlib.nullcontext():
+            yield
         return
     import numba
 
-    serial = multiply_adds < SERIAL_WORK
     with contextlib.ExitStack() as stack:
         if _BLAS["called_from_kernels"] or serial:
             stack.enter_context(single_threaded_blas())
