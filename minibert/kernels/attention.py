@@ -32,7 +32,7 @@ inference that does not return the attention probabilities (attention_context_ru
 import numpy as np
 
 from .cpu import float32_path
-from .float32_tile import LANES, ROWS, dot_tile_6x1, dot_tile_6x2, dot_tile_6x4
+from .float32_tile import LANES, ROWS, tiled_product
 from .jit import device, fast_kernels_enabled, run_kernel
 from .softmax import _masked_softmax_reference, softmax_row
 
@@ -81,27 +81,6 @@ def _gather_head(k, v, bias, b, c0, D, width):
     return kt, vs, bs
 
 
-@device(inline=False)  # called twice: compiled once
-def _product(a, b, out, rows, depth, wide):
-    """out[:rows] = a[:rows, :depth] @ b[:depth] in tiles of ROWS rows (rows a multiple of
-    ROWS; out's width a multiple of LANES), the widest tile the path has for that width."""
-    width = out.shape[1]
-    vectors = 1
-    if wide and width % (4 * LANES) == 0:
-        vectors = 4
-    elif wide and width % (2 * LANES) == 0:
-        vectors = 2
-    step = vectors * LANES
-    for r0 in range(0, rows, ROWS):
-        for c0 in range(0, width, step):
-            if vectors == 4:
-                dot_tile_6x4(a, r0, b, c0, depth, out[r0 : r0 + ROWS, c0 : c0 + step])
-            elif vectors == 2:
-                dot_tile_6x2(a, r0, b, c0, depth, out[r0 : r0 + ROWS, c0 : c0 + step])
-            else:
-                dot_tile_6x1(a, r0, b, c0, depth, out[r0 : r0 + ROWS, c0 : c0 + step])
-
-
 @device(inline=False)  # compiled once, for the one-thread and the parallel build alike
 def _attention_pair(ctx, q, k, v, mask_bias, scale, num_heads, wide, bh):
     """ctx's columns of head bh % num_heads in batch row bh // num_heads (see below)."""
@@ -122,10 +101,10 @@ def _attention_pair(ctx, q, k, v, mask_bias, scale, num_heads, wide, bh):
         if rows < QUERY_BLOCK:
             queries[rows:] = 0
         tiled = (rows + ROWS - 1) // ROWS * ROWS
-        _product(queries, kt, scores, tiled, D, wide)  # (tiled, n) = q . k^T
+        tiled_product(queries, kt, scores, tiled, D, wide)  # (tiled, n) = q . k^T
         for r in range(rows):
             softmax_row(scores[r], bias, scale)  # scale, mask, softmax, as the reference
-        _product(scores, vs, out, tiled, n, wide)  # (tiled, width) = probs @ v
+        tiled_product(scores, vs, out, tiled, n, wide)  # (tiled, width) = probs @ v
         for r in range(rows):
             for d in range(D):
                 ctx[b, t0 + r, c0 + d] = out[r, d]

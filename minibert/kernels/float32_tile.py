@@ -24,7 +24,7 @@ Tile shapes per path (kernels/cpu.py's float32_path):
 kernel may call, each compiled to its own intrinsic (tests compare each with the statement).
 """
 
-from .jit import lowered_as
+from .jit import device, lowered_as
 
 ROWS = 6  # rows of a tile
 LANES = 16  # float32 numbers in one vector of the tile (one zmm register, two ymm)
@@ -41,3 +41,24 @@ def dot_tile(a, row, b, col, depth, tile):
 dot_tile_6x4 = lowered_as("minibert.kernels.simd:float32_tile_6x4")(dot_tile)
 dot_tile_6x2 = lowered_as("minibert.kernels.simd:float32_tile_6x2")(dot_tile)
 dot_tile_6x1 = lowered_as("minibert.kernels.simd:float32_tile_6x1")(dot_tile)
+
+
+@device(inline=False)  # called by several kernels, several times each: compiled once
+def tiled_product(a, b, out, rows, depth, wide):
+    """out[:rows] = a[:rows, :depth] @ b[:depth] in tiles of ROWS rows (rows a multiple of
+    ROWS; out's width a multiple of LANES), the widest tile the path has for that width."""
+    width = out.shape[1]
+    vectors = 1
+    if wide and width % (4 * LANES) == 0:
+        vectors = 4
+    elif wide and width % (2 * LANES) == 0:
+        vectors = 2
+    step = vectors * LANES
+    for r0 in range(0, rows, ROWS):
+        for c0 in range(0, width, step):
+            if vectors == 4:
+                dot_tile_6x4(a, r0, b, c0, depth, out[r0 : r0 + ROWS, c0 : c0 + step])
+            elif vectors == 2:
+                dot_tile_6x2(a, r0, b, c0, depth, out[r0 : r0 + ROWS, c0 : c0 + step])
+            else:
+                dot_tile_6x1(a, r0, b, c0, depth, out[r0 : r0 + ROWS, c0 : c0 + step])
