@@ -15,9 +15,10 @@ import pytest
 import minibert
 from conftest import ATOL_INVARIANT
 from minibert import pretrained
+from minibert.kernels.threads import threads_per_worker
 from minibert.scale import process
 from minibert.scale.optional import MissingDependencyError, require
-from minibert.scale.process import EncoderOptions, threads_per_worker
+from minibert.scale.process import EncoderOptions
 
 TEXTS = [
     f"sentence {i}: the {'cat sat on the mat' if i % 3 else 'stock prices fell'}" for i in range(40)

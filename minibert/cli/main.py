@@ -9,6 +9,7 @@
     minibert quantize IN OUT                    an int8 copy of a model folder
     minibert distill TEACHER --recipe NAME --output DIR   a smaller student from a teacher
     minibert compare TEACHER STUDENT...         teacher and students side by side
+    minibert serve [MODEL] [--port N]           an HTTP server (OpenAI embeddings, TEI routes)
 
 Each command lives in its own module of this package (info.py, encode.py, train.py,
 quantize.py, distill.py, compare.py), which registers its parser here; common.py holds what
@@ -26,7 +27,7 @@ import textwrap
 import warnings
 from importlib.metadata import PackageNotFoundError, version
 
-from . import compare, distill, encode, info, quantize, train
+from . import compare, distill, encode, info, quantize, serve, train
 from .common import UsageError
 
 
@@ -97,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     quantize.register(command)  # quantize
     distill.register(command)  # distill
     compare.register(command)  # compare
+    serve.register(command)  # serve
     return parser
 
 

@@ -20,14 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from ..io import load
+from ..kernels.threads import THREAD_VARIABLES
 
 SHAPES = ((1, 16), (8, 128))  # (batch, tokens) of the latency figures
-THREAD_VARIABLES = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "NUMBA_NUM_THREADS",
-)
 WARMUP = 2
 PAUSE_S = 0.2  # between two timed passes: the last process's threads stop spinning
 

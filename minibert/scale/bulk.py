@@ -25,9 +25,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..kernels.threads import limit_threads, threads_per_worker
 from .corpus import SHARD_SIZE, Corpus
 from .parts import PartFiles, output_kind, write_vectors
-from .process import EncoderOptions, encode_texts, limit_threads, threads_per_worker
+from .process import EncoderOptions, encode_texts
 
 SHARDS_IN_FLIGHT_PER_WORKER = 2  # one running, one queued, so a worker never waits for work
 

@@ -29,8 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from ..io import read_config
+from ..kernels.threads import available_cpus, limit_threads
 from .optional import require
-from .process import EncoderOptions, available_cpus, encode_texts, limit_threads
+from .process import EncoderOptions, encode_texts
 
 _THREADS = {"set": False}  # this process's threads are limited once, on its first partition
 

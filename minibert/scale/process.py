@@ -7,13 +7,11 @@ The weights are memory-mapped from model.safetensors (checkpoint.read_safetensor
 processes of one machine share the pages of the file in the page cache rather than each holding
 a copy.
 
-N processes on one machine each get max(1, cpus // N) threads (`threads_per_worker`): left
-alone, every process would start one Numba thread and one BLAS thread per core, and N of them
-would fight over the cores.
+N processes on one machine each get max(1, cpus // N) threads (kernels/threads.py's
+threads_per_worker and limit_threads): left alone, every process would start one Numba
+thread and one BLAS thread per core, and N of them would fight over the cores.
 """
 
-import os
-import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +19,6 @@ from pathlib import Path
 import numpy as np
 
 from ..sentence import SentenceEncoder
-
-# the variables thread pools read when they start; a process sets them before Numba loads
-THREAD_VARIABLES = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-THREAD_VARIABLES += ("MKL_NUM_THREADS",)
 
 
 @dataclass(frozen=True)
@@ -87,32 +81,3 @@ def encode_texts(options: EncoderOptions, texts) -> np.ndarray:
 def loaded_encoders() -> int:
     """How many encoders this process has loaded (a test asks each worker)."""
     return len(_ENCODERS)
-
-
-def available_cpus() -> int:
-    """The cores this process may run on (its affinity mask where the OS has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def threads_per_worker(workers: int, cpus: int | None = None) -> int:
-    """Threads for each of `workers` processes sharing `cpus` cores: max(1, cpus // workers)."""
-    return max(1, (cpus or available_cpus()) // workers)
-
-
-def limit_threads(threads: int) -> None:
-    """Run this process's numeric work on at most `threads` threads.
-
-    The environment variables reach the pools that start later (Numba's, which loads with the
-    first kernel, and OpenMP's); threadpoolctl resizes the BLAS numpy has already loaded; and
-    Numba, if already loaded, runs its parallel loops on fewer of its threads.
-    """
-    for name in THREAD_VARIABLES:
-        os.environ[name] = str(threads)
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=threads)  # stays in force: the object is not used as a context
-    if "numba" in sys.modules:
-        numba = sys.modules["numba"]
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))

@@ -30,8 +30,9 @@ import sys
 
 import numpy as np
 
+from ..kernels.threads import available_cpus, limit_threads
 from .optional import require
-from .process import EncoderOptions, available_cpus, limit_threads
+from .process import EncoderOptions
 
 
 class Encoder:
