@@ -11,6 +11,7 @@ HTML = """<!doctype html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">  <!-- no icon: the browser asks for no /favicon.ico -->
 <title>minibert serve</title>
 <style>
   body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 60em; padding: 0 1em;
