@@ -55,6 +55,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 import report  # noqa: E402
+from provenance import cpu_model, source_revision  # noqa: E402
 from runtimes import FLOAT32, KINDS, LABELS, SAVED_INT8, Runtime, prepare  # noqa: E402
 
 MODELS = ("MiniLM", "BERT-base")
@@ -375,15 +376,7 @@ def bench_memory(models: dict, artifact_dirs: dict, kinds) -> list[dict]:
 
 # --- report -------------------------------------------------------------------------------------
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}"
+    return f"{cpu_model()}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}"
 
 
 def cpu_family() -> tuple[str, str]:
@@ -408,21 +401,6 @@ def cpu_family() -> tuple[str, str]:
         if feature in features:
             return f"{vendor}-{key}", f"{label} ({shown})"
     return f"{vendor}-avx2", f"{label} (AVX2)"
-
-
-def source_revision() -> str:
-    """The git commit minibert was measured at ("dirty" when the working tree had changes)."""
-    try:
-        done = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--abbrev=10"],
-            cwd=HERE,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return done.stdout.strip() or "unknown"
 
 
 def versions() -> str:

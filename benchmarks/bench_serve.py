@@ -56,6 +56,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 import load_test  # noqa: E402
+from provenance import source_revision  # noqa: E402
 
 SERVERS = ("peer", "minibert-fp32", "minibert-int8")
 COLOURS = {"peer": "#888888", "minibert-fp32": "#1f77b4", "minibert-int8": "#d62728"}
@@ -254,7 +255,7 @@ def header(args, kind: str) -> dict:
         "benchmark": f"benchmarks/bench_serve.py ({kind})",
         "date": datetime.date.today().isoformat(),
         "command": "python benchmarks/bench_serve.py " + shorten(sys.argv[1:]),
-        "revision": revision(),
+        "revision": source_revision(),
         "machine": load_test.machine(),
         "load_average_1min": [load_test.load_average()],
         "settings": {
@@ -278,20 +279,6 @@ def strip(result: dict) -> dict:
 def shorten(argv) -> str:
     """A command line with absolute paths cut to their last part (no machine's folders)."""
     return " ".join(Path(a).name if a.startswith("/") else a for a in argv)
-
-
-def revision() -> str:
-    try:
-        done = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--abbrev=10"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return done.stdout.strip() or "unknown"
 
 
 def write(results: dict, path: Path) -> None:

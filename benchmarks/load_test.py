@@ -38,6 +38,7 @@ server, so on a small machine it takes part of the time it measures (see bench_s
 
 import argparse
 import asyncio
+import contextlib
 import datetime
 import importlib
 import json
@@ -50,6 +51,8 @@ import time
 import urllib.parse
 from collections import Counter
 from pathlib import Path
+
+from provenance import cpu_model
 
 LOOPBACK = "127.0.0.1"
 WORKLOADS = ("short", "mixed")
@@ -294,18 +297,25 @@ def _batch(texts, request: int, per_request: int):
 async def closed_loop(
     client, route, texts, concurrency, duration_s, max_requests, per_request=1, watcher=None
 ) -> dict:
-    """`concurrency` clients, each sending its next request when the last one is answered."""
+    """`concurrency` clients, each sending its next request when the last one is answered.
+
+    `client`: one httpx client for all, or a list, one per client: httpx's pool scans every
+    connection it holds for each request, so 64 connections in one pool made this client use
+    a whole core (6 ms a request) on the machine it shares with the server; one pool of one
+    connection per client costs a few times less."""
+    clients = client if isinstance(client, list) else [client]
     latencies, errors, examples = [], Counter(), {}
     next_request = 0
     deadline = time.perf_counter() + duration_s
 
-    async def one_client():
+    async def one_client(k):
         nonlocal next_request
+        own = clients[k % len(clients)]
         while time.perf_counter() < deadline and next_request < max_requests:
             indices, batch = _batch(texts, next_request, per_request)
             next_request += 1
             try:
-                seconds, vectors = await _send(client, route, batch)
+                seconds, vectors = await _send(own, route, batch)
             except Exception as exc:  # every failure is data: counted by kind
                 errors[_error_kind(exc)] += 1
                 examples.setdefault(_error_kind(exc), str(exc)[:200])
@@ -316,7 +326,7 @@ async def closed_loop(
                 watcher.offer(indices, vectors)
 
     start = time.perf_counter()
-    await asyncio.gather(*(one_client() for _ in range(concurrency)))
+    await asyncio.gather(*(one_client(k) for k in range(concurrency)))
     result = summarise(latencies, errors, time.perf_counter() - start, per_request)
     return {**result, "error_examples": examples}
 
@@ -494,16 +504,8 @@ def check_answers(watchers, reference, min_cosine: float) -> dict | None:
 
 # --- 7. a whole run -------------------------------------------------------------------------------
 def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "logical_cpus": os.cpu_count(),
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
@@ -519,7 +521,11 @@ def load_average() -> float | None:
 
 async def _closed_suite(args, route) -> tuple[list, list]:
     runs, watchers = [], []
-    async with make_client(args.url, max(args.concurrency) + 4, args.timeout, args.api_key) as cl:
+    async with contextlib.AsyncExitStack() as stack:
+        cl = [  # one connection per client (see closed_loop)
+            await stack.enter_async_context(make_client(args.url, 1, args.timeout, args.api_key))
+            for _ in range(max(args.concurrency))
+        ]
         for workload in args.workloads:
             texts = make_texts(workload, args.texts, args.seed)
             watcher = Watcher(len(texts), args.samples)
