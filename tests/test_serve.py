@@ -630,7 +630,7 @@ def test_serve_help_shows_every_default(capsys):
         "(default: 127.0.0.1)",
         "(default: 8000)",
         "(default: 4096)",
-        "(default: 64)",
+        "(default: 512)",
         "(default: 256)",
         "(default: 2000000)",
         "(default: 30.0)",
