@@ -8,6 +8,7 @@ command line into its Settings. It imports minibert.serve only when the command 
 import argparse
 from pathlib import Path
 
+from ..functional.pooling import POOLINGS
 from .common import positive_int
 
 
@@ -67,7 +68,7 @@ def register(command) -> None:
     )
     sub.add_argument(
         "--pooling",
-        choices=("mean", "cls", "max"),
+        choices=POOLINGS,
         default="mean",
         help="how token vectors become one vector (default: %(default)s)",
     )
