@@ -12,8 +12,7 @@ def test_limit_threads_only_ever_lowers_blas(monkeypatch):
     calls = []
     monkeypatch.setattr(threads, "apply_numba_threads", lambda n: n)  # this process keeps its own
     monkeypatch.setattr(threadpoolctl, "threadpool_limits", lambda **kw: calls.append(kw))
-    blas = [{"user_api": "blas", "num_threads": 2}, {"user_api": "openmp", "num_threads": 8}]
-    monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda: blas)
+    monkeypatch.setattr(threads, "blas_info", lambda: [{"num_threads": 2}])
     assert threads.limit_threads(2)["blas"] == 2
     assert threads.limit_threads(4)["blas"] == 2
     assert calls == []

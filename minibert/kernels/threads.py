@@ -15,6 +15,8 @@ import os
 import sys
 from pathlib import Path
 
+from .jit import blas_info, numba_available
+
 # the variables thread pools read when they start (Numba's, OpenMP's, the BLAS libraries')
 THREAD_VARIABLES = (
     "OMP_NUM_THREADS",
@@ -146,27 +148,21 @@ def limit_threads(threads: int) -> dict:
             os.environ.setdefault(name, str(threads))
     else:
         apply_numba_threads(threads)
-    applied = {"threads": threads, "blas": None}
-    try:
-        from threadpoolctl import threadpool_info, threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl is a dependency of minibert
-        return applied
-    blas = [info for info in threadpool_info() if info.get("user_api") == "blas"]
+    blas = blas_info()  # jit's one view of numpy's BLAS; empty without threadpoolctl
     # Only ever lower BLAS's count. Setting OpenBLAS to the count it already has, from the
     # main thread before its first product, made every later float32 forward whose products
     # run in Numba's threads (kernels/float32_linear.py) take 120-190 ms instead of 8-12 ms
     # (MiniLM, 14 tokens, 2 vCPU): its own threads then contend with Numba's.
     if any(info["num_threads"] > threads for info in blas):
+        from threadpoolctl import threadpool_limits
+
         threadpool_limits(limits=threads, user_api="blas")  # stays in force: not a context
-    applied["blas"] = min([threads] + [info["num_threads"] for info in blas])
-    return applied
+    return {"threads": threads, "blas": min([threads] + [info["num_threads"] for info in blas])}
 
 
 def apply_numba_threads(threads: int) -> int:
     """Numba's thread count for the calling thread: `threads`, within the pool Numba started
     (NUMBA_NUM_THREADS). Returns the count set, or 0 when Numba is not available."""
-    from .jit import numba_available
-
     if not numba_available():  # also sets the OpenMP spin policy before importing Numba
         return 0
     import numba
