@@ -58,7 +58,6 @@ LAYERS = (
     ("pipelines",),
     ("sentence",),
     ("io",),
-    ("formats",),
     ("quant", "models", "tokenizer"),
     ("nn",),
     ("functional",),
