@@ -153,6 +153,13 @@ def test_errors(tmp_path):
     with pytest.raises(ValueError, match=r"text_pairs\[0\] has \d+ tokens"):
         tok(long_text, question, truncation="only_first", max_length=16, stride=4,
             return_overflowing_tokens=True)  # fmt: skip
+    # longest_first: the shorter text keeps half the room (4 of 9 here), and stride 4 is too much
+    with pytest.raises(ValueError, match=r"texts\[0\] is cut to windows of 4 tokens"):
+        tok("a b c d e f g h", "i j k l m n o p q", max_length=12, stride=4)
+    enc = tok("a b c d e f g h", "i j k l m n o p q", max_length=12, stride=3,
+              return_overflowing_tokens=True)  # fmt: skip
+    assert enc.sequence_ids(0).count(0) == 4
+    assert enc.sequence_ids(0).count(1) == 5
     with pytest.raises(ValueError, match="truncation must be True, False, 'longest_first'"):
         tok(long_text, truncation="only_third")
     enc = tok(long_text)

@@ -173,7 +173,7 @@ class Tokenizer:
             if not isinstance(flag, bool):
                 raise ValueError(f"{name} must be True or False, got {flag!r}")
         stride = self._check_stride(stride, return_overflowing_tokens, truncation)
-        if return_overflowing_tokens:
+        if truncation and stride > 0:  # windows are cut (and may be dropped) even without overflow
             self._check_windows(texts, pairs, truncation, max_length, stride)
         inputs = texts if pairs is None else list(zip(texts, pairs, strict=True))
         encodings = self._encode(inputs, padding, truncation, max_length, stride)
@@ -227,7 +227,7 @@ class Tokenizer:
             raise ValueError(f"cannot encode with max_length={max_length}: {e}") from e
         except BaseException as e:
             # The library panics (PanicException, not an Exception) on a stride too long for
-            # a window: _check_windows prevents it for single texts and only_* truncation.
+            # a window; _check_windows should have said so first.
             if type(e).__name__ != "PanicException":
                 raise
             reason = str(e).split("(")[0].strip()
@@ -248,8 +248,8 @@ class Tokenizer:
         return int(stride)
 
     def _check_windows(self, texts, pairs, truncation, max_length, stride) -> None:
-        """Each window must hold more than `stride` tokens of the text being split, or the
-        windows could not move forward. Checked per row where the library would split."""
+        """Each window must hold more than `stride` tokens of a text it splits, or the windows
+        could not move forward (the library would panic). Checked per row, before encoding."""
         single_room = max_length - self.backend.num_special_tokens_to_add(False)
         if pairs is None:
             if stride >= single_room:
@@ -259,24 +259,35 @@ class Tokenizer:
                     f"{max_length - single_room} special tokens)"
                 )
             return
-        if truncation not in ("only_first", "only_second"):
-            return  # longest_first moves both texts; the library's own message covers it
-        pair_room = max_length - self.backend.num_special_tokens_to_add(True)
-        kept = texts if truncation == "only_second" else pairs  # the text that stays whole
-        kept_name = "texts" if truncation == "only_second" else "text_pairs"
-        kept_lengths = self._lengths(kept)
-        split_lengths = self._lengths(pairs if truncation == "only_second" else texts)
-        for index, (whole, split) in enumerate(zip(kept_lengths, split_lengths, strict=True)):
-            room = pair_room - whole
-            if whole + split <= pair_room:
+        room = max_length - self.backend.num_special_tokens_to_add(True)  # for both texts
+        lengths = zip(self._lengths(texts), self._lengths(pairs), strict=True)
+        for index, (first, second) in enumerate(lengths):
+            if first + second <= room:
                 continue  # fits: nothing to split
-            if room <= stride:
-                raise ValueError(
-                    f"{kept_name}[{index}] has {whole} tokens, which leaves {max(room, 0)} of "
-                    f"max_length={max_length} (less {max_length - pair_room} special tokens) "
-                    f"for the text that truncation={truncation!r} splits; stride={stride} "
-                    "must be less than that"
+            if truncation in ("only_first", "only_second"):
+                kept, kept_name = (
+                    (first, "texts") if truncation == "only_second" else (second, "text_pairs")
                 )
+                if room - kept <= stride:
+                    raise ValueError(
+                        f"{kept_name}[{index}] has {kept} tokens, which leaves "
+                        f"{max(room - kept, 0)} of max_length={max_length} (less "
+                        f"{max_length - room} special tokens) for the text that "
+                        f"truncation={truncation!r} splits; stride={stride} must be less than that"
+                    )
+                continue
+            # longest_first: the shorter text keeps up to half the room, the longer the rest
+            # (the first text takes the smaller half on a tie), as the library cuts them.
+            short = min(min(first, second), room // 2)
+            targets = (short, room - short) if first <= second else (room - short, short)
+            sides = zip(("texts", "text_pairs"), (first, second), targets, strict=True)
+            for name, length, target in sides:
+                if length > target > 0 and stride >= target:
+                    raise ValueError(
+                        f"{name}[{index}] is cut to windows of {target} tokens (longest_first "
+                        f"shares max_length={max_length}, less {max_length - room} special "
+                        f"tokens, between the two texts); stride={stride} must be less than that"
+                    )
 
     def _lengths(self, texts) -> list[int]:
         """Token count of each text, without special tokens (the backend has no truncation)."""
