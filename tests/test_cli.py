@@ -75,6 +75,30 @@ def test_every_command_has_help_with_an_example(capsys, command):
     assert f"example:\n  minibert {command}" in out
 
 
+def test_every_option_has_help_text_showing_its_default():
+    """Walks the whole parser, so a command added later is checked too."""
+    import argparse
+
+    from minibert.cli.main import build_parser
+
+    subcommands = next(
+        a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)
+    )
+    assert set(COMMANDS) <= set(subcommands.choices)
+    for name, sub in subcommands.choices.items():
+        text = " ".join(sub.format_help().split())  # formats every %(default)s, or raises
+        for action in sub._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            option = "/".join(action.option_strings) or action.dest
+            assert action.help, f"minibert {name} {option} has no help text"
+            default = action.default
+            says_nothing = default is None or default is False or default == argparse.SUPPRESS
+            if not says_nothing and (action.option_strings or action.nargs in ("?", "*")):
+                shown = f"(default: {default})"
+                assert shown in text, f"minibert {name} {option}: no {shown} in --help"
+
+
 def test_import_is_light():
     """`import minibert.cli` must not pull in torch, transformers or numba."""
     heavy = "{'torch', 'transformers', 'numba'}"

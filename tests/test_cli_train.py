@@ -2,6 +2,7 @@
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -172,10 +173,15 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
     assert main(["pretrain", "--corpus", str(empty), "--output", str(tmp_path / "x")]) == 1
     assert "needs at least 4" in capsys.readouterr().err
     assert (
+        main(["finetune", str(tmp_path), "--data", "x.csv", "--output", str(tmp_path / "y")]) == 1
+    )
+    assert f"{tmp_path} has no config.json" in capsys.readouterr().err  # the model comes first
+    bert = Path(__file__).parent / "fixtures" / "bert-base"
+    assert (
         main(
             [
                 "finetune",
-                str(tmp_path),
+                str(bert),
                 "--data",
                 str(tmp_path / "nope.csv"),
                 "--output",

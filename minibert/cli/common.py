@@ -1,17 +1,35 @@
 """What several commands share.
 
-Argument types and groups, the training options and their TrainConfig, labelled data's groups
-and label ids, and one-line errors from a diverged run."""
+The help formatter, argument types and groups, the training options and their TrainConfig, the
+output folder of a training run, labelled data's groups and label ids, and one-line errors from
+a diverged run."""
 
 import argparse
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 
 from ..training.trainer import TrainConfig, TrainingDiverged
 
 GENERIC_LABEL = re.compile(r"LABEL_\d+")  # transformers' placeholder class names
+LOG_LINES_PER_RUN = 20  # progress lines in a run when stderr is not a terminal (--log-every 0)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's help with each command's description kept as written, and each option's
+    default after its help text (argparse's ArgumentDefaultsHelpFormatter, except that a default
+    of None or False, which says nothing, is left out)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if "%(default)" in text or default is None or default is False:
+            return text
+        if default == argparse.SUPPRESS or not (action.option_strings or action.nargs in "?*"):
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 class UsageError(ValueError):
@@ -35,8 +53,10 @@ def add_labelled_data_arguments(
 ) -> None:
     """--data and its columns (finetune, distill, compare); --labels when labels_help is given."""
     group.add_argument("--data", required=required, metavar="FILE", help=data_help)
-    group.add_argument("--text-column", default="text")
-    group.add_argument("--label-column", default="label")
+    group.add_argument("--text-column", default="text", metavar="NAME", help="column of the texts")
+    group.add_argument(
+        "--label-column", default="label", metavar="NAME", help="column of the labels"
+    )
     group.add_argument("--group-column", help="keep each group in one split (e.g. movie)")
     if labels_help:
         group.add_argument("--labels", metavar="A,B,...", help=labels_help)
@@ -45,22 +65,49 @@ def add_labelled_data_arguments(
 def add_training_arguments(sub, steps, lr) -> None:
     """The trainer's options (pretrain, finetune, distill); steps and lr are the defaults."""
     sub.add_argument("--steps", type=int, default=steps, help="optimizer steps")
-    sub.add_argument("--batch-size", type=int, default=32)
+    sub.add_argument("--batch-size", type=int, default=32, help="texts per batch")
     sub.add_argument("--lr", type=float, default=lr, help="peak learning rate")
     sub.add_argument("--warmup", type=float, default=0.1, help="warmup, fraction of the steps")
-    sub.add_argument("--schedule", default="linear", choices=("linear", "cosine", "constant"))
-    sub.add_argument("--weight-decay", type=float, default=0.01)
+    sub.add_argument(
+        "--schedule",
+        default="linear",
+        choices=("linear", "cosine", "constant"),
+        help="learning rate after the warmup",
+    )
+    sub.add_argument(
+        "--weight-decay", type=float, default=0.01, help="AdamW's decay of weight matrices"
+    )
     sub.add_argument("--grad-accum", type=int, default=1, help="batches per optimizer step")
     sub.add_argument("--eval-every", type=int, default=0, help="0: eight times per run")
     sub.add_argument("--save-every", type=int, default=0, help="0: eight times per run")
-    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument(
+        "--log-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="when stderr is not a terminal, a progress line every N steps "
+        f"(0: {LOG_LINES_PER_RUN} lines a run)",
+    )
+    sub.add_argument("--seed", type=int, default=0, help="seeds the data order, dropout and init")
     sub.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    sub.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete an earlier run in --output first (without it, a non-empty --output needs "
+        "--resume)",
+    )
 
 
 def train_config(args, steps: int) -> TrainConfig:
     """The TrainConfig of those options for a run of `steps` steps: warmup as a fraction,
-    evaluation and checkpoints eight times a run unless given, a progress bar on a terminal."""
+    evaluation and checkpoints eight times a run unless given, a progress bar on a terminal and
+    progress lines elsewhere (LOG_LINES_PER_RUN a run unless --log-every says)."""
     every = max(1, steps // 8)
+    for option in ("eval_every", "save_every", "log_every"):
+        if getattr(args, option) < 0:
+            name = "--" + option.replace("_", "-")
+            raise UsageError(f"{name} must be 0 or more, got {getattr(args, option)}")
+    terminal = sys.stderr.isatty()
     return TrainConfig(
         max_steps=steps,
         lr=args.lr,
@@ -71,9 +118,43 @@ def train_config(args, steps: int) -> TrainConfig:
         eval_every=args.eval_every or every,
         save_every=args.save_every or every,
         seed=args.seed,
-        progress=sys.stderr.isatty(),
+        progress=terminal,
+        log_lines=not terminal,
+        log_every=args.log_every or max(1, steps // LOG_LINES_PER_RUN),
         qat=getattr(args, "qat", False),
     )
+
+
+def prepare_output(args) -> Path:
+    """The --output folder of a training run, checked before anything is written to it.
+
+    A folder that holds files is refused unless --resume continues the run in it (otherwise the
+    old run's checkpoints, with higher step numbers, would outlive the new run's) or --overwrite
+    deletes it; --overwrite deletes only a folder that looks like a run (checkpoints or a
+    report.json), never another folder given by mistake."""
+    output = Path(args.output)
+    if output.exists() and not output.is_dir():
+        raise UsageError(f"--output {output} is a file; give a folder")
+    entries = sorted(p.name for p in output.iterdir()) if output.is_dir() else []
+    if not entries or args.resume:
+        return output
+    if not args.overwrite:
+        raise UsageError(
+            f"--output {output} is not empty ({_listing(entries)}): add --resume to continue "
+            "that run, --overwrite to replace it, or choose a new folder"
+        )
+    if not any(name.startswith("checkpoint-") or name == "report.json" for name in entries):
+        raise UsageError(
+            f"--output {output} holds no training run (no checkpoint-* or report.json; it has "
+            f"{_listing(entries)}), so --overwrite leaves it alone: choose an empty folder"
+        )
+    shutil.rmtree(output)
+    return output
+
+
+def _listing(names: list, most: int = 3) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def row_groups(args, data) -> list:

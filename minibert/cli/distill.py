@@ -30,6 +30,7 @@ from .common import (
     diverged_is_an_error,
     label_ids,
     named_labels,
+    prepare_output,
     row_groups,
     train_config,
 )
@@ -65,7 +66,9 @@ def register(command) -> None:
         "--data rotten_tomatoes.csv --group-column movie --labels rotten,fresh --output rt-small",
     )
     sub.add_argument("teacher", metavar="TEACHER", help="teacher model folder with a tokenizer")
-    sub.add_argument("--recipe", required=True, choices=RECIPE_NAMES)
+    sub.add_argument(
+        "--recipe", required=True, choices=RECIPE_NAMES, help="how the student is built and taught"
+    )
     sub.add_argument("--output", required=True, metavar="DIR", help="checkpoints go here")
     sub.add_argument("--task", choices=TASKS, help="default: from the teacher's architecture")
     sub.add_argument("--max-length", type=int, default=128, help="tokens per text")
@@ -128,6 +131,7 @@ def cmd_distill(args) -> int:
     if args.lr is None:
         args.lr = _default_lr(args, task)
     run = _agnostic if task == "agnostic" else _classification
+    prepare_output(args)  # a used --output needs --resume or --overwrite
     report = run(args, _student_sizes(args), _weights(args, task))
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ import warnings
 from importlib.metadata import PackageNotFoundError, version
 
 from . import compare, distill, encode, info, quantize, serve, train
-from .common import UsageError
+from .common import HelpFormatter, UsageError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
             help=summary,
             description=f"{summary}\n\n{textwrap.dedent(description).strip()}",
             epilog=f"example:\n  {example}",
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            formatter_class=HelpFormatter,
         )
         sub.set_defaults(run=run)
         return sub

@@ -40,23 +40,28 @@ def text_examples(texts, tokenizer, max_length: int = 128, text_pairs=None) -> l
 
 
 def classification_examples(texts, labels, tokenizer, max_length=128, text_pairs=None) -> list:
-    """text_examples with a label each. labels: one int per text (e.g. LabelledTexts.label_ids).
-    Shapes: each example: input_ids, token_type_ids (T_i,) int64, labels () int64.
+    """text_examples with a label each. labels: one int per text (e.g. LabelledTexts.label_ids),
+    or one float row of 0/1 per text for multi-label classification.
+    Shapes: each example: input_ids, token_type_ids (T_i,) int64, labels () int64 or (K,)
+    float32.
     """
     if len(labels) != len(texts):
         raise MinibertError(f"{len(texts)} texts but {len(labels)} labels: give one per text")
     examples = text_examples(texts, tokenizer, max_length, text_pairs)
     for example, label in zip(examples, labels, strict=True):
-        example["labels"] = np.int64(label)
+        label = np.asarray(label)
+        example["labels"] = label.astype(np.float32) if label.ndim else np.int64(label)
     return examples
 
 
 def collate(examples: list, pad_id: int) -> dict:
     """Pad a list of examples into one batch.
 
-    Each example is a dict with a 1-D "input_ids" and any other fields: 1-D arrays as long as
-    input_ids (padded with PAD_VALUES, else 0) or scalars (a label per sequence, stacked).
-    Shapes: -> input_ids, attention_mask and per-token fields (B, T) int64; scalars (B,).
+    Each example is a dict with a 1-D "input_ids" and any other fields: integer 1-D arrays as
+    long as input_ids (padded with PAD_VALUES, else 0), or what each sequence has once, stacked:
+    scalars (a label) or float arrays of one shape (multi-label targets, K each).
+    Shapes: -> input_ids, attention_mask and per-token fields (B, T) int64; scalars (B,);
+    float arrays (B, K).
     """
     if not examples:
         raise MinibertError("cannot collate an empty list of examples")
@@ -75,6 +80,12 @@ def collate(examples: list, pad_id: int) -> dict:
         if all(value.ndim == 0 for value in values):
             stacked = np.array(values)
             batch[key] = stacked.astype(np.int64) if stacked.dtype.kind in "iub" else stacked
+            continue
+        if key != "input_ids" and all(value.dtype.kind == "f" for value in values):
+            shapes = {value.shape for value in values}
+            if len(shapes) > 1:
+                raise MinibertError(f"{key} has shapes {sorted(shapes)}: expected one shape")
+            batch[key] = np.stack(values)  # (B, K)
             continue
         if key != "input_ids":
             batch[key] = np.full((B, T), PAD_VALUES.get(key, 0), dtype=np.int64)

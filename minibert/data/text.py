@@ -4,8 +4,9 @@
    documents of sentences that pretraining pairs are built from (see masking.py);
    `data_dir`, `corpus_files` and `corpus_sentences` read the offline cache that
    scripts/fetch_data.py fills.
-2. Fine-tuning data: `read_labelled` reads texts and labels from CSV or JSONL, `group_split`
-   splits by group (e.g. by movie). batches.py tokenizes and pads them.
+2. Fine-tuning data: `read_labelled` reads texts and labels (one per text, or several with
+   multi_label) from CSV or JSONL, `group_split` splits by group (e.g. by movie). batches.py
+   tokenizes and pads them; conll.py reads the tagged words of token classification.
 
 Every random choice comes from the seed or np.random.Generator passed in.
 Shapes: N items in a data set.
@@ -125,8 +126,9 @@ def corpus_sentences(files, min_words: int = 4, max_texts: int | None = None, se
 class LabelledTexts:
     """What read_labelled returns: N texts, their label ids and the label of each id.
 
-    label_ids: (N,) int64, indices into label_names (sorted, see read_labelled). rows: every
-    column of each row as read (e.g. a movie id to give group_split).
+    label_ids: (N,) int64, indices into label_names (sorted, see read_labelled); with
+    multi_label, (N, K) float32 rows of 0/1, 1 for each of the K labels the text has.
+    rows: every column of each row as read (e.g. a movie id to give group_split).
     """
 
     texts: list
@@ -139,11 +141,15 @@ class LabelledTexts:
         return {name: index for index, name in enumerate(self.label_names)}
 
 
-def read_labelled(path, text_column="text", label_column="label") -> LabelledTexts:
+def read_labelled(
+    path, text_column="text", label_column="label", multi_label=False, separator=";"
+) -> LabelledTexts:
     """Read texts and labels from .csv, .tsv or .jsonl (each maybe .gz or .bz2 compressed).
 
     Labels are strings (JSON integers become their digits). Ids follow the sorted labels, integers
-    in numeric order first, so the mapping does not depend on the order of the rows. A missing
+    in numeric order first, so the mapping does not depend on the order of the rows. With
+    multi_label, a row has any number of labels, none included: a JSON list (["sports",
+    "politics"]) or one string split at `separator` ("sports;politics"; "" for none). A missing
     file or column, an empty file, a malformed row or an empty text or label raises MinibertError
     (a ValueError) naming the line.
     """
@@ -175,19 +181,51 @@ def read_labelled(path, text_column="text", label_column="label") -> LabelledTex
                     f"{path} line {line} has no column {column!r} (it has {sorted(row)})"
                 )
         text, label = row[text_column], row[label_column]
-        if isinstance(label, int) and not isinstance(label, bool):
+        if multi_label:
+            label = _label_set(label, separator, f"{path} line {line}: {label_column!r}")
+        elif isinstance(label, int) and not isinstance(label, bool):
             label = str(label)
-        for column, value in ((text_column, text), (label_column, label)):
+        values = [(text_column, text)] + [(label_column, one) for one in _as_list(label)]
+        for column, value in values:
             if not isinstance(value, str) or not value.strip():
                 why = "empty" if isinstance(value, str) else f"of type {type(value).__name__}"
                 why = "null" if value is None else why
                 raise MinibertError(f"{path} line {line}: {column!r} is {why}, expected text")
         texts.append(text)
         labels.append(label)
-    label_names = sorted(set(labels), key=_label_order)
+    label_names = sorted({one for label in labels for one in _as_list(label)}, key=_label_order)
+    if not label_names:
+        raise MinibertError(f"{path}: no row has a label in {label_column!r}")
     ids = {label: index for index, label in enumerate(label_names)}
-    label_ids = np.array([ids[label] for label in labels], dtype=np.int64)
+    if multi_label:
+        label_ids = np.zeros((len(labels), len(label_names)), np.float32)  # (N, K)
+        for row, label in enumerate(labels):
+            label_ids[row, [ids[one] for one in label]] = 1
+    else:
+        label_ids = np.array([ids[label] for label in labels], dtype=np.int64)  # (N,)
     return LabelledTexts(texts, label_ids, label_names, [row for _, row in rows])
+
+
+def _as_list(label) -> list:
+    return label if isinstance(label, list) else [label]
+
+
+def _label_set(value, separator: str, where: str) -> list:
+    """The labels of one multi-label row: a JSON list, or a string cut at separator."""
+    if isinstance(value, str):
+        parts = [part.strip() for part in value.split(separator) if part.strip()]
+    elif isinstance(value, list):
+        parts = [
+            str(part) if isinstance(part, int) and not isinstance(part, bool) else part
+            for part in value
+        ]
+    else:
+        kind = "null" if value is None else type(value).__name__
+        raise MinibertError(
+            f"{where} is {kind}; a multi-label row holds a list of labels or a "
+            f"{separator!r}-separated string"
+        )
+    return sorted(set(parts), key=lambda part: (not isinstance(part, str), str(part)))
 
 
 def _label_order(label: str):

@@ -8,7 +8,11 @@ architecture is *ForPreTraining; evaluation is masked-token accuracy on held-out
 
 finetune: a checkpoint loaded as *ForSequenceClassification, a split by group (so no group,
 e.g. a movie, is in two splits), accuracy and macro-F1 on the validation split while training
-and on the test split at the end.
+and on the test split at the end. With multi_label=True each text has any number of the K
+labels (rows of 0/1), the head has K sigmoids (binary cross-entropy) and the scores are the
+exact-match rate and micro- and macro-F1 at probability 0.5. The saved config.json names the
+classes (id2label, label2id), so minibert.load and transformers both see them.
+tagging.py fine-tunes token classifiers the same way.
 """
 
 from pathlib import Path
@@ -19,9 +23,11 @@ from ..config import IGNORE_INDEX, EncoderConfig
 from ..data.batches import batches, classification_examples, collate
 from ..data.masking import make_nsp_examples, make_sop_examples, mask_batch
 from ..data.text import group_split
+from ..errors import CheckpointError
 from ..evaluation.metrics import classification_metrics
 from ..io import load, read_config
 from ..models.auto import BASE_CLASSES, from_config
+from ..quant import quantization_of
 from ..tokenizer import load_tokenizer
 from .trainer import TrainConfig, Trainer
 
@@ -131,14 +137,18 @@ def classifier_batches(examples, batch_size: int, pad_id: int):
     return epoch_batches
 
 
-def predict(model, examples, batch_size: int, pad_id: int) -> np.ndarray:
-    """Predicted label ids, in the order of examples."""
-    out = np.empty(len(examples), np.int64)
+def predict(model, examples, batch_size: int, pad_id: int, multi_label: bool = False):
+    """Predicted label ids, in the order of examples; with multi_label, (N, K) booleans, True
+    where a label's probability exceeds 0.5 (its logit exceeds 0)."""
+    chunks = []
     for start in range(0, len(examples), batch_size):
         batch = collate(examples[start : start + batch_size], pad_id)
         batch.pop("labels", None)
-        out[start : start + batch_size] = model(**batch).logits.argmax(-1)
-    return out
+        logits = model(**batch).logits  # (B, K)
+        chunks.append(logits > 0 if multi_label else logits.argmax(-1))
+    if not chunks:
+        return np.zeros((0, model.config.num_labels) if multi_label else 0, np.int64)
+    return np.concatenate(chunks)
 
 
 def classification_splits(
@@ -149,18 +159,38 @@ def classification_splits(
     index = np.arange(len(texts))
     rows = group_split(index, groups, seed=split_seed)
 
+    label_ids = np.asarray(label_ids)  # (N,) ids, or (N, K) rows of 0/1 for multi-label
+
     def examples(chosen):
         return classification_examples(
-            [texts[i] for i in chosen], [int(label_ids[i]) for i in chosen], tokenizer, max_length
+            [texts[i] for i in chosen], label_ids[chosen], tokenizer, max_length
         )
 
     return {name: examples(chosen) for name, chosen in zip(SPLITS, rows, strict=True)}
 
 
 def split_metrics(model, examples, batch_size: int, pad_id: int) -> dict:
-    """Accuracy and macro-F1 of a classifier on tokenized examples."""
-    gold = np.array([int(e["labels"]) for e in examples])
+    """Accuracy and macro-F1 of a classifier on tokenized examples; for multi-label examples
+    (a row of 0/1 each), multi_label_metrics."""
+    gold = np.array([e["labels"] for e in examples])
+    if gold.ndim == 2:
+        return multi_label_metrics(predict(model, examples, batch_size, pad_id, True), gold)
     return classification_metrics(predict(model, examples, batch_size, pad_id), gold)
+
+
+def multi_label_metrics(predicted, gold) -> dict:
+    """Exact match (every label of a text right), micro-F1 (over all text-label decisions) and
+    macro-F1 (the mean over labels) of (N, K) 0/1 predictions against (N, K) 0/1 truth."""
+    predicted, gold = np.asarray(predicted, bool), np.asarray(gold) > 0.5  # (N, K)
+    tp = (predicted & gold).sum(0)  # (K,)
+    fp = (predicted & ~gold).sum(0)
+    fn = (~predicted & gold).sum(0)
+    per_label = 2 * tp / np.maximum(2 * tp + fp + fn, 1)  # (K,); no text and no guess: 0
+    return {
+        "exact_match": float((predicted == gold).all(1).mean()) if len(gold) else 0.0,
+        "micro_f1": float(2 * tp.sum() / max(2 * tp.sum() + fp.sum() + fn.sum(), 1)),
+        "macro_f1": float(per_label.mean()) if len(per_label) else 0.0,
+    }
 
 
 def finetune(
@@ -176,12 +206,25 @@ def finetune(
     num_labels=None,
     split_seed: int = 0,
     resume: bool = False,
+    label_names=None,
+    multi_label: bool = False,
 ):
-    """Fine-tune a checkpoint as a sequence classifier; returns (model, history, report)."""
+    """Fine-tune a checkpoint as a sequence classifier; returns (model, history, report).
+
+    label_ids: one id per text, or with multi_label one row of K 0/1 per text. label_names
+    (the class of each id) go into the saved config.json's id2label and label2id.
+    """
+    fine_tunable(model_path)
     tokenizer = tokenizer or load_tokenizer(model_path)
-    num_labels = num_labels or int(max(label_ids)) + 1
-    architecture = _classifier_architecture(model_path)
+    label_ids = np.asarray(label_ids)
+    if multi_label and label_ids.ndim != 2:
+        raise ValueError(f"multi_label needs (N, K) rows of 0/1, got label_ids {label_ids.shape}")
+    if num_labels is None:
+        num_labels = label_ids.shape[1] if multi_label else int(label_ids.max()) + 1
+    architecture = classifier_architecture(model_path, "ForSequenceClassification")
     model = load(model_path, architecture=architecture, num_labels=num_labels, seed=train.seed)
+    problem = "multi_label_classification" if multi_label else "single_label_classification"
+    name_labels(model, label_names, problem)
     splits = classification_splits(texts, label_ids, groups, tokenizer, max_length, split_seed)
     pad = tokenizer.pad_token_id
 
@@ -209,9 +252,45 @@ def finetune(
     return model, history, report
 
 
-def _classifier_architecture(model_path) -> str:
+def fine_tunable(model_path) -> EncoderConfig:
+    """The config of a model folder that can be fine-tuned; CheckpointError for a missing folder
+    (checked before its tokenizer, so the message names the model) or an int8 model."""
+    folder = Path(model_path)
+    if not folder.is_dir():
+        why = "is a file, not a model folder" if folder.exists() else "does not exist"
+        raise CheckpointError(f"model folder {folder} {why}")
+    config = read_config(folder)
+    if quantization_of(config) is not None:
+        raise CheckpointError(
+            f"{folder} holds an int8 (quantized) model, which runs inference only: fine-tune "
+            "the float32 model it was made from (--qat trains through int8 rounding), then "
+            "quantize the result"
+        )
+    return config
+
+
+def name_labels(model, label_names, problem_type: str | None = None) -> None:
+    """Write the class names (id order) into the model's config, as transformers keeps them:
+    id2label {"0": name, ...} and label2id {name: 0, ...}; and problem_type when given. Every
+    checkpoint saved afterwards carries them in config.json."""
+    extra = dict(model.config.hf_extra)
+    if label_names is not None:
+        names = [str(name) for name in label_names]
+        if len(names) != model.config.num_labels or len(set(names)) != len(names):
+            raise ValueError(
+                f"label_names must be {model.config.num_labels} distinct names, got {names}"
+            )
+        extra["id2label"] = {str(i): name for i, name in enumerate(names)}
+        extra["label2id"] = {name: i for i, name in enumerate(names)}
+    if problem_type is not None:
+        extra["problem_type"] = problem_type
+    model.config = model.config.replace(hf_extra=extra)
+
+
+def classifier_architecture(model_path, task: str) -> str:
+    """The family's class for a task, e.g. "BertForTokenClassification" for a BERT folder."""
     family = BASE_CLASSES[read_config(Path(model_path)).model_type].__name__  # e.g. "BertModel"
-    return family.removesuffix("Model") + "ForSequenceClassification"
+    return family.removesuffix("Model") + task
 
 
 def plot_history(history, path, title: str = "") -> Path:

@@ -14,6 +14,10 @@ read), optimizer.safetensors (AdamW's moments) and trainer_state.json; it is wri
 temporary name and renamed, so a crash never leaves half a checkpoint. Ctrl-C finishes the
 current step, saves, and stops. A NaN or infinite loss stops the run, naming the step, and
 leaves the last good checkpoint in place.
+
+Progress shows as a bar on a terminal (progress=True); where no one watches a bar (a log file,
+a CI job), log_lines=True prints one line to stderr every `log_every` steps and one per
+evaluation instead.
 """
 
 import json
@@ -21,6 +25,7 @@ import math
 import os
 import shutil
 import signal
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -60,17 +65,19 @@ class TrainConfig:
     eval_every: int = 0  # 0: only at the end
     save_every: int = 0  # 0: only at the end (and on Ctrl-C)
     keep_checkpoints: int = 2
-    log_every: int = 10
+    log_every: int = 10  # steps between updates of the bar's loss, or between lines
     seed: int = 0
-    progress: bool = True
+    progress: bool = True  # a progress bar (for a terminal)
+    log_lines: bool = False  # a line on stderr every log_every steps (for a log file)
     # quantization-aware training (Q8BERT): linear layers see int8-rounded weights and inputs
     # in the forward pass, gradients pass straight through; quantize the result afterwards
     qat: bool = False
 
     def __post_init__(self):
-        if self.max_steps < 1 or self.grad_accum < 1:
+        if self.max_steps < 1 or self.grad_accum < 1 or self.log_every < 1:
             raise ValueError(
-                f"max_steps and grad_accum must be >= 1, got {self.max_steps}, {self.grad_accum}"
+                "max_steps, grad_accum and log_every must be >= 1, got "
+                f"{self.max_steps}, {self.grad_accum}, {self.log_every}"
             )
         self.betas = tuple(self.betas)
 
@@ -120,6 +127,8 @@ class Trainer:
         if config.qat:
             enable_fake_quant(model)
         self._stop = False
+        self._started = time.perf_counter()  # for the elapsed time of the progress lines
+        self._window = [0, 0.0]  # tokens and seconds since the last progress line
 
     # --- the loop ---------------------------------------------------------------------------
     def train(self) -> History:
@@ -127,6 +136,7 @@ class Trainer:
         self.trainable.train()
         self.trainable.zero_grad()
         bar = self._progress()
+        self._started, self._window = time.perf_counter(), [0, 0.0]
         previous_handler = (
             signal.signal(signal.SIGINT, self._request_stop) if _main_thread() else None
         )
@@ -203,6 +213,12 @@ class Trainer:
                 bar.set_postfix(
                     loss=f"{loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tokens / max(seconds, 1e-9):,.0f}"
                 )
+        self._window[0] += tokens
+        self._window[1] += seconds
+        if cfg.log_lines and (self.step % cfg.log_every == 0 or self.step == cfg.max_steps):
+            tokens_per_second = self._window[0] / max(self._window[1], 1e-9)
+            self._window = [0, 0.0]
+            self._log(f"loss {loss:.4f}  lr {lr:.2e}  {tokens_per_second:,.0f} tokens/s")
         if cfg.eval_every and self.step % cfg.eval_every == 0:
             self.evaluate()
         if cfg.save_every and self.step % cfg.save_every == 0:
@@ -216,7 +232,16 @@ class Trainer:
         self.trainable.train()
         self.trainable.zero_grad()
         self.history.evals.append({"step": self.step, **metrics})
+        if self.config.log_lines and metrics:
+            self._log("evaluation: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
         return metrics
+
+    def _log(self, text: str) -> None:
+        """One progress line on stderr: the step, the share of the run done, the time, text."""
+        cfg = self.config
+        elapsed = time.perf_counter() - self._started
+        line = f"step {self.step}/{cfg.max_steps} ({100 * self.step / cfg.max_steps:.0f}%)"
+        print(f"{line}  {text}  {_duration(elapsed)} elapsed", file=sys.stderr, flush=True)
 
     def _request_stop(self, signum, frame) -> None:
         if self._stop:  # a second Ctrl-C: stop now
@@ -309,6 +334,12 @@ class Trainer:
         self.batch_in_epoch = state["batch_in_epoch"]
         self.history = History(**state["history"])
         return self
+
+
+def _duration(seconds: float) -> str:
+    """Seconds as H:MM:SS."""
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}"
 
 
 def _rng_state(rng) -> dict:

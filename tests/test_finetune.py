@@ -1,0 +1,261 @@
+"""`minibert finetune` end to end on a tiny model: class names in config.json, token
+classification from CoNLL files (sub-token labels checked against transformers' own, from
+fixtures/conll/), multi-label classification, and the command's refusals."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import minibert
+from conftest import needs_minilm
+from minibert import EncoderConfig
+from minibert.cli.main import main
+from minibert.config import IGNORE_INDEX
+from minibert.data.batches import collate
+from minibert.data.conll import read_conll, token_classification_examples
+from minibert.data.text import read_labelled
+from minibert.errors import MinibertError
+from minibert.models import from_config
+from minibert.tokenizer import load_tokenizer, train_wordpiece
+
+CONLL = Path(__file__).parent / "fixtures" / "conll"
+WORDS = (
+    "the cat sat on a mat while dogs ran over green hills and birds sang in tall trees "
+    "near cold rivers"
+).split()
+
+
+@pytest.fixture(scope="module")
+def base_model(tmp_path_factory):
+    """A one-layer BERT with a WordPiece vocabulary of WORDS: config, weights and tokenizer."""
+    folder = tmp_path_factory.mktemp("base")
+    rng = np.random.default_rng(0)
+    tok = train_wordpiece([" ".join(rng.choice(WORDS, 8)) for _ in range(50)], 120, folder)
+    config = EncoderConfig(
+        architecture="BertModel",
+        vocab_size=tok.vocab_size,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=24,
+        max_position_embeddings=40,
+    )
+    from_config(config, seed=0).save_pretrained(folder)
+    return folder
+
+
+def write_reviews(path, rows=40, seed=0):
+    rng = np.random.default_rng(seed)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        for i in range(rows):
+            writer.writerow([" ".join(rng.choice(WORDS, 5)), ["rotten", "fresh"][i % 2]])
+    return path
+
+
+def finetune(model, data, output, *extra):
+    return main(
+        ["finetune", str(model), "--data", str(data), "--output", str(output), "--steps", "2"]
+        + ["--batch-size", "8", *extra]
+    )
+
+
+def saved_config(folder):
+    return json.loads((Path(folder) / "config.json").read_text())
+
+
+# --- class names survive training -------------------------------------------------------------
+def test_class_names_go_into_the_saved_config(base_model, tmp_path, capsys):
+    data = write_reviews(tmp_path / "reviews.csv")
+    assert finetune(base_model, data, tmp_path / "ft") == 0
+    folder = tmp_path / "ft" / "checkpoint-2"
+    config = saved_config(folder)
+    assert config["id2label"] == {"0": "fresh", "1": "rotten"}  # sorted, as report.json says
+    assert config["label2id"] == {"fresh": 0, "rotten": 1}
+    assert config["problem_type"] == "single_label_classification"
+    model = minibert.load(folder)
+    assert type(model).__name__ == "BertForSequenceClassification"
+    assert model.config.to_hf()["id2label"] == config["id2label"]  # and back out unchanged
+    report = json.loads((tmp_path / "ft" / "report.json").read_text())
+    assert report["label_names"] == ["fresh", "rotten"]
+
+
+# --- the command's refusals -------------------------------------------------------------------
+def test_a_used_output_needs_resume_or_overwrite(base_model, tmp_path, capsys):
+    data = write_reviews(tmp_path / "reviews.csv")
+    output = tmp_path / "ft"
+    assert finetune(base_model, data, output, "--steps", "3", "--save-every", "1") == 0
+    capsys.readouterr()
+    assert finetune(base_model, data, output) == 2  # the issue: checkpoint-3 outlived this run
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"--output {output} is not empty" in err
+    assert "--resume" in err
+    assert "--overwrite" in err
+    assert finetune(base_model, data, output, "--overwrite") == 0
+    assert sorted(p.name for p in output.glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
+    assert json.loads((output / "checkpoint-2" / "trainer_state.json").read_text())["step"] == 2
+    assert finetune(base_model, data, output, "--resume", "--steps", "3") == 0  # continues
+
+
+def test_overwrite_leaves_a_folder_that_is_no_run_alone(base_model, tmp_path, capsys):
+    data = write_reviews(tmp_path / "reviews.csv")
+    precious = tmp_path / "notes"
+    precious.mkdir()
+    (precious / "thesis.txt").write_text("years of work")
+    assert finetune(base_model, data, precious, "--overwrite") == 2
+    assert "holds no training run" in capsys.readouterr().err
+    assert (precious / "thesis.txt").read_text() == "years of work"
+
+
+def test_an_int8_model_is_refused_in_one_line(base_model, tmp_path, capsys):
+    int8 = tmp_path / "int8"
+    assert main(["quantize", str(base_model), str(int8)]) == 0
+    capsys.readouterr()
+    assert finetune(int8, write_reviews(tmp_path / "r.csv"), tmp_path / "ft") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("minibert: error:")
+    assert err.count("\n") == 1
+    assert "int8 (quantized) model" in err
+
+
+def test_a_missing_model_folder_is_named_as_such(tmp_path, capsys):
+    missing = tmp_path / "no-such-model"
+    assert finetune(missing, write_reviews(tmp_path / "r.csv"), tmp_path / "ft") == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"minibert: error: model folder {missing} does not exist"
+
+
+def test_progress_lines_when_stderr_is_no_terminal(base_model, tmp_path, capsys):
+    data = write_reviews(tmp_path / "reviews.csv")
+    assert finetune(base_model, data, tmp_path / "ft", "--steps", "4", "--log-every", "2") == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "tokens/s" in line]
+    assert [line.split("  ")[0] for line in lines] == ["step 2/4 (50%)", "step 4/4 (100%)"]
+    assert all("loss " in line and " elapsed" in line for line in lines)
+
+
+def test_progress_lines_default_to_twenty_a_run(base_model, tmp_path, capsys):
+    data = write_reviews(tmp_path / "reviews.csv", rows=80)
+    assert finetune(base_model, data, tmp_path / "ft", "--steps", "40", "--eval-every", "40") == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "tokens/s" in line]
+    assert len(lines) == 20
+    assert lines[0].startswith("step 2/40 ")
+
+
+# --- token classification ---------------------------------------------------------------------
+def test_read_conll_skips_docstart_and_takes_the_last_column():
+    data = read_conll(CONLL / "tiny.conll")
+    expected = json.loads((CONLL / "token_labels.json").read_text())
+    assert data.words == expected["words"]
+    assert data.label_names == expected["label_names"]
+    assert data.words[0][:3] == ["EU", "rejects", "German"]
+    names = [data.label_names[i] for i in data.tag_ids[0][:3]]
+    assert names == ["B-ORG", "O", "B-MISC"]  # four columns: the tag is the last
+
+
+@needs_minilm
+@pytest.mark.parametrize("max_length", ["64", "12"])
+def test_sub_token_labels_equal_transformers(max_length):
+    """Each word's tag on its first sub-token, -100 elsewhere, cut to max_length: the labels
+    transformers' token-classification example computes (fixtures/generate_token_labels.py)."""
+    from minibert.pretrained import minilm_path
+
+    expected = json.loads((CONLL / "token_labels.json").read_text())
+    data = read_conll(CONLL / "tiny.conll")
+    examples = token_classification_examples(
+        data.words, data.tag_ids, load_tokenizer(minilm_path()), int(max_length)
+    )
+    rows = expected["by_max_length"][max_length]
+    assert len(examples) == len(rows)
+    for example, row in zip(examples, rows, strict=True):
+        assert example["input_ids"].tolist() == row["input_ids"]
+        assert example["labels"].tolist() == row["labels"]
+    assert any(len(row["input_ids"]) == 12 for row in expected["by_max_length"]["12"])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("EU B-ORG\nrejects\n", "line 2 has no tag"),
+        ("-DOCSTART- O\n\n\n", "has no sentences"),
+    ],
+)
+def test_read_conll_errors_name_the_line(tmp_path, text, message):
+    path = tmp_path / "bad.conll"
+    path.write_text(text)
+    with pytest.raises(MinibertError, match=message):
+        read_conll(path)
+    with pytest.raises(MinibertError, match="does not exist"):
+        read_conll(tmp_path / "missing.conll")
+
+
+def write_tagged(path, sentences=30, seed=0):
+    """Sentences of WORDS where "cat" and "dogs" are animals (B-ANIMAL), the rest O."""
+    rng = np.random.default_rng(seed)
+    blocks = []
+    for _ in range(sentences):
+        words = rng.choice(WORDS, rng.integers(3, 8))
+        blocks.append(
+            "\n".join(f"{w} {'B-ANIMAL' if w in ('cat', 'dogs') else 'O'}" for w in words)
+        )
+    path.write_text("\n\n".join(blocks) + "\n")
+    return path
+
+
+def test_finetune_a_token_classifier_from_conll(base_model, tmp_path, capsys):
+    data = write_tagged(tmp_path / "animals.conll")
+    assert finetune(base_model, data, tmp_path / "ner", "--task", "token", "--lr", "1e-3") == 0
+    folder = tmp_path / "ner" / "checkpoint-2"
+    config = saved_config(folder)
+    assert config["architectures"] == ["BertForTokenClassification"]
+    assert config["id2label"] == {"0": "B-ANIMAL", "1": "O"}
+    model = minibert.load(folder)
+    tok = minibert.load_tokenizer(folder)
+    out = model(**tok(["the cat sat"]))
+    assert out.logits.shape == (1, 5, 2)
+    report = json.loads((tmp_path / "ner" / "report.json").read_text())
+    assert report["label_names"] == ["B-ANIMAL", "O"]
+    assert sum(report["sizes"].values()) == 30
+    assert set(report["test"]) == {"accuracy", "f1"}
+
+
+def test_a_conll_file_without_task_token_is_a_usage_error(base_model, tmp_path, capsys):
+    data = write_tagged(tmp_path / "animals.conll")
+    assert finetune(base_model, data, tmp_path / "ner") == 2
+    assert "add --task token" in capsys.readouterr().err
+
+
+# --- multi-label classification ---------------------------------------------------------------
+def test_read_labelled_multi_label_from_jsonl_lists_and_csv_strings(tmp_path):
+    jsonl = tmp_path / "topics.jsonl"
+    rows = [("a", ["sports", "politics"]), ("b", []), ("c", ["arts"]), ("d", ["sports"])]
+    jsonl.write_text("".join(json.dumps({"text": t, "label": ls}) + "\n" for t, ls in rows))
+    data = read_labelled(jsonl, multi_label=True)
+    assert data.label_names == ["arts", "politics", "sports"]
+    assert data.label_ids.dtype == np.float32
+    assert data.label_ids.tolist() == [[0, 1, 1], [0, 0, 0], [1, 0, 0], [0, 0, 1]]
+    table = tmp_path / "topics.csv"
+    table.write_text("text,label\na,sports; politics\nb,\nc,arts;\nd,sports\n")
+    again = read_labelled(table, multi_label=True, separator=";")
+    assert again.label_names == data.label_names
+    np.testing.assert_array_equal(again.label_ids, data.label_ids)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "a", "label": null}\n')
+    with pytest.raises(MinibertError, match="line 1: 'label' is null"):
+        read_labelled(bad, multi_label=True)
+
+
+def test_collate_stacks_multi_hot_rows():
+    examples = [
+        {"input_ids": np.array([2, 7, 3]), "labels": np.array([1, 0, 1], np.float32)},
+        {"input_ids": np.array([2, 3]), "labels": np.array([0, 0, 1], np.float32)},
+    ]
+    batch = collate(examples, pad_id=0)
+    assert batch["labels"].shape == (2, 3)
+    assert batch["labels"].dtype == np.float32
+    tagged = [{"input_ids": np.array([2, 7, 3]), "labels": np.array([IGNORE_INDEX, 1, 0])}]
+    assert collate(tagged, pad_id=0)["labels"].shape == (1, 3)  # integers: per token
