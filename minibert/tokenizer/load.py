@@ -76,14 +76,15 @@ def load_tokenizer(path) -> Tokenizer:
 
 def _add_special_tokens(backend, special, config) -> None:
     """Register the roles' tokens as special added tokens, as Hugging Face does: written in a
-    text, they are matched whole. tokenizer_config.json's added_tokens_decoder may say how
-    (RoBERTa's <mask> takes the space before it: lstrip)."""
-    described = {}
+    text, they are matched whole. tokenizer_config.json may say how, in added_tokens_decoder or
+    as an AddedToken dict for the role (RoBERTa's <mask> takes the space before it: lstrip)."""
     entries = config.get("added_tokens_decoder")
-    if isinstance(entries, dict):
-        for entry in entries.values():
-            if isinstance(entry, dict) and isinstance(entry.get("content"), str):
-                described[entry["content"]] = entry
+    entries = list(entries.values()) if isinstance(entries, dict) else []
+    entries += [config.get(f"{role}_token") for role in ROLES]  # an AddedToken dict, or a str
+    described = {}
+    for entry in entries:
+        if isinstance(entry, dict) and isinstance(entry.get("content"), str):
+            described.setdefault(entry["content"], entry)
     added = []
     for token in dict.fromkeys(t for t in special.values() if t is not None):
         entry = described.get(token, {})
