@@ -233,3 +233,22 @@ def test_new_formats_know_their_special_tokens(tmp_path):
     assert albert.special_tokens["cls"] == "[CLS]"
     assert albert.special_tokens["pad"] == "<pad>"
     assert albert.decode(albert("Hello world").input_ids[0]) == "hello world"
+
+
+@pytest.mark.parametrize("case", ["roberta-bpe-mask-lstrip", "albert-spiece", "wordpiece"])
+def test_saved_tokenizer_json_gives_the_same_call(case, tmp_path):
+    """A tokenizer built from vocab.json / spiece.model / vocab.txt, saved as tokenizer.json and
+    loaded again, encodes exactly as the folder's files do."""
+    tok = load_case(case, tmp_path)
+    tok.save(tmp_path / "saved")
+    assert sorted(p.name for p in (tmp_path / "saved").iterdir()) == [
+        "tokenizer.json",
+        "tokenizer_config.json",
+    ]
+    again = load_tokenizer(tmp_path / "saved")
+    assert again.special_tokens == tok.special_tokens
+    for spec in SPEC["calls"].values():
+        first, second = call(tok, spec), call(again, spec)
+        assert list(first) == list(second)
+        for key in first:
+            np.testing.assert_array_equal(first[key], second[key], err_msg=key)
