@@ -124,7 +124,8 @@ def pretrain(
     if resume and trainer.latest_checkpoint() is not None:
         trainer.resume()
     history = trainer.train()
-    tokenizer.save(trainer.latest_checkpoint())
+    if trainer.latest_checkpoint() is not None:  # output_dir=None keeps nothing on disk
+        tokenizer.save(trainer.latest_checkpoint())
     return model, history
 
 
@@ -248,7 +249,8 @@ def finetune(
         "test": evaluate(model, "test"),
         "initialized": model.load_report.get("initialized", []),
     }
-    tokenizer.save(trainer.latest_checkpoint())
+    if trainer.latest_checkpoint() is not None:  # output_dir=None keeps nothing on disk
+        tokenizer.save(trainer.latest_checkpoint())
     return model, history, report
 
 

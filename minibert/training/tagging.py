@@ -98,5 +98,6 @@ def finetune_tagger(
         "test": evaluate(model, "test"),
         "initialized": model.load_report.get("initialized", []),
     }
-    tokenizer.save(trainer.latest_checkpoint())
+    if trainer.latest_checkpoint() is not None:  # output_dir=None keeps nothing on disk
+        tokenizer.save(trainer.latest_checkpoint())
     return model, history, report
