@@ -19,17 +19,28 @@ LOG_LINES_PER_RUN = 20  # progress lines in a run when stderr is not a terminal 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """argparse's help with each command's description kept as written, and each option's
-    default after its help text (argparse's ArgumentDefaultsHelpFormatter, except that a default
-    of None or False, which says nothing, is left out)."""
+    default after its help text, as argparse's ArgumentDefaultsHelpFormatter writes it; left out
+    where it says nothing (None, an on/off flag, an empty list) or the help text already
+    describes the default in words."""
 
     def _get_help_string(self, action):
         text = action.help or ""
-        default = action.default
-        if "%(default)" in text or default is None or default is False:
-            return text
-        if default == argparse.SUPPRESS or not (action.option_strings or action.nargs in "?*"):
+        if not shows_a_default(action) or "default" in text.lower():
             return text
         return f"{text} (default: %(default)s)"
+
+
+def shows_a_default(action) -> bool:
+    """Whether an option's default is worth showing in --help (see HelpFormatter)."""
+    default = action.default
+    if (
+        default is None
+        or isinstance(default, bool)
+        or default == []
+        or default == argparse.SUPPRESS
+    ):
+        return False
+    return bool(action.option_strings) or action.nargs in ("?", "*")
 
 
 class UsageError(ValueError):
@@ -57,16 +68,23 @@ def add_labelled_data_arguments(
     group.add_argument(
         "--label-column", default="label", metavar="NAME", help="column of the labels"
     )
-    group.add_argument("--group-column", help="keep each group in one split (e.g. movie)")
+    group.add_argument(
+        "--group-column", metavar="NAME", help="keep each group in one split (e.g. movie)"
+    )
     if labels_help:
         group.add_argument("--labels", metavar="A,B,...", help=labels_help)
 
 
 def add_training_arguments(sub, steps, lr) -> None:
     """The trainer's options (pretrain, finetune, distill); steps and lr are the defaults."""
-    sub.add_argument("--steps", type=int, default=steps, help="optimizer steps")
+    unset = " (unset: as the description says)"
+    sub.add_argument(
+        "--steps", type=int, default=steps, help="optimizer steps" + ("" if steps else unset)
+    )
     sub.add_argument("--batch-size", type=int, default=32, help="texts per batch")
-    sub.add_argument("--lr", type=float, default=lr, help="peak learning rate")
+    sub.add_argument(
+        "--lr", type=float, default=lr, help="peak learning rate" + ("" if lr else unset)
+    )
     sub.add_argument("--warmup", type=float, default=0.1, help="warmup, fraction of the steps")
     sub.add_argument(
         "--schedule",

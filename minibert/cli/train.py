@@ -92,6 +92,7 @@ def register(command) -> None:
         classification head, trains, and reports accuracy and macro-F1 on the validation split
         every --eval-every steps and on the test split at the end (also written to
         OUTPUT/report.json). The checkpoints' config.json names the classes (id2label).
+        Without --steps, the run makes --epochs passes over the training split.
 
         --task multi-label: each text has any number of labels, a JSON list in a .jsonl file
         ({"text": "...", "label": ["sports", "politics"]}, [] for none) or one string cut at
