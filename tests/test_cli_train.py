@@ -194,3 +194,20 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
     assert err.startswith("minibert: error:")
     assert "nope.csv" in err
     assert "\n" not in err
+
+
+def test_pretrain_refuses_a_used_output_before_training(tmp_path, capsys):
+    corpus = write_corpus(tmp_path / "corpus.txt")
+    output = tmp_path / "run"
+    (output / "checkpoint-800").mkdir(parents=True)  # an older, longer run
+    argv = ["pretrain", "--corpus", str(corpus), "--output", str(output), "--vocab-size", "120"]
+    assert main(argv) == 2
+    assert "is not empty (checkpoint-800)" in capsys.readouterr().err
+    assert sorted(p.name for p in output.iterdir()) == ["checkpoint-800"]  # no tokenizer/ yet
+
+
+def test_train_config_rejects_a_log_interval_below_one():
+    from minibert.training.trainer import TrainConfig
+
+    with pytest.raises(ValueError, match="log_every must be >= 1"):
+        TrainConfig(log_every=0)
