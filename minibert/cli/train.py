@@ -215,6 +215,8 @@ def cmd_finetune(args) -> int:
     conll = Path(args.data).name.lower().endswith(CONLL_SUFFIXES)
     if conll and args.task != "token":
         raise UsageError(f"{args.data} looks like a CoNLL file: add --task token")
+    if args.task == "token" and args.group_column:
+        raise UsageError("--group-column is for tables; --task token splits the sentences")
     output = prepare_output(args)
     if args.task == "token":
         data = read_conll(args.data)

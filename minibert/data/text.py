@@ -185,12 +185,13 @@ def read_labelled(
             label = _label_set(label, separator, f"{path} line {line}: {label_column!r}")
         elif isinstance(label, int) and not isinstance(label, bool):
             label = str(label)
-        values = [(text_column, text)] + [(label_column, one) for one in _as_list(label)]
-        for column, value in values:
+        values = [(label_column, one) for one in label] if multi_label else [(label_column, label)]
+        for column, value in [(text_column, text), *values]:
             if not isinstance(value, str) or not value.strip():
                 why = "empty" if isinstance(value, str) else f"of type {type(value).__name__}"
                 why = "null" if value is None else why
-                raise MinibertError(f"{path} line {line}: {column!r} is {why}, expected text")
+                hint = " (a list of labels needs multi-label)" if isinstance(value, list) else ""
+                raise MinibertError(f"{path} line {line}: {column!r} is {why}, expected text{hint}")
         texts.append(text)
         labels.append(label)
     label_names = sorted({one for label in labels for one in _as_list(label)}, key=_label_order)
