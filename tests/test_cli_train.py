@@ -211,3 +211,10 @@ def test_train_config_rejects_a_log_interval_below_one():
 
     with pytest.raises(ValueError, match="log_every must be >= 1"):
         TrainConfig(log_every=0)
+
+
+def test_resume_and_overwrite_together_are_a_usage_error(tmp_path, capsys):
+    corpus = write_corpus(tmp_path / "corpus.txt")
+    argv = ["pretrain", "--corpus", str(corpus), "--output", str(tmp_path / "run")]
+    assert main([*argv, "--resume", "--overwrite"]) == 2
+    assert "give one" in capsys.readouterr().err

@@ -151,6 +151,8 @@ def prepare_output(args) -> Path:
     deletes it; --overwrite deletes only a folder that looks like a run (checkpoints or a
     report.json), never another folder given by mistake."""
     output = Path(args.output)
+    if args.resume and args.overwrite:
+        raise UsageError("--resume continues the run in --output, --overwrite deletes it: give one")
     if output.exists() and not output.is_dir():
         raise UsageError(f"--output {output} is a file; give a folder")
     entries = sorted(p.name for p in output.iterdir()) if output.is_dir() else []
