@@ -5,6 +5,7 @@ out = model(input_ids, attention_mask=...)   # out.last_hidden_state, out.logits
 tok = minibert.load_tokenizer(path)
 vectors = minibert.SentenceEncoder(path).encode(texts)
 qmodel = minibert.quantize(model)            # int8 weights, same call interface
+pipe = minibert.pipeline("fill-mask", path)  # task pipelines, called as transformers' are
 """
 
 import os as _os
@@ -19,6 +20,7 @@ _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "12")
 from .config import EncoderConfig  # noqa: E402
 from .errors import CheckpointError, ConfigError, InputError, LoadWarning, MinibertError
 from .io import load
+from .pipelines import pipeline
 from .quant import quantize
 from .sentence import SentenceEncoder
 from .tokenizer import load_tokenizer
@@ -36,5 +38,6 @@ __all__ = [
     "__version__",
     "load",
     "load_tokenizer",
+    "pipeline",
     "quantize",
 ]

@@ -1,0 +1,248 @@
+"""minibert.pipeline against transformers' pipelines on the same tiny models.
+
+tests/fixtures/generate_pipelines.py made the model folders (a WordPiece vocabulary, a masked-LM,
+a base model, three sequence classifiers, a token classifier and a span head) and ran each case
+through transformers' pipeline (question answering through transformers 4, which still has
+it). Every case here runs the same inputs and options through minibert: same structure, same
+labels, tokens, words and character spans exactly, scores and vectors within ATOL_HF.
+"""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+import minibert
+from conftest import ATOL_HF, FIXTURES
+from minibert.errors import ConfigError, InputError, MinibertError
+
+PIPELINES = FIXTURES / "pipelines"
+CASES = json.loads((PIPELINES / "cases.json").read_text())
+QA_CASES = json.loads((PIPELINES / "question-answering.json").read_text())
+_loaded = {}
+
+
+def pipe_for(task, folder, init_options):
+    """One pipeline per (task, folder, options): loading is the slow part."""
+    key = (task, folder, json.dumps(init_options, sort_keys=True))
+    if key not in _loaded:
+        _loaded[key] = minibert.pipeline(task, PIPELINES / folder, **init_options)
+    return _loaded[key]
+
+
+def assert_same(got, expected, where="output"):
+    """Same nesting, keys, ints and strings; floats within ATOL_HF."""
+    if isinstance(expected, dict):
+        assert isinstance(got, dict), f"{where}: {type(got).__name__} instead of a dict"
+        assert sorted(got) == sorted(expected), f"{where}: keys {sorted(got)}"
+        for key in expected:
+            assert_same(got[key], expected[key], f"{where}[{key!r}]")
+    elif isinstance(expected, list):
+        got = got.tolist() if isinstance(got, np.ndarray) else got
+        assert isinstance(got, list), f"{where}: {type(got).__name__} instead of a list"
+        assert len(got) == len(expected), f"{where}: {len(got)} items, expected {len(expected)}"
+        for i, (a, b) in enumerate(zip(got, expected, strict=True)):
+            assert_same(a, b, f"{where}[{i}]")
+    elif isinstance(expected, float):
+        assert isinstance(got, float), f"{where}: {type(got).__name__} instead of a float"
+        assert math.isclose(got, expected, rel_tol=0, abs_tol=ATOL_HF), (
+            f"{where}: {got} vs {expected}"
+        )
+    else:
+        assert type(got) is type(expected), f"{where}: {got!r} vs {expected!r}"
+        assert got == expected, f"{where}: {got!r} vs {expected!r}"
+
+
+def case_id(case):
+    return f"{case['folder']}-{json.dumps(case['init_options'])}-{json.dumps(case['call_options'])}"
+
+
+def run_case(task, case):
+    pipe = pipe_for(task, case["folder"], case["init_options"])
+    return pipe(case["inputs"], **case["call_options"])
+
+
+@pytest.mark.parametrize("case", CASES["fill-mask"], ids=case_id)
+def test_fill_mask(case):
+    if "zebra" in case["call_options"].get("targets", []):  # not a token: its first piece is used
+        with pytest.warns(UserWarning, match="'zebra' is not in the vocabulary; using 'z'"):
+            got = run_case("fill-mask", case)
+    else:
+        got = run_case("fill-mask", case)
+    assert_same(got, case["output"])
+
+
+@pytest.mark.parametrize("case", CASES["text-classification"], ids=case_id)
+def test_text_classification(case):
+    assert_same(run_case("text-classification", case), case["output"])
+
+
+@pytest.mark.parametrize("case", CASES["token-classification"], ids=case_id)
+def test_token_classification(case):
+    assert_same(run_case("token-classification", case), case["output"])
+
+
+@pytest.mark.parametrize("case", QA_CASES, ids=case_id)
+def test_question_answering(case):
+    assert_same(run_case("question-answering", case), case["output"])
+
+
+@pytest.mark.parametrize("case", CASES["feature-extraction"], ids=case_id)
+def test_feature_extraction(case):
+    got = run_case("feature-extraction", case)
+    if case["call_options"].get("return_tensors"):
+        assert isinstance(got, np.ndarray)
+        assert got.dtype == np.float32
+    assert_same(got, case["output"])
+
+
+@pytest.mark.parametrize(
+    "case", CASES["sentence-similarity"], ids=lambda c: c["inputs"]["source_sentence"]
+)
+def test_sentence_similarity(case):
+    pipe = pipe_for("sentence-similarity", case["folder"], {})
+    assert_same(pipe(case["inputs"]), case["output"])
+    inputs = case["inputs"]  # the source sentence with the sentences beside it: the same scores
+    assert_same(pipe(inputs["source_sentence"], inputs["sentences"]), case["output"])
+
+
+def test_fixtures_cover_every_option():
+    """The cases exercise each option the issue names, so a missing one cannot pass unseen."""
+    used = {
+        task: {key for case in cases for key in {**case["init_options"], **case["call_options"]}}
+        for task, cases in {**CASES, "question-answering": QA_CASES}.items()
+        if task != "sentence-similarity"
+    }
+    assert {"top_k", "targets"} <= used["fill-mask"]
+    assert {"top_k", "function_to_apply"} <= used["text-classification"]
+    assert {"aggregation_strategy", "ignore_labels"} <= used["token-classification"]
+    strategies = {
+        c["call_options"].get("aggregation_strategy") for c in CASES["token-classification"]
+    }
+    assert {"none", "simple", "first", "average", "max"} <= strategies
+    assert {
+        "top_k",
+        "max_answer_len",
+        "handle_impossible_answer",
+        "doc_stride",
+        "max_seq_len",
+        "align_to_words",
+    } <= used["question-answering"]
+    # a long context really was split: a case with a short max_seq_len answers from later windows
+    long_case = next(c for c in QA_CASES if c["call_options"].get("max_seq_len") == 24)
+    assert max(answer["start"] for answer in long_case["output"]) > 100  # past the 1st window
+
+
+def test_question_answering_keyword_forms():
+    """question= and context= give what the dict gives; lists give a list."""
+    case = QA_CASES[0]
+    pipe = pipe_for("question-answering", case["folder"], {})
+    q, c = case["inputs"]["question"], case["inputs"]["context"]
+    assert_same(pipe(question=q, context=c), case["output"])
+    assert_same(pipe(q, c), case["output"])
+    assert_same(pipe(question=[q, q], context=c), [case["output"]] * 2)
+
+
+def test_aliases_and_pipeline_export():
+    assert minibert.pipeline is minibert.pipelines.pipeline
+    case = CASES["token-classification"][0]
+    pipe = minibert.pipeline("ner", PIPELINES / case["folder"])
+    assert_same(pipe(case["inputs"]), case["output"])
+
+
+# --- bad input: a clear error naming what was wrong -----------------------------------------------
+def test_unknown_task():
+    with pytest.raises(MinibertError, match="unknown task 'summarization'"):
+        minibert.pipeline("summarization", PIPELINES / "bert-mlm")
+
+
+def test_fill_mask_without_mask():
+    pipe = pipe_for("fill-mask", "bert-mlm", {})
+    with pytest.raises(InputError, match=r"no mask token \(\[MASK\]\) found in the text 'paris'"):
+        pipe("paris")
+
+
+@pytest.mark.parametrize("question", ["", "   "])
+def test_empty_question(question):
+    pipe = pipe_for("question-answering", "bert-qa", {})
+    with pytest.raises(InputError, match="the question is empty"):
+        pipe(question=question, context="ada lives in london.")
+
+
+def test_model_without_the_head():
+    with pytest.raises(ConfigError, match="holds a BertModel, which has no head for fill-mask"):
+        minibert.pipeline("fill-mask", PIPELINES / "bert-encoder")
+
+
+@pytest.mark.parametrize(
+    ("task", "folder", "inputs", "options", "message"),
+    [
+        ("fill-mask", "bert-mlm", "a [MASK].", {"top_n": 3}, "fill-mask takes no option 'top_n'"),
+        ("fill-mask", "bert-mlm", "a [MASK].", {"top_k": 0}, "top_k must be an integer >= 1"),
+        ("fill-mask", "bert-mlm", 3, {}, "inputs must be a str or a list of str, got int"),
+        ("fill-mask", "bert-mlm", [], {}, "inputs is an empty list"),
+        ("fill-mask", "bert-mlm", "a [MASK].", {"targets": []}, "targets must be a str or"),
+        (
+            "text-classification",
+            "bert-sentiment",
+            "paris.",
+            {"function_to_apply": "tanh"},
+            "function_to_apply must be one of",
+        ),
+        (
+            "text-classification",
+            "bert-sentiment",
+            {"text": "a", "pair": "b"},
+            {},
+            "a text pair is a dict with keys 'text' and 'text_pair'",
+        ),
+        (
+            "token-classification",
+            "bert-ner",
+            "paris.",
+            {"aggregation_strategy": "longest"},
+            "aggregation_strategy must be one of",
+        ),
+        (
+            "token-classification",
+            "bert-ner",
+            "paris.",
+            {"ignore_labels": "O"},
+            "ignore_labels must",
+        ),
+        (
+            "question-answering",
+            "bert-qa",
+            {"question": "who?"},
+            {},
+            "each example must be a dict with 'question' and 'context'",
+        ),
+        (
+            "question-answering",
+            "bert-qa",
+            {"question": "who?", "context": "ada."},
+            {"doc_stride": 40, "max_seq_len": 32},
+            r"doc_stride \(40\) is larger than max_seq_len \(32\)",
+        ),
+        (
+            "question-answering",
+            "bert-qa",
+            {"question": "who " * 40, "context": "ada lives in london."},
+            {"max_seq_len": 24, "doc_stride": 4},
+            "cannot encode the text",
+        ),
+    ],
+)
+def test_bad_input(task, folder, inputs, options, message):
+    pipe = pipe_for(task, folder, {})
+    with pytest.raises(InputError, match=message):
+        pipe(inputs, **options)
+
+
+def test_sentence_similarity_needs_sentences():
+    pipe = pipe_for("sentence-similarity", "bert-encoder", {})
+    with pytest.raises(InputError, match="needs `sentences`"):
+        pipe("paris.")
+    with pytest.raises(InputError, match="'source_sentence'"):
+        pipe({"source": "paris.", "sentences": ["a"]})
