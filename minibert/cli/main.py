@@ -10,6 +10,8 @@
     minibert distill TEACHER --recipe NAME --output DIR   a smaller student from a teacher
     minibert compare TEACHER STUDENT...         teacher and students side by side
     minibert serve [MODEL] [--port N]           an HTTP server (OpenAI embeddings, TEI routes)
+    minibert fill-mask|classify|ner MODEL TEXT...   task pipelines (--json: their output)
+    minibert qa MODEL --question Q --context C  extractive question answering
 
 Each command lives in its own module of this package (info.py, encode.py, train.py,
 quantize.py, distill.py, compare.py), which registers its parser here; common.py holds what
@@ -27,7 +29,7 @@ import textwrap
 import warnings
 from importlib.metadata import PackageNotFoundError, version
 
-from . import compare, distill, encode, info, quantize, serve, train
+from . import compare, distill, encode, info, quantize, serve, tasks, train
 from .common import HelpFormatter, UsageError
 
 
@@ -99,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     distill.register(command)  # distill
     compare.register(command)  # compare
     serve.register(command)  # serve
+    tasks.register(command)  # fill-mask, classify, ner, qa
     return parser
 
 
