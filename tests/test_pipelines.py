@@ -1,7 +1,8 @@
 """minibert.pipeline against transformers' pipelines on the same tiny models.
 
-tests/fixtures/generate_pipelines.py made the model folders (a WordPiece vocabulary, a masked-LM,
-a base model, three sequence classifiers, a token classifier and a span head) and ran each case
+tests/fixtures/generate_pipelines.py made the model folders (BERT and DistilBERT with a WordPiece
+vocabulary, RoBERTa with a byte-level BPE: masked-LMs, a base model, sequence classifiers, token
+classifiers and span heads) and ran each case
 through transformers' pipeline (question answering through transformers 4, which still has
 it). Every case here runs the same inputs and options through minibert: same structure, same
 labels, tokens, words and character spans exactly, scores and vectors within ATOL_HF.
@@ -129,6 +130,9 @@ def test_fixtures_cover_every_option():
         "max_seq_len",
         "align_to_words",
     } <= used["question-answering"]
+    families = {case["folder"].split("-")[0] for cases in CASES.values() for case in cases}
+    assert {"bert", "distilbert", "roberta"} <= families
+    assert {case["folder"] for case in QA_CASES} == {"bert-qa", "roberta-qa"}
     # a long context really was split: a case with a short max_seq_len answers from later windows
     long_case = next(c for c in QA_CASES if c["call_options"].get("max_seq_len") == 24)
     assert max(answer["start"] for answer in long_case["output"]) > 100  # past the 1st window

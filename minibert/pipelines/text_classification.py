@@ -49,8 +49,8 @@ class TextClassificationPipeline(Pipeline):
                 f"got {inputs!r:.80}"
             )
         results = [self.classify(item, apply, top_k) for item in items]
-        if single and best_only:
-            return results  # one text: [{"label", "score"}]
+        if isinstance(inputs, str) and best_only:
+            return results  # one text: [{"label", "score"}] (a pair's dict gives the dict alone)
         return results[0] if single else results
 
     def classify(self, item, apply, top_k):
