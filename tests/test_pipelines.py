@@ -155,6 +155,16 @@ def test_aliases_and_pipeline_export():
     assert_same(pipe(case["inputs"]), case["output"])
 
 
+def test_model_keyword_as_transformers_takes_it():
+    case = CASES["fill-mask"][0]
+    pipe = minibert.pipeline("fill-mask", model=str(PIPELINES / case["folder"]))
+    assert_same(pipe(case["inputs"]), case["output"])
+    with pytest.raises(MinibertError, match="needs a model folder"):
+        minibert.pipeline("fill-mask")
+    with pytest.raises(MinibertError, match="give the model folder once"):
+        minibert.pipeline("fill-mask", PIPELINES / "bert-mlm", model=PIPELINES / "bert-mlm")
+
+
 # --- bad input: a clear error naming what was wrong -----------------------------------------------
 def test_unknown_task():
     with pytest.raises(MinibertError, match="unknown task 'summarization'"):

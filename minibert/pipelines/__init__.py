@@ -30,15 +30,22 @@ TASKS = {
 ALIASES = {"sentiment-analysis": "text-classification", "ner": "token-classification"}
 
 
-def pipeline(task: str, model_path, **options):
+def pipeline(task: str, model_path=None, **options):
     """The pipeline of `task` on the model folder `model_path` (config, weights, tokenizer).
 
     options are the defaults of every call (e.g. top_k=3, aggregation_strategy="simple");
-    a call's own keyword arguments win. Tasks: see TASKS (and ALIASES).
+    a call's own keyword arguments win. Tasks: see TASKS (and ALIASES). As in transformers,
+    the folder may also be given as model=path.
     """
     name = ALIASES.get(task, task)
     if name not in TASKS:
         raise MinibertError(f"unknown task {task!r}; minibert's pipelines are {sorted(TASKS)}")
+    if "model" in options:
+        if model_path is not None:
+            raise MinibertError("give the model folder once: as model_path or as model=")
+        model_path = options.pop("model")
+    if model_path is None:
+        raise MinibertError(f"pipeline({task!r}) needs a model folder: pipeline(task, path)")
     return TASKS[name](model_path, **options)
 
 
