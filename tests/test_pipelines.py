@@ -10,6 +10,7 @@ labels, tokens, words and character spans exactly, scores and vectors within ATO
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -260,3 +261,19 @@ def test_sentence_similarity_needs_sentences():
         pipe("paris.")
     with pytest.raises(InputError, match="'source_sentence'"):
         pipe({"source": "paris.", "sentences": ["a"]})
+
+
+# --- the task pages' examples run -----------------------------------------------------------------
+DOCS = FIXTURES.parents[1] / "docs"
+TASK_PAGES = sorted(DOCS.glob("tasks-*.md"))
+
+
+@pytest.mark.parametrize("page", TASK_PAGES, ids=[page.stem for page in TASK_PAGES])
+def test_task_page_examples_run(page, monkeypatch):
+    """The "Try it on the test models" code of each task page runs from the repository root."""
+    section = page.read_text(encoding="utf-8").split("## Try it on the test models")[1]
+    blocks = re.findall(r"```python\n(.*?)```", section.split("\n## ")[0], re.DOTALL)
+    assert blocks, f"{page.name} has no example on the test models"
+    monkeypatch.chdir(DOCS.parent)
+    for block in blocks:
+        exec(compile(block, str(page), "exec"), {})
