@@ -109,6 +109,29 @@ def test_sentence_similarity(case):
     assert_same(pipe(inputs["source_sentence"], inputs["sentences"]), case["output"])
 
 
+LIST_CASES = [
+    (task, case)
+    for task in ("fill-mask", "text-classification", "token-classification", "feature-extraction")
+    for case in CASES[task]
+    if isinstance(case["inputs"], list) and len(case["inputs"]) > 1
+] + [("question-answering", case) for case in QA_CASES if case["call_options"].get("max_seq_len")]
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+@pytest.mark.parametrize(("task", "case"), LIST_CASES, ids=[case_id(c) for _, c in LIST_CASES])
+def test_batch_size_changes_nothing(task, case, batch_size):
+    """Texts (or a long context's windows) run one at a time or padded together: same output."""
+    got = run_case(
+        task, {**case, "call_options": {**case["call_options"], "batch_size": batch_size}}
+    )
+    assert_same(got, case["output"])
+
+
+def test_batch_size_must_be_positive():
+    with pytest.raises(InputError, match="batch_size must be an integer >= 1, got 0"):
+        pipe_for("fill-mask", "bert-mlm", {})("a [MASK].", batch_size=0)
+
+
 def test_fixtures_cover_every_option():
     """The cases exercise each option the issue names, so a missing one cannot pass unseen."""
     used = {
@@ -261,6 +284,8 @@ def test_sentence_similarity_needs_sentences():
         pipe("paris.")
     with pytest.raises(InputError, match="'source_sentence'"):
         pipe({"source": "paris.", "sentences": ["a"]})
+    with pytest.raises(InputError, match=r"takes no option \['top_k'\]; only batch_size"):
+        pipe("paris.", ["a"], top_k=1)
 
 
 # --- the task pages' examples run -----------------------------------------------------------------

@@ -4,9 +4,11 @@ given at construction or per call, and running the model on one encoded text.
 A pipeline is built once (`minibert.pipeline(task, path, **options)`) and called many times.
 Options given to `pipeline()` are the defaults of every call; options given to a call win for
 that call. Each task checks its own options, so a misspelt keyword is an error naming it,
-never silently ignored. Scores are computed in float32 from the model's logits and returned
-as Python floats, as transformers' pipelines return them.
-Shapes: T tokens of one text (or one window of a long text), K labels, V vocabulary.
+never silently ignored. Texts are encoded one by one, then run batch_size at a time, padded to
+the longest of their batch (padding changes no real token's output: attention gives padded
+keys zero weight). Scores are computed in float32 from the model's logits and returned as
+Python floats, as transformers' pipelines return them.
+Shapes: B texts (or windows) in a batch, T tokens, C hidden, K labels, V vocabulary.
 """
 
 from pathlib import Path
@@ -18,13 +20,18 @@ from ..io import load, read_config
 from ..models.auto import BASE_CLASSES
 from ..tokenizer import load_tokenizer
 
+DEFAULT_BATCH_SIZE = 8
+# outputs with one entry per token, cut back to each row's own length after a padded batch
+TOKEN_OUTPUTS = ("last_hidden_state", "start_logits", "end_logits")
+
 
 class Pipeline:
     """Model + tokenizer of one folder, and the options of one task.
 
     Subclasses set `task`, `head` (the end of the class name the task needs, e.g.
     "ForMaskedLM"; "" takes the family's base model from any checkpoint) and `defaults` (every
-    option the task takes, with its default), and write `__call__`.
+    option the task takes, with its default; every task also takes batch_size), and write
+    `__call__`.
     """
 
     task = ""
@@ -39,22 +46,45 @@ class Pipeline:
 
     def check_options(self, options: dict) -> dict:
         """The options of a call over the pipeline's defaults; an unknown name is an error."""
-        unknown = sorted(set(options) - set(self.defaults))
+        known = {**self.defaults, "batch_size": DEFAULT_BATCH_SIZE}
+        unknown = sorted(set(options) - set(known))
         if unknown:
             raise InputError(
                 f"{self.task} takes no option {', '.join(map(repr, unknown))}; "
-                f"its options are {sorted(self.defaults)}"
+                f"its options are {sorted(known)}"
             )
-        return {**getattr(self, "options", self.defaults), **options}
+        before = self.options if hasattr(self, "options") else known  # set by __init__
+        merged = {**before, **options}
+        check_int("batch_size", merged["batch_size"])
+        return merged
 
-    def run_model(self, window: dict):
-        """The model's output for one encoded text (a dict of 1-D id lists), as a batch of one."""
-        ids = np.asarray([window["input_ids"]], np.int64)  # (1, T)
-        mask = np.asarray([window["attention_mask"]], np.int64)  # (1, T)
-        types = None
-        if self.model.config.type_vocab_size > 1:  # RoBERTa has one segment, DistilBERT none
-            types = np.asarray([window["token_type_ids"]], np.int64)  # (1, T)
-        return self.model(ids, attention_mask=mask, token_type_ids=types)
+    def forward(self, windows: list[dict], batch_size: int) -> list[dict]:
+        """The model's outputs for each encoded window (encoding.py), batch_size at a time.
+
+        Returns one dict per window, in order: its arrays without the batch axis, and those
+        with an entry per token cut to the window's own length (logits (T, K) or (K,),
+        start_logits (T,), last_hidden_state (T, C), ...).
+        """
+        pad = self.tokenizer.pad_token_id or 0
+        results = []
+        for first in range(0, len(windows), batch_size):
+            batch = windows[first : first + batch_size]
+            lengths = [len(window["input_ids"]) for window in batch]
+            B, T = len(batch), max(lengths)
+            ids = np.full((B, T), pad, np.int64)  # (B, T)
+            mask = np.zeros((B, T), np.int64)  # (B, T)
+            types = np.zeros((B, T), np.int64)  # (B, T)
+            for row, window in enumerate(batch):
+                n = lengths[row]
+                ids[row, :n] = window["input_ids"]
+                mask[row, :n] = window["attention_mask"]
+                types[row, :n] = window["token_type_ids"]
+            if self.model.config.type_vocab_size <= 1:  # RoBERTa has one segment, DistilBERT none
+                types = None
+            out = self.model(ids, attention_mask=mask, token_type_ids=types)
+            for row, n in enumerate(lengths):
+                results.append(_row_outputs(out, row, n))
+        return results
 
     def __repr__(self):
         return f"{type(self).__name__}({str(self.path)!r})"
@@ -82,6 +112,18 @@ def load_for_task(path: Path, task: str, head: str):
         f"{path} holds a {have}, which has no head for {task}: "
         f"{task} needs a *{head} checkpoint (e.g. {family}{head})"
     )
+
+
+def _row_outputs(out, row: int, length: int) -> dict:
+    """Row `row` of a batch's outputs, per-token arrays cut to `length` tokens."""
+    found = {}
+    for name in ("logits", *TOKEN_OUTPUTS):
+        value = getattr(out, name, None)
+        if value is None:
+            continue
+        per_token = name in TOKEN_OUTPUTS or value.ndim == 3  # token-classification logits
+        found[name] = value[row, :length] if per_token else value[row]
+    return found
 
 
 # --- scores -------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..sentence import SentenceEncoder
-from .base import Pipeline, as_text_list, check_int, check_text
+from .base import DEFAULT_BATCH_SIZE, Pipeline, as_text_list, check_int, check_text
 from .encoding import encode_windows
 
 
@@ -36,10 +36,10 @@ class FeatureExtractionPipeline(Pipeline):
         options = self.check_options(options)
         max_length = self.max_length(options)
         texts, single = as_text_list(inputs)
+        windows = [encode_windows(self.tokenizer, text, max_length=max_length)[0] for text in texts]
         results = []
-        for text in texts:
-            window = encode_windows(self.tokenizer, text, max_length=max_length)[0]
-            hidden = self.run_model(window).last_hidden_state  # (1, T, C)
+        for out in self.forward(windows, options["batch_size"]):
+            hidden = out["last_hidden_state"][None]  # (1, T, C), as transformers gives it
             results.append(hidden if options["return_tensors"] else hidden.tolist())
         return results[0] if single else results
 
@@ -64,16 +64,14 @@ class SentenceSimilarityPipeline:
     task = "sentence-similarity"
 
     def __init__(self, model_path, **options):
-        if options:
-            raise InputError(f"sentence-similarity takes no options, got {sorted(options)}")
+        self.batch_size = _batch_size(options, DEFAULT_BATCH_SIZE)
         self.encoder = SentenceEncoder(model_path)
         self.path = self.encoder.path
 
     def __call__(self, inputs=None, sentences=None, **options):
         """inputs: {"source_sentence": str, "sentences": [str, ...]}, or the source sentence
         with `sentences` beside it. Returns one float per sentence, in order."""
-        if options:
-            raise InputError(f"sentence-similarity takes no options, got {sorted(options)}")
+        batch_size = _batch_size(options, self.batch_size)
         if isinstance(inputs, dict):
             if set(inputs) != {"source_sentence", "sentences"} or sentences is not None:
                 raise InputError(
@@ -85,9 +83,17 @@ class SentenceSimilarityPipeline:
         if sentences is None:
             raise InputError("sentence-similarity needs `sentences` to compare the source with")
         others, _ = as_text_list(sentences, "sentences")
-        vectors = self.encoder.encode([source, *others])  # (1 + N, C)
+        vectors = self.encoder.encode([source, *others], batch_size=batch_size)  # (1 + N, C)
         vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True).clip(1e-12)
         return [float(score) for score in vectors[1:] @ vectors[0]]
 
     def __repr__(self):
         return f"SentenceSimilarityPipeline({str(self.path)!r})"
+
+
+def _batch_size(options: dict, default: int) -> int:
+    """sentence-similarity's one option, batch_size; any other name is an error naming it."""
+    unknown = sorted(set(options) - {"batch_size"})
+    if unknown:
+        raise InputError(f"sentence-similarity takes no option {unknown}; only batch_size")
+    return check_int("batch_size", options.get("batch_size", default))

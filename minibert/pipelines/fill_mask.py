@@ -39,19 +39,28 @@ class FillMaskPipeline(Pipeline):
         top_k = check_int("top_k", options["top_k"])
         target_ids = None if options["targets"] is None else self.target_ids(options["targets"])
         texts, single = as_text_list(inputs)
-        results = [self.fill(text, top_k, target_ids) for text in texts]
+        windows = [self.encode(text) for text in texts]  # every text checked before any runs
+        outputs = self.forward(windows, options["batch_size"])
+        results = [
+            self.fill(window, out["logits"], top_k, target_ids)
+            for window, out in zip(windows, outputs, strict=True)
+        ]
         # transformers unwraps a list of one text too
         return results[0] if single or len(results) == 1 else results
 
-    def fill(self, text: str, top_k: int, target_ids) -> list:
+    def encode(self, text: str) -> dict:
+        """The text's window; InputError if it holds no mask token."""
         window = encode_windows(self.tokenizer, check_text(text))[0]
-        ids = np.asarray(window["input_ids"])  # (T,)
-        masked = np.flatnonzero(ids == self.tokenizer.mask_token_id)
-        if masked.size == 0:
+        if self.tokenizer.mask_token_id not in window["input_ids"]:
             mask = self.tokenizer.special_tokens["mask"]
             raise InputError(f"no mask token ({mask}) found in the text {text!r}")
-        logits = self.run_model(window).logits[0, masked]  # (masks, V)
-        probs = softmax(logits)  # over the whole vocabulary, before targets choose
+        return window
+
+    def fill(self, window: dict, logits, top_k: int, target_ids) -> list:
+        """The propositions for each mask of one text, from its logits (T, V)."""
+        ids = np.asarray(window["input_ids"])  # (T,)
+        masked = np.flatnonzero(ids == self.tokenizer.mask_token_id)
+        probs = softmax(logits[masked])  # (masks, V), over the whole vocabulary
         candidates = np.arange(probs.shape[-1]) if target_ids is None else target_ids
         k = min(top_k, len(candidates))
         single_mask = masked.size == 1

@@ -71,8 +71,9 @@ class QuestionAnsweringPipeline(Pipeline):
         )
         answers = {}  # answer text, lower-cased -> the answer's dict
         null_score = 1_000_000.0  # large and positive: lowered by each window's [CLS] score
-        for window in windows:
-            p_start, p_end, allowed = self.probabilities(window)
+        outputs = self.forward(windows, options["batch_size"])
+        for window, out in zip(windows, outputs, strict=True):
+            p_start, p_end, allowed = self.probabilities(window, out)
             null_score = min(null_score, float(p_start[0] * p_end[0]))
             p_start[0] = p_end[0] = 0.0  # the empty answer is not a span
             for s, e, score in _best_spans(p_start, p_end, allowed, top_k * 2 + 10, max_answer_len):
@@ -89,16 +90,16 @@ class QuestionAnsweringPipeline(Pipeline):
         ranked = sorted(ranked, key=lambda answer: answer["score"], reverse=True)[:top_k]
         return ranked[0] if len(ranked) == 1 else ranked
 
-    def probabilities(self, window: dict):
-        """p_start, p_end (T,) of one window, and which positions an answer may use (T,)."""
+    def probabilities(self, window: dict, out: dict):
+        """p_start, p_end (T,) of one window from its logits, and which positions an answer may
+        use (T,)."""
         allowed = np.array([sequence == CONTEXT for sequence in window["sequence_ids"]]) & (
             np.asarray(window["attention_mask"]) == 1
         )  # (T,)
         cls = self.tokenizer.cls_token_id
         allowed |= np.asarray(window["input_ids"]) == cls  # [CLS] stands for "no answer"
-        out = self.run_model(window)
-        start = np.where(allowed, out.start_logits[0], MASKED_LOGIT)  # (T,)
-        end = np.where(allowed, out.end_logits[0], MASKED_LOGIT)  # (T,)
+        start = np.where(allowed, out["start_logits"], MASKED_LOGIT)  # (T,)
+        end = np.where(allowed, out["end_logits"], MASKED_LOGIT)  # (T,)
         return softmax(start).astype(np.float64), softmax(end).astype(np.float64), allowed
 
 

@@ -48,16 +48,15 @@ class TextClassificationPipeline(Pipeline):
                 "inputs must be a str, a {'text', 'text_pair'} dict or a non-empty list of them, "
                 f"got {inputs!r:.80}"
             )
-        results = [self.classify(item, apply, top_k) for item in items]
+        windows = [encode_windows(self.tokenizer, *_text_and_pair(item))[0] for item in items]
+        outputs = self.forward(windows, options["batch_size"])
+        results = [self.classify(apply(out["logits"]), top_k) for out in outputs]
         if isinstance(inputs, str) and best_only:
             return results  # one text: [{"label", "score"}] (a pair's dict gives the dict alone)
         return results[0] if single else results
 
-    def classify(self, item, apply, top_k):
-        text, pair = _text_and_pair(item)
-        window = encode_windows(self.tokenizer, text, pair)[0]
-        logits = self.run_model(window).logits[0]  # (K,)
-        scores = apply(logits)  # (K,)
+    def classify(self, scores, top_k):
+        """The best label, or the top_k labels best first, from one text's scores (K,)."""
         if top_k is BEST_ONLY:
             best = int(np.argmax(scores))
             return {"label": self.labels[best], "score": float(scores[best])}

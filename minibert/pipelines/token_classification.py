@@ -51,12 +51,16 @@ class TokenClassificationPipeline(Pipeline):
         if isinstance(ignore, str) or not isinstance(ignore, (list, tuple, set)):
             raise InputError(f"ignore_labels must be a list of labels, got {ignore!r}")
         texts, single = as_text_list(inputs)
-        results = [self.entities(text, strategy.lower(), set(ignore)) for text in texts]
+        windows = [encode_windows(self.tokenizer, text)[0] for text in texts]
+        outputs = self.forward(windows, options["batch_size"])
+        results = [
+            self.entities(text, window, softmax(out["logits"]), strategy.lower(), set(ignore))
+            for text, window, out in zip(texts, windows, outputs, strict=True)
+        ]
         return results[0] if single else results
 
-    def entities(self, text: str, strategy: str, ignore: set) -> list[dict]:
-        window = encode_windows(self.tokenizer, text)[0]
-        scores = softmax(self.run_model(window).logits[0])  # (T, K)
+    def entities(self, text: str, window: dict, scores, strategy: str, ignore: set) -> list:
+        """The entities of one text from its tokens' scores (T, K)."""
         tokens = self.tokens(text, window, scores)
         if strategy in ("none", "simple"):
             found = [self.token_entity(token) for token in tokens]
