@@ -157,6 +157,20 @@ def test_fixtures_cover_every_option():
     families = {case["folder"].split("-")[0] for cases in CASES.values() for case in cases}
     assert {"bert", "distilbert", "roberta"} <= families
     assert {case["folder"] for case in QA_CASES} == {"bert-qa", "roberta-qa"}
+    # a long text really was read in windows: entities reach its end (the models take 64 tokens)
+    assert "stride" in used["token-classification"]
+    for case in CASES["token-classification"]:
+        if "stride" in {**case["init_options"], **case["call_options"]}:
+            single = isinstance(case["inputs"], str)
+            text, entities = (
+                (case["inputs"], case["output"])
+                if single
+                else (
+                    case["inputs"][0],
+                    case["output"][0],
+                )
+            )
+            assert max(entity["end"] for entity in entities) > 0.9 * len(text)
     # a long context really was split: a case with a short max_seq_len answers from later windows
     long_case = next(c for c in QA_CASES if c["call_options"].get("max_seq_len") == 24)
     assert max(answer["start"] for answer in long_case["output"]) > 100  # past the 1st window
@@ -248,6 +262,14 @@ def test_model_without_the_head():
             "paris.",
             {"ignore_labels": "O"},
             "ignore_labels must",
+        ),
+        ("token-classification", "bert-ner", "a.", {"stride": 4}, "not 'none'"),
+        (
+            "token-classification",
+            "bert-ner",
+            "a.",
+            {"stride": 64, "aggregation_strategy": "simple"},
+            "stride",
         ),
         (
             "question-answering",

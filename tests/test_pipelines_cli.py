@@ -86,6 +86,16 @@ def test_ner_json(capsys, strategy):
     assert_same(json.loads(out), expected["output"])
 
 
+def test_ner_stride(capsys):
+    expected = next(c for c in CASES["token-classification"] if "stride" in c["call_options"])
+    options = expected["call_options"]
+    argv = ["ner", PIPELINES / expected["folder"], expected["inputs"], "--json"]
+    argv += ["--aggregation", options["aggregation_strategy"], "--stride", options["stride"]]
+    code, out, _ = run(capsys, *argv)
+    assert code == 0
+    assert_same(json.loads(out), expected["output"])
+
+
 def test_ner_table_and_ignore_labels(capsys):
     expected = case("token-classification", ignore_labels=[])
     text = expected["inputs"]

@@ -96,6 +96,13 @@ def register(command) -> None:
         metavar="A,B,...",
         help="labels left out, comma-separated; empty keeps all (default: O)",
     )
+    ner.add_argument(
+        "--stride",
+        type=int,
+        metavar="N",
+        help="read a long text in windows overlapping by N tokens (default: cut it to the "
+        "model's length)",
+    )
 
     qa = command(
         "qa",
@@ -204,7 +211,9 @@ def cmd_ner(args) -> int:
     texts = read_texts(args)
     pipe = _pipeline("token-classification", args.model)
     ignore = [label.strip() for label in args.ignore_labels.split(",") if label.strip()]
-    results = pipe(texts, aggregation_strategy=args.aggregation, ignore_labels=ignore)
+    results = pipe(
+        texts, aggregation_strategy=args.aggregation, ignore_labels=ignore, stride=args.stride
+    )
     if args.json:
         return _print_json(results if len(texts) > 1 else results[0])
     key = "entity" if args.aggregation == "none" else "entity_group"

@@ -17,12 +17,17 @@ Words are found from the offsets: with a WordPiece vocabulary a token whose text
 sentence is not the token itself ("##ing" against "ing") continues a word; otherwise a token
 that follows a character other than a space does. Entities labelled with ignore_labels
 (default ["O"]) are left out. start and end index the characters of the text.
+
+A text longer than the model takes is cut to its length, unless stride is given: then it is
+read in overlapping windows (each repeating `stride` tokens of the one before), the entities
+of every window are gathered, and where two overlap the longer one is kept (of two of one
+length, the higher score), as transformers does. stride needs a grouping strategy.
 """
 
 import numpy as np
 
 from ..errors import InputError
-from .base import Pipeline, as_text_list, label_names, softmax
+from .base import Pipeline, as_text_list, check_int, label_names, softmax
 from .encoding import encode_windows, tokens_to_string
 
 STRATEGIES = ("none", "simple", "first", "average", "max")
@@ -31,7 +36,7 @@ STRATEGIES = ("none", "simple", "first", "average", "max")
 class TokenClassificationPipeline(Pipeline):
     task = "token-classification"
     head = "ForTokenClassification"
-    defaults = {"aggregation_strategy": "none", "ignore_labels": None}
+    defaults = {"aggregation_strategy": "none", "ignore_labels": None, "stride": None}
 
     def __init__(self, model_path, **options):
         super().__init__(model_path, **options)
@@ -50,14 +55,29 @@ class TokenClassificationPipeline(Pipeline):
         ignore = ["O"] if ignore is None else ignore
         if isinstance(ignore, str) or not isinstance(ignore, (list, tuple, set)):
             raise InputError(f"ignore_labels must be a list of labels, got {ignore!r}")
+        stride = check_int("stride", options["stride"], minimum=0, allow_none=True)
+        if stride is not None and strategy.lower() == "none":
+            raise InputError(
+                "stride reads a long text in windows whose entities are merged, which needs "
+                "aggregation_strategy simple, first, average or max, not 'none'"
+            )
         texts, single = as_text_list(inputs)
-        windows = [encode_windows(self.tokenizer, text)[0] for text in texts]
-        outputs = self.forward(windows, options["batch_size"])
         results = [
-            self.entities(text, window, softmax(out["logits"]), strategy.lower(), set(ignore))
-            for text, window, out in zip(texts, windows, outputs, strict=True)
+            self.text_entities(text, strategy.lower(), set(ignore), stride, options)
+            for text in texts
         ]
         return results[0] if single else results
+
+    def text_entities(self, text: str, strategy: str, ignore: set, stride, options) -> list:
+        """The entities of one text, over its windows when a stride is given."""
+        windows = encode_windows(
+            self.tokenizer, text, stride=stride or 0, overflow=stride is not None
+        )
+        outputs = self.forward(windows, options["batch_size"])
+        found = []
+        for window, out in zip(windows, outputs, strict=True):
+            found += self.entities(text, window, softmax(out["logits"]), strategy, ignore)
+        return _without_overlaps(found) if len(windows) > 1 else found
 
     def entities(self, text: str, window: dict, scores, strategy: str, ignore: set) -> list:
         """The entities of one text from its tokens' scores (T, K)."""
@@ -171,3 +191,18 @@ def _tag(label: str) -> tuple[bool, str]:
     if label.startswith("I-"):
         return False, label[2:]
     return False, label
+
+
+def _without_overlaps(entities: list[dict]) -> list[dict]:
+    """Entities of overlapping windows, by start; of two that overlap, the longer is kept (of
+    two of one length, the higher score)."""
+    kept = []
+    for entity in sorted(entities, key=lambda e: e["start"]):
+        if kept and kept[-1]["start"] <= entity["start"] < kept[-1]["end"]:
+            last = kept[-1]
+            length, last_length = entity["end"] - entity["start"], last["end"] - last["start"]
+            if length > last_length or (length == last_length and entity["score"] > last["score"]):
+                kept[-1] = entity
+        else:
+            kept.append(entity)
+    return kept
