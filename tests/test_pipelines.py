@@ -222,6 +222,23 @@ def test_empty_question(question):
         pipe(question=question, context="ada lives in london.")
 
 
+def test_heads_loaded_for_a_task():
+    """A *ForPreTraining checkpoint gives fill-mask its masked-LM head, and feature extraction
+    takes the body of a head checkpoint: both checked against the stored transformers outputs."""
+    from minibert.pipelines.base import load_for_task
+
+    folder = FIXTURES / "bert-pretraining"
+    ref = np.load(folder / "reference.npz")
+    inputs = {name: ref[name] for name in ("input_ids", "attention_mask", "token_type_ids")}
+    model = load_for_task(folder, "fill-mask", "ForMaskedLM")
+    assert type(model).__name__ == "BertForMaskedLM"
+    np.testing.assert_allclose(model(**inputs).logits, ref["prediction_logits"], atol=ATOL_HF)
+    body = load_for_task(folder, "feature-extraction", "")
+    assert type(body).__name__ == "BertModel"
+    last = ref[f"hidden_states_{len([k for k in ref if k.startswith('hidden_states_')]) - 1}"]
+    np.testing.assert_allclose(body(**inputs).last_hidden_state, last, atol=ATOL_HF)
+
+
 def test_model_without_the_head():
     with pytest.raises(ConfigError, match="holds a BertModel, which has no head for fill-mask"):
         minibert.pipeline("fill-mask", PIPELINES / "bert-encoder")

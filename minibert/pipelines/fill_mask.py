@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 from .base import Pipeline, as_text_list, check_int, check_text, softmax
 from .encoding import encode_windows
 
@@ -31,7 +31,9 @@ class FillMaskPipeline(Pipeline):
     def __init__(self, model_path, **options):
         super().__init__(model_path, **options)
         if self.tokenizer.mask_token_id is None:
-            raise InputError(f"the tokenizer of {self.path} has no mask token; fill-mask needs one")
+            raise ConfigError(
+                f"the tokenizer of {self.path} has no mask token; fill-mask needs one"
+            )
 
     def __call__(self, inputs, **options):
         """Propositions for the mask(s) of one text, or of each text of a list."""
