@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import minibert
-from conftest import ATOL_HF, FIXTURES
+from conftest import ATOL_HF, FIXTURES, needs_minilm
 from minibert.errors import ConfigError, InputError, MinibertError
 
 PIPELINES = FIXTURES / "pipelines"
@@ -341,3 +341,17 @@ def test_task_page_examples_run(page, monkeypatch):
     monkeypatch.chdir(DOCS.parent)
     for block in blocks:
         exec(compile(block, str(page), "exec"), {})
+
+
+@needs_minilm
+def test_sentence_similarity_on_minilm():
+    """On the real all-MiniLM-L6-v2: the cosines of sentence-transformers' stored embeddings."""
+    from minibert.pretrained import minilm_path
+
+    sentences = json.loads((FIXTURES / "minilm" / "sentences.json").read_text())
+    vectors = np.load(FIXTURES / "minilm" / "reference.npz")["sentence_embeddings"]  # (20, 384)
+    expected = (vectors[1:] @ vectors[0]).tolist()  # unit vectors: dot products are cosines
+    pipe = minibert.pipeline("sentence-similarity", minilm_path())
+    got = pipe({"source_sentence": sentences[0], "sentences": sentences[1:]})
+    assert_same(got, expected)
+    assert got[0] == max(got)  # the paraphrase of the first sentence comes first
