@@ -305,6 +305,13 @@ def test_model_without_the_head():
         (
             "question-answering",
             "bert-qa",
+            {"question": "who?", "context": "ada."},
+            {"handle_impossible_answer": "yes"},
+            "handle_impossible_answer must be True or False, got 'yes'",
+        ),
+        (
+            "question-answering",
+            "bert-qa",
             {"question": "who " * 40, "context": "ada lives in london."},
             {"max_seq_len": 24, "doc_stride": 4},
             "cannot encode the text",

@@ -66,6 +66,10 @@ class QuestionAnsweringPipeline(Pipeline):
         stride = check_int("doc_stride", stride, minimum=0)
         if stride > max_seq_len:
             raise InputError(f"doc_stride ({stride}) is larger than max_seq_len ({max_seq_len})")
+        check_int("max_question_len", options["max_question_len"])  # checked, then unused
+        for name in ("handle_impossible_answer", "align_to_words"):
+            if not isinstance(options[name], (bool, np.bool_)):
+                raise InputError(f"{name} must be True or False, got {options[name]!r}")
         windows = encode_windows(
             self.tokenizer, question, context, max_seq_len, stride, "only_second", overflow=True
         )
