@@ -80,6 +80,8 @@ def test_class_names_go_into_the_saved_config(base_model, tmp_path, capsys):
     model = minibert.load(folder)
     assert type(model).__name__ == "BertForSequenceClassification"
     assert model.config.to_hf()["id2label"] == config["id2label"]  # and back out unchanged
+    answer = minibert.pipeline("text-classification", folder)("the cat sat", top_k=None)
+    assert sorted(a["label"] for a in answer) == ["fresh", "rotten"]
     report = json.loads((tmp_path / "ft" / "report.json").read_text())
     assert report["label_names"] == ["fresh", "rotten"]
 
@@ -217,6 +219,9 @@ def test_finetune_a_token_classifier_from_conll(base_model, tmp_path, capsys):
     tok = minibert.load_tokenizer(folder)
     out = model(**tok(["the cat sat"]))
     assert out.logits.shape == (1, 5, 2)
+    tags = minibert.pipeline("token-classification", folder)("the cat sat", ignore_labels=[])
+    assert [tag["word"] for tag in tags] == ["the", "cat", "sat"]
+    assert {tag["entity"] for tag in tags} <= {"B-ANIMAL", "O"}  # the names, not LABEL_0
     report = json.loads((tmp_path / "ner" / "report.json").read_text())
     assert report["label_names"] == ["B-ANIMAL", "O"]
     assert sum(report["sizes"].values()) == 30
@@ -227,6 +232,10 @@ def test_a_conll_file_without_task_token_is_a_usage_error(base_model, tmp_path, 
     data = write_tagged(tmp_path / "animals.conll")
     assert finetune(base_model, data, tmp_path / "ner") == 2
     assert "add --task token" in capsys.readouterr().err
+    assert (
+        finetune(base_model, data, tmp_path / "ner", "--task", "token", "--group-column", "x") == 2
+    )
+    assert "--group-column is for tables" in capsys.readouterr().err
 
 
 # --- multi-label classification ---------------------------------------------------------------
@@ -249,6 +258,15 @@ def test_read_labelled_multi_label_from_jsonl_lists_and_csv_strings(tmp_path):
         read_labelled(bad, multi_label=True)
 
 
+def test_a_list_of_labels_without_multi_label_is_named(tmp_path, base_model, capsys):
+    jsonl = tmp_path / "topics.jsonl"
+    jsonl.write_text('{"text": "a", "label": ["sports", "arts"]}\n')
+    with pytest.raises(MinibertError, match="line 1: 'label' is of type list.*needs multi-label"):
+        read_labelled(jsonl)
+    assert finetune(base_model, jsonl, tmp_path / "ft") == 1
+    assert "needs multi-label" in capsys.readouterr().err
+
+
 def test_collate_stacks_multi_hot_rows():
     examples = [
         {"input_ids": np.array([2, 7, 3]), "labels": np.array([1, 0, 1], np.float32)},
@@ -259,3 +277,36 @@ def test_collate_stacks_multi_hot_rows():
     assert batch["labels"].dtype == np.float32
     tagged = [{"input_ids": np.array([2, 7, 3]), "labels": np.array([IGNORE_INDEX, 1, 0])}]
     assert collate(tagged, pad_id=0)["labels"].shape == (1, 3)  # integers: per token
+
+
+def test_multi_label_metrics_by_hand():
+    from minibert.training.recipes import multi_label_metrics
+
+    gold = [[1, 0, 1], [0, 0, 0], [1, 1, 0], [0, 0, 1]]
+    predicted = [[1, 0, 0], [0, 0, 0], [1, 1, 0], [0, 1, 1]]
+    scores = multi_label_metrics(predicted, gold)
+    # per label: tp/fp/fn = 2/0/0, 1/1/0, 1/0/1; F1 = 1, 2/3, 2/3; in all 4/1/1: 8/10
+    assert scores["exact_match"] == 0.5
+    assert scores["micro_f1"] == pytest.approx(0.8)
+    assert scores["macro_f1"] == pytest.approx((1 + 2 / 3 + 2 / 3) / 3)
+
+
+def test_token_finetuning_learns(base_model, tmp_path):
+    from minibert.training.tagging import finetune_tagger
+    from minibert.training.trainer import TrainConfig
+
+    data = read_conll(write_tagged(tmp_path / "animals.conll", sentences=120))
+    train = TrainConfig(max_steps=60, lr=3e-3, warmup_steps=5, eval_every=30, progress=False)
+    model, history, report = finetune_tagger(
+        base_model,
+        data.words,
+        data.tag_ids,
+        data.label_names,
+        train,
+        tmp_path / "ner",
+        batch_size=16,
+        max_length=16,
+    )
+    assert np.mean(history.loss[-5:]) < np.mean(history.loss[:5]) - 0.2
+    assert report["test"]["accuracy"] > 0.9
+    assert report["words"]["test"] > 0
