@@ -12,7 +12,7 @@ from hypothesis.extra import numpy as hnp
 from conftest import assert_within, sum_atol
 from minibert import functional as F
 from minibert.kernels import use_fast_kernels
-from minibert.kernels.fastexp import _float32_from_bits, exp_nonpositive
+from minibert.kernels.fastexp import _float32_from_bits, _int32_bits, exp_nonpositive
 from minibert.kernels.gelu import _gelu_erf_reference, gelu_erf
 from minibert.kernels.jit import jit_kernel
 
@@ -238,6 +238,24 @@ def test_float32_from_bits_intrinsic_equals_numpy_view():
 def _bits_kernel(out, bits):
     for i in range(bits.size):
         out[i] = _float32_from_bits(bits[i])
+
+
+def test_int32_bits_intrinsic_is_the_inverse_view():
+    from minibert.kernels.fastexp import int32_bits
+
+    bits = [0, 1, 127 << 23, (127 + 5) << 23, 0x7F7FFFFF, -(2**31), -1, 0x7FC00000]
+    bits = np.array(bits, np.int32)
+    values = bits.view(np.float32)
+    out = np.empty(bits.size, np.int32)
+    jit_kernel(_int32_bits_kernel)(out, values)
+    np.testing.assert_array_equal(out, bits)
+    for b, v in zip(bits, values, strict=True):
+        assert int32_bits(v) == b
+
+
+def _int32_bits_kernel(out, values):
+    for i in range(values.size):
+        out[i] = _int32_bits(values[i])
 
 
 @given(data=st.data())

@@ -37,7 +37,14 @@ def float32_from_bits(bits):
     return np.array(bits, np.int32).view(np.float32)[()]
 
 
+def int32_bits(value):
+    """The IEEE 754 bits of the float32 `value`, as an int32 (float32_from_bits's inverse; its
+    compiled form is kernels/simd.py's int32_bits)."""
+    return np.array(value, np.float32).view(np.int32)[()]
+
+
 _float32_from_bits = lowered_as("minibert.kernels.simd:float32_from_bits")(float32_from_bits)
+_int32_bits = lowered_as("minibert.kernels.simd:int32_bits")(int32_bits)
 
 
 @device

@@ -27,7 +27,7 @@ optionally apply the exact GELU, writing float32 without ever storing the int32 
 import numpy as np
 
 from . import cpu
-from .fastexp import _float32_from_bits
+from .fastexp import _float32_from_bits, _int32_bits
 from .gelu import erf_as, gelu_erf, half_gauss
 from .int8_layout import (
     AMX_PANELS,
@@ -43,6 +43,7 @@ from .int8_layout import (
     MAX_K,
     PANEL,
     PackedWeight,
+    aligned_empty,
     amx_begin,
     amx_config,
     amx_dot_block,
@@ -169,10 +170,12 @@ def _linear_avx512_vnni(out, a, a_scale, panels, correction, w_scale, bias, gelu
 
 def _linear_amx(out, a, a_scale, panels, correction, w_scale, bias, gelu, raw, config):
     """The AMX kernel. Its accumulator tiles start at minus the correction (passed here as
-    `correction`, already negated, see _run), so the tiles come out corrected; a raw block that
-    lies wholly inside out is stored there straight from the tiles, with no epilogue (the
-    epilogue had taken longer than the products: 2,180 against 5,130 GOP/s at 1024 x 768 x 3072
-    on two threads)."""
+    `correction`, already negated, see _run), so the tiles come out corrected. A block that lies
+    wholly inside out is stored there straight from the tiles: as int32 when raw, otherwise as
+    the int32 sums' bits in the float32 output, which _dequantise_in_place then turns into
+    values while the strip of 32 rows is still in cache (through a separate int32 tile, the
+    epilogue took longer than the products: 2,180 against 5,130 GOP/s at 1024 x 768 x 3072 on
+    two threads). Blocks on the edges go through the tile and _finish."""
     M, N = out.shape
     rows, width = a.shape[0], AMX_PANELS * PANEL
     chunks = (rows + ROW_CHUNK - 1) // ROW_CHUNK
@@ -180,17 +183,41 @@ def _linear_amx(out, a, a_scale, panels, correction, w_scale, bias, gelu, raw, c
     corrected = np.zeros(correction.shape[0], np.int32)  # for _finish: nothing left to subtract
     for job in prange(chunks * groups):
         g, start = job // chunks, (job % chunks) * ROW_CHUNK
+        first, last = g * COLUMN_GROUP, min((g + 1) * COLUMN_GROUP, N)
+        whole = first + (last - first) // width * width  # blocks from first to whole fit out
         tile = np.empty((AMX_ROWS, width), np.int32)
         _amx_begin(config)  # the tiles are per thread: configured per job, released after
         for i in range(start, min(start + ROW_CHUNK, rows), AMX_ROWS):
-            for j in range(g * COLUMN_GROUP, min((g + 1) * COLUMN_GROUP, N), width):
-                if raw and i + AMX_ROWS <= M and j + width <= N:
-                    block = out[i : i + AMX_ROWS, j : j + width]
-                    _amx_block(a, i, panels, j // PANEL, block, correction)
+            inside = i + AMX_ROWS <= M
+            for j in range(first, last, width):
+                if inside and j < whole:
+                    _amx_block(
+                        a, i, panels, j // PANEL, out[i : i + AMX_ROWS, j : j + width], correction
+                    )
                 else:
                     _amx_block(a, i, panels, j // PANEL, tile, correction)
                     _finish(out, tile, i, j, a_scale, w_scale, bias, corrected, gelu, raw)
+            if inside and not raw and whole > first:
+                _dequantise_in_place(out, i, first, whole, a_scale, w_scale, bias, gelu)
         _amx_end()
+
+
+@device
+def _dequantise_in_place(out, i, j0, j1, a_scale, w_scale, bias, gelu):
+    """out[i:i + AMX_ROWS, j0:j1] (float32) holds int32 sums as their bits: replace each by its
+    value, sum x row scale x channel scale + bias, through GELU if asked. Reading and writing
+    one array at one index lets LLVM vectorise the loop (kernels/gelu.py says why)."""
+    half, one = np.float32(0.5), np.float32(1.0)
+    w_scale_, bias_ = w_scale[j0:j1], bias[j0:j1]
+    for r in range(AMX_ROWS):
+        row, s = out[i + r, j0:j1], a_scale[i + r]
+        if gelu:
+            for c in range(j1 - j0):
+                v = np.float32(_int32_bits(row[c])) * s * w_scale_[c] + bias_[c]
+                row[c] = half * v * (one + erf_as(v, half_gauss(v)))
+        else:
+            for c in range(j1 - j0):
+                row[c] = np.float32(_int32_bits(row[c])) * s * w_scale_[c] + bias_[c]
 
 
 KERNELS = {
@@ -213,7 +240,9 @@ def _run(path, out, a, a_scale, packed, w_scale, bias, gelu, raw) -> bool:
         )
     args = (out, a, a_scale, packed.panels, packed.correction, w_scale, bias, gelu, raw)
     if path == "amx":  # its tiles start at minus the correction (int32, wrapping as the sums)
-        args = args[:4] + (np.negative(packed.correction),) + args[5:] + (_AMX_CONFIG,)
+        start = aligned_empty(packed.correction.shape, np.int32)  # tile rows load whole lines
+        np.negative(packed.correction, out=start)
+        args = args[:4] + (start,) + args[5:] + (_AMX_CONFIG,)
     return run_kernel(KERNELS[path], args, parallel=True)
 
 

@@ -434,3 +434,15 @@ def float32_from_bits(typingctx, bits):
         return builder.bitcast(args[0], ir.FloatType())
 
     return sig, codegen
+
+
+@intrinsic
+def int32_bits(typingctx, value):
+    """The IEEE 754 bits of a float32 as an int32 (float32_from_bits's inverse): one bitcast.
+    Its numpy statement is fastexp.int32_bits."""
+    sig = types.int32(types.float32)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return sig, codegen
