@@ -1,7 +1,8 @@
 """A model folder in Hugging Face layout -> a model: minibert.load.
 
-config.json picks the family and the class; checkpoint.py reads the tensors; load_state puts
-them into the model's parameters. Loading is a renaming (weights keep PyTorch's (out, in)
+config.json picks the family and the class; the checkpoint package reads the tensors (for a
+Google TF1 or fairseq folder it also implies the config.json); load_state puts them into the
+model's parameters. Loading is a renaming (weights keep PyTorch's (out, in)
 layout): each family's table maps our parameter paths to Hugging Face names, every parameter
 must be found with the shape the config implies, and tensors left over are reported.
 The other direction, a model -> a folder, is the model's own save_pretrained (models/base.py).
@@ -13,7 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import CONFIG_NAME, read_weights
+from .checkpoint import (
+    CONFIG_NAME,
+    checkpoint_format,
+    hf_config_of,
+    list_tensors,
+    read_weights,
+)
 from .config import EncoderConfig
 from .errors import CheckpointError, ConfigError, LoadWarning
 from .models.auto import model_class
@@ -67,6 +74,9 @@ def load(
         allow_missing_heads=architecture is not None,
         warn_unexpected=architecture is None,
     )
+    # a TF1 or fairseq folder also stores training state, which read_weights leaves out
+    if checkpoint_format(folder) in ("tf1", "fairseq"):
+        report["ignored"] += [t.name for t in list_tensors(folder) if t.status == "ignored"]
     if report["initialized"]:  # a new head starts from transformers' initialisation
         model.init_weights(np.random.default_rng(seed), only=report["initialized"])
     return model
@@ -82,9 +92,14 @@ def _folder(path) -> Path:
 
 
 def read_config(folder: Path) -> EncoderConfig:
+    """The folder's config.json; a Google TF1 folder's bert_config.json / albert_config.json
+    or a fairseq model.pt's args, as the config.json they imply, when there is none."""
     file = folder / CONFIG_NAME
     if not file.is_file():
-        raise CheckpointError(f"{folder} has no {CONFIG_NAME}")
+        implied = hf_config_of(folder)
+        if implied is None:
+            raise CheckpointError(f"{folder} has no {CONFIG_NAME}")
+        return EncoderConfig.from_hf(implied)
     try:
         d = json.loads(file.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -192,3 +207,34 @@ def load_state(
             stacklevel=3,
         )
     return model.load_report
+
+
+def checkpoint_status(model, names) -> tuple[dict, list]:
+    """How load_state would treat checkpoint tensors named `names` (Hugging Face names):
+    ({name: "mapped" | "ignored" | "unused head"}, [names the model needs and lacks]).
+    What `minibert inspect` reports; the name matching is load_state's."""
+    names = list(names)
+    normalised = {_normalise_names({n: None}).popitem()[0]: n for n in names}
+    prefix = model.prefix + "."
+    status, missing = {}, []
+    optional = {"embeddings.position.weight"} if model.config.sinusoidal_pos_embds else set()
+    for ours, hf_name in model.hf_weight_names().items():
+        for candidate in (hf_name, hf_name.removeprefix(prefix), prefix + hf_name):
+            if candidate in normalised:
+                status[normalised[candidate]] = "mapped"
+                break
+        else:
+            if ours not in model.tied and ours not in optional:
+                missing.append(hf_name)
+    for alias in model.weight_aliases:
+        for key in (alias, prefix + alias):
+            if key in normalised:
+                status[normalised[key]] = "mapped"
+    for name in names:
+        if name in status:
+            continue
+        body = name.removeprefix(prefix).startswith(("embeddings.", "encoder."))
+        status[name] = (
+            "ignored" if name.endswith(IGNORED_SUFFIXES) else "unused" if body else "unused head"
+        )
+    return status, missing

@@ -7,6 +7,8 @@
     minibert pretrain --corpus FILE... --output DIR   pretrain a small model from scratch
     minibert finetune MODEL --data FILE --output DIR  fine-tune a sequence classifier
     minibert quantize IN OUT                    an int8 copy of a model folder
+    minibert convert IN OUT                     a TF1, fairseq or sharded checkpoint as an HF folder
+    minibert inspect PATH                       every stored tensor, its HF name and status
     minibert distill TEACHER --recipe NAME --output DIR   a smaller student from a teacher
     minibert compare TEACHER STUDENT...         teacher and students side by side
     minibert serve [MODEL] [--port N]           an HTTP server (OpenAI embeddings, TEI routes)
@@ -29,7 +31,7 @@ import textwrap
 import warnings
 from importlib.metadata import PackageNotFoundError, version
 
-from . import compare, distill, encode, info, quantize, serve, tasks, train
+from . import compare, convert, distill, encode, info, quantize, serve, tasks, train
 from .common import HelpFormatter, UsageError
 
 
@@ -101,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     distill.register(command)  # distill
     compare.register(command)  # compare
     serve.register(command)  # serve
+    convert.register(command)  # convert, inspect
     tasks.register(command)  # fill-mask, classify, ner, qa
     return parser
 
