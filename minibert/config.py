@@ -279,8 +279,7 @@ def _check_supported(d: dict) -> None:
     _require(
         d,
         "problem_type",
-        ["single_label_classification", "regression"],
-        "multi-label classification (BCE loss) is not implemented",
+        ["single_label_classification", "multi_label_classification", "regression"],
     )
 
 

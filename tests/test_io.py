@@ -125,7 +125,7 @@ def test_bad_config_json(tmp_path):
         ({"num_attention_heads": 5}, ConfigError, "num_attention_heads"),
         ({"position_embedding_type": "relative_key"}, NotImplementedError, "relative_key"),
         ({"hidden_act": "swish_fancy"}, NotImplementedError, "hidden_act"),
-        ({"problem_type": "multi_label_classification"}, NotImplementedError, "problem_type"),
+        ({"problem_type": "ordinal_regression"}, NotImplementedError, "problem_type"),
         ({"layer_norm_eps": -1}, ConfigError, "layer_norm_eps"),
     ],
 )

@@ -38,6 +38,8 @@ from .embedding import embedding_backward, embedding_forward, sinusoidal_table
 from .layernorm import layernorm_backward, layernorm_forward
 from .linear import linear_backward, linear_forward
 from .losses import (
+    bce_with_logits_backward,
+    bce_with_logits_forward,
     cross_entropy_backward,
     cross_entropy_forward,
     log_softmax,
@@ -65,6 +67,8 @@ __all__ = [
     "attention_mse_backward",
     "attention_mse_forward",
     "attention_pair_mask",
+    "bce_with_logits_backward",
+    "bce_with_logits_forward",
     "cosine_backward",
     "cosine_forward",
     "cross_entropy_backward",

@@ -3,6 +3,8 @@
 cross_entropy: mean over the targets that are not ignore_index (-100), as torch's
 CrossEntropyLoss; a batch whose targets are all ignored has loss 0 and zero gradient (torch
 returns NaN there; we prefer a number, and say so in docs/numerics.md).
+mse: mean squared error (regression). bce_with_logits: the mean binary cross-entropy of
+independent sigmoids (multi-label classification), as torch's BCEWithLogitsLoss.
 
 Shapes: N rows, K classes.
 """
@@ -59,3 +61,23 @@ def mse_forward(pred, target):
 def mse_backward(dloss, cache):
     (diff,) = cache
     return diff * (2.0 * dloss / diff.size)
+
+
+def bce_with_logits_forward(logits, targets):
+    """Binary cross-entropy of sigmoid(logits) against targets in [0, 1], the mean over every
+    element, as torch's BCEWithLogitsLoss (multi-label classification: K independent yes/no).
+
+    Per element: max(x, 0) - x y + log(1 + exp(-|x|)), which equals
+    -(y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))) without overflow for large |x|.
+    Shapes: logits (...), targets (...) -> loss (), cache
+    """
+    y = targets.astype(logits.dtype)
+    per_element = np.maximum(logits, 0) - logits * y + np.log1p(np.exp(-np.abs(logits)))
+    return logits.dtype.type(per_element.mean()), (logits, y)
+
+
+def bce_with_logits_backward(dloss, cache):
+    """d loss / d logits = (sigmoid(x) - y) / n over the n elements. Targets get no gradient."""
+    logits, y = cache
+    sigmoid = 0.5 * (1.0 + np.tanh(0.5 * logits))  # exact and finite for any x
+    return (sigmoid - y) * logits.dtype.type(dloss / logits.size)

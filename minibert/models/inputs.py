@@ -5,6 +5,7 @@ raises InputError naming the argument and what was wrong.
 
     check_inputs         input_ids, attention_mask, token_type_ids of a forward call
     check_labels         a task's integer targets
+    float_targets        a task's real-valued targets (regression, multi-label)
     gradients_by_index   backward(grads=...)'s per-layer gradients, and their shapes
 
 Shapes: B batch, T tokens, C hidden, H heads.
@@ -103,6 +104,20 @@ def check_labels(name: str, labels, shape: tuple, num_classes: int, ignore=IGNOR
             f"(use {ignore} to ignore a position)"
         )
     return a.astype(np.intp)
+
+
+def float_targets(name: str, labels, *shapes: tuple):
+    """Real-valued targets (regression values, multi-label 0/1 or soft labels) of one of the
+    given shapes, finite, as a float array."""
+    a = np.asarray(labels)
+    if a.dtype == bool or not np.issubdtype(a.dtype, np.number):
+        raise InputError(f"{name} must hold numbers, got dtype {a.dtype}")
+    if a.shape not in shapes:
+        expected = " or ".join(str(s) for s in dict.fromkeys(shapes))
+        raise InputError(f"{name} has shape {a.shape}, expected {expected}")
+    if not np.isfinite(a).all():
+        raise InputError(f"{name} holds NaN or infinite values")
+    return a.astype(np.float64)
 
 
 def reject_extra_targets(model, targets: dict) -> None:

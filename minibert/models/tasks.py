@@ -32,7 +32,7 @@ from .heads import (
     cross_entropy_grad,
     output_grad,
 )
-from .inputs import check_labels, reject_extra_targets, reject_output_grads
+from .inputs import check_labels, float_targets, reject_extra_targets, reject_output_grads
 
 
 class ForMaskedLM(PreTrainedModel):
@@ -120,8 +120,9 @@ class ForPreTraining(ForMaskedLM):
 
 
 class ForSequenceClassification(PreTrainedModel):
-    """One label per sequence. num_labels = 1 is regression (mean squared error), as in
-    transformers; otherwise cross-entropy over the labels."""
+    """Labels per sequence, as config.json's problem_type says (see problem_type): regression
+    (mean squared error), single-label (cross-entropy over the K labels) or multi-label
+    classification (K independent sigmoids, binary cross-entropy); as in transformers."""
 
     heads = ("classifier",)
     # BERT and ALBERT classify the pooled [CLS] vector; a family whose head has its own dense
@@ -147,24 +148,43 @@ class ForSequenceClassification(PreTrainedModel):
             logits=self.classifier.forward(first), last_hidden_state=x, pooler_output=pooled
         )
 
+    def problem_type(self, labels) -> str:
+        """transformers' rule: config.json's problem_type when set; otherwise regression for one
+        label, single-label classification for integer labels, multi-label for float ones."""
+        named = self.config.hf_extra.get("problem_type")
+        if named is not None:
+            return named
+        if self.config.num_labels == 1:
+            return "regression"
+        integer = np.issubdtype(np.asarray(labels).dtype, np.integer)
+        return "single_label_classification" if integer else "multi_label_classification"
+
     def loss(self, out, targets):
         B, K = out.logits.shape
         labels = targets.pop("labels", None)
         reject_extra_targets(self, targets)
         if labels is None:
             raise InputError(f"{type(self).__name__} computes its loss from labels=")
-        if K == 1:  # regression
-            target = np.asarray(labels, dtype=out.logits.dtype).reshape(B, 1)
-            loss, cache = F.mse_forward(out.logits, target)
-            return loss, {"mse": cache, "shape": out.last_hidden_state.shape}
+        problem = self.problem_type(labels)
+        if problem == "regression":  # mean squared error; one label may come as (B,)
+            target = float_targets("labels", labels, (B,) if K == 1 else (B, K), (B, K))
+            loss, cache = F.mse_forward(out.logits, target.reshape(B, K))
+            return loss, {"mse": cache}
+        if problem == "multi_label_classification":  # K independent sigmoids
+            target = float_targets("labels", labels, (B, K), (B, K))
+            loss, cache = F.bce_with_logits_forward(out.logits, target)
+            return loss, {"bce": cache}
         loss, ce = cross_entropy(out.logits, check_labels("labels", labels, (B,), K))
-        return loss, {"ce": ce, "shape": out.last_hidden_state.shape}
+        return loss, {"ce": ce}
 
     def head_backward(self, state, doutputs):
+        own = None
         if "mse" in state:
             own = F.mse_backward(1.0, state["mse"])
-        else:
-            own = cross_entropy_grad(state["ce"]) if "ce" in state else None
+        elif "bce" in state:
+            own = F.bce_with_logits_backward(1.0, state["bce"])
+        elif "ce" in state:
+            own = cross_entropy_grad(state["ce"])
         dlogits = output_grad(own, doutputs, "logits")
         reject_output_grads(self, doutputs)
         if dlogits is None:
