@@ -9,6 +9,7 @@ import minibert
 from conftest import ATOL_HF, FIXTURES, needs_minilm
 from minibert.errors import InputError
 from minibert.functional.pooling import l2_normalize, pool
+from minibert.sentence import FolderOverrideWarning
 
 pytestmark = pytest.mark.minilm
 
@@ -56,7 +57,9 @@ def test_cls_and_max_pooling(encoder):
         ("cls", hidden[:, 0]),
         ("max", np.stack([h[m == 1].max(0) for h, m in zip(hidden, mask, strict=True)])),
     ]:
-        enc = minibert.SentenceEncoder(encoder.path, pooling=pooling, normalize=False)
+        # MiniLM's modules.json says mean pooling: another one is honoured, with a warning
+        with pytest.warns(FolderOverrideWarning, match="overrides the folder's Pooling"):
+            enc = minibert.SentenceEncoder(encoder.path, pooling=pooling, normalize=False)
         np.testing.assert_allclose(enc.encode(SENTENCES[:n]), expected, atol=ATOL_HF)
 
 
