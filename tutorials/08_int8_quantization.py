@@ -563,8 +563,14 @@ check(
 # constant per output channel, stored at packing time (`correction`). Every path's int32 sums
 # equal the s8 x s8 product bit for bit. `kernels/cpu.py` reads the CPU's features once (as
 # LLVM sees them) and takes the best path it can run; `MINIBERT_ISA=avx2` caps it, and
-# `minibert info --cpu` prints what was found. The numpy statement of one VNNI tile on the u8
-# layout, which runs on any CPU:
+# `minibert info --cpu` prints what was found.
+#
+# One detail costs more than any instruction choice: where the operands start. A tile row or a
+# 512-bit load is 64 bytes, one cache line, if it starts on a line; numpy only promises 16-byte
+# alignment, and a row that straddles two lines costs two loads. On an AMX Xeon a 32 x 32 block
+# took 282 cycles per 64 bytes of K with operands 16 or 32 bytes off a line and 86-120 with both
+# on one, so `pack_weight` and `pad_rows` allocate on a line (`int8_layout.aligned_empty`). The
+# numpy statement of one VNNI tile on the u8 layout, which runs on any CPU:
 
 # %%
 import numba  # noqa: E402
@@ -574,6 +580,8 @@ from minibert.kernels.int8_layout import SHIFT, u8s8_dot_tile  # noqa: E402
 
 packed_u8 = pack_weight(qw, "avx512-vnni")  # int8 quads (P, K / 4, 16, 4), K padded to 64
 a8 = pad_rows(qx, "avx512-vnni")  # u8: qx + 128
+assert a8.ctypes.data % 64 == 0  # both start on a cache line
+assert packed_u8.panels.ctypes.data % 64 == 0
 assert np.array_equal(a8[: len(qx), :C].astype(np.int16) - SHIFT, qx)
 tile_u8 = np.empty((6, 4 * PANEL), np.int32)  # 6 rows x 64 channels, one AVX-512 VNNI tile
 u8s8_dot_tile(a8, 0, packed_u8.panels, 0, tile_u8)  # sum_k (qx + 128) qw
