@@ -21,6 +21,7 @@ from minibert.checkpoint import (
     checkpoint_format,
     list_tensors,
     read_bundle,
+    read_torch_file,
     read_weights,
     tf1_prefix,
     weight_files,
@@ -60,6 +61,7 @@ def copy_case(case: str, tmp_path) -> Path:
         ("bert-tf1", "BertForPreTraining", ("prediction_logits", "seq_relationship_logits")),
         ("albert-tf1", "AlbertForPreTraining", ("prediction_logits", "sop_logits")),
         ("roberta-fairseq", "RobertaForMaskedLM", ("logits",)),
+        ("roberta-fairseq-legacy", "RobertaForMaskedLM", ("logits",)),
         ("bert-sharded-bin", "BertModel", ("last_hidden_state", "pooler_output")),
     ],
 )
@@ -80,6 +82,7 @@ def test_formats_are_recognised():
         "bert-tf1": "tf1",
         "albert-tf1": "tf1",
         "roberta-fairseq": "fairseq",
+        "roberta-fairseq-legacy": "fairseq",
         "bert-sharded-bin": "pytorch-sharded",
     }
 
@@ -266,6 +269,44 @@ def test_fairseq_names_old_and_new():
     packed = np.arange(12.0).reshape(6, 2)  # (3C, C) with C = 2: q, k, v stacked
     split = split_in_proj({"x.layers.0.self_attn.in_proj_weight": packed})
     np.testing.assert_array_equal(split["x.layers.0.self_attn.k_proj.weight"], packed[2:4])
+
+
+def test_fairseq_legacy_names_and_pre_zip_format():
+    """fairseq < 0.10 in torch's pre-zip format: `decoder.`, emb_layer_norm, q/k/v in one
+    in_proj_weight, each third listed as its own row."""
+    listed = list_tensors(CHECKPOINTS / "roberta-fairseq-legacy")
+    assert not zipfile.is_zipfile(CHECKPOINTS / "roberta-fairseq-legacy" / "model.pt")
+    thirds = [t for t in listed if "in_proj_weight[" in t.name]
+    assert [t.hf_name.rsplit(".", 2)[1] for t in thirds[:3]] == ["query", "key", "value"]
+    assert [t.shape for t in thirds[:3]] == [(32, 32)] * 3
+    new = read_weights(CHECKPOINTS / "roberta-fairseq")
+    old = read_weights(CHECKPOINTS / "roberta-fairseq-legacy")
+    assert sorted(new) == sorted(old)
+    for name in new:
+        np.testing.assert_array_equal(old[name], new[name], err_msg=name)
+    rows = inspect_rows(CHECKPOINTS / "roberta-fairseq-legacy")
+    assert {r["status"] for r in rows} == {"mapped", "ignored", "filled"}
+
+
+def _legacy_stream(*pickles) -> bytes:
+    return b"".join(pickle.dumps(p, protocol=2) for p in pickles)
+
+
+def test_pre_zip_torch_files_are_checked(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    file = tmp_path / "model.pt"
+    magic, version = 0x1950A86A20F9469CFC6C, 1001
+    file.write_bytes(_legacy_stream(magic, version, {}, {"w": _Evil()}))
+    with pytest.raises(CheckpointError, match=r"refusing to load the global (posix|os)\.system"):
+        read_torch_file(file)
+    assert not (tmp_path / "pwned").exists()
+    file.write_bytes(_legacy_stream(magic, 1000, {}))
+    with pytest.raises(CheckpointError, match="older torch.save format"):
+        read_torch_file(file)
+    good = (CHECKPOINTS / "roberta-fairseq-legacy" / "model.pt").read_bytes()
+    file.write_bytes(good[: len(good) - 100])
+    with pytest.raises(CheckpointError, match="ends inside the storage"):
+        read_torch_file(file, records=True)
 
 
 class _Evil:

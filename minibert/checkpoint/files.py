@@ -216,17 +216,25 @@ def _list_tf1(path: Path) -> list[StoredTensor]:
 
 def _list_fairseq(file: Path) -> list[StoredTensor]:
     state, _ = read_fairseq(file)
-    split = fairseq.split_in_proj(state)
     listed = []
     for name, array in state.items():
+        if name.endswith(("in_proj_weight", "in_proj_bias")):  # one row per third: q, k, v
+            rows = array.shape[0] // 3
+            split = fairseq.split_in_proj({name: array})
+            for i, (part, piece) in enumerate(split.items()):
+                hf, _ = fairseq.fairseq_name(part)
+                listed.append(
+                    StoredTensor(
+                        f"{name}[{i * rows}:{(i + 1) * rows}]", piece.dtype.name, piece.shape,
+                        hf, "mapped", "a third of in_proj (q, k, v)",
+                    )
+                )  # fmt: skip
+            continue
         hf, reason = fairseq.fairseq_name(name)
-        if name.endswith(("in_proj_weight", "in_proj_bias")):
-            parts = [n for n in split if n.startswith(name.rsplit(".in_proj_", 1)[0] + ".")]
-            hf, reason = ", ".join(filter(None, (fairseq.fairseq_name(n)[0] for n in parts))), ""
         status = "mapped" if hf else "ignored"
-        listed.append(StoredTensor(name, array.dtype.name, array.shape, hf or None, status, reason))
-    word = state.get("encoder.sentence_encoder.embed_tokens.weight")
-    width = word.shape[1] if word is not None else 0
+        listed.append(StoredTensor(name, array.dtype.name, array.shape, hf, status, reason))
+    words = [a for n, a in state.items() if n.endswith("sentence_encoder.embed_tokens.weight")]
+    width = words[0].shape[1] if words else 0
     listed.append(
         StoredTensor(
             "-", "float32", (1, width), fairseq.TOKEN_TYPES, "filled",
@@ -272,7 +280,7 @@ def stored_dtypes(files) -> dict:
             found = {}
             for _, dtype, _ in safetensors_entries(file):
                 found[dtype] = found.get(dtype, 0) + 1
-        elif file.suffix == ".bin":
+        elif file.suffix in (".bin", ".pt"):
             found = pytorch_bin_dtypes(file)
         elif file.suffix == ".index":
             found = {}

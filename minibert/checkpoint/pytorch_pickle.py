@@ -1,16 +1,21 @@
 """torch.save files (pytorch_model.bin, fairseq's model.pt) read without running pickle code.
 
 A torch.save file of torch >= 1.6 is a zip: data.pkl, a pickle of the saved object, and
-data/<key>, the raw bytes of each storage. Pickle can run any code, so our unpickler rebuilds
-tensors as numpy arrays and refuses every global but the few a checkpoint needs: torch's
-storage classes and tensor rebuilders, OrderedDict, and for a fairseq checkpoint the inert
-records its training arguments come in (argparse.Namespace, numpy scalars and the latin-1
-bytes they are written with), which we rebuild as plain data, never by calling the file's
-classes.
+data/<key>, the raw bytes of each storage. Older torch (and `_use_new_zipfile_serialization=
+False`) wrote one stream instead: four pickles (torch's magic number, the format version 1001,
+a dict of system facts, the saved object), a pickled list of storage keys, then each storage
+in that order as its element count (int64) and its raw bytes.
+
+Pickle can run any code, so our unpickler rebuilds tensors as numpy arrays and refuses every
+global but the few a checkpoint needs: torch's storage classes and tensor rebuilders,
+OrderedDict, and for a fairseq checkpoint the inert records its training arguments come in
+(argparse.Namespace, numpy scalars and the latin-1 bytes they are written with), which we
+rebuild as plain data, never by calling the file's classes.
 """
 
 import argparse
 import collections
+import io
 import pickle
 import pickletools
 import zipfile
@@ -77,10 +82,12 @@ class _TensorUnpickler(pickle.Unpickler):
     """Rebuilds tensors as numpy arrays; any global other than the few a state dict needs is
     refused, so a malicious pickle raises instead of running."""
 
-    def __init__(self, file, zf: zipfile.ZipFile, prefix: str, name: str, records: bool):
+    def __init__(self, file, storage_bytes, name: str, records: bool):
         super().__init__(file)
-        self.zf, self.prefix, self.name, self.records = zf, prefix, name, records
+        self.storage_bytes = storage_bytes  # key -> the storage's raw bytes; None: not yet read
+        self.name, self.records = name, records
         self.storages = {}  # key -> flat numpy array (shared storages are read once)
+        self.storage_types = {}  # key -> dtype of every storage the pickle names
 
     def find_class(self, module, name):
         if module == "torch" and name in STORAGE_DTYPES:
@@ -99,18 +106,23 @@ class _TensorUnpickler(pickle.Unpickler):
         )
 
     def persistent_load(self, pid):
-        # ("storage", storage type, key, location, number of elements)
-        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
+        # ("storage", storage type, key, location, number of elements[, view: legacy only])
+        if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"):
             raise CheckpointError(f"unexpected persistent id in {self.name}: {pid!r}")
-        _, dtype, key, _, _ = pid
+        if len(pid) == 6 and pid[5] is not None:
+            raise CheckpointError(f"{self.name} holds a storage view, which is not read")
+        dtype, key = pid[1], pid[2]
         if dtype not in STORAGE_DTYPES.values():
             raise CheckpointError(f"unexpected storage type in {self.name}: {dtype!r}")
+        self.storage_types[str(key)] = dtype
         return _Storage(dtype, str(key))
 
     def _flat(self, storage: _Storage):
         if storage.key not in self.storages:
+            if self.storage_bytes is None:  # the legacy format's first pass
+                return np.zeros(0, np.float32)
             try:
-                raw = self.zf.read(f"{self.prefix}data/{storage.key}")
+                raw = self.storage_bytes(storage.key)
             except KeyError:
                 raise CheckpointError(f"{self.name} lacks the storage {storage.key}") from None
             if storage.dtype == "bfloat16":
@@ -122,6 +134,8 @@ class _TensorUnpickler(pickle.Unpickler):
 
     def _rebuild_tensor(self, storage, offset, size, stride, *unused):
         flat = self._flat(storage)
+        if self.storage_bytes is None:
+            return None
         itemsize = flat.dtype.itemsize
         if (
             size
@@ -135,27 +149,71 @@ class _TensorUnpickler(pickle.Unpickler):
 
 
 def read_torch_file(file: Path, records: bool = False):
-    """The object a torch.save zip holds, tensors as numpy arrays, without running pickle code.
+    """The object a torch.save file holds, tensors as numpy arrays, without running pickle code.
 
     records=True also rebuilds the inert training records a fairseq checkpoint carries."""
     file = Path(file)
-    if not zipfile.is_zipfile(file):
+    try:
+        if not zipfile.is_zipfile(file):
+            return _read_legacy(file, records)
+        with zipfile.ZipFile(file) as zf:
+            pickles = [n for n in zf.namelist() if n.endswith("data.pkl")]
+            if len(pickles) != 1:
+                raise CheckpointError(f"{file} holds {len(pickles)} data.pkl entries, expected 1")
+            prefix = pickles[0][: -len("data.pkl")]
+
+            def storage_bytes(key):
+                return zf.read(f"{prefix}data/{key}")
+
+            with zf.open(pickles[0]) as fh:
+                return _TensorUnpickler(fh, storage_bytes, file.name, records).load()
+    except CheckpointError:
+        raise
+    except Exception as exc:  # truncated or corrupt stream
+        raise CheckpointError(f"cannot unpickle {file}: {exc}") from None
+
+
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch's first pickle in a pre-zip torch.save file
+LEGACY_VERSION = 1001
+
+
+def _read_legacy(file: Path, records: bool):
+    """The pre-zip torch.save stream: the object is unpickled twice, once to find where its
+    pickle ends (and the storages begin), then with the storages read."""
+    stream = io.BytesIO(file.read_bytes())
+    plain = _TensorUnpickler(stream, None, file.name, False)  # refuses every global
+    try:
+        magic = plain.load()
+    except CheckpointError:
+        raise
+    except Exception:
+        magic = None
+    if magic != LEGACY_MAGIC:
         raise CheckpointError(
-            f"{file} is not a zip archive: only the zip format of torch.save (torch >= 1.6) is "
-            f"read; re-save it with safetensors or a newer torch"
+            f"{file} is not a zip archive (torch >= 1.6) nor a torch.save file of an older "
+            f"torch (it does not start with torch's magic number)"
         )
-    with zipfile.ZipFile(file) as zf:
-        pickles = [n for n in zf.namelist() if n.endswith("data.pkl")]
-        if len(pickles) != 1:
-            raise CheckpointError(f"{file} holds {len(pickles)} data.pkl entries, expected 1")
-        prefix = pickles[0][: -len("data.pkl")]
-        with zf.open(pickles[0]) as fh:
-            try:
-                return _TensorUnpickler(fh, zf, prefix, file.name, records).load()
-            except CheckpointError:
-                raise
-            except Exception as exc:  # truncated or corrupt stream
-                raise CheckpointError(f"cannot unpickle {file}: {exc}") from None
+    if _TensorUnpickler(stream, None, file.name, False).load() != LEGACY_VERSION:
+        raise CheckpointError(f"{file}: an older torch.save format than version 1001")
+    _TensorUnpickler(stream, None, file.name, False).load()  # system facts (endianness, sizes)
+    start = stream.tell()
+    first = _TensorUnpickler(stream, None, file.name, records)
+    first.load()  # tensors come back as None: only the storages' types are gathered
+    keys = _TensorUnpickler(stream, None, file.name, False).load()
+    if not isinstance(keys, list):
+        raise CheckpointError(f"{file}: the list of storages is missing")
+    raw = {}
+    for key in map(str, keys):
+        if key not in first.storage_types:
+            raise CheckpointError(f"{file} stores {key}, which no tensor uses")
+        dtype = first.storage_types[key]
+        itemsize = 2 if dtype == "bfloat16" else np.dtype(dtype).itemsize
+        count = int.from_bytes(stream.read(8), "little")
+        raw[key] = stream.read(count * itemsize)
+        if len(raw[key]) != count * itemsize:
+            raise CheckpointError(f"{file} ends inside the storage {key}")
+    stream.seek(start)
+    return _TensorUnpickler(stream, raw.__getitem__, file.name, records).load()
 
 
 def read_pytorch_bin(file: Path) -> dict:
@@ -170,11 +228,18 @@ def pytorch_bin_dtypes(file: Path) -> dict:
     """Count tensors per storage type in a torch.save zip by reading the pickle's opcodes (never
     running it): each tensor names its storage class once, the first time as a GLOBAL that is
     memoised, afterwards as a GET of that memo slot."""
-    with zipfile.ZipFile(file) as zf:
-        entry = next(n for n in zf.namelist() if n.endswith("data.pkl"))  # load() checked it
-        data = zf.read(entry)
+    if zipfile.is_zipfile(file):
+        with zipfile.ZipFile(file) as zf:
+            entry = next(n for n in zf.namelist() if n.endswith("data.pkl"))  # load() checked it
+            opcodes = list(pickletools.genops(zf.read(entry)))
+    else:  # the legacy stream: the saved object is its fourth pickle
+        stream = io.BytesIO(Path(file).read_bytes())
+        for _ in range(3):
+            for _ in pickletools.genops(stream):  # each genops stops at its pickle's STOP
+                pass
+        opcodes = list(pickletools.genops(stream))
     counts, memo, top = {}, {}, None  # top: the storage class on top of the stack, if any
-    for op, arg, _ in pickletools.genops(data):
+    for op, arg, _ in opcodes:
         if op.name in ("BINPUT", "LONG_BINPUT", "PUT"):  # memoise the top; the stack is unchanged
             if top is not None:
                 memo[arg] = top
