@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import FIXTURES, needs_minilm
+from minibert.cli.main import main
 from minibert.errors import CheckpointError, ConfigError
 from minibert.functional.pooling import POOLINGS, check_pooling, l2_normalize, pool
 from minibert.sentence import FolderOverrideWarning, SentenceEncoder, read_sentence_folder
@@ -284,3 +285,46 @@ def test_pooling_modes_by_hand():
 def test_check_pooling_names_what_is_wrong(bad):
     with pytest.raises(ValueError, match="pooling must be one of"):
         check_pooling(bad)
+
+
+# --- the command line ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["classic-cls", "classic-dense-tanh"])
+def test_cli_encode_follows_the_folder(capsys, tmp_path, name):
+    """`minibert encode --model FOLDER`: the folder's pooling and Dense layer, normalised
+    (the command's default), and without Normalize with --no-normalize."""
+    out = tmp_path / "v.npy"
+    argv = ["encode", *SENTENCES[:3], "--model", FOLDERS / name, "--output", out]
+    assert main([str(a) for a in argv]) == 0, capsys.readouterr().err
+    want = expected(name)["default"][:3]
+    np.testing.assert_allclose(np.load(out), l2_normalize(want), atol=ATOL_ST)
+    if name == "classic-cls":  # no Normalize module: --no-normalize gives the folder's vectors
+        assert main([str(a) for a in [*argv, "--no-normalize"]]) == 0
+        np.testing.assert_allclose(np.load(out), want, atol=ATOL_ST)
+    assert main(["encode", "sun", "--model", str(FOLDERS / name)]) == 0
+    pooling = read_sentence_folder(FOLDERS / name).pooling[0]
+    assert f"{pooling} pooling, unit length" in capsys.readouterr().out
+
+
+def test_cli_corpus_run_records_the_folders_pooling(capsys, tmp_path):
+    corpus = tmp_path / "texts.txt"
+    corpus.write_text("\n".join(text for text in SENTENCES if text) + "\n")
+    out = tmp_path / "v.npy"
+    argv = ["encode", "--input", corpus, "--output", out, "--model", FOLDERS / "classic-cls"]
+    assert main([str(a) for a in argv]) == 0, capsys.readouterr().err
+    want = l2_normalize(
+        expected("classic-cls")["default"][[i for i, t in enumerate(SENTENCES) if t]]
+    )
+    np.testing.assert_allclose(np.load(out), want, atol=ATOL_ST)
+
+
+def test_served_vectors_go_through_the_dense_layer():
+    """minibert serve's model runs the folder's Dense layer after pooling (routes normalise)."""
+    from minibert.serve.model import ServedModel
+
+    served = ServedModel(FOLDERS / "classic-dense-tanh", pooling="mean")
+    assert served.dim == 12
+    outputs = served.run(served.tokenize(SENTENCES[:4], truncate=True))
+    vectors = l2_normalize(np.stack([o.vector for o in outputs]))
+    np.testing.assert_allclose(vectors, expected("classic-dense-tanh")["default"][:4], atol=ATOL_ST)

@@ -20,7 +20,7 @@ from ..pretrained import MINILM_NAME
 from ..scale.corpus import FORMATS, SHARD_SIZE, Corpus
 from ..scale.parts import write_vectors
 from ..scale.process import EncoderOptions
-from ..sentence import SentenceEncoder
+from ..sentence import SentenceEncoder, read_sentence_folder
 from .common import UsageError, positive_int
 
 # what the bundled model is (pretrained.SHIPPED_NAME names its folder), for help texts
@@ -120,8 +120,9 @@ def _text_arguments(sub) -> None:
     sub.add_argument(
         "--pooling",
         choices=POOLINGS,
-        default="mean",
-        help="how token vectors become one vector (default: mean)",
+        default=None,
+        help="how token vectors become one vector (default: as the folder's modules.json "
+        "says; mean without one)",
     )
     sub.add_argument(
         "--no-normalize",
@@ -279,7 +280,7 @@ def cmd_encode(args) -> int:
         print(f"wrote {vectors.shape[0]} x {vectors.shape[1]} {vectors.dtype} to {args.output}")
         return 0
     norm = "unit length" if args.normalize else "not normalized"
-    print(f"{name}: {args.pooling} pooling, {norm}")
+    print(f"{name}: {encoder.pooling} pooling, {norm}")
     print(f"shape {vectors.shape}, dtype {vectors.dtype}")
     shown = 5
     for i, (text, v) in enumerate(zip(texts[:shown], vectors[:shown], strict=True)):
@@ -300,9 +301,14 @@ def _encode_corpus(args) -> int:
 
     text_field = args.text_field or "text"
     corpus = Corpus(args.input, args.format, text_field=text_field, id_field=args.id_field)
+    model = args.model or pretrained.shipped_path()
+    pooling = args.pooling
+    if pooling is None:  # the folder's, by name: a resumed run compares its settings
+        modes = read_sentence_folder(model).pooling
+        pooling = modes[0] if len(modes) == 1 else list(modes)  # as JSON reads it back
     options = EncoderOptions(
-        args.model or pretrained.shipped_path(),
-        pooling=args.pooling,
+        model,
+        pooling=pooling,
         normalize=args.normalize,
         batch_size=args.batch_size,
         # a corpus file is bulk work: the reference is only quicker for a few short texts

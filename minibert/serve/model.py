@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..functional.pooling import pool
 from ..sentence import SentenceEncoder
 
 CLASSIFIER_SUFFIX = "ForSequenceClassification"
@@ -197,7 +196,8 @@ class ServedModel:
             types[row, : s.length] = s.token_type_ids
             mask[row, : s.length] = 1
         out = self.encoder.model(ids, attention_mask=mask, token_type_ids=types)
-        vectors = pool(out.last_hidden_state, mask, self.pooling)  # (B, C)
+        # the encoder's pooling, then any Dense layer of the folder (not normalised here)
+        vectors = self.encoder.sentence_vectors(out.last_hidden_state, mask)  # (B, dim)
         logits = getattr(out, "logits", None) if self.labels is not None else None
         return [Output(vectors[row], None if logits is None else logits[row]) for row in range(B)]
 
