@@ -318,29 +318,42 @@ class SelfAttention(Module):
         self.v = Linear(hidden, hidden)
         self.o = Linear(hidden, hidden)
 
-    def forward(self, x, mask_bias, add_bias: bool = True, need_probs: bool = True):
-        """Shapes: x (B, T, C), mask_bias (B, T) -> out (B, T, C), probs (B, H, T, T)
-        (None when inference does not need them and the fused kernel runs)"""
+    def forward(self, x, mask_bias, add_bias: bool = True, need_probs: bool = True, head=None):
+        """Shapes: x (B, T, C), mask_bias (B, T), head (H,) or None -> out (B, T, C), probs
+        (B, H, T, T) (None when inference does not need them and the fused kernel runs).
+
+        `head` is one row of transformers' head_mask: head h's attention weights are multiplied
+        by head[h] (0 silences it). As ctx = probs v, that is the same as scaling head h's
+        context, which leaves the attention kernels unchanged."""
         no_probs = not (self.training or need_probs)  # inference that returns no attentions
         if no_probs and attention_context_runs(x):
             # one kernel reads each head from the projections in place and writes ctx (B, T, C)
             q, k, v = type(self.q).forward_shared((self.q, self.k, self.v), x)  # (B, T, C)
             scale = (x.shape[-1] // self.num_heads) ** -0.5
             ctx = attention_context(q, k, v, mask_bias, scale, self.num_heads)  # (B, T, C)
+            if head is not None:  # (B, T, H, D) scaled per head
+                B, T, C = ctx.shape
+                ctx = (ctx.reshape(B, T, self.num_heads, -1) * head[:, None]).reshape(B, T, C)
             return self.o.forward(ctx, add_bias), None
         q = F.split_heads(self.q.forward(x), self.num_heads)  # (B, H, T, D)
         k = F.split_heads(self.k.forward(x), self.num_heads)  # (B, H, T, D)
         v = F.split_heads(self.v.forward(x), self.num_heads)  # (B, H, T, D)
         p = self.dropout if self.dropout_on else 0.0
         ctx, probs, cache = F.attention_forward(q, k, v, mask_bias, p, self.rng)  # (B, H, T, D)
-        self.save(cache)
+        if head is not None:
+            ctx, probs = ctx * head[:, None, None], probs * head[:, None, None]
+        self.save((cache, head))
         return self.o.forward(F.merge_heads(ctx), add_bias), probs  # (B, T, C)
 
     def backward(self, dout, dprobs=None):
         """Shapes: dout (B, T, C), dprobs (B, H, T, T) or None (the gradient of an outside loss on
         the returned probs) -> dx (B, T, C), summed over the q, k and v paths"""
+        cache, head = self.restore()
         dctx = F.split_heads(self.o.backward(dout), self.num_heads)  # (B, H, T, D)
-        dq, dk, dv = F.attention_backward(dctx, self.restore(), dprobs)
+        if head is not None:  # forward scaled ctx and the returned probs by head[h]
+            dctx = dctx * head[:, None, None]
+            dprobs = None if dprobs is None else dprobs * head[:, None, None]
+        dq, dk, dv = F.attention_backward(dctx, cache, dprobs)
         # x fed all three projections, so its gradient is the sum of theirs
         return (
             self.q.backward(F.merge_heads(dq))
@@ -386,14 +399,17 @@ class EncoderLayer(Module):
         self.drop2 = Dropout(p if ffn_dropout else 0.0)  # DistilBERT drops here only
         self.ln2 = LayerNorm(C, config.layer_norm_eps)
 
-    def forward(self, x, mask_bias, need_probs: bool = True):
-        """Shapes: x (B, T, C), mask_bias (B, T) -> y (B, T, C), probs (B, H, T, T)"""
+    def forward(self, x, mask_bias, need_probs: bool = True, head=None):
+        """Shapes: x (B, T, C), mask_bias (B, T), head (H,) or None (SelfAttention's) ->
+        y (B, T, C), probs (B, H, T, T)"""
         if not self.training:  # inference: each output bias joins the LayerNorm's fused pass
-            a, probs = self.attn.forward(x, mask_bias, add_bias=False, need_probs=need_probs)
+            a, probs = self.attn.forward(
+                x, mask_bias, add_bias=False, need_probs=need_probs, head=head
+            )
             h = self.ln1.forward(a, residual=x, bias=self.attn.o.params["bias"])
             f = self.ffn.forward(h, add_bias=False)
             return self.ln2.forward(f, residual=h, bias=self.ffn.down.params["bias"]), probs
-        a, probs = self.attn.forward(x, mask_bias)
+        a, probs = self.attn.forward(x, mask_bias, head=head)
         h = self.ln1.forward(self.drop1.forward(a), residual=x)  # (B, T, C)
         y = self.ln2.forward(self.drop2.forward(self.ffn.forward(h)), residual=h)  # (B, T, C)
         return y, probs
@@ -419,13 +435,19 @@ class Encoder(Module):
             EncoderLayer(config, attn_dropout, ffn_dropout) for _ in range(max(self.schedule) + 1)
         )
 
-    def forward(self, x, mask_bias, output_hidden_states=False, output_attentions=False):
-        """Shapes: x (B, T, C) -> (B, T, C); hidden_states: len(schedule) + 1 arrays (B, T, C),
-        attentions: len(schedule) arrays (B, H, T, T)"""
+    def forward(
+        self, x, mask_bias, output_hidden_states=False, output_attentions=False, heads=None
+    ):
+        """Shapes: x (B, T, C), heads (len(schedule), H) or None (a head_mask row per step) ->
+        (B, T, C); hidden_states: len(schedule) + 1 arrays (B, T, C), attentions: len(schedule)
+        arrays (B, H, T, T)"""
         hidden_states = [x] if output_hidden_states else None
         attentions = [] if output_attentions else None
-        for index in self.schedule:
-            x, probs = self.layers[index].forward(x, mask_bias, need_probs=output_attentions)
+        for step, index in enumerate(self.schedule):
+            head = None if heads is None else heads[step]
+            x, probs = self.layers[index].forward(
+                x, mask_bias, need_probs=output_attentions, head=head
+            )
             if output_hidden_states:
                 hidden_states.append(x)
             if output_attentions:

@@ -106,3 +106,29 @@ class QuestionAnsweringOutput(ModelOutput):
     hidden_states: tuple | None = None
     attentions: tuple | None = None
     last_hidden_state: object = None
+
+
+@dataclass
+class MultipleChoiceModelOutput(ModelOutput):
+    """*ForMultipleChoice: one score per choice. hidden_states and attentions are those of the
+    flattened batch, (B * num_choices, T, ...), as in transformers."""
+
+    loss: object = None
+    logits: object = None  # (B, num_choices)
+    hidden_states: tuple | None = None
+    attentions: tuple | None = None
+    last_hidden_state: object = None  # (B * num_choices, T, C)
+    pooler_output: object = None
+
+
+@dataclass
+class NextSentencePredictorOutput(ModelOutput):
+    """BertForNextSentencePrediction: is the second segment the text that follows the first?
+    logits[:, 0] says yes, logits[:, 1] no."""
+
+    loss: object = None
+    logits: object = None  # (B, 2)
+    hidden_states: tuple | None = None
+    attentions: tuple | None = None
+    last_hidden_state: object = None
+    pooler_output: object = None

@@ -1,11 +1,12 @@
-"""The task heads beyond the reference comparisons: how a sequence classifier picks its loss
-(problem_type), and the errors a head's targets raise."""
+"""The task heads beyond test_models' reference comparisons: how a sequence classifier picks
+its loss (problem_type), the errors a head's targets raise, and transformers' other forward
+arguments (position_ids, inputs_embeds and the gradient reaching them, head_mask's errors)."""
 
 import numpy as np
 import pytest
 
 import minibert
-from conftest import case_dir, load_reference, model_inputs
+from conftest import ATOL_HF, FIXTURES, META, case_dir, load_reference, model_inputs
 from minibert.errors import InputError
 
 
@@ -53,3 +54,140 @@ def test_bad_labels_are_named(case, labels, match):
     model = minibert.load(case_dir(case))
     with pytest.raises(InputError, match=match):
         model(**model_inputs(load_reference(case)), labels=labels)
+
+
+# --- transformers' other forward arguments: position_ids, inputs_embeds ----------------------
+ARGUMENT_CASES = sorted(n for n in META["cases"] if (FIXTURES / n / "arguments.npz").is_file())
+TARGET_KEYS = ("labels", "next_sentence_label", "start_positions", "end_positions")
+
+
+def load_arguments(case):
+    with np.load(case_dir(case) / "arguments.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
+def test_every_family_has_an_arguments_fixture():
+    assert {META["cases"][c]["model_type"] for c in ARGUMENT_CASES} == {
+        "bert",
+        "albert",
+        "distilbert",
+        "roberta",
+    }
+
+
+@pytest.mark.parametrize("case", ARGUMENT_CASES)
+def test_position_ids_and_inputs_embeds_match_transformers(case):
+    ref, args = load_reference(case), load_arguments(case)
+    model = minibert.load(case_dir(case))
+    inputs = model_inputs(ref)
+    runs = {
+        "positions": model(**inputs, position_ids=args["position_ids"]),
+        "embeds": model(
+            **{**inputs, "input_ids": None},
+            inputs_embeds=args["inputs_embeds"],
+        ),
+    }
+    compared = 0
+    for key, expected in args.items():
+        prefix, _, name = key.partition(".")
+        if prefix in runs:
+            got = getattr(runs[prefix], name)
+            np.testing.assert_allclose(got, expected, atol=ATOL_HF, rtol=0, err_msg=key)
+            compared += 1
+    assert compared >= 2
+
+
+def training_batch(case):
+    ref = load_reference(case)
+    with np.load(case_dir(case) / "training.npz") as z:
+        train = {k: z[k] for k in z.files}
+    return model_inputs(ref), {k: train[k] for k in TARGET_KEYS if k in train}, train
+
+
+def looked_up(model, ids):
+    """The word vectors the model would look up, and the positions it would count, as the
+    generator passes them to transformers with inputs_embeds."""
+    embeds = model.embeddings.word.params["weight"][ids]
+    if model.config.model_type != "roberta":
+        return embeds, None
+    pad = model.config.pad_token_id
+    real = ids != pad
+    return embeds, np.cumsum(real, axis=-1) * real + pad
+
+
+@pytest.mark.parametrize(
+    "case", ["bert-multiple-choice", "albert-qa", "distilbert-tokcls", "roberta-regression"]
+)
+def test_backward_reaches_given_inputs_embeds(case):
+    """Given the looked-up vectors as inputs_embeds, the loss and the gradient at them are
+    torch's (training.npz's inputs_embeds_grad), and the word table gets no gradient."""
+    inputs, targets, train = training_batch(case)
+    model = minibert.load(case_dir(case)).train(dropout=False)
+    embeds, positions = looked_up(model, inputs["input_ids"])
+    given = {**inputs, "input_ids": None}
+    out = model(**given, **targets, inputs_embeds=embeds, position_ids=positions)
+    np.testing.assert_allclose(out.loss, train["loss"], rtol=1e-5)
+    model.zero_grad()
+    model.backward()
+    np.testing.assert_allclose(
+        model.input_gradient(), train["inputs_embeds_grad"], rtol=1e-4, atol=1e-5
+    )
+    assert not model.embeddings.word.grads["weight"].any()
+
+
+@pytest.mark.parametrize("case", ["bert-nsp", "albert-multiple-choice", "roberta-qa"])
+def test_input_gradient_by_finite_differences(case):
+    inputs, targets, _ = training_batch(case)
+    model = minibert.load(case_dir(case), dtype="float64").train(dropout=False)
+    embeds, positions = looked_up(model, inputs["input_ids"])
+    embeds = embeds.copy()
+    given = {**inputs, "input_ids": None, "position_ids": positions, **targets}
+    model(**given, inputs_embeds=embeds)
+    model.backward()
+    direction = np.random.default_rng(0).normal(size=embeds.shape)
+    analytic = float((model.input_gradient() * direction).sum())
+    eps = 1e-5
+
+    def loss_at(step):
+        return float(model(**given, inputs_embeds=embeds + step * direction).loss)
+
+    numeric = (8 * (loss_at(eps) - loss_at(-eps)) - (loss_at(2 * eps) - loss_at(-2 * eps))) / (
+        12 * eps
+    )
+    assert abs(analytic - numeric) <= 1e-6 * max(abs(numeric), 1e-3)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "match"),
+    [
+        ({"input_ids": None}, "exactly one of input_ids and inputs_embeds"),
+        ({"inputs_embeds": np.zeros((3, 7, 32), np.float32)}, "exactly one"),
+        ({"position_ids": np.full((3, 7), 20)}, r"position_ids must lie in \[0, 20\)"),
+        ({"position_ids": np.zeros((2, 7), np.int64)}, "position_ids has shape"),
+        ({"head_mask": np.ones(3)}, r"head_mask must have shape \(4,\) or \(2, 4\)"),
+        ({"head_mask": np.array([1.0, np.nan, 1, 1])}, "NaN"),
+    ],
+)
+def test_bad_forward_arguments_are_named(arguments, match):
+    model = minibert.load(case_dir("bert-nsp"))
+    inputs = {**model_inputs(load_reference("bert-nsp")), **arguments}
+    with pytest.raises(InputError, match=match):
+        model(**inputs)
+
+
+def test_bad_inputs_embeds_and_choices_are_named():
+    model = minibert.load(case_dir("albert-multiple-choice"))  # E = 16
+    with pytest.raises(InputError, match=r"inputs_embeds must have shape \(batch, tokens, 16\)"):
+        minibert.load(case_dir("albert-qa"))(inputs_embeds=np.zeros((2, 5, 32), np.float32))
+    ids = load_reference("albert-multiple-choice")["input_ids"]  # (2, 2, 6)
+    with pytest.raises(InputError, match="num_choices"):
+        model(input_ids=ids[0])
+    with pytest.raises(InputError, match="attention_mask has shape"):
+        model(input_ids=ids, attention_mask=np.ones((2, 6), np.int64))
+    with pytest.raises(InputError, match=r"outside \[0, 2\)"):
+        model(input_ids=ids, labels=np.array([0, 2]))
+
+
+def test_input_gradient_before_backward_is_an_error():
+    with pytest.raises(RuntimeError, match="backward"):
+        minibert.load(case_dir("bert-nsp")).input_gradient()

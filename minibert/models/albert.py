@@ -11,12 +11,14 @@ The BERT encoder plus two parameter-saving tricks and a new task:
 and its own weight names. Default activation "gelu_new" (the tanh approximation).
 """
 
+from ..errors import InputError
 from ..nn import Encoder, Linear
 from .base import BaseModel, PreTrainedModel, linear_names, per_layer
 from .bert import EMBEDDING_NAMES, BertEmbeddings
 from .heads import ClassificationHead, classifier_dropout
 from .tasks import (
     ForMaskedLM,
+    ForMultipleChoice,
     ForPreTraining,
     ForQuestionAnswering,
     ForSequenceClassification,
@@ -34,8 +36,9 @@ class AlbertEmbeddings(BertEmbeddings):
         super().__init__(config)
         self.project = Linear(config.embedding_size or config.hidden_size, config.hidden_size)
 
-    def forward(self, ids, types):
-        return self.project.forward(super().forward(ids, types))  # (B, T, E) -> (B, T, C)
+    def forward(self, ids, types, positions=None, embeds=None):
+        """embeds, like the table, are E wide. -> (B, T, C)"""
+        return self.project.forward(super().forward(ids, types, positions, embeds))
 
     def backward(self, dy):
         return super().backward(self.project.backward(dy))
@@ -73,6 +76,7 @@ HEAD_NAMES = {
     "classifier": linear_names("classifier.out", "classifier"),
     "token_classifier": linear_names("token_classifier.out", "classifier"),
     "qa": linear_names("qa", "qa_outputs"),
+    "choice_classifier": linear_names("choice_classifier.out", "classifier"),
 }
 
 
@@ -100,6 +104,19 @@ class AlbertPreTrainedModel(PreTrainedModel):
             group, j = divmod(int(i), inner)
             names[ours] = f"encoder.albert_layer_groups.{group}.albert_layers.{j}.{rest}"
         return names
+
+    def head_mask_steps(self, head_mask):
+        """transformers' ALBERT indexes head_mask by group: inner layer j of a call to group g
+        uses row g * (L / G) + j, whichever call of the group it is. (L, H) -> (steps, H)"""
+        L, inner = self.config.num_hidden_layers, self.config.inner_group_num
+        per_group = L // self.config.num_hidden_groups
+        rows = [(i // per_group) * per_group + j for i in range(L) for j in range(inner)]
+        if max(rows) >= L:
+            raise InputError(
+                f"head_mask has {L} rows, but transformers' ALBERT reads row {max(rows)} "
+                f"(inner_group_num {inner} > {per_group} layers per group)"
+            )
+        return head_mask[rows]
 
     def sentence_pair_head(self, config):
         """SOP: dropout, then two logits from the pooled vector (AlbertSOPHead)."""
@@ -130,6 +147,10 @@ class AlbertForQuestionAnswering(AlbertPreTrainedModel, ForQuestionAnswering):
     pass
 
 
+class AlbertForMultipleChoice(AlbertPreTrainedModel, ForMultipleChoice):
+    pass
+
+
 CLASSES = (
     AlbertModel,
     AlbertForMaskedLM,
@@ -137,4 +158,5 @@ CLASSES = (
     AlbertForSequenceClassification,
     AlbertForTokenClassification,
     AlbertForQuestionAnswering,
+    AlbertForMultipleChoice,
 )

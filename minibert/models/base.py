@@ -26,7 +26,7 @@ from ..errors import InputError
 from ..kernels.jit import kernels_for_call, threads_for_work
 from ..nn import Encoder, Module, Pooler
 from ..outputs import BaseModelOutput
-from .inputs import check_inputs, gradients_by_index, reject_output_grads
+from .inputs import check_forward, gradients_by_index, reject_output_grads
 
 _WORK_PER_TOKEN = weakref.WeakKeyDictionary()  # model -> PreTrainedModel._work_per_token()
 
@@ -57,6 +57,7 @@ class PreTrainedModel(Module):
 
     # --- what a task sets (tasks.py) ----------------------------------------------------------
     uses_pooler = False  # whether the task reads the pooled [CLS] vector
+    takes_choices = False  # inputs (B, num_choices, T), folded into the batch (multiple choice)
     heads: tuple = ()  # head attributes the task adds, keys of head_weight_names
 
     def build_heads(self, config) -> None:
@@ -79,6 +80,7 @@ class PreTrainedModel(Module):
         self._loss_state = None
         self._pending_shape = None  # (B, T, C) of a training forward not yet backpropagated
         self.inputs_embeds_grad = None
+        self._num_choices = None
         self.seed(0)
 
     def seed(self, seed) -> "PreTrainedModel":
@@ -183,7 +185,7 @@ class PreTrainedModel(Module):
 
     def __call__(
         self,
-        input_ids,
+        input_ids=None,
         attention_mask=None,
         token_type_ids=None,
         labels=None,
@@ -193,44 +195,50 @@ class PreTrainedModel(Module):
         end_positions=None,
         output_hidden_states: bool = False,
         output_attentions: bool = False,
+        position_ids=None,
+        inputs_embeds=None,
+        head_mask=None,
     ):
         """Run the model; with targets (labels=..., ...) also compute out.loss as transformers
-        does. In training mode the caches for backward() are kept."""
-        try:  # for the thread choice only; check_inputs names what is wrong with odd input
-            tokens = int(np.size(input_ids))
+        does. In training mode the caches for backward() are kept.
+
+        As in transformers' forward: position_ids replace the family's own positions,
+        inputs_embeds (B, T, E) replace the word-embedding lookup (pass them instead of
+        input_ids), and head_mask, (H,) or (L, H), multiplies each head's attention weights
+        (0 silences a head). A multiple-choice model takes (B, num_choices, T) inputs."""
+        try:  # for the thread choice only; check_forward names what is wrong with odd input
+            given = input_ids if input_ids is not None else np.shape(inputs_embeds)[:-1]
+            tokens = int(np.size(given) if input_ids is not None else np.prod(given))
         except (ValueError, TypeError):
             tokens = 0
+        inputs = check_forward(
+            self.config,
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            inputs_embeds,
+            head_mask,
+            choices=self.takes_choices,
+            dtype=self.dtype,
+        )
+        if next_sentence_label is None:
+            next_sentence_label = sentence_order_label
+        targets = {
+            "labels": labels,
+            "next_sentence_label": next_sentence_label,
+            "start_positions": start_positions,
+            "end_positions": end_positions,
+        }
         with kernels_for_call(self.kernels), threads_for_work(tokens * self._work_per_token()):
-            return self._call(
-                input_ids,
-                attention_mask,
-                token_type_ids,
-                {
-                    "labels": labels,
-                    "next_sentence_label": next_sentence_label
-                    if next_sentence_label is not None
-                    else sentence_order_label,
-                    "start_positions": start_positions,
-                    "end_positions": end_positions,
-                },
-                output_hidden_states,
-                output_attentions,
-            )
+            return self._call(inputs, targets, output_hidden_states, output_attentions)
 
-    def _call(
-        self,
-        input_ids,
-        attention_mask,
-        token_type_ids,
-        targets,
-        output_hidden_states,
-        output_attentions,
-    ):
-        ids, mask, types = check_inputs(self.config, input_ids, attention_mask, token_type_ids)
+    def _call(self, inputs, targets, output_hidden_states, output_attentions):
         if self.training:  # each forward starts from empty stacks (STYLE.md section 4);
             self.clear_caches()  # in eval mode save() keeps nothing, and the walk costs ~1 ms
         self._loss_state = None
-        x, hidden, attentions = self.body(ids, mask, types, output_hidden_states, output_attentions)
+        self._num_choices = inputs.num_choices
+        x, hidden, attentions = self.body(inputs, output_hidden_states, output_attentions)
         self._pending_shape = x.shape if self.training else None
         pooled = self.pooler.forward(x) if hasattr(self, "pooler") else None
         out = self.head_outputs(x, pooled)
@@ -241,11 +249,18 @@ class PreTrainedModel(Module):
         out.attentions = tuple(attentions) if attentions is not None else None
         return out
 
-    def body(self, ids, mask, types, output_hidden_states=False, output_attentions=False):
-        """Embeddings and encoder. Shapes: ids (B, T) -> x (B, T, C)"""
-        x = self.embeddings.forward(ids, types)  # (B, T, C)
-        mask_bias = F.padding_mask_bias(mask, x.dtype)  # (B, T)
-        return self.encoder.forward(x, mask_bias, output_hidden_states, output_attentions)
+    def body(self, inputs, output_hidden_states=False, output_attentions=False):
+        """Embeddings and encoder. Shapes: inputs (models/inputs.py's ForwardInputs, B x T)
+        -> x (B, T, C), hidden states, attentions"""
+        x = self.embeddings.forward(inputs.ids, inputs.types, inputs.positions, inputs.embeds)
+        mask_bias = F.padding_mask_bias(inputs.mask, x.dtype)  # (B, T)
+        heads = None if inputs.heads is None else self.head_mask_steps(inputs.heads)
+        return self.encoder.forward(x, mask_bias, output_hidden_states, output_attentions, heads)
+
+    def head_mask_steps(self, head_mask):
+        """The head_mask row each encoder step uses: (L, H) -> (steps, H); step i uses row i
+        (ALBERT, whose steps reuse layers, overrides it)."""
+        return head_mask
 
     def head_outputs(self, x, pooled):
         return BaseModelOutput(last_hidden_state=x, pooler_output=pooled)
@@ -277,7 +292,8 @@ class PreTrainedModel(Module):
         count from the end) and need not have been returned. An attention gradient is with
         respect to the returned maps, i.e. after attention dropout when it is on.
         Gradients add up (+=) until zero_grad(), which gradient accumulation relies on. The
-        gradient with respect to the looked-up word vectors is kept in inputs_embeds_grad.
+        gradient with respect to the word vectors (looked up, or given as inputs_embeds) is
+        input_gradient()'s, replaced by each backward().
         """
         grads = dict(grads or {})
         if self._loss_state is None and not grads:
@@ -320,9 +336,20 @@ class PreTrainedModel(Module):
         if dx is None:  # only intermediate outputs have a loss: nothing arrives at the top
             dx = np.zeros((B, T, C), self.dtype)
         dx = self.encoder.backward(dx, dhidden, dattentions)
-        self.inputs_embeds_grad = self.embeddings.backward(dx)
+        dembeds = self.embeddings.backward(dx)  # (B, T, E)
+        if self._num_choices is not None:  # as the inputs came: (B, N, T, E)
+            dembeds = dembeds.reshape(-1, self._num_choices, *dembeds.shape[1:])
+        self.inputs_embeds_grad = dembeds
         self._loss_state = None
         self._pending_shape = None
+
+    def input_gradient(self):
+        """The gradient of the last backward() with respect to the word vectors: the ones
+        looked up for input_ids, or the inputs_embeds given (transformers' inputs_embeds.grad).
+        Shapes: (B, T, E), or (B, N, T, E) for multiple choice; E is C except for ALBERT."""
+        if self.inputs_embeds_grad is None:
+            raise RuntimeError("no input gradient yet: run a training forward, then backward()")
+        return self.inputs_embeds_grad
 
     def gradients(self) -> dict:
         """{Hugging Face parameter name: gradient}, the keys of the checkpoint; a tied weight

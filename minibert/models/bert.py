@@ -12,6 +12,8 @@ from ..nn import Dropout, Embedding, LayerNorm, Module
 from .base import BaseModel, PreTrainedModel, linear_names, per_layer
 from .tasks import (
     ForMaskedLM,
+    ForMultipleChoice,
+    ForNextSentencePrediction,
     ForPreTraining,
     ForQuestionAnswering,
     ForSequenceClassification,
@@ -41,15 +43,24 @@ class BertEmbeddings(Module):
         self.drop = Dropout(config.hidden_dropout_prob)
         self.pad_token_id = pad
 
-    def position_ids(self, ids):
-        """0, 1, ..., T-1 for every row. Shapes: ids (B, T) -> (B, T)"""
-        return np.broadcast_to(np.arange(ids.shape[1]), ids.shape)
+    def position_ids(self, ids, shape=None):
+        """0, 1, ..., T-1 for every row. Shapes: ids (B, T) or None, shape (B, T) (ids' by
+        default) -> (B, T)"""
+        shape = ids.shape if shape is None else shape
+        return np.broadcast_to(np.arange(shape[1]), shape)
 
-    def forward(self, ids, types):
-        x = self.word.forward(ids)  # (B, T, C)
+    def forward(self, ids, types, positions=None, embeds=None):
+        """Shapes: ids (B, T) or None, types (B, T) or None, positions (B, T) or None (the
+        family's own), embeds (B, T, C) or None: vectors used in place of the word lookup
+        (transformers' inputs_embeds; exactly one of ids and embeds) -> (B, T, C)"""
+        self.save(embeds is None)  # whether backward reaches the word table
+        x = self.word.forward(ids) if embeds is None else embeds  # (B, T, C)
         if types is not None:
             x = x + self.token_type.forward(types)  # the order transformers adds them in
-        position = self.position.forward(self.position_ids(ids))  # (B, T, C)
+        shape = x.shape[:2]
+        if positions is None:
+            positions = self.position_ids(ids, shape)
+        position = self.position.forward(positions)  # (B, T, C)
         # LayerNorm(x + position): at inference the sum happens inside its kernel
         return self.drop.forward(self.ln.forward(x, residual=position))  # (B, T, C)
 
@@ -60,7 +71,8 @@ class BertEmbeddings(Module):
         self.position.backward(dx)
         if hasattr(self, "token_type"):
             self.token_type.backward(dx)
-        self.word.backward(dx)
+        if self.restore():  # the words were looked up, not given as inputs_embeds
+            self.word.backward(dx)
         return dx
 
 
@@ -94,6 +106,7 @@ HEAD_NAMES = {  # {head attribute: {our path: HF name}}, as tasks.py names the h
     "classifier": linear_names("classifier.out", "classifier"),
     "token_classifier": linear_names("token_classifier.out", "classifier"),
     "qa": linear_names("qa", "qa_outputs"),
+    "choice_classifier": linear_names("choice_classifier.out", "classifier"),
 }
 
 
@@ -139,6 +152,14 @@ class BertForQuestionAnswering(BertPreTrainedModel, ForQuestionAnswering):
     pass
 
 
+class BertForMultipleChoice(BertPreTrainedModel, ForMultipleChoice):
+    pass
+
+
+class BertForNextSentencePrediction(BertPreTrainedModel, ForNextSentencePrediction):
+    pass
+
+
 CLASSES = (
     BertModel,
     BertForMaskedLM,
@@ -146,4 +167,6 @@ CLASSES = (
     BertForSequenceClassification,
     BertForTokenClassification,
     BertForQuestionAnswering,
+    BertForMultipleChoice,
+    BertForNextSentencePrediction,
 )

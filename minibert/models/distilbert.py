@@ -18,6 +18,7 @@ from .bert import BertEmbeddings
 from .heads import ClassificationHead, classifier_dropout
 from .tasks import (
     ForMaskedLM,
+    ForMultipleChoice,
     ForQuestionAnswering,
     ForSequenceClassification,
     ForTokenClassification,
@@ -65,6 +66,10 @@ HEAD_NAMES = {
     },
     "token_classifier": linear_names("token_classifier.out", "classifier"),
     "qa": linear_names("qa", "qa_outputs"),
+    "choice_classifier": {
+        **linear_names("choice_classifier.dense", "pre_classifier"),
+        **linear_names("choice_classifier.out", "classifier"),
+    },
 }
 
 
@@ -93,6 +98,12 @@ class DistilBertPreTrainedModel(PreTrainedModel):
             config.hidden_size, config.num_labels, act="relu", dropout=classifier_dropout(config)
         )
 
+    def multiple_choice_head(self, config):
+        """The classifier head with one output: pre_classifier, ReLU, dropout, classifier."""
+        return ClassificationHead(
+            config.hidden_size, 1, act="relu", dropout=classifier_dropout(config)
+        )
+
 
 class DistilBertModel(DistilBertPreTrainedModel, BaseModel):
     pass
@@ -114,10 +125,15 @@ class DistilBertForQuestionAnswering(DistilBertPreTrainedModel, ForQuestionAnswe
     pass
 
 
+class DistilBertForMultipleChoice(DistilBertPreTrainedModel, ForMultipleChoice):
+    pass
+
+
 CLASSES = (
     DistilBertModel,
     DistilBertForMaskedLM,
     DistilBertForSequenceClassification,
     DistilBertForTokenClassification,
     DistilBertForQuestionAnswering,
+    DistilBertForMultipleChoice,
 )

@@ -3,7 +3,9 @@
 The kernels behind them do no bounds checks, so every array is validated here, and a bad one
 raises InputError naming the argument and what was wrong.
 
-    check_inputs         input_ids, attention_mask, token_type_ids of a forward call
+    check_forward        every input of a forward call: ids or inputs_embeds, the mask,
+                         token types, position ids, head_mask, multiple-choice batches
+    check_inputs         input_ids, attention_mask, token_type_ids alone
     check_labels         a task's integer targets
     float_targets        a task's real-valued targets (regression, multi-label)
     gradients_by_index   backward(grads=...)'s per-layer gradients, and their shapes
@@ -11,16 +13,109 @@ raises InputError naming the argument and what was wrong.
 Shapes: B batch, T tokens, C hidden, H heads.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..config import IGNORE_INDEX, EncoderConfig
 from ..errors import InputError
 
 
+@dataclass
+class ForwardInputs:
+    """A forward call's inputs, checked, with num_choices folded into the batch.
+
+    Shapes: ids (B, T) intp or None, embeds (B, T, E) or None (exactly one of the two), mask
+    (B, T), types (B, T) or None, positions (B, T) or None (the family's default), heads
+    (L, H) or None; B counts every (example, choice) pair of a multiple-choice batch."""
+
+    ids: np.ndarray | None
+    embeds: np.ndarray | None
+    mask: np.ndarray
+    types: np.ndarray | None
+    positions: np.ndarray | None = None
+    heads: np.ndarray | None = None
+    num_choices: int | None = None  # N of a multiple-choice batch (B, N, T), else None
+
+
+def check_forward(
+    config: EncoderConfig,
+    input_ids=None,
+    attention_mask=None,
+    token_type_ids=None,
+    position_ids=None,
+    inputs_embeds=None,
+    head_mask=None,
+    choices: bool = False,
+    dtype=np.float32,
+) -> ForwardInputs:
+    """Validate every input of a forward call (see ForwardInputs). `choices`: the inputs are
+    (B, N, T) (and inputs_embeds (B, N, T, E)), flattened here to (B * N, T) as transformers'
+    *ForMultipleChoice does. Raises InputError naming the argument and what was wrong."""
+    if (input_ids is None) == (inputs_embeds is None):
+        raise InputError("pass exactly one of input_ids and inputs_embeds")
+    num_choices = None
+    if choices:
+        lead = np.shape(input_ids if input_ids is not None else inputs_embeds)[:2]
+        want = 3 if input_ids is not None else 4
+        if np.ndim(input_ids if input_ids is not None else inputs_embeds) != want:
+            name = "input_ids" if input_ids is not None else "inputs_embeds"
+            raise InputError(
+                f"a multiple-choice model takes {name} of shape (batch, num_choices, tokens"
+                f"{', width' if want == 4 else ''}), got shape "
+                f"{np.shape(input_ids if input_ids is not None else inputs_embeds)}"
+            )
+        num_choices = lead[1]
+        flat = {}
+        for name, value, rank in (
+            ("input_ids", input_ids, 3),
+            ("attention_mask", attention_mask, 3),
+            ("token_type_ids", token_type_ids, 3),
+            ("position_ids", position_ids, 3),
+            ("inputs_embeds", inputs_embeds, 4),
+        ):
+            if value is not None:
+                shape = np.shape(value)
+                if len(shape) != rank or shape[:2] != lead:
+                    raise InputError(
+                        f"{name} has shape {shape}; a multiple-choice batch of {lead[0]} x "
+                        f"{lead[1]} choices needs {rank} axes starting with {lead}"
+                    )
+                flat[name] = np.reshape(value, (-1, *shape[2:]))
+            else:
+                flat[name] = None
+        input_ids, attention_mask, token_type_ids = (
+            flat["input_ids"],
+            flat["attention_mask"],
+            flat["token_type_ids"],
+        )
+        position_ids, inputs_embeds = flat["position_ids"], flat["inputs_embeds"]
+    if input_ids is not None:
+        ids, embeds = _check_ids(config, input_ids), None
+        B, T = ids.shape
+    else:
+        ids, embeds = None, _check_embeds(config, inputs_embeds, dtype)
+        B, T = embeds.shape[:2]
+    positions = None
+    if position_ids is None:
+        _check_length(config, T)
+    else:
+        positions = _check_positions(config, position_ids, (B, T))
+    mask = np.ones((B, T), np.intp) if attention_mask is None else _as_mask(attention_mask, (B, T))
+    types = _check_types(config, token_type_ids, (B, T))
+    heads = None if head_mask is None else _check_head_mask(config, head_mask, dtype)
+    return ForwardInputs(ids, embeds, mask, types, positions, heads, num_choices)
+
+
 def check_inputs(config: EncoderConfig, input_ids, attention_mask, token_type_ids):
-    """Validate a forward call's inputs. Returns (ids, mask, types) as intp arrays of shape
-    (B, T); types is None for a family without segments. Raises InputError naming the argument
-    and what was wrong."""
+    """Validate the three basic inputs of a forward call. Returns (ids, mask, types) as intp
+    arrays of shape (B, T); types is None for a family without segments. Raises InputError
+    naming the argument and what was wrong."""
+    checked = check_forward(config, input_ids, attention_mask, token_type_ids)
+    return checked.ids, checked.mask, checked.types
+
+
+def _check_ids(config, input_ids):
     ids = _as_int_array("input_ids", input_ids)
     if ids.ndim != 2:
         raise InputError(f"input_ids must have shape (batch, tokens), got shape {ids.shape}")
@@ -34,31 +129,70 @@ def check_inputs(config: EncoderConfig, input_ids, attention_mask, token_type_id
         raise InputError(
             f"input_ids holds {bad} at {where}, outside the vocabulary [0, {config.vocab_size})"
         )
+    return ids
+
+
+def _check_embeds(config, inputs_embeds, dtype):
+    """Vectors that replace the word-embedding lookup: (B, T, E), E the table's width."""
+    width = config.embedding_size or config.hidden_size
+    a = np.asarray(inputs_embeds)
+    if a.dtype == bool or not np.issubdtype(a.dtype, np.floating):
+        raise InputError(f"inputs_embeds must hold floats, got dtype {a.dtype}")
+    if a.ndim != 3 or a.shape[2] != width or 0 in a.shape:
+        raise InputError(
+            f"inputs_embeds must have shape (batch, tokens, {width}), got shape {a.shape}"
+        )
+    if not np.isfinite(a).all():
+        raise InputError("inputs_embeds holds NaN or infinite values")
+    return a.astype(dtype, copy=False)
+
+
+def _check_length(config, T):
     if T > config.max_length:
         raise InputError(
             f"sequence length {T} exceeds the {config.max_length} positions this "
             f"model has (max_position_embeddings={config.max_position_embeddings})"
         )
-    if attention_mask is None:
-        mask = np.ones((B, T), np.intp)
-    else:
-        mask = _as_mask(attention_mask, (B, T))
-    types = None
-    if token_type_ids is not None:
-        types = _as_int_array("token_type_ids", token_type_ids)
-        if types.shape != (B, T):
-            raise InputError(f"token_type_ids has shape {types.shape} but input_ids has {(B, T)}")
-        n = max(config.type_vocab_size, 1)  # a family without segments accepts all zeros
-        if types.min() < 0 or types.max() >= n:
-            raise InputError(
-                f"token_type_ids must lie in [0, {n}) for this model, found values "
-                f"{sorted(set(np.unique(types).tolist()))[:5]}"
-            )
-    if config.type_vocab_size == 0:
-        types = None  # checked above to be all zeros; the family has no segment table
-    elif types is None:
-        types = np.zeros((B, T), np.intp)
-    return ids, mask, types
+
+
+def _check_positions(config, position_ids, shape):
+    """Explicit position ids: (B, T), or (T,) / (1, T) for every row, inside the table."""
+    a = _as_int_array("position_ids", position_ids)
+    if a.shape not in (shape, shape[1:], (1, shape[1])):
+        raise InputError(f"position_ids has shape {a.shape} but the inputs have {shape}")
+    P = config.max_position_embeddings
+    if a.min() < 0 or a.max() >= P:
+        raise InputError(f"position_ids must lie in [0, {P}), found {int(a.min())}..{int(a.max())}")
+    return np.broadcast_to(a, shape)
+
+
+def _check_types(config, token_type_ids, shape):
+    if token_type_ids is None:
+        return None if config.type_vocab_size == 0 else np.zeros(shape, np.intp)
+    types = _as_int_array("token_type_ids", token_type_ids)
+    if types.shape != shape:
+        raise InputError(f"token_type_ids has shape {types.shape} but input_ids has {shape}")
+    n = max(config.type_vocab_size, 1)  # a family without segments accepts all zeros
+    if types.min() < 0 or types.max() >= n:
+        raise InputError(
+            f"token_type_ids must lie in [0, {n}) for this model, found values "
+            f"{sorted(set(np.unique(types).tolist()))[:5]}"
+        )
+    return None if config.type_vocab_size == 0 else types  # no segment table: all zeros
+
+
+def _check_head_mask(config, head_mask, dtype):
+    """transformers' head_mask: (H,) for every layer or (L, H), 1 keeps a head, 0 silences it
+    (any factor is allowed: it multiplies the head's attention weights). Returns (L, H)."""
+    L, H = config.num_hidden_layers, config.num_attention_heads
+    a = np.asarray(head_mask)
+    if a.dtype == object or not (a.dtype == bool or np.issubdtype(a.dtype, np.number)):
+        raise InputError(f"head_mask must hold numbers, got dtype {a.dtype}")
+    if a.shape not in ((H,), (L, H)):
+        raise InputError(f"head_mask must have shape ({H},) or ({L}, {H}), got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise InputError("head_mask holds NaN or infinite values")
+    return np.broadcast_to(a.astype(dtype), (L, H))
 
 
 def _as_int_array(name, value):

@@ -16,6 +16,7 @@ from .bert import BertEmbeddings, BertPreTrainedModel
 from .heads import ClassificationHead, classifier_dropout
 from .tasks import (
     ForMaskedLM,
+    ForMultipleChoice,
     ForQuestionAnswering,
     ForSequenceClassification,
     ForTokenClassification,
@@ -25,12 +26,17 @@ from .tasks import (
 class RobertaEmbeddings(BertEmbeddings):
     position_padding = True
 
-    def position_ids(self, ids):
+    def position_ids(self, ids, shape=None):
         """Count real tokens from pad_token_id + 1; padding keeps pad_token_id.
 
-        Shapes: ids (B, T) -> (B, T). Tokens equal to the pad id count as padding wherever they
-        stand, as in transformers (create_position_ids_from_input_ids).
+        Shapes: ids (B, T) or None, shape (B, T) -> (B, T). Tokens equal to the pad id count as
+        padding wherever they stand, as in transformers (create_position_ids_from_input_ids);
+        given inputs_embeds there are no ids, and every position counts (as transformers'
+        create_position_ids_from_inputs_embeds does).
         """
+        shape = ids.shape if shape is None else shape
+        if ids is None:
+            return np.broadcast_to(np.arange(shape[1]) + self.pad_token_id + 1, shape)
         real = ids != self.pad_token_id  # (B, T)
         return np.cumsum(real, axis=1) * real + self.pad_token_id
 
@@ -48,6 +54,7 @@ HEAD_NAMES = {
     },
     "token_classifier": linear_names("token_classifier.out", "classifier"),
     "qa": linear_names("qa", "qa_outputs"),
+    "choice_classifier": linear_names("choice_classifier.out", "classifier"),
 }
 
 
@@ -75,6 +82,11 @@ class RobertaPreTrainedModel(BertPreTrainedModel):
             input_dropout=True,
         )
 
+    def multiple_choice_head(self, config):
+        """Dropout (hidden_dropout_prob, not classifier_dropout) and one score from the pooled
+        vector: RobertaForMultipleChoice reads the pooler, unlike its sequence classifier."""
+        return ClassificationHead(config.hidden_size, 1, dropout=config.hidden_dropout_prob)
+
 
 class RobertaModel(RobertaPreTrainedModel, BaseModel):
     pass
@@ -96,10 +108,15 @@ class RobertaForQuestionAnswering(RobertaPreTrainedModel, ForQuestionAnswering):
     pass
 
 
+class RobertaForMultipleChoice(RobertaPreTrainedModel, ForMultipleChoice):
+    pass
+
+
 CLASSES = (
     RobertaModel,
     RobertaForMaskedLM,
     RobertaForSequenceClassification,
     RobertaForTokenClassification,
     RobertaForQuestionAnswering,
+    RobertaForMultipleChoice,
 )

@@ -18,6 +18,8 @@ from ..errors import InputError
 from ..nn import Linear
 from ..outputs import (
     MaskedLMOutput,
+    MultipleChoiceModelOutput,
+    NextSentencePredictorOutput,
     PreTrainingOutput,
     QuestionAnsweringOutput,
     SequenceClassifierOutput,
@@ -273,3 +275,80 @@ class ForQuestionAnswering(PreTrainedModel):
         zeros = np.zeros((B, T), self.dtype)
         dlogits = np.stack([zeros if v is None else v for v in d.values()], axis=-1)  # (B, T, 2)
         return self.qa.backward(dlogits), None
+
+
+class ForMultipleChoice(PreTrainedModel):
+    """One score per choice: inputs (B, N, T) run as a batch of B * N sequences, each read like
+    a one-label classifier's [CLS] (the pooled vector, or the family's own dense layer), then a
+    softmax over the N choices of each example. The loss is cross-entropy against labels (B,)."""
+
+    heads = ("choice_classifier",)
+    uses_pooler = True  # when the family has a pooler (DistilBERT reads [CLS] itself)
+    takes_choices = True
+
+    def multiple_choice_head(self, config) -> ClassificationHead:
+        """Dropout and a Linear to one score (BERT's and ALBERT's head)."""
+        return ClassificationHead(config.hidden_size, 1, dropout=classifier_dropout(config))
+
+    def build_heads(self, config):
+        self.choice_classifier = self.multiple_choice_head(config)
+
+    def head_outputs(self, x, pooled):
+        first = pooled if pooled is not None else x[:, 0]  # (B * N, C)
+        scores = self.choice_classifier.forward(first)  # (B * N, 1)
+        return MultipleChoiceModelOutput(
+            logits=scores.reshape(-1, self._num_choices),  # (B, N)
+            last_hidden_state=x,
+            pooler_output=pooled,
+        )
+
+    def loss(self, out, targets):
+        B, N = out.logits.shape
+        labels = targets.pop("labels", None)
+        reject_extra_targets(self, targets)
+        loss, ce = cross_entropy(out.logits, check_labels("labels", labels, (B,), N))
+        return loss, {"ce": ce}
+
+    def head_backward(self, state, doutputs):
+        own = cross_entropy_grad(state["ce"]) if "ce" in state else None
+        dlogits = output_grad(own, doutputs, "logits")  # (B, N)
+        reject_output_grads(self, doutputs)
+        if dlogits is None:
+            return None, None
+        dfirst = self.choice_classifier.backward(dlogits.reshape(-1, 1))  # (B * N, C)
+        if hasattr(self, "pooler"):
+            return None, dfirst
+        dx = np.zeros(state["shape"], dfirst.dtype)
+        dx[:, 0] = dfirst  # the head read the first token only
+        return dx, None
+
+
+class ForNextSentencePrediction(PreTrainedModel):
+    """BERT's NSP head alone: two logits from the pooled vector (0: the second segment follows
+    the first, 1: it is a random one). Labels come as labels= (transformers 5) or
+    next_sentence_label= (transformers 4)."""
+
+    uses_pooler = True
+    heads = ("nsp",)
+
+    def build_heads(self, config):
+        self.nsp = ClassificationHead(config.hidden_size, 2)
+
+    def head_outputs(self, x, pooled):
+        return NextSentencePredictorOutput(
+            logits=self.nsp.forward(pooled), last_hidden_state=x, pooler_output=pooled
+        )
+
+    def loss(self, out, targets):
+        labels = targets.pop("labels", None)
+        if labels is None:
+            labels = targets.pop("next_sentence_label", None)
+        reject_extra_targets(self, targets)
+        loss, ce = cross_entropy(out.logits, check_labels("labels", labels, (len(out.logits),), 2))
+        return loss, {"ce": ce}
+
+    def head_backward(self, state, doutputs):
+        own = cross_entropy_grad(state["ce"]) if "ce" in state else None
+        dlogits = output_grad(own, doutputs, "logits")
+        reject_output_grads(self, doutputs)
+        return None, (None if dlogits is None else self.nsp.backward(dlogits))
