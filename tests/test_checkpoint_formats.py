@@ -84,6 +84,7 @@ def test_formats_are_recognised():
         "roberta-fairseq": "fairseq",
         "roberta-fairseq-legacy": "fairseq",
         "bert-sharded-bin": "pytorch-sharded",
+        "tf2-object": "tf1",  # the same bundle format; refused once its names are read
     }
 
 
@@ -417,3 +418,40 @@ def test_inspect_a_single_file_and_json(capsys):
 def test_inspect_a_missing_path(tmp_path, capsys):
     assert main(["inspect", str(tmp_path / "nothing")]) == 1
     assert "no such folder or file" in capsys.readouterr().err
+
+
+def test_tf2_object_based_checkpoints_are_refused_by_name(capsys):
+    folder = CHECKPOINTS / "tf2-object"
+    with pytest.raises(CheckpointError, match="object-based TF2 checkpoint"):
+        minibert.load(folder)
+    assert main(["inspect", str(folder)]) == 1
+    assert "object-based TF2 checkpoint" in capsys.readouterr().err
+    # the index lists the object graph, a string tensor, which is never read as numbers
+    with pytest.raises(CheckpointError, match="holds string values"):
+        read_bundle(tf1_prefix(folder), names=["_CHECKPOINTABLE_OBJECT_GRAPH"])
+
+
+def test_inspect_a_bundle_without_its_config(tmp_path):
+    folder = copy_case("albert-tf1", tmp_path)
+    (folder / "albert_config.json").unlink()
+    rows = inspect_rows(folder)  # listed by the format alone: nothing says what is missing
+    assert {r["status"] for r in rows} == {"mapped", "ignored"}
+    assert len(rows) == META["albert-tf1"]["stored_tensors"]
+
+
+def test_convert_cased_vocabulary(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["convert", str(CHECKPOINTS / "bert-tf1"), str(out), "--cased"]) == 0
+    capsys.readouterr()
+    assert json.loads((out / "tokenizer_config.json").read_text()) == {"do_lower_case": False}
+    tok = minibert.load_tokenizer(out)
+    assert tok.backend.encode("Word1", add_special_tokens=False).tokens != ["word1"]
+    plain = tmp_path / "plain"
+    assert main(["convert", str(CHECKPOINTS / "bert-tf1"), str(plain)]) == 0
+    assert minibert.load_tokenizer(plain).backend.encode(
+        "Word1", add_special_tokens=False
+    ).tokens == ["word1"]
+    code = main(["convert", str(CHECKPOINTS / "roberta-fairseq"), str(tmp_path / "r"), "--cased"])
+    assert code == 1
+    assert "--cased applies to a vocab.txt" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()  # refused before anything is written

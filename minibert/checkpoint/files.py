@@ -147,9 +147,19 @@ def _read_sharded(index: Path, read) -> dict:
     return tensors
 
 
+def _name_based(entries, prefix: Path) -> None:
+    """TF2's tf.train.Checkpoint names objects, not scopes: refuse it by name."""
+    if any(".ATTRIBUTES/" in e.name for e in entries):
+        raise CheckpointError(
+            f"{prefix.name} is an object-based TF2 checkpoint (tf.train.Checkpoint); only "
+            f"name-based TF1 checkpoints (google-research/bert and albert) are read"
+        )
+
+
 def _read_tf1(folder: Path) -> dict:
     prefix = tf1_prefix(folder)
     num_shards, entries = read_bundle_index(prefix)
+    _name_based(entries, prefix)
     family = tf1_names.tf1_family(e.name for e in entries)
     tensors = {}
     for entry in entries:
@@ -202,6 +212,7 @@ def _file_format(file: Path) -> str | None:
 def _list_tf1(path: Path) -> list[StoredTensor]:
     prefix = tf1_prefix(path if path.is_dir() or path.suffix == ".index" else path.parent)
     _, entries = read_bundle_index(prefix)
+    _name_based(entries, prefix)
     family = tf1_names.tf1_family(e.name for e in entries)
     listed = []
     for e in entries:
@@ -250,6 +261,9 @@ def hf_config_of(folder) -> dict | None:
     folder = Path(folder)
     kind = checkpoint_format(folder)
     if kind == "tf1":
+        prefix = tf1_prefix(folder)
+        _, entries = read_bundle_index(prefix)
+        _name_based(entries, prefix)
         google = [name for name in TF1_CONFIGS if (folder / name).is_file()]
         if not google:
             raise CheckpointError(
@@ -263,7 +277,6 @@ def hf_config_of(folder) -> dict | None:
             raise ConfigError(f"{file} is not valid JSON: {exc}") from None
         if not isinstance(settings, dict):
             raise ConfigError(f"{file} must hold a JSON object")
-        _, entries = read_bundle_index(tf1_prefix(folder))
         family = tf1_names.tf1_family(e.name for e in entries)
         return tf1_names.hf_config(settings, family, {e.name: e.shape for e in entries})
     if kind == "fairseq":

@@ -49,7 +49,7 @@ class BundleEntry:
     """Where one variable's bytes are: shard, offset and size, with dtype and shape."""
 
     name: str
-    dtype: object  # a numpy type, or "bfloat16"
+    dtype: object  # a numpy type, "bfloat16", or the name of a type we do not read
     shape: tuple
     shard: int
     offset: int
@@ -125,9 +125,8 @@ def read_bundle_index(prefix: Path) -> tuple[int, list[BundleEntry]]:
 
 def _entry(name: str, fields: dict, index_name: str) -> BundleEntry:
     code = fields.get(1, [0])[0]
-    if code not in TF_DTYPES:
-        kind = TF_DTYPE_NAMES.get(code, f"DataType {code}")
-        raise CheckpointError(f"{index_name}: {name} holds {kind} values, which are not read")
+    # a dtype we do not read is kept by name: listing it is fine, reading it is refused
+    dtype = TF_DTYPES.get(code) or TF_DTYPE_NAMES.get(code, f"DataType {code}")
     if 7 in fields:
         raise CheckpointError(f"{index_name}: {name} is a partitioned variable (slices)")
     shape = []
@@ -138,7 +137,7 @@ def _entry(name: str, fields: dict, index_name: str) -> BundleEntry:
         raise CheckpointError(f"{index_name}: {name} has an unknown dimension {tuple(shape)}")
     return BundleEntry(
         name=name,
-        dtype=TF_DTYPES[code],
+        dtype=dtype,
         shape=tuple(shape),
         shard=fields.get(3, [0])[0],
         offset=fields.get(4, [0])[0],
@@ -153,6 +152,8 @@ def shard_file(prefix: Path, shard: int, num_shards: int) -> Path:
 
 def read_bundle_tensor(prefix: Path, entry: BundleEntry, num_shards: int) -> np.ndarray:
     """One variable as a numpy array, its size (and, when small, its CRC-32C) checked."""
+    if isinstance(entry.dtype, str) and entry.dtype != "bfloat16":
+        raise CheckpointError(f"{entry.name} holds {entry.dtype} values, which are not read")
     itemsize = 2 if entry.dtype == "bfloat16" else np.dtype(entry.dtype).itemsize
     expected = int(np.prod(entry.shape, dtype=np.int64)) * itemsize
     if entry.size != expected:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..checkpoint import checkpoint_format, hf_config_of, list_tensors
+from ..checkpoint.files import TF1_CONFIGS
 from ..errors import CheckpointError
 
 
@@ -45,6 +46,12 @@ def register(command) -> None:
         metavar="CLASS",
         help="class to write, e.g. BertModel to drop the pretraining heads (default: the "
         "class whose heads IN stores)",
+    )
+    sub.add_argument(
+        "--cased",
+        action="store_true",
+        help="IN's vocab.txt is cased (Google's cased_* models): write tokenizer_config.json "
+        "with do_lower_case false, as Google's folders do not say",
     )
 
     sub = command(
@@ -80,10 +87,17 @@ def cmd_convert(args) -> int:
         raise CheckpointError(f"model folder {source} {problem}")
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise ValueError(f"{target} exists and is not an empty folder: choose a new one")
+    if args.cased and not (source / "vocab.txt").is_file():
+        raise ValueError(f"--cased applies to a vocab.txt, and {source} has none")
     kind = checkpoint_format(source)
     model = load(source, architecture=args.architecture)
     model.save_pretrained(target)
     copied = copy_tokenizer_files(source, target)
+    if args.cased:
+        settings = target / "tokenizer_config.json"
+        config = json.loads(settings.read_text()) if settings.is_file() else {}
+        settings.write_text(json.dumps({**config, "do_lower_case": False}, indent=2) + "\n")
+        copied.append("tokenizer_config.json (do_lower_case false)")
     difference = _round_trip_difference(model, target)
     report = model.load_report
     print(f"read {source} ({kind}) as {model.config.architecture}")
@@ -158,8 +172,12 @@ def _skeleton(path: Path, architecture: str | None):
     from ..io import read_config
     from ..models.auto import model_class
 
-    if not (path / "config.json").is_file() and hf_config_of(path) is None:
-        return None
+    if not (path / "config.json").is_file():
+        google = [name for name in TF1_CONFIGS if (path / name).is_file()]
+        if checkpoint_format(path) == "tf1" and not google:
+            return None  # a bundle without its config: list what it stores, nothing more
+        if hf_config_of(path) is None:
+            return None
     config = read_config(path)
     if architecture is not None:
         config = config.replace(architecture=architecture)
