@@ -291,6 +291,67 @@ def test_multi_label_metrics_by_hand():
     assert scores["macro_f1"] == pytest.approx((1 + 2 / 3 + 2 / 3) / 3)
 
 
+def animal_texts(n=160, seed=1):
+    """Texts of WORDS[2:] that mention a cat, dogs, both or neither, and which they mention."""
+    rng = np.random.default_rng(seed)
+    texts, labels = [], []
+    for _ in range(n):
+        words = list(rng.choice([w for w in WORDS if w not in ("cat", "dogs")], 6))
+        has = rng.random(2) < 0.5
+        for animal, present in zip(("cat", "dogs"), has, strict=True):
+            if present:
+                words[rng.integers(0, 6)] = animal
+        texts.append(" ".join(words))
+        labels.append([float("cat" in words), float("dogs" in words)])
+    return texts, np.array(labels, np.float32)
+
+
+def test_multi_label_finetuning_learns(base_model, tmp_path):
+    from minibert.training.recipes import finetune as finetune_recipe
+    from minibert.training.trainer import TrainConfig
+
+    texts, labels = animal_texts()
+    train = TrainConfig(max_steps=200, lr=1e-2, warmup_steps=5, eval_every=100, progress=False)
+    model, history, report = finetune_recipe(
+        base_model,
+        texts,
+        labels,
+        list(range(len(texts))),
+        train,
+        tmp_path / "ml",
+        batch_size=16,
+        max_length=16,
+        label_names=["cat", "dogs"],
+        multi_label=True,
+    )
+    assert np.mean(history.loss[-5:]) < np.mean(history.loss[:5]) - 0.2
+    assert report["test"]["micro_f1"] > 0.8
+    config = saved_config(tmp_path / "ml" / "checkpoint-200")
+    assert config["problem_type"] == "multi_label_classification"
+    assert config["id2label"] == {"0": "cat", "1": "dogs"}
+    again = minibert.load(tmp_path / "ml" / "checkpoint-200")
+    batch = minibert.load_tokenizer(tmp_path / "ml" / "checkpoint-200")(texts[:4])
+    np.testing.assert_allclose(again(**batch).logits, model(**batch).logits, atol=1e-6)
+
+
+def test_multi_label_from_the_command_line(base_model, tmp_path, capsys):
+    texts, labels = animal_texts(40)
+    data = tmp_path / "animals.csv"
+    with open(data, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "animals"])
+        for text, row in zip(texts, labels, strict=True):
+            names = [n for n, x in zip(("cat", "dogs"), row, strict=True) if x]
+            writer.writerow([text, "|".join(names)])
+    extra = ["--task", "multi-label", "--label-column", "animals", "--label-separator", "|"]
+    assert finetune(base_model, data, tmp_path / "ml", *extra) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(summary["test"]) == {"exact_match", "micro_f1", "macro_f1"}
+    config = saved_config(tmp_path / "ml" / "checkpoint-2")
+    assert config["problem_type"] == "multi_label_classification"
+    assert config["label2id"] == {"cat": 0, "dogs": 1}
+
+
 def test_token_finetuning_learns(base_model, tmp_path):
     from minibert.training.tagging import finetune_tagger
     from minibert.training.trainer import TrainConfig
