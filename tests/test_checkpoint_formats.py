@@ -26,7 +26,8 @@ from minibert.checkpoint import (
     tf1_prefix,
     weight_files,
 )
-from minibert.checkpoint.fairseq import fairseq_name, split_in_proj
+from minibert.checkpoint.fairseq import fairseq_name, model_settings, split_in_proj
+from minibert.checkpoint.fairseq import hf_config as fairseq_hf_config
 from minibert.checkpoint.sstable import crc32c, masked_crc32c, parse_message, read_varint
 from minibert.checkpoint.tf1_names import hf_config, hf_name
 from minibert.cli.convert import inspect_rows
@@ -308,6 +309,21 @@ def test_pre_zip_torch_files_are_checked(tmp_path, monkeypatch):
     file.write_bytes(good[: len(good) - 100])
     with pytest.raises(CheckpointError, match="ends inside the storage"):
         read_torch_file(file, records=True)
+
+
+def test_fairseq_settings_from_args_or_cfg():
+    from argparse import Namespace
+
+    heads = {"encoder_attention_heads": 4}
+    assert model_settings({"args": Namespace(**heads)}) == heads
+    assert model_settings({"args": None, "cfg": {"model": heads}}) == heads
+    assert model_settings({"args": None, "cfg": {"model": Namespace(**heads)}}) == heads
+    assert model_settings({"cfg": {"task": {}}}) is None
+    tensors = read_weights(CHECKPOINTS / "roberta-fairseq")
+    with pytest.raises(NotImplementedError, match="encoder_normalize_before"):
+        fairseq_hf_config({**heads, "encoder_normalize_before": True}, tensors)
+    config = fairseq_hf_config(heads, tensors)
+    assert (config["num_hidden_layers"], config["max_position_embeddings"]) == (2, 20)
 
 
 class _Evil:

@@ -61,14 +61,21 @@ def read_fairseq(file) -> tuple[dict, dict]:
     state = saved["model"]
     if not all(isinstance(v, np.ndarray) for v in state.values()):
         raise CheckpointError(f"{file}: the 'model' entry holds more than tensors")
+    settings = model_settings(saved)
+    if settings is None:
+        raise CheckpointError(f"{file} names no architecture (neither 'args' nor 'cfg')")
+    return dict(state), settings
+
+
+def model_settings(saved: dict) -> dict | None:
+    """The model's settings: "args" (older fairseq), else "cfg"["model"] (fairseq >= 0.10,
+    a dict, or a Namespace for architectures registered the old way)."""
     settings = saved.get("args")
     if settings is None and isinstance(saved.get("cfg"), dict):
         settings = saved["cfg"].get("model")
     if isinstance(settings, Namespace):
         settings = vars(settings)
-    if not isinstance(settings, dict):
-        raise CheckpointError(f"{file} names no architecture (neither 'args' nor 'cfg')")
-    return dict(state), settings
+    return settings if isinstance(settings, dict) else None
 
 
 def fairseq_name(name: str) -> tuple[str | None, str]:
