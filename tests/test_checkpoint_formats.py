@@ -471,3 +471,22 @@ def test_convert_cased_vocabulary(tmp_path, capsys):
     assert code == 1
     assert "--cased applies to a vocab.txt" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()  # refused before anything is written
+
+
+def test_inspect_hugging_face_folders():
+    fixtures = CHECKPOINTS.parent
+    rows = {r["name"]: r for r in inspect_rows(fixtures / "bert-bin")}
+    assert rows["bert.embeddings.position_ids"]["status"] == "ignored"  # a buffer
+    assert {r["status"] for r in rows.values()} == {"mapped", "ignored"}
+    bare = inspect_rows(fixtures / "bert-mlm", architecture="BertModel")
+    unused = {r["name"] for r in bare if r["status"] == "unused head"}
+    assert len(unused) == 5
+    assert all(name.startswith("cls.predictions.") for name in unused)
+    missing = [(r["hf_name"], r["note"]) for r in bare if r["status"] == "missing"]
+    assert missing == [
+        ("pooler.dense.weight", "drawn fresh when loaded as this class"),
+        ("pooler.dense.bias", "drawn fresh when loaded as this class"),
+    ]
+    index = CHECKPOINTS / "bert-sharded-bin" / "pytorch_model.bin.index.json"
+    listed = sorted(r["name"] for r in inspect_rows(index))
+    assert listed == sorted(json.loads(index.read_text())["weight_map"])

@@ -184,7 +184,10 @@ def list_tensors(path) -> list[StoredTensor]:
         return _list_fairseq(file)
     if kind is None:
         raise CheckpointError(f"no weights at {path}")
-    files = [path] if path.is_file() else weight_files(path)
+    if kind == "sharded":  # an index file: its shards
+        files = [path.parent / shard for shard in _shards(path)]
+    else:
+        files = [path] if path.is_file() else weight_files(path)
     listed = []
     for file in files:
         if file.name.endswith(".json"):
@@ -198,6 +201,8 @@ def list_tensors(path) -> list[StoredTensor]:
 
 
 def _file_format(file: Path) -> str | None:
+    if file.name in (SAFETENSORS_INDEX, PYTORCH_INDEX):
+        return "sharded"
     if file.suffix == ".safetensors":
         return "safetensors"
     if file.suffix == ".bin":
