@@ -2,6 +2,8 @@
 its loss (problem_type), the errors a head's targets raise, and transformers' other forward
 arguments (position_ids, inputs_embeds and the gradient reaching them, head_mask's errors)."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -164,7 +166,7 @@ def test_input_gradient_by_finite_differences(case):
         ({"inputs_embeds": np.zeros((3, 7, 32), np.float32)}, "exactly one"),
         ({"position_ids": np.full((3, 7), 20)}, r"position_ids must lie in \[0, 20\)"),
         ({"position_ids": np.zeros((2, 7), np.int64)}, "position_ids has shape"),
-        ({"head_mask": np.ones(3)}, r"head_mask must have shape \(4,\) or \(2, 4\)"),
+        ({"head_mask": np.ones(3)}, r"head_mask must have shape \(4,\) or \(1, 4\)"),
         ({"head_mask": np.array([1.0, np.nan, 1, 1])}, "NaN"),
     ],
 )
@@ -176,8 +178,8 @@ def test_bad_forward_arguments_are_named(arguments, match):
 
 
 def test_bad_inputs_embeds_and_choices_are_named():
-    model = minibert.load(case_dir("albert-multiple-choice"))  # E = 16
-    with pytest.raises(InputError, match=r"inputs_embeds must have shape \(batch, tokens, 16\)"):
+    model = minibert.load(case_dir("albert-multiple-choice"))  # E = 8
+    with pytest.raises(InputError, match=r"inputs_embeds must have shape \(batch, tokens, 8\)"):
         minibert.load(case_dir("albert-qa"))(inputs_embeds=np.zeros((2, 5, 32), np.float32))
     ids = load_reference("albert-multiple-choice")["input_ids"]  # (2, 2, 6)
     with pytest.raises(InputError, match="num_choices"):
@@ -191,3 +193,64 @@ def test_bad_inputs_embeds_and_choices_are_named():
 def test_input_gradient_before_backward_is_an_error():
     with pytest.raises(RuntimeError, match="backward"):
         minibert.load(case_dir("bert-nsp")).input_gradient()
+
+
+# --- head_mask, against transformers 4 (5 removed the argument) -------------------------------
+HEAD_MASK = FIXTURES / "head-mask"
+HEAD_MASK_CASES = sorted(json.loads((HEAD_MASK / "meta.json").read_text())["cases"])
+NOT_OUTPUTS = ("head_mask", "dlast_hidden_state", "loss")
+
+
+def our_output(out, key):
+    for stacked in ("hidden_states", "attentions"):
+        if key.startswith(stacked + "_"):
+            return getattr(out, stacked)[int(key.rsplit("_", 1)[1])]
+    return getattr(out, key)
+
+
+@pytest.mark.parametrize("case", HEAD_MASK_CASES)
+def test_head_mask_matches_transformers_4(case):
+    with np.load(HEAD_MASK / f"{case}.npz") as z:
+        expected = {k: z[k] for k in z.files}
+    targets = {}
+    if (case_dir(case) / "training.npz").is_file():
+        targets = training_batch(case)[1]
+    inputs = {**model_inputs(load_reference(case)), "head_mask": expected["head_mask"]}
+    model = minibert.load(case_dir(case))
+    fused = model(**inputs)  # inference: the fused attention kernel scales each head's context
+    model.train(dropout=False)
+    out = model(**inputs, **targets, output_hidden_states=True, output_attentions=True)
+    outputs = [k for k in expected if k not in NOT_OUTPUTS and not k.startswith("grad.")]
+    assert any(k.startswith("attentions_") for k in outputs)
+    inner = model.config.inner_group_num if model.config.model_type == "albert" else 1
+    for key in outputs:
+        ours = key
+        if key.startswith("hidden_states_"):  # transformers 4's ALBERT: one per group call
+            ours = f"hidden_states_{int(key.rsplit('_', 1)[1]) * inner}"
+        np.testing.assert_allclose(
+            our_output(out, ours), expected[key], atol=ATOL_HF, rtol=0, err_msg=key
+        )
+    last = next(k for k in ("logits", "start_logits", "last_hidden_state") if k in expected)
+    np.testing.assert_allclose(getattr(fused, last), expected[last], atol=ATOL_HF, rtol=0)
+    if targets:
+        np.testing.assert_allclose(out.loss, expected["loss"], rtol=1e-5)
+        model.backward()
+    else:
+        model.backward(grads={"last_hidden_state": expected["dlast_hidden_state"]})
+    grads = model.gradients()
+    stored = {k.removeprefix("grad."): v for k, v in expected.items() if k.startswith("grad.")}
+    for name, grad in grads.items():
+        want = stored.get(name, np.zeros_like(grad))  # not stored: torch computed none (0)
+        np.testing.assert_allclose(grad, want, rtol=1e-4, atol=1e-5, err_msg=name)
+    assert set(stored) <= set(grads)
+    silenced = expected["head_mask"].reshape(-1, model.config.num_attention_heads)[:, 1]
+    assert (silenced == 0).all()
+    assert not out.attentions[0][:, 1].any()  # head 1 gives nothing
+
+
+def test_albert_reads_head_mask_rows_by_group():
+    """transformers' ALBERT indexes head_mask by group: with 4 layers in 2 groups, steps 0 and
+    1 read row 0, steps 2 and 3 row 2 (albert-base's fixture holds transformers' outputs)."""
+    model = minibert.load(case_dir("albert-base"))
+    rows = model.head_mask_steps(np.arange(4)[:, None] * np.ones((4, 4)))
+    assert rows[:, 0].tolist() == [0, 0, 2, 2]
