@@ -490,3 +490,15 @@ def test_inspect_hugging_face_folders():
     index = CHECKPOINTS / "bert-sharded-bin" / "pytorch_model.bin.index.json"
     listed = sorted(r["name"] for r in inspect_rows(index))
     assert listed == sorted(json.loads(index.read_text())["weight_map"])
+
+
+def test_a_tf1_variable_without_a_name_is_reported_not_dropped(monkeypatch):
+    import minibert.checkpoint.tf1_names as names
+
+    real = names.hf_name
+    odd = "cls/seq_relationship/output_bias"
+    monkeypatch.setattr(names, "hf_name", lambda n, f: (None, False) if n == odd else real(n, f))
+    model = minibert.load(CHECKPOINTS / "bert-tf1", architecture="BertForMaskedLM")
+    assert odd in model.load_report["unexpected"]
+    rows = {r["name"]: r for r in inspect_rows(CHECKPOINTS / "bert-tf1")}
+    assert (rows[odd]["status"], rows[odd]["note"]) == ("unused", "no Hugging Face name")

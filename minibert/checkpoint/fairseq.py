@@ -48,6 +48,7 @@ LM_HEAD = {
     "lm_head.weight": "lm_head.decoder.weight",  # tied to embed_tokens
     "lm_head.bias": "lm_head.bias",
 }
+NO_NAME = "no Hugging Face name"
 TOKEN_TYPES = "roberta.embeddings.token_type_embeddings.weight"
 LAYER_RE = re.compile(r"layers\.(\d+)\.(.+)\.(weight|bias)")
 HEAD_RE = re.compile(r"classification_heads\.([^.]+)\.(dense|out_proj)\.(weight|bias)")
@@ -97,7 +98,7 @@ def fairseq_name(name: str) -> tuple[str | None, str]:
     if match:
         _, module, kind = match.groups()
         return f"classifier.{module}.{kind}", ""
-    return None, "no Hugging Face name"
+    return None, NO_NAME
 
 
 def split_in_proj(state: dict) -> dict:
@@ -115,7 +116,8 @@ def split_in_proj(state: dict) -> dict:
 
 
 def fairseq_to_hf(state: dict) -> tuple[dict, list[str]]:
-    """({HF name: array}, names with no HF name) of a fairseq RoBERTa state dict."""
+    """({HF name: array}, the bookkeeping buffers left out) of a fairseq RoBERTa state dict;
+    a tensor with no HF name keeps its own, so that loading reports it as not used."""
     state = split_in_proj(state)
     heads = sorted({m.group(1) for m in map(HEAD_RE.search, state) if m})
     if len(heads) > 1:
@@ -125,11 +127,13 @@ def fairseq_to_hf(state: dict) -> tuple[dict, list[str]]:
         )
     tensors, left = {}, []
     for name, array in state.items():
-        hf, _ = fairseq_name(name)
-        if hf is None:
-            left.append(name)
-        else:
+        hf, reason = fairseq_name(name)
+        if hf is not None:
             tensors[hf] = array
+        elif reason == NO_NAME:  # kept under its own name: the loader reports it as not used
+            tensors[name] = array
+        else:
+            left.append(name)
     word = tensors.get(EMBEDDINGS["embed_tokens.weight"])
     if word is None:
         raise CheckpointError("model.pt holds no sentence_encoder.embed_tokens.weight")

@@ -45,7 +45,8 @@ class StoredTensor:
     dtype: str
     shape: tuple
     hf_name: str | None  # the Hugging Face name it maps to (None when ignored)
-    status: str  # "mapped", "ignored", or "filled" (made by the conversion, not stored)
+    status: str  # "mapped", "ignored", "unused" (no Hugging Face name), or "filled" (made by
+    # the conversion, not stored)
     note: str = ""
 
 
@@ -166,8 +167,8 @@ def _read_tf1(folder: Path) -> dict:
         if tf1_names.training_state(entry.name):
             continue  # optimizer slots are never read
         name, transpose = tf1_names.hf_name(entry.name, family)
-        if name is None:
-            raise CheckpointError(f"{prefix.name}: no Hugging Face name for {entry.name}")
+        if name is None:  # kept under its own name: the loader reports it as not used
+            name = entry.name
         array = read_bundle_tensor(prefix, entry, num_shards)
         tensors[name] = np.ascontiguousarray(array.T) if transpose else array
     return tensors
@@ -223,7 +224,7 @@ def _list_tf1(path: Path) -> list[StoredTensor]:
     for e in entries:
         reason = tf1_names.training_state(e.name)
         name, transpose = (None, False) if reason else tf1_names.hf_name(e.name, family)
-        status = "ignored" if reason or name is None else "mapped"
+        status = "ignored" if reason else "unused" if name is None else "mapped"
         note = reason or ("no Hugging Face name" if name is None else "")
         note = note or ("kernel (in, out) transposed" if transpose else "")
         listed.append(StoredTensor(e.name, e.dtype_name, e.shape, name, status, note))
@@ -247,7 +248,7 @@ def _list_fairseq(file: Path) -> list[StoredTensor]:
                 )  # fmt: skip
             continue
         hf, reason = fairseq.fairseq_name(name)
-        status = "mapped" if hf else "ignored"
+        status = "mapped" if hf else "unused" if reason == fairseq.NO_NAME else "ignored"
         listed.append(StoredTensor(name, array.dtype.name, array.shape, hf, status, reason))
     words = [a for n, a in state.items() if n.endswith("sentence_encoder.embed_tokens.weight")]
     width = words[0].shape[1] if words else 0

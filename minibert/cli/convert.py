@@ -8,8 +8,9 @@ and checks that it gives the same outputs.
 
 inspect lists every tensor a folder (or one weights file) stores: dtype, shape, the Hugging
 Face name it maps to and its status: mapped (the model uses it), ignored (optimizer slots,
-step counters, buffers), unused head (a head the model class has no use for), filled (made by
-the conversion: fairseq's missing token-type table), and missing (needed, not stored).
+step counters, buffers), unused head (a head the model class has no use for), unused (no
+Hugging Face name fits, or the body does not use it), filled (made by the conversion:
+fairseq's missing token-type table), and missing (needed, not stored).
 """
 
 import json
@@ -61,8 +62,9 @@ def register(command) -> None:
         """
         For each stored tensor: its name, dtype, shape, the Hugging Face name it maps to and
         its status: mapped, ignored (optimizer slots such as adam_m/adam_v, global_step,
-        buffers), unused head (stored, but the class does not use it), filled (made by the
-        conversion), then the tensors the class needs that are missing. PATH is a folder in
+        buffers), unused head (stored, but the class does not use it), unused (no Hugging
+        Face name fits), filled (made by the conversion), then the tensors the class needs
+        that are missing. PATH is a folder in
         any format convert reads, or a single weights file (.safetensors, .bin, .index, .pt).
         Nothing is loaded into a model, so a checkpoint that does not load can be inspected.
         """,
