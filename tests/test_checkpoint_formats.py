@@ -502,3 +502,13 @@ def test_a_tf1_variable_without_a_name_is_reported_not_dropped(monkeypatch):
     assert odd in model.load_report["unexpected"]
     rows = {r["name"]: r for r in inspect_rows(CHECKPOINTS / "bert-tf1")}
     assert (rows[odd]["status"], rows[odd]["note"]) == ("unused", "no Hugging Face name")
+
+
+def test_convert_names_googles_sentencepiece_model(tmp_path, capsys):
+    folder = copy_case("albert-tf1", tmp_path)
+    (folder / "30k-clean.model").write_bytes(b"stands in for a SentencePiece model")
+    assert main(["convert", str(folder), str(tmp_path / "out")]) == 0
+    assert "30k-clean.model as spiece.model" in capsys.readouterr().out
+    assert (tmp_path / "out" / "spiece.model").read_bytes() == (
+        folder / "30k-clean.model"
+    ).read_bytes()

@@ -14,6 +14,7 @@ fairseq's missing token-type table), and missing (needed, not stored).
 """
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -33,7 +34,8 @@ def register(command) -> None:
         Reads IN (a folder holding model.safetensors, pytorch_model.bin, a sharded index, a
         Google TF1 checkpoint PREFIX.index + PREFIX.data-* with bert_config.json or
         albert_config.json, or a fairseq RoBERTa model.pt) and writes OUT: config.json,
-        model.safetensors and the tokenizer files of IN (vocab.txt, tokenizer.json, ...).
+        model.safetensors and the tokenizer files of IN (vocab.txt, tokenizer.json, ...;
+        Google's ALBERT 30k-clean.model as spiece.model).
         Optimizer slots and step counters are left out. The class is the one whose heads IN
         stores (BertForPreTraining for a pretraining checkpoint), unless --architecture names
         another of the same family. OUT is loaded again and must give IN's outputs.
@@ -95,6 +97,7 @@ def cmd_convert(args) -> int:
     model = load(source, architecture=args.architecture)
     model.save_pretrained(target)
     copied = copy_tokenizer_files(source, target)
+    copied += _google_sentencepiece(source, target, copied)
     if args.cased:
         settings = target / "tokenizer_config.json"
         config = json.loads(settings.read_text()) if settings.is_file() else {}
@@ -112,6 +115,16 @@ def cmd_convert(args) -> int:
         print("  no tokenizer files were found beside the weights: add them to OUT")
     print(f"  check    reloaded outputs differ by at most {difference:.1e}")
     return 0
+
+
+def _google_sentencepiece(source: Path, target: Path, copied: list) -> list[str]:
+    """Google's ALBERT folders ship the SentencePiece model as 30k-clean.model; a Hugging Face
+    folder calls it spiece.model. Copy the one *.model file under that name."""
+    models = sorted(source.glob("*.model"))
+    if "spiece.model" in copied or len(models) != 1:
+        return []
+    shutil.copyfile(models[0], target / "spiece.model")
+    return [f"{models[0].name} as spiece.model"]
 
 
 def _round_trip_difference(model, folder: Path) -> float:
