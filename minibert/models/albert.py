@@ -13,9 +13,10 @@ and its own weight names. Default activation "gelu_new" (the tanh approximation)
 
 from ..errors import InputError
 from ..nn import Encoder, Linear
-from .base import BaseModel, PreTrainedModel, linear_names, per_layer
+from .base import BaseModel, PreTrainedModel
 from .bert import EMBEDDING_NAMES, BertEmbeddings
 from .heads import ClassificationHead, classifier_dropout
+from .names import linear_names, per_layer
 from .tasks import (
     ForMaskedLM,
     ForMultipleChoice,

@@ -9,7 +9,8 @@ config.py's BERT_KEYS. Reading order for all of BERT: this file, base.py, nn.py.
 import numpy as np
 
 from ..nn import Dropout, Embedding, LayerNorm, Module
-from .base import BaseModel, PreTrainedModel, linear_names, per_layer
+from .base import BaseModel, PreTrainedModel
+from .names import linear_names, per_layer
 from .tasks import (
     ForMaskedLM,
     ForMultipleChoice,

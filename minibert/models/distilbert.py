@@ -13,9 +13,10 @@ and its own weight names.
 
 from ..functional import sinusoidal_table
 from ..nn import Encoder
-from .base import BaseModel, PreTrainedModel, linear_names, per_layer
+from .base import BaseModel, PreTrainedModel
 from .bert import BertEmbeddings
 from .heads import ClassificationHead, classifier_dropout
+from .names import linear_names, per_layer
 from .tasks import (
     ForMaskedLM,
     ForMultipleChoice,

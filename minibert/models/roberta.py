@@ -11,9 +11,10 @@ and its own head names (lm_head.*, classifier.dense / out_proj).
 
 import numpy as np
 
-from .base import BaseModel, linear_names
+from .base import BaseModel
 from .bert import BertEmbeddings, BertPreTrainedModel
 from .heads import ClassificationHead, classifier_dropout
+from .names import linear_names
 from .tasks import (
     ForMaskedLM,
     ForMultipleChoice,
