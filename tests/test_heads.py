@@ -10,6 +10,7 @@ import pytest
 import minibert
 from conftest import ATOL_HF, FIXTURES, META, case_dir, load_reference, model_inputs
 from minibert.errors import InputError
+from minibert.models import MODEL_CLASSES
 
 
 def multilabel_batch():
@@ -254,3 +255,15 @@ def test_albert_reads_head_mask_rows_by_group():
     model = minibert.load(case_dir("albert-base"))
     rows = model.head_mask_steps(np.arange(4)[:, None] * np.ones((4, 4)))
     assert rows[:, 0].tolist() == [0, 0, 2, 2]
+
+
+def test_every_class_has_a_transformers_fixture():
+    """Each class minibert builds has a reference case, and each head class a gradient one."""
+    by_class = {}
+    for name, case in META["cases"].items():
+        if (FIXTURES / name / "config.json").is_file():
+            by_class.setdefault(case["class"], []).append(name)
+    assert set(MODEL_CLASSES) <= set(by_class)
+    for cls, cases in by_class.items():
+        if not cls.endswith("Model"):
+            assert any((FIXTURES / c / "training.npz").is_file() for c in cases), cls
