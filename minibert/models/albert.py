@@ -1,14 +1,16 @@
 """ALBERT (Lan et al. 2020): BERT with shared layers, factorised embeddings and SOP.
 
-The BERT encoder plus two parameter-saving tricks and a new task:
-  1. factorized embeddings: tokens embed in E < C dimensions, then one Linear maps E -> C
-     (our embeddings.project; transformers keeps it in the encoder as embedding_hidden_mapping_in);
-  2. cross-layer sharing: num_hidden_groups groups of inner_group_num layers, reused by the
-     schedule below, so L steps need only G x inner unique layers;
-  3. sentence-order prediction (SOP) in place of NSP: the same head on the pooled vector,
-     with dropout before it, and other labels;
-  4. no dropout after the feed-forward;
-and its own weight names. Default activation "gelu_new" (the tanh approximation).
+The BERT encoder plus two parameter-saving tricks, a new task, and its own weight names:
+
+1. factorized embeddings: tokens embed in E < C dimensions, then one Linear maps E -> C
+   (our embeddings.project; transformers keeps it in the encoder as embedding_hidden_mapping_in);
+2. cross-layer sharing: num_hidden_groups groups of inner_group_num layers, reused by the
+   schedule below, so L steps need only G x inner unique layers;
+3. sentence-order prediction (SOP) in place of NSP: the same head on the pooled vector,
+   with dropout before it, and other labels;
+4. no dropout after the feed-forward.
+
+Default activation "gelu_new" (the tanh approximation).
 """
 
 from ..errors import InputError

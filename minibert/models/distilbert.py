@@ -1,14 +1,14 @@
 """DistilBERT (Sanh et al. 2019): BERT distilled to half the layers, without token types.
 
-The differences from BERT:
-  1. no token types (type_vocab_size = 0) and no pooler;
-  2. optional fixed sinusoidal positions (sinusoidal_pos_embds), as in Vaswani et al.;
-  3. config.json speaks its own dialect (dim, n_layers, n_heads, hidden_dim, activation), and
-     every LayerNorm uses eps = 1e-12, fixed in transformers' code rather than in the config
-     (both in config.py's DIALECTS);
-  4. no dropout after the attention output (only on the attention weights);
-  5. a classifier head pre_classifier -> ReLU -> classifier on [CLS];
-and its own weight names.
+The differences from BERT, besides its own weight names:
+
+1. no token types (type_vocab_size = 0) and no pooler;
+2. optional fixed sinusoidal positions (sinusoidal_pos_embds), as in Vaswani et al.;
+3. config.json speaks its own dialect (dim, n_layers, n_heads, hidden_dim, activation), and
+   every LayerNorm uses eps = 1e-12, fixed in transformers' code rather than in the config
+   (both in config.py's DIALECTS);
+4. no dropout after the attention output (only on the attention weights);
+5. a classifier head pre_classifier -> ReLU -> classifier on [CLS].
 """
 
 from ..functional import sinusoidal_table

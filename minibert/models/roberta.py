@@ -1,12 +1,13 @@
 """RoBERTa (Liu et al. 2019): BERT with padding-aware positions and its own heads.
 
-The BERT encoder plus four differences:
+The BERT encoder plus four differences, and its own head names (lm_head.*, classifier.dense /
+out_proj):
+
 1. position ids start at pad_token_id + 1, and pads keep position pad_token_id
    (config.position_offset = pad_token_id + 1, so T <= max_position_embeddings - offset);
 2. a single token type (type_vocab_size = 1);
-3. a classifier head that reads the <s> token through its own dense + tanh, not a pooler;
-4. the MLM head's activation is always the exact GELU;
-and its own head names (lm_head.*, classifier.dense / out_proj).
+3. a classifier head that reads the `<s>` token through its own dense + tanh, not a pooler;
+4. the MLM head's activation is always the exact GELU.
 """
 
 import numpy as np

@@ -5,7 +5,7 @@ belongs to, and, for long texts, the overlapping windows.
 Each window is a plain dict of lists, one entry per token:
     input_ids, attention_mask, token_type_ids   what the model takes
     offsets            (start, end) characters of the token in its own text ((0, 0) if special)
-    special_tokens_mask   1 for [CLS], [SEP], <s>, ... added by the tokenizer
+    special_tokens_mask   1 for [CLS], [SEP], `<s>`, ... added by the tokenizer
     word_ids           index of the word the token comes from, None for special tokens
     sequence_ids       0 for the first text, 1 for the second (the pair), None for special tokens
 """

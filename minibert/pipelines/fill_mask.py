@@ -1,4 +1,4 @@
-"""fill-mask: the most likely tokens for each [MASK] (RoBERTa: <mask>) in a text.
+"""fill-mask: the most likely tokens for each [MASK] (RoBERTa: `<mask>`) in a text.
 
     pipe = minibert.pipeline("fill-mask", path)
     pipe("Paris is the [MASK] of France.", top_k=3)

@@ -143,19 +143,28 @@ class Tokenizer:
     ):
         """Encode a batch (or one str) into arrays, with special tokens added.
 
-        padding: True or "longest" pads to the longest row, "max_length" to max_length, False not at
-            all (the rows must then have one length). truncation: True cuts the longest text of each
-            pair first ("longest_first") down to max_length; "only_first" / "only_second" cut only
-            that text of each pair; None max_length means model_max_length.
-        return_offsets_mapping: add offset_mapping, each token's (start, end) characters in its
-            text, (0, 0) for special and padding tokens. return_special_tokens_mask: add
-            special_tokens_mask, 1 for special and padding tokens.
-        return_overflowing_tokens: what truncation cuts off becomes extra rows (windows whose
-            first `stride` tokens repeat the previous window's last ones), each text's rows in
-            order, and overflow_to_sample_mapping gives each row's text.
-        The methods word_ids(i), sequence_ids(i) and tokens(i) of the result describe row i.
         Shapes: -> input_ids, attention_mask, token_type_ids, special_tokens_mask (B, T),
             offset_mapping (B, T, 2), overflow_to_sample_mapping (B,); all np.int64.
+
+        Args:
+            texts: a str or a list of str.
+            text_pairs: the second text of each pair (a question's context), or None.
+            padding: True or "longest" pads to the longest row, "max_length" to max_length,
+                False not at all (the rows must then have one length).
+            truncation: True cuts the longest text of each pair first ("longest_first") down to
+                max_length; "only_first" / "only_second" cut only that text of each pair.
+            max_length: tokens per row, special tokens included; None means model_max_length.
+            return_offsets_mapping: add offset_mapping, each token's (start, end) characters in
+                its text, (0, 0) for special and padding tokens.
+            return_special_tokens_mask: add special_tokens_mask, 1 for special and padding
+                tokens.
+            return_overflowing_tokens: what truncation cuts off becomes extra rows, each
+                text's rows in order, and overflow_to_sample_mapping gives each row's text.
+            stride: with overflowing tokens, the first `stride` tokens of each window repeat the
+                previous window's last ones.
+
+        Returns:
+            An Encoding; its methods word_ids(i), sequence_ids(i) and tokens(i) describe row i.
         """
         texts = _as_batch(texts, "texts")
         pairs = None if text_pairs is None else _as_batch(text_pairs, "text_pairs")

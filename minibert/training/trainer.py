@@ -132,6 +132,9 @@ class Trainer:
 
     # --- the loop ---------------------------------------------------------------------------
     def train(self) -> History:
+        """Train to config.max_steps optimizer steps (Ctrl-C stops after the current step) and
+        return the History of losses, learning rates and evaluations; a resumed run's History
+        holds the earlier steps too."""
         cfg = self.config
         self.trainable.train()
         self.trainable.zero_grad()
@@ -255,7 +258,7 @@ class Trainer:
 
     # --- checkpoints ----------------------------------------------------------------------
     def save_checkpoint(self) -> Path | None:
-        """Write checkpoint-<step>/ atomically; keep the newest `keep_checkpoints`."""
+        """Write `checkpoint-<step>/` atomically; keep the newest `keep_checkpoints`."""
         if self.output_dir is None:
             return None
         final = self.output_dir / f"checkpoint-{self.step}"
