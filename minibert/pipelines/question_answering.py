@@ -5,6 +5,7 @@
     -> {"score": 0.92, "start": 34, "end": 40, "answer": "Berlin"}
 
 As transformers 4's QuestionAnsweringPipeline (transformers 5 removed it), step by step:
+
 1. The question and the context are encoded as a pair, cut to max_seq_len tokens. A context
    too long for one window is split into several, each overlapping the one before by
    doc_stride tokens (the question is repeated in each).
@@ -19,6 +20,7 @@ As transformers 4's QuestionAnsweringPipeline (transformers 5 removed it), step 
    its scores.
 5. With handle_impossible_answer, the empty answer competes with the score of [CLS] as start
    and end (its lowest over the windows).
+
 The top_k best answers are returned: one dict, or a list when there are several.
 max_question_len is accepted as transformers does, and, as in its fast-tokenizer path, unused.
 """

@@ -7,12 +7,14 @@
 
 As transformers' TokenClassificationPipeline. Each token's scores are a softmax over the
 labels; special tokens are skipped. Then, by aggregation_strategy:
-    "none"     one dict per token: entity (its best label), score, index, word, start, end
-    "simple"   adjacent tokens whose labels continue one entity (B-X then I-X, or X then X)
-               are grouped: entity_group X, the mean of their scores, the joined word
-    "first" / "average" / "max"   first the sub-word tokens of each word agree on one label
-               (the first token's, the mean scores' best, or the most confident token's), so
-               an entity never ends inside a word; then words are grouped as with "simple"
+
+- "none": one dict per token: entity (its best label), score, index, word, start, end;
+- "simple": adjacent tokens whose labels continue one entity (B-X then I-X, or X then X)
+  are grouped: entity_group X, the mean of their scores, the joined word;
+- "first" / "average" / "max": first the sub-word tokens of each word agree on one label
+  (the first token's, the mean scores' best, or the most confident token's), so an entity
+  never ends inside a word; then words are grouped as with "simple".
+
 Words are found from the offsets: with a WordPiece vocabulary a token whose text in the
 sentence is not the token itself ("##ing" against "ing") continues a word; otherwise a token
 that follows a character other than a space does. Entities labelled with ignore_labels
