@@ -51,7 +51,8 @@ def softmax(logits):
 
 def check_same(name, ours, theirs, tol=1e-6):
     """Assert two pipeline outputs (lists of dicts) are equal: strings and ints exactly,
-    scores to tol; print one line."""
+    scores to tol; print one line. 1e-6: both sides do the same float32 arithmetic, only in
+    batches of other shapes, which can change the last bits of a sum."""
     assert len(ours) == len(theirs), f"{name}: {len(ours)} results vs {len(theirs)}"
     worst = 0.0
     for a, b in zip(ours, theirs, strict=True):
