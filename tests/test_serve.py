@@ -16,6 +16,8 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -143,6 +145,32 @@ def test_the_bundled_model_served_equals_offline(cache):
     np.testing.assert_allclose(together, expected, rtol=0, atol=ATOL_SERVED)
     alone = l2_normalize(np.stack([model.run([s])[0].vector for s in sequences]))
     np.testing.assert_allclose(alone, together, rtol=0, atol=ATOL_SERVED)
+
+
+SENTENCE_FOLDERS = Path(__file__).parent / "fixtures" / "sentence-transformers"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "classic-cls",
+        "classic-dense-tanh",
+        "modern-weightedmean-prompts",
+        "modern-mean-exclude-prompt",
+    ],
+)
+def test_a_sentence_transformers_folder_is_served_as_it_says(name):
+    """The folder's pooling, Dense layers and default prompt, as SentenceEncoder.encode runs
+    them (not mean pooling with a warning): the served vectors are the offline ones."""
+    folder = SENTENCE_FOLDERS / name
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "pooling overrides the folder" warning
+        model = ServedModel(folder)
+    texts = ["the cat sat on a mat.", "x", "dogs ran over green hills and far away"]
+    sequences = model.tokenize(texts, truncate=True)  # the fixtures allow 10-20 tokens
+    served = l2_normalize(np.stack([o.vector for o in model.run(sequences)]))
+    expected = l2_normalize(minibert.SentenceEncoder(folder).encode(texts))
+    np.testing.assert_allclose(served, expected, rtol=0, atol=ATOL_SERVED)
 
 
 def test_base64_is_little_endian_float32_of_the_same_vectors(server):

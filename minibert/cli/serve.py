@@ -69,8 +69,9 @@ def register(command) -> None:
     sub.add_argument(
         "--pooling",
         choices=POOLINGS,
-        default="mean",
-        help="how token vectors become one vector (default: %(default)s)",
+        default=None,
+        help="how token vectors become one vector (default: as the folder's modules.json "
+        "says; mean without one)",
     )
     sub.add_argument(
         "--max-batch-tokens",

@@ -39,7 +39,7 @@ _THREADS = {"set": False}  # this process's threads are limited once, on its fir
 def encode_bag(
     bag,
     model_path,
-    pooling: str = "mean",
+    pooling: str | None = None,
     normalize: bool = True,
     max_length: int | None = None,
     batch_size: int = 32,
@@ -60,7 +60,7 @@ def encode_dataframe(
     model_path,
     text_column: str = "text",
     output_column: str = "embedding",
-    pooling: str = "mean",
+    pooling: str | None = None,
     normalize: bool = True,
     max_length: int | None = None,
     batch_size: int = 32,

@@ -33,7 +33,7 @@ class EncoderOptions:
     """
 
     model: str
-    pooling: str = "mean"
+    pooling: str | None = None
     normalize: bool = True
     max_length: int | None = None
     batch_size: int = 32

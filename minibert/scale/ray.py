@@ -53,7 +53,7 @@ class Encoder:
     def __init__(
         self,
         model_path,
-        pooling: str = "mean",
+        pooling: str | None = None,
         normalize: bool = True,
         max_length: int | None = None,
         batch_size: int = 32,
@@ -87,7 +87,7 @@ class Encoder:
 def encode_dataset(
     ds,
     model_path,
-    pooling: str = "mean",
+    pooling: str | None = None,
     normalize: bool = True,
     max_length: int | None = None,
     batch_size: int = 32,

@@ -70,17 +70,22 @@ class ServedModel:
 
     Args:
         path: a model folder with a tokenizer (fp32 or int8).
-        pooling: "mean" | "cls" | "max", as SentenceEncoder.
+        pooling: one of functional.pooling.POOLINGS, as SentenceEncoder; None (the default)
+            follows the folder's modules.json (mean without one). The folder's default prompt,
+            if it names one, goes before every text, as SentenceEncoder.encode puts it.
         max_length: token limit per input; default the encoder's (sentence_bert_config.json's
             max_seq_length, else the position table).
         name: the model id reported by /info and in responses (default: the folder's name).
     """
 
-    def __init__(self, path, pooling="mean", max_length=None, name=None):
+    def __init__(self, path, pooling=None, max_length=None, name=None):
         self.encoder = SentenceEncoder(path, pooling=pooling, normalize=False, max_length=None)
         self.path = Path(path).resolve()
         self.name = name or self.path.name
-        self.pooling = pooling
+        modes = self.encoder.pooling  # a name, or a tuple of names (concatenated)
+        self.pooling = modes if isinstance(modes, str) else "+".join(modes)
+        self.prompt = self.encoder.resolve_prompt()
+        self.prompt_length = self.encoder.prompt_length(self.prompt)
         model_limit = self.encoder.max_length
         if max_length is not None and not 1 <= max_length <= model_limit:
             raise ValueError(
@@ -128,6 +133,8 @@ class ServedModel:
         `truncate`, which cuts it to max_length as SentenceEncoder.encode does.
         """
         tokenizer = self.encoder.tokenizer
+        if self.prompt:
+            texts = [self.prompt + text for text in texts]
         inputs = list(texts) if pairs is None else list(zip(texts, pairs, strict=True))
         encodings = tokenizer.backend.encode_batch(inputs)  # the loaded tokenizer never truncates
         sequences, too_long = [], []
@@ -197,7 +204,7 @@ class ServedModel:
             mask[row, : s.length] = 1
         out = self.encoder.model(ids, attention_mask=mask, token_type_ids=types)
         # the encoder's pooling, then any Dense layer of the folder (not normalised here)
-        vectors = self.encoder.sentence_vectors(out.last_hidden_state, mask)  # (B, dim)
+        vectors = self.encoder.sentence_vectors(out.last_hidden_state, mask, self.prompt_length)
         logits = getattr(out, "logits", None) if self.labels is not None else None
         return [Output(vectors[row], None if logits is None else logits[row]) for row in range(B)]
 

@@ -47,6 +47,9 @@ VECTOR_ATOL = {"float32": 1e-4, "int8": 2e-3}
 LOGITS_ATOL, LOGITS_RTOL = {"float32": 1e-3, "int8": 2e-2}, 1e-4
 
 
+SENTENCE_FILES = ("modules.json", "config_sentence_transformers.json")  # (do_lower_case: the ids)
+
+
 def default_cache_dir() -> Path:
     """$XDG_CACHE_HOME/minibert/serve, else ~/.cache/minibert/serve."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
@@ -58,6 +61,10 @@ def model_digest(model: ServedModel) -> str:
     digest = hashlib.sha256()
     files = [model.path / "config.json", *weight_files(model.path)]
     files += [model.path / name for name in TOKENIZER_FILES if (model.path / name).is_file()]
+    # a sentence-transformers folder's modules: modules.json, its configs, the module folders
+    # (1_Pooling/, 2_Dense/, ...) and the files in them
+    files += [model.path / name for name in SENTENCE_FILES if (model.path / name).is_file()]
+    files += sorted(f for f in model.path.glob("[0-9]*_*/*") if f.is_file())
     for file in files:
         digest.update(file.name.encode() + b"\0")
         with open(file, "rb") as fh:
@@ -65,6 +72,8 @@ def model_digest(model: ServedModel) -> str:
                 digest.update(chunk)
     # the settings that change the check's numbers: a shorter limit truncates the text
     settings = f"pooling={model.pooling}\0max_length={model.max_length}\0text={GOLDEN_TEXT}"
+    if model.prompt:  # (not part of the digest otherwise: the shipped records stay valid)
+        settings += f"\0prompt={model.prompt}"
     digest.update(settings.encode())
     return digest.hexdigest()
 

@@ -27,7 +27,7 @@ class Settings:
 
     model: str | None = None  # a model folder; None: the model bundled with minibert
     model_name: str | None = None  # the id in responses and /info; default the folder's name
-    pooling: str = "mean"
+    pooling: str | None = None  # None: as the folder's modules.json says (mean without one)
     api_key: str | None = None
     max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS
     max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT
