@@ -34,6 +34,24 @@ def test_quantize_writes_a_loadable_int8_folder(capsys, tmp_path):
     assert "of float32" in out
 
 
+def test_a_sentence_transformers_folder_keeps_its_modules(capsys, tmp_path):
+    """Its Pooling and Dense folders travel with the int8 copy, which then gives the float32
+    vectors to int8's precision (not a load error for the missing Dense layer)."""
+    source = BERT.parent / "sentence-transformers" / "classic-dense-tanh"
+    out_dir = tmp_path / "int8"
+    code, _, err = run(capsys, "quantize", source, out_dir)
+    assert code == 0, err
+    assert (out_dir / "2_Dense" / "config.json").is_file()
+    texts = ["a cat sat", "dogs ran over hills"]
+    expected = minibert.SentenceEncoder(source).encode(texts)
+    got = minibert.SentenceEncoder(out_dir).encode(texts)
+    assert got.shape == expected.shape
+    cosine = (
+        (got * expected).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(expected, axis=1)
+    )
+    assert cosine.min() > 0.99
+
+
 def test_quantize_without_embeddings(capsys, tmp_path):
     code, _, err = run(capsys, "quantize", BERT, tmp_path / "q", "--no-embeddings")
     assert code == 0, err

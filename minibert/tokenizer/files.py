@@ -32,8 +32,9 @@ TOKENIZER_FILES = (
 
 
 def copy_tokenizer_files(source, target, hidden_size: int | None = None) -> list[str]:
-    """Copy the tokenizer and pooling files of folder source into target; returns their names
-    (the pooling folder 1_Pooling/ is copied too, and not listed).
+    """Copy the tokenizer and sentence-transformers files of folder source into target; returns
+    their names. The module folders modules.json names (1_Pooling/, 2_Dense/, ...) are copied
+    too, and not listed.
 
     A sentence-transformers pooling config names the width it pools: a narrower student's
     copy says hidden_size instead of the teacher's.
@@ -42,15 +43,26 @@ def copy_tokenizer_files(source, target, hidden_size: int | None = None) -> list
     copied = [name for name in TOKENIZER_FILES if (source / name).is_file()]
     for name in copied:
         shutil.copyfile(source / name, target / name)
-    if (source / "1_Pooling").is_dir():
-        shutil.copytree(source / "1_Pooling", target / "1_Pooling", dirs_exist_ok=True)
-        pooling = target / "1_Pooling" / "config.json"
-        if hidden_size is not None and pooling.is_file():
-            config = json.loads(pooling.read_text())
-            if "word_embedding_dimension" in config:
-                config["word_embedding_dimension"] = hidden_size
-                pooling.write_text(json.dumps(config, indent=2) + "\n")
+    for folder in _module_folders(source):
+        shutil.copytree(source / folder, target / folder, dirs_exist_ok=True)
+    pooling = target / "1_Pooling" / "config.json"
+    if hidden_size is not None and pooling.is_file():
+        config = json.loads(pooling.read_text())
+        if "word_embedding_dimension" in config:
+            config["word_embedding_dimension"] = hidden_size
+            pooling.write_text(json.dumps(config, indent=2) + "\n")
     return copied
+
+
+def _module_folders(source: Path) -> list[str]:
+    """The sub-folders of a sentence-transformers folder's modules (1_Pooling, 2_Dense, ...):
+    the paths modules.json names, or 1_Pooling alone without a readable modules.json."""
+    try:
+        modules = json.loads((source / "modules.json").read_text(encoding="utf-8"))
+        paths = [m.get("path", "") for m in modules if isinstance(m, dict)]
+    except (OSError, ValueError, TypeError):
+        paths = ["1_Pooling"]
+    return [p for p in paths if isinstance(p, str) and p and (source / p).is_dir()]
 
 
 def train_wordpiece(texts, vocab_size: int, folder, lowercase: bool = True) -> Tokenizer:
