@@ -26,6 +26,7 @@ from minibert.kernels.int8_layout import (
 )
 from minibert.kernels.int8_matmul import (
     COLUMN_GROUP,
+    FEW_JOBS,
     ROW_CHUNK,
     _int8_matmul_reference,
     int8_linear,
@@ -78,11 +79,14 @@ def test_matches_reference_exactly(path, m, k, n, seed):
         (3, 4 * 8, 2 * 8),
         (ROW_CHUNK + 33, 65, PANEL + 1),  # a second row chunk, partial tiles and panels, K > 64
         (2 * ROW_CHUNK, 128, 2 * COLUMN_GROUP),  # whole tiles, panels, chunks and groups only
-        (7, 64, COLUMN_GROUP + 48),  # a second column group, partly filled
+        (7, 64, COLUMN_GROUP + 48),  # few jobs: narrow column groups, the last partly filled
+        (4 * ROW_CHUNK + 5, 64, 4 * COLUMN_GROUP + 16),  # enough jobs for wide groups, edges
     ],
 )
 def test_edge_shapes(path, shape):
     m, k, n = shape
+    if m > 4 * ROW_CHUNK:  # the case it stands for: enough jobs for COLUMN_GROUP-wide groups
+        assert -(-m // ROW_CHUNK) * -(-n // COLUMN_GROUP) >= FEW_JOBS
     rng = np.random.default_rng(0)
     _exact(_rand(rng, (m, k)), _rand(rng, (n, k)), path)
 

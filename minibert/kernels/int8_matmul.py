@@ -63,6 +63,8 @@ prange = range  # numba.prange once compiled (see jit.jit_kernel)
 TINY = np.float32(np.finfo(np.float32).tiny)  # smaller scales would overflow 1 / scale
 ROW_CHUNK = 96  # rows per job, a multiple of every tile's rows (4, 6, 8, 32)
 COLUMN_GROUP = 256  # output channels per job, a multiple of every tile's (16, 32, 64)
+NARROW_GROUP = 64  # ... when that leaves fewer than FEW_JOBS jobs (a short input)
+FEW_JOBS = 16  # BERT-base at 1 x 16, N = 768: 3 jobs of 256 channels kept one of 2 threads idle
 
 _dot_tile = lowered_as("minibert.kernels.simd:int16_dot_tile")(dot_tile)
 _dot_tile_512 = lowered_as("minibert.kernels.simd:int16_dot_tile_512")(dot_tile_512)
@@ -107,68 +109,69 @@ def _finish(out, tile, i, j0, a_scale, w_scale, bias, correction, gelu, raw):
 
 
 # One kernel per path: the same walk over the output, each with its own inner loop. A job is a
-# chunk of ROW_CHUNK rows by a group of COLUMN_GROUP output channels: the group's weight panels
+# chunk of ROW_CHUNK rows by a group of `group` output channels (COLUMN_GROUP, or NARROW_GROUP
+# when a short input would leave too few jobs for the threads): the group's weight panels
 # stay in L2 while every row chunk passes (jobs go group by group), the tile's rows of
-# activations stay in L1 across the group, and each row of out is written COLUMN_GROUP values
+# activations stay in L1 across the group, and each row of out is written `group` values
 # at a time (writing it in 32-value pieces 12 KB apart took twice as long: the output is larger
 # than the caches, and memory favours long runs). out is int32 (raw) or float32.
-def _linear_avx2(out, a, a_scale, panels, correction, w_scale, bias, gelu, raw):
+def _linear_avx2(out, a, a_scale, panels, correction, w_scale, bias, gelu, raw, group):
     M, N = out.shape
     rows, width = a.shape[0], AVX2_PANELS * PANEL
     chunks = (rows + ROW_CHUNK - 1) // ROW_CHUNK
-    groups = (N + COLUMN_GROUP - 1) // COLUMN_GROUP
+    groups = (N + group - 1) // group
     for job in prange(chunks * groups):
         g, start = job // chunks, (job % chunks) * ROW_CHUNK
         tile = np.empty((AVX2_ROWS, width), np.int32)
         for i in range(start, min(start + ROW_CHUNK, rows), AVX2_ROWS):
-            for j in range(g * COLUMN_GROUP, min((g + 1) * COLUMN_GROUP, N), width):
+            for j in range(g * group, min((g + 1) * group, N), width):
                 _dot_tile(a, i, panels, j // PANEL, tile)
                 _finish(out, tile, i, j, a_scale, w_scale, bias, correction, gelu, raw)
 
 
-def _linear_avx512(out, a, a_scale, panels, correction, w_scale, bias, gelu, raw):
+def _linear_avx512(out, a, a_scale, panels, correction, w_scale, bias, gelu, raw, group):
     M, N = out.shape
     rows, width = a.shape[0], AVX512_PANELS * PANEL
     chunks = (rows + ROW_CHUNK - 1) // ROW_CHUNK
-    groups = (N + COLUMN_GROUP - 1) // COLUMN_GROUP
+    groups = (N + group - 1) // group
     for job in prange(chunks * groups):
         g, start = job // chunks, (job % chunks) * ROW_CHUNK
         tile = np.empty((AVX512_ROWS, width), np.int32)
         for i in range(start, min(start + ROW_CHUNK, rows), AVX512_ROWS):
-            for j in range(g * COLUMN_GROUP, min((g + 1) * COLUMN_GROUP, N), width):
+            for j in range(g * group, min((g + 1) * group, N), width):
                 _dot_tile_512(a, i, panels, j // PANEL, tile)
                 _finish(out, tile, i, j, a_scale, w_scale, bias, correction, gelu, raw)
 
 
-def _linear_avx_vnni(out, a, a_scale, panels, correction, w_scale, bias, gelu, raw):
+def _linear_avx_vnni(out, a, a_scale, panels, correction, w_scale, bias, gelu, raw, group):
     M, N = out.shape
     rows, width = a.shape[0], AVX_VNNI_PANELS * PANEL
     chunks = (rows + ROW_CHUNK - 1) // ROW_CHUNK
-    groups = (N + COLUMN_GROUP - 1) // COLUMN_GROUP
+    groups = (N + group - 1) // group
     for job in prange(chunks * groups):
         g, start = job // chunks, (job % chunks) * ROW_CHUNK
         tile = np.empty((AVX_VNNI_ROWS, width), np.int32)
         for i in range(start, min(start + ROW_CHUNK, rows), AVX_VNNI_ROWS):
-            for j in range(g * COLUMN_GROUP, min((g + 1) * COLUMN_GROUP, N), width):
+            for j in range(g * group, min((g + 1) * group, N), width):
                 _u8s8_tile_256(a, i, panels, j // PANEL, tile)
                 _finish(out, tile, i, j, a_scale, w_scale, bias, correction, gelu, raw)
 
 
-def _linear_avx512_vnni(out, a, a_scale, panels, correction, w_scale, bias, gelu, raw):
+def _linear_avx512_vnni(out, a, a_scale, panels, correction, w_scale, bias, gelu, raw, group):
     M, N = out.shape
     rows, width = a.shape[0], AVX512_VNNI_PANELS * PANEL
     chunks = (rows + ROW_CHUNK - 1) // ROW_CHUNK
-    groups = (N + COLUMN_GROUP - 1) // COLUMN_GROUP
+    groups = (N + group - 1) // group
     for job in prange(chunks * groups):
         g, start = job // chunks, (job % chunks) * ROW_CHUNK
         tile = np.empty((AVX512_VNNI_ROWS, width), np.int32)
         for i in range(start, min(start + ROW_CHUNK, rows), AVX512_VNNI_ROWS):
-            for j in range(g * COLUMN_GROUP, min((g + 1) * COLUMN_GROUP, N), width):
+            for j in range(g * group, min((g + 1) * group, N), width):
                 _u8s8_tile_512(a, i, panels, j // PANEL, tile)
                 _finish(out, tile, i, j, a_scale, w_scale, bias, correction, gelu, raw)
 
 
-def _linear_amx(out, a, a_scale, panels, correction, w_scale, bias, gelu, raw, config):
+def _linear_amx(out, a, a_scale, panels, correction, w_scale, bias, gelu, raw, group, config):
     """The AMX kernel. Its accumulator tiles start at minus the correction (passed here as
     `correction`, already negated, see _run), so the tiles come out corrected. A block that lies
     wholly inside out is stored there straight from the tiles: as int32 when raw, otherwise as
@@ -179,11 +182,11 @@ def _linear_amx(out, a, a_scale, panels, correction, w_scale, bias, gelu, raw, c
     M, N = out.shape
     rows, width = a.shape[0], AMX_PANELS * PANEL
     chunks = (rows + ROW_CHUNK - 1) // ROW_CHUNK
-    groups = (N + COLUMN_GROUP - 1) // COLUMN_GROUP
+    groups = (N + group - 1) // group
     corrected = np.zeros(correction.shape[0], np.int32)  # for _finish: nothing left to subtract
     for job in prange(chunks * groups):
         g, start = job // chunks, (job % chunks) * ROW_CHUNK
-        first, last = g * COLUMN_GROUP, min((g + 1) * COLUMN_GROUP, N)
+        first, last = g * group, min((g + 1) * group, N)
         whole = first + (last - first) // width * width  # blocks from first to whole fit out
         tile = np.empty((AMX_ROWS, width), np.int32)
         _amx_begin(config)  # the tiles are per thread: configured per job, released after
@@ -238,7 +241,10 @@ def _run(path, out, a, a_scale, packed, w_scale, bias, gelu, raw) -> bool:
             f"this CPU cannot run the int8 path {path!r} (it runs {cpu.int8_paths(False)}; "
             f"{cpu.skipped_int8_paths().get(path, '')})"
         )
-    args = (out, a, a_scale, packed.panels, packed.correction, w_scale, bias, gelu, raw)
+    M, N = out.shape
+    jobs = -(-a.shape[0] // ROW_CHUNK) * -(-N // COLUMN_GROUP)
+    group = COLUMN_GROUP if jobs >= FEW_JOBS else NARROW_GROUP
+    args = (out, a, a_scale, packed.panels, packed.correction, w_scale, bias, gelu, raw, group)
     if path == "amx":  # its tiles start at minus the correction (int32, wrapping as the sums)
         start = aligned_empty(packed.correction.shape, np.int32)  # tile rows load whole lines
         np.negative(packed.correction, out=start)
