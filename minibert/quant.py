@@ -35,8 +35,10 @@ from .functional.quantize import quantize_symmetric
 from .kernels import cpu
 from .kernels.int8_layout import PackedWeight, pack_weight
 from .kernels.int8_matmul import int8_linear_rows, quantize_rows
-from .kernels.jit import INT8_COST
+from .kernels.jit import INT8_COST, fast_kernels_enabled
 from .nn import Embedding, Linear, Module
+
+REFERENCE_PACKING = "avx-vnni"  # the layout packed() uses for the reference: 1 byte per weight
 
 METHOD = "minibert-int8"
 SCHEME = "symmetric int8; weights per output channel; activations per row, dynamic"
@@ -67,9 +69,13 @@ class QuantLinear(Module):
         return q
 
     def packed(self) -> PackedWeight:
+        """The weight packed for the CPU's int8 path; with the numpy reference kernels, in the
+        u8 layout without asking the CPU (the reference unpacks it; reading the CPU's features
+        loads LLVM, 40 MB, which a short reference run does without)."""
+        path = cpu.int8_path() if fast_kernels_enabled() else REFERENCE_PACKING
         source, packed = self._packed
-        if source is not self.params["weight"]:
-            packed = pack_weight(np.ascontiguousarray(self.params["weight"]), cpu.int8_path())
+        if source is not self.params["weight"] or packed.path != path:
+            packed = pack_weight(np.ascontiguousarray(self.params["weight"]), path)
             self._packed = (self.params["weight"], packed)
         return packed
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from .cpu import float32_path
 from .float32_tile import LANES, ROWS, tiled_product
-from .jit import device, run_kernel
+from .jit import device, fast_kernels_enabled, run_kernel
 from .softmax import softmax_row
 
 prange = range  # numba.prange once compiled (see jit.jit_kernel)
@@ -149,6 +149,8 @@ def attention_forward_fused(q, k, v, mask_bias, scale, keep=None):
     scaled mask (or None), or None when the kernel does not apply (not float32, or the
     kernels are off): the caller then runs the readable code."""
     B, H, T, D = q.shape
+    if not fast_kernels_enabled():  # (before float32_path: reading the CPU loads LLVM, 40 MB)
+        return None
     if not (_float32(q, k, v, mask_bias, keep) and k.shape == v.shape == q.shape):
         return None
     ctx = np.empty((B, H, T, D), np.float32)
@@ -162,7 +164,7 @@ def attention_forward_fused(q, k, v, mask_bias, scale, keep=None):
 def attention_backward_fused(dctx, q, k, v, probs, keep, dprobs_out, scale):
     """(dq, dk, dv) of functional/attention.py's attention_backward, or None when the kernel
     does not apply (as attention_forward_fused)."""
-    if not _float32(dctx, q, k, v, probs, keep, dprobs_out):
+    if not (fast_kernels_enabled() and _float32(dctx, q, k, v, probs, keep, dprobs_out)):
         return None
     dq, dk, dv = (np.empty(q.shape, np.float32) for _ in range(3))
     keep = _NONE if keep is None else keep

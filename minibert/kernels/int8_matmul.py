@@ -56,7 +56,7 @@ from .int8_layout import (
     pad_rows,
     u8s8_dot_tile,
 )
-from .jit import device, lowered_as, run_kernel
+from .jit import device, fast_kernels_enabled, lowered_as, run_kernel
 
 prange = range  # numba.prange once compiled (see jit.jit_kernel)
 
@@ -236,6 +236,8 @@ _AMX_CONFIG = amx_config()
 def _run(path, out, a, a_scale, packed, w_scale, bias, gelu, raw) -> bool:
     """Run `path`'s kernel; False when Numba cannot (the caller then runs the reference).
     A path this CPU cannot execute is a ValueError: its instructions would kill the process."""
+    if not fast_kernels_enabled():  # the reference runs (and the CPU need not be read)
+        return False
     if path not in cpu.int8_paths(respect_cap=False):
         raise ValueError(
             f"this CPU cannot run the int8 path {path!r} (it runs {cpu.int8_paths(False)}; "
