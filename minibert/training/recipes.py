@@ -232,17 +232,9 @@ def finetune(
     def evaluate(m, name="validation"):
         return split_metrics(m, splits[name], batch_size, pad)
 
-    trainer = Trainer(
-        model,
-        classifier_batches(splits["train"], batch_size, pad),
-        train,
-        eval_fn=evaluate,
-        output_dir=output_dir,
+    trainer, history = fit_classifier(
+        model, splits["train"], train, evaluate, batch_size, pad, output_dir, resume
     )
-    if resume and trainer.latest_checkpoint() is not None:
-        trainer.resume()
-    history = trainer.train()
-    model.eval()
     report = {
         "sizes": {k: len(v) for k, v in splits.items()},
         "validation": evaluate(model, "validation"),
@@ -252,6 +244,24 @@ def finetune(
     if trainer.latest_checkpoint() is not None:  # output_dir=None keeps nothing on disk
         tokenizer.save(trainer.latest_checkpoint())
     return model, history, report
+
+
+def fit_classifier(model, examples, train, evaluate, batch_size, pad_id, output_dir, resume):
+    """Train a classifier (sequences or tokens) on its examples with `evaluate` as the Trainer's
+    check, from the folder's last checkpoint when resume; returns (the Trainer, its history),
+    the model left in eval mode."""
+    trainer = Trainer(
+        model,
+        classifier_batches(examples, batch_size, pad_id),
+        train,
+        eval_fn=evaluate,
+        output_dir=output_dir,
+    )
+    if resume and trainer.latest_checkpoint() is not None:
+        trainer.resume()
+    history = trainer.train()
+    model.eval()
+    return trainer, history
 
 
 def fine_tunable(model_path) -> EncoderConfig:

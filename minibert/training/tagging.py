@@ -16,8 +16,14 @@ from ..data.text import group_split
 from ..evaluation.metrics import classification_metrics
 from ..io import load
 from ..tokenizer import load_tokenizer
-from .recipes import SPLITS, classifier_architecture, classifier_batches, fine_tunable, name_labels
-from .trainer import TrainConfig, Trainer
+from .recipes import (
+    SPLITS,
+    classifier_architecture,
+    fine_tunable,
+    fit_classifier,
+    name_labels,
+)
+from .trainer import TrainConfig
 
 
 def predict_tags(model, examples, batch_size: int, pad_id: int) -> tuple:
@@ -78,17 +84,9 @@ def finetune_tagger(
     def evaluate(m, name="validation"):
         return tagging_metrics(m, splits[name], batch_size, pad)
 
-    trainer = Trainer(
-        model,
-        classifier_batches(splits["train"], batch_size, pad),
-        train,
-        eval_fn=evaluate,
-        output_dir=output_dir,
+    trainer, history = fit_classifier(
+        model, splits["train"], train, evaluate, batch_size, pad, output_dir, resume
     )
-    if resume and trainer.latest_checkpoint() is not None:
-        trainer.resume()
-    history = trainer.train()
-    model.eval()
     report = {
         "sizes": {k: len(v) for k, v in splits.items()},
         "words": {
