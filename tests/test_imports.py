@@ -52,7 +52,7 @@ def test_numba_avoids_a_spinning_openmp_runtime_loaded_before_it():
 LAYERS = (
     ("cli",),
     ("serve", "scale"),
-    ("distill",),
+    ("distill", "compression"),
     ("training",),
     ("evaluation",),
     ("pipelines",),
