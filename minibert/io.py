@@ -167,9 +167,9 @@ def load_state(
                 f"{tuple(expected)}: the config contradicts the weights"
             )
         current = model.get_parameter(ours).dtype
-        if current == np.int8:  # a quantized model's int8 weight (quant.py): kept as stored
-            if array.dtype != np.int8:
-                raise CheckpointError(f"tensor {key} has dtype {array.dtype}, expected int8")
+        if current in (np.int8, np.uint8):  # quantized codes (quant/): kept as stored
+            if array.dtype != current:
+                raise CheckpointError(f"tensor {key} has dtype {array.dtype}, expected {current}")
             model.set_parameter(ours, array)
             used.add(key)
             continue

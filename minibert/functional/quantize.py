@@ -57,3 +57,63 @@ def fake_quant_forward(x, axis=-1):
 def fake_quant_backward(dy, cache):
     """The straight-through estimator: the rounding counts as the identity. Shapes: as dy"""
     return dy
+
+
+# --- group-wise low-bit rounding (Q-BERT) ---------------------------------------------------
+# A weight row (one output channel, K input channels) is cut into groups of `group_size`
+# consecutive input channels, each with its own scale: scale_g = max |w| over the group / qmax,
+# qmax = 2^(bits-1) - 1 (7 for int4, 127 for int8). When group_size does not divide K the last
+# group is shorter: the row is padded with zeros to a whole number of groups, which changes no
+# scale (zeros never raise a max) and stores zeros. Shapes: w (N, K) -> q (N, G * group_size)
+# int8, scale (N, G) float32 with G = ceil(K / group_size).
+
+
+def group_qmax(bits: int) -> int:
+    """The largest code of a symmetric `bits`-bit grid: 7 for int4, 127 for int8."""
+    return 2 ** (bits - 1) - 1
+
+
+def quantize_groups(w, bits: int, group_size: int):
+    """w (N, K) float -> (q (N, G * group_size) int8, scale (N, G) float32), symmetric per group
+    of `group_size` input channels, the row padded with zeros to whole groups."""
+    w = np.asarray(w, dtype=np.float32)
+    n, k = w.shape
+    groups = -(-k // group_size)
+    padded = np.zeros((n, groups * group_size), np.float32)
+    padded[:, :k] = w
+    blocks = padded.reshape(n, groups, group_size)
+    qmax = np.float32(group_qmax(bits))
+    scale = (np.max(np.abs(blocks), axis=-1) / qmax).astype(np.float32)  # (N, G)
+    scale = np.where(scale >= TINY, scale, np.float32(1.0)).astype(np.float32)
+    inverse = (np.float32(1.0) / scale).astype(np.float32)
+    q = np.clip(np.rint(blocks * inverse[..., None]), -qmax, qmax).astype(np.int8)
+    return q.reshape(n, groups * group_size), scale
+
+
+def dequantize_groups(q, scale, width: int):
+    """The float32 values q (N, G * group_size) int8 and scale (N, G) stand for, cut back to the
+    first `width` input channels: (N, width) float32, each value q * scale rounded once."""
+    n, padded = q.shape
+    groups = scale.shape[-1]
+    blocks = q.reshape(n, groups, padded // groups).astype(np.float32)
+    return (blocks * scale[..., None]).reshape(n, padded)[:, :width]
+
+
+def pack_int4(q):
+    """int4 codes (..., K) int8 in [-8, 7] -> (..., ceil(K / 2)) uint8, two to a byte, the low
+    nibble first: byte j holds code 2j in bits 0-3 and code 2j + 1 in bits 4-7, each as its
+    4-bit two's complement (-1 -> 0xF). An odd K leaves the last high nibble 0."""
+    q = np.asarray(q)
+    if q.shape[-1] % 2:
+        q = np.concatenate([q, np.zeros((*q.shape[:-1], 1), q.dtype)], axis=-1)
+    nibbles = q.astype(np.uint8) & np.uint8(0x0F)  # two's complement, low 4 bits
+    return nibbles[..., 0::2] | (nibbles[..., 1::2] << np.uint8(4))
+
+
+def unpack_int4(packed, width: int):
+    """pack_int4 undone: (..., ceil(width / 2)) uint8 -> (..., width) int8 in [-8, 7]."""
+    packed = np.asarray(packed, dtype=np.uint8)
+    low = (packed & np.uint8(0x0F)).astype(np.int8)
+    high = (packed >> np.uint8(4)).astype(np.int8)
+    codes = np.stack([low, high], axis=-1).reshape(*packed.shape[:-1], -1)[..., :width]
+    return np.where(codes > 7, codes - 16, codes).astype(np.int8)  # sign-extend the nibble

@@ -19,24 +19,22 @@ The scheme, and why:
     scales, which are exactly the decoder's per-output-channel scales.
 LayerNorm, biases, position and token-type embeddings, and softmax stay float32.
 
-`quantize(model)` returns a new model with the same call interface (the original is untouched
-and shares its float32 arrays). Quantized models are for inference; to train for quantization
-use fake quantisation (`enable_fake_quant`, TrainConfig(qat=True)): the forward pass rounds
-weights and activations exactly as int8 inference will, and the backward pass treats the
-rounding as the identity (functional/quantize.py: the rounding and the straight-through pair).
+`quantize(model)` (quant/convert.py) returns a new model with the same call interface (the
+original is untouched and shares its float32 arrays). Quantized models are for inference; to
+train for quantization use fake quantisation (`enable_fake_quant`, TrainConfig(qat=True)): the
+forward pass rounds weights and activations exactly as int8 inference will, and the backward
+pass treats the rounding as the identity (functional/quantize.py: the rounding and the
+straight-through pair).
 """
-
-import copy
 
 import numpy as np
 
-from .errors import ConfigError, InputError
-from .functional.quantize import quantize_symmetric
-from .kernels import cpu
-from .kernels.int8_layout import PackedWeight, pack_weight
-from .kernels.int8_matmul import int8_linear_rows, quantize_rows
-from .kernels.jit import INT8_COST, fast_kernels_enabled
-from .nn import Embedding, Linear, Module
+from ..functional.quantize import quantize_symmetric
+from ..kernels import cpu
+from ..kernels.int8_layout import PackedWeight, pack_weight
+from ..kernels.int8_matmul import int8_linear_rows, quantize_rows
+from ..kernels.jit import INT8_COST, fast_kernels_enabled
+from ..nn import Embedding, Linear, Module
 
 REFERENCE_PACKING = "avx-vnni"  # the layout packed() uses for the reference: 1 byte per weight
 
@@ -142,124 +140,3 @@ class QuantEmbedding(Module):
         rows = self.params["weight"][ids].astype(np.float32)  # (B, T, C)
         rows *= self.params["weight_scale"][ids][..., None]
         return rows
-
-
-def _swap_modules(root: Module, make) -> int:
-    """Replace each sub-module m for which make(m) returns a module; returns how many."""
-    count = 0
-    for module in list(root.modules()):
-        for name, value in list(vars(module).items()):
-            if isinstance(value, Module):
-                new = make(value)
-                if new is not None:
-                    setattr(module, name, new)
-                    count += 1
-            elif isinstance(value, list) and value and isinstance(value[0], Module):
-                for i, item in enumerate(value):
-                    new = make(item)
-                    if new is not None:
-                        value[i] = new
-                        count += 1
-    return count
-
-
-def quantize(model, embeddings: bool = True):
-    """An int8 copy of `model` (float32), with the same call interface.
-
-    Every Linear layer becomes a QuantLinear (int8 weights per output channel, activations
-    quantised per row as they arrive); with embeddings=True the word-embedding table becomes
-    int8 too (one scale per row), and a tied MLM decoder shares it. The returned model can be
-    saved with save_pretrained and read back with minibert.load. The float model is left as it
-    was; the two share their float32 arrays (LayerNorm, biases, other embeddings)."""
-    if is_quantized(model):
-        raise InputError("the model is already quantized")
-    if model.dtype != np.float32:
-        raise InputError(f"quantize needs a float32 model, got {model.dtype} (use astype)")
-    if model.training:
-        raise InputError("quantize a model in eval mode (call model.eval() first)")
-    arrays = {id(a): a for _, a in model.named_parameters()}
-    qmodel = copy.deepcopy(model, memo=dict(arrays))  # new modules, the same arrays
-    # untie first: quantising a tied decoder on its own would make a second int8 table
-    tied = qmodel.tied
-    _swap_modules(
-        qmodel,
-        lambda m: (
-            QuantLinear.from_linear(m) if type(m) is Linear and not _tied(m, qmodel, tied) else None
-        ),
-    )
-    if embeddings:
-        word = qmodel.embeddings.word
-        qmodel.embeddings.word = QuantEmbedding.from_embedding(word)
-    _finish(qmodel, embeddings)
-    return qmodel
-
-
-def _tied(module, model, tied) -> bool:
-    """True for the MLM decoder whose weight is the embedding table (handled with it)."""
-    return bool(tied) and getattr(getattr(model, "mlm", None), "decoder", None) is module
-
-
-def _finish(qmodel, embeddings: bool) -> None:
-    """The tied decoder, the config flag and eval mode, for quantize and for loading."""
-    if qmodel.tied:
-        decoder = qmodel.mlm.decoder
-        if embeddings:
-            if not isinstance(decoder, QuantLinear):
-                out_features, in_features = decoder.params["weight"].shape
-                new = QuantLinear(in_features, out_features, "bias" in decoder.params)
-                if "bias" in decoder.params:
-                    new.params["bias"] = decoder.params["bias"]
-                qmodel.mlm.decoder = new
-        elif isinstance(decoder, QuantLinear):
-            raise InputError("a tied decoder is quantized only with its embedding table")
-    qmodel.tie_weights()
-    extra = dict(qmodel.config.hf_extra)
-    extra["quantization"] = {"method": METHOD, "scheme": SCHEME, "embeddings": bool(embeddings)}
-    qmodel.config = qmodel.config.replace(hf_extra=extra)
-    qmodel.eval()
-
-
-def quantization_of(config) -> dict | None:
-    """The config's quantization entry (config.json's "quantization"), or None for float."""
-    entry = config.hf_extra.get("quantization")
-    if entry is None:
-        return None
-    if not isinstance(entry, dict) or entry.get("method") != METHOD:
-        raise ConfigError(
-            f"config.json's quantization {entry!r} is not one minibert reads "
-            f"(expected method {METHOD!r})"
-        )
-    return entry
-
-
-def is_quantized(model) -> bool:
-    return any(isinstance(m, (QuantLinear, QuantEmbedding)) for m in model.modules())
-
-
-def quantized_skeleton(model, embeddings: bool) -> None:
-    """Turn a freshly built float model into the int8 structure a quantized checkpoint fills
-    (minibert.load calls this before reading the tensors)."""
-
-    def make(m):
-        if type(m) is Linear and not _tied(m, model, model.tied):
-            out_features, in_features = m.params["weight"].shape
-            return QuantLinear(in_features, out_features, "bias" in m.params)
-        return None
-
-    _swap_modules(model, make)
-    if embeddings:
-        word = model.embeddings.word
-        num, dim = word.params["weight"].shape
-        model.embeddings.word = QuantEmbedding(num, dim, word.padding_idx)
-    _finish(model, embeddings)
-
-
-def enable_fake_quant(model, enabled: bool = True):
-    """Quantization-aware training: every Linear layer that quantize() would make int8 rounds
-    its weight (per output channel) and its input (per row) to the int8 grid in the forward
-    pass, with straight-through gradients. Returns the model."""
-    tied = model.tied
-    for m in model.modules():
-        if type(m) is Linear and not _tied(m, model, tied):
-            m.fake_quant = bool(enabled)
-    return model
