@@ -14,6 +14,7 @@ import pytest
 import tokenizers
 
 import minibert
+from minibert.cli.main import main
 from minibert.compression.vocabulary import tokenization_agreement, trim_vocabulary
 from minibert.config import EncoderConfig
 from minibert.errors import CheckpointError, InputError
@@ -245,3 +246,44 @@ def test_other_tokenizer_types_are_refused_by_name(tmp_path):
         shutil.copyfile(file, folder / file.name)
     with pytest.raises(CheckpointError, match="'BPE'.*WordPiece only"):
         trim_vocabulary(folder, CORPUS, tmp_path / "trim")
+
+
+def run_cli(capsys, *argv):
+    """(exit code, stdout, stderr) of `minibert argv...`."""
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_trims_and_reports(capsys, tmp_path):
+    folder = tiny_folder(tmp_path / "model", WORDPIECE_JSON)
+    corpus, held_out = tmp_path / "corpus.txt", tmp_path / "held.txt"
+    corpus.write_text("\n".join(CORPUS) + "\n")
+    held_out.write_text("\n".join(SURVIVING + LOST) + "\n")
+    argv = ("trim-vocab", folder, tmp_path / "trim", "--corpus", corpus, "--held-out", held_out)
+    code, out, err = run_cli(capsys, *argv)
+    assert (code, err) == (0, "")
+    vocab_size = minibert.load_tokenizer(tmp_path / "trim").vocab_size
+    assert f"vocabulary 177 -> {vocab_size} pieces" in out
+    pieces = sum(len(minibert.load_tokenizer(folder).tokenize(text)) for text in CORPUS)
+    assert f"coverage   100.00% of {pieces} corpus tokens" in out
+    assert "50.00% of 4 texts split identically, 75.00% of their pieces kept" in out
+    assert "mean sentence cosine" in out
+
+
+@pytest.mark.parametrize(
+    ("make_argv", "message"),
+    [
+        (lambda folder, tmp: [folder, tmp / "out", "--corpus", tmp / "none.txt"], "no such text"),
+        (lambda folder, tmp: [folder, folder, "--corpus", tmp / "c.txt"], "model folder itself"),
+        (lambda folder, tmp: [tmp / "nope", tmp / "out", "--corpus", tmp / "c.txt"], "nope"),
+    ],
+)
+def test_cli_bad_input_is_one_line(capsys, tmp_path, make_argv, message):
+    folder = tiny_folder(tmp_path / "model", WORDPIECE_JSON)
+    (tmp_path / "c.txt").write_text("the fox\n")
+    code, out, err = run_cli(capsys, "trim-vocab", *make_argv(folder, tmp_path))
+    assert code == 1
+    assert out == ""
+    assert len(err.splitlines()) == 1
+    assert message in err

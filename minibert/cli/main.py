@@ -14,6 +14,7 @@
     minibert serve [MODEL] [--port N]           an HTTP server (OpenAI embeddings, TEI routes)
     minibert fill-mask|classify|ner MODEL TEXT...   task pipelines (--json: their output)
     minibert qa MODEL --question Q --context C  extractive question answering
+    minibert trim-vocab MODEL OUT --corpus FILE...   cut the vocabulary to a corpus's pieces
 
 Each command lives in its own module of this package (info.py, encode.py, train.py,
 quantize.py, distill.py, compare.py), which registers its parser here; common.py holds what
@@ -31,7 +32,7 @@ import textwrap
 import warnings
 from importlib.metadata import PackageNotFoundError, version
 
-from . import compare, convert, distill, encode, info, quantize, serve, tasks, train
+from . import compare, compress, convert, distill, encode, info, quantize, serve, tasks, train
 from .common import HelpFormatter, UsageError
 
 
@@ -105,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.register(command)  # serve
     convert.register(command)  # convert, inspect
     tasks.register(command)  # fill-mask, classify, ner, qa
+    compress.register(command)  # trim-vocab
     return parser
 
 

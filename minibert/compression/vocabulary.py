@@ -33,6 +33,8 @@ from ..checkpoint import read_weights
 from ..checkpoint.files import CONFIG_NAME, weight_bytes
 from ..checkpoint.writing import write_json, write_safetensors
 from ..errors import CheckpointError, InputError
+from ..functional.pooling import l2_normalize
+from ..sentence import SentenceEncoder
 from ..tokenizer import load_tokenizer
 from ..tokenizer.files import copy_tokenizer_files
 
@@ -301,4 +303,28 @@ def tokenization_agreement(original, trimmed, texts) -> dict:
         "token_survival": survived / max(total, 1),
         "texts_identical": float(identical.mean()),
         "identical": identical,
+    }
+
+
+def held_out_agreement(model_path, trimmed_path, texts, batch_size: int = 32) -> dict:
+    """How the trimmed folder agrees with the untrimmed one on held-out texts: the tokenization
+    (tokenization_agreement) and the sentence vectors (SentenceEncoder, the folder's pooling).
+
+    Returns {"token_survival", "texts_identical", "mean_cosine" over all texts,
+    "identical_min_cosine" over the texts split identically (1.0 up to float rounding; None
+    without such texts), "changed_mean_cosine" over the others (None without them)}.
+    """
+    texts = _check_texts(texts)
+    original, trimmed = SentenceEncoder(model_path), SentenceEncoder(trimmed_path)
+    tokens = tokenization_agreement(original.tokenizer, trimmed.tokenizer, texts)
+    before = original.encode(texts, batch_size=batch_size)  # (N, C)
+    after = trimmed.encode(texts, batch_size=batch_size)  # (N, C)
+    cosines = np.sum(l2_normalize(before) * l2_normalize(after), axis=1)  # (N,)
+    identical = tokens["identical"]
+    return {
+        "token_survival": tokens["token_survival"],
+        "texts_identical": tokens["texts_identical"],
+        "mean_cosine": float(cosines.mean()),
+        "identical_min_cosine": float(cosines[identical].min()) if identical.any() else None,
+        "changed_mean_cosine": float(cosines[~identical].mean()) if (~identical).any() else None,
     }
