@@ -17,7 +17,8 @@ import os as _os
 # it takes effect when minibert is imported before numpy; a user's own setting wins.
 _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "12")
 
-from .config import EncoderConfig  # noqa: E402
+from .compression.heads import prune_heads  # noqa: E402
+from .config import EncoderConfig
 from .errors import CheckpointError, ConfigError, InputError, LoadWarning, MinibertError
 from .io import load
 from .pipelines import pipeline
@@ -39,5 +40,6 @@ __all__ = [
     "load",
     "load_tokenizer",
     "pipeline",
+    "prune_heads",
     "quantize",
 ]

@@ -50,6 +50,9 @@ class EncoderConfig:
     num_labels: int = 2
     tie_word_embeddings: bool = True
     initializer_range: float = 0.02
+    # heads removed for real (compression/heads.py): {layer: sorted original head numbers}, the
+    # layer counted as encoder.layers is (ALBERT: group * inner_group_num + inner index)
+    pruned_heads: dict = field(default_factory=dict)
     hf_extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self):
@@ -89,6 +92,7 @@ class EncoderConfig:
                 f"num_hidden_groups ({self.num_hidden_groups}) must divide num_hidden_layers "
                 f"({self.num_hidden_layers})"
             )
+        _check_pruned_heads(self)
         if self.pad_token_id >= self.vocab_size:
             raise ConfigError(
                 f"pad_token_id ({self.pad_token_id}) is outside the vocabulary ({self.vocab_size})"
@@ -102,6 +106,11 @@ class EncoderConfig:
     @property
     def head_size(self) -> int:  # D
         return self.hidden_size // self.num_attention_heads
+
+    def kept_heads(self, layer: int) -> tuple:
+        """The original numbers of the heads layer `layer` keeps after pruning."""
+        pruned = set(self.pruned_heads.get(layer, ()))
+        return tuple(h for h in range(self.num_attention_heads) if h not in pruned)
 
     @property
     def max_length(self) -> int:
@@ -130,6 +139,8 @@ class EncoderConfig:
         d["model_type"] = self.model_type
         for key, value in dialect.written.items():
             d.setdefault(key, value)
+        if self.pruned_heads:  # transformers' {layer: [heads]}; JSON makes the layer a string
+            d["pruned_heads"] = {str(k): list(v) for k, v in sorted(self.pruned_heads.items())}
         # keep id2label/label2id in step with num_labels (transformers reads the labels there)
         id2label = d.get("id2label")
         if not isinstance(id2label, dict) or len(id2label) != self.num_labels:
@@ -158,8 +169,9 @@ class EncoderConfig:
             if d.get(key) is not None:
                 values[ours] = d[key]
         values["hf_extra"] = {
-            k: v for k, v in d.items() if k not in dialect.keys and k != "num_labels"
+            k: v for k, v in d.items() if k not in dialect.keys and k not in READ_BY_ALL
         }
+        values["pruned_heads"] = _pruned_heads_from_hf(d.get("pruned_heads"))
         values["num_labels"] = _labels_from_hf(d)
         values.update(dialect.fixed)
         architecture = (architectures or [None])[0] or dialect.base_class
@@ -167,6 +179,9 @@ class EncoderConfig:
         if dialect.positions_after_pad:  # RoBERTa: positions count from pad_token_id + 1
             config = config.replace(position_offset=config.pad_token_id + 1)
         return config
+
+
+READ_BY_ALL = ("num_labels", "pruned_heads")  # keys every family reads outside its dialect
 
 
 # --- the four config.json dialects ------------------------------------------------------------
@@ -298,6 +313,43 @@ def _labels_from_hf(d: dict, default: int = 2) -> int:
     if isinstance(d.get("id2label"), dict) and d["id2label"]:
         return len(d["id2label"])
     return d.get("num_labels", default)
+
+
+def _pruned_heads_from_hf(value) -> dict:
+    """config.json's pruned_heads ({"layer": [heads]}, or absent) as {layer: tuple of heads}."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"pruned_heads must map layers to lists of heads, got {value!r}")
+    pruned = {}
+    for layer, heads in value.items():
+        try:
+            index = int(layer)
+        except ValueError:
+            raise ConfigError(f"pruned_heads has a layer {layer!r} that is not a number") from None
+        if not isinstance(heads, (list, tuple)):
+            raise ConfigError(f"pruned_heads[{layer!r}] must be a list of heads, got {heads!r}")
+        pruned[index] = heads
+    return pruned
+
+
+def _check_pruned_heads(config) -> None:
+    """Layers and heads in range, sorted into tuples; a layer must keep at least one head."""
+    layers, H = config.num_unique_layers, config.num_attention_heads
+    clean = {}
+    for layer, heads in config.pruned_heads.items():
+        _check_int("a pruned_heads layer", layer, minimum=0)
+        if layer >= layers:
+            raise ConfigError(f"pruned_heads names layer {layer}; the model has {layers}")
+        for head in heads:
+            _check_int(f"a pruned head of layer {layer}", head, minimum=0)
+            if head >= H:
+                raise ConfigError(f"pruned_heads names head {head} of layer {layer}; H = {H}")
+        if len(set(heads)) == H:
+            raise ConfigError(f"pruned_heads removes every head of layer {layer}")
+        if heads:
+            clean[layer] = tuple(sorted(set(heads)))
+    object.__setattr__(config, "pruned_heads", clean)
 
 
 def _check_int(name: str, value, minimum: int) -> None:

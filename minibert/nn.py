@@ -15,6 +15,7 @@ from Module to Encoder and Pooler; the heads are models/heads.py's.
 import numpy as np
 
 from . import functional as F
+from .errors import InputError
 from .kernels.attention import attention_context, attention_context_runs
 from .kernels.float32_linear import linear as float32_linear
 from .kernels.float32_linear import linears as float32_linears
@@ -306,17 +307,37 @@ class Activation(Module):
 
 
 class SelfAttention(Module):
-    """Multi-head self-attention: project to q, k, v, attend per head, merge, project back."""
+    """Multi-head self-attention: project to q, k, v, attend per head, merge, project back.
 
-    def __init__(self, hidden: int, num_heads: int, dropout: float = 0.0):
+    A pruned layer (compression/heads.py) keeps only some of its heads: `kept_heads` lists their
+    original numbers, and q, k, v have len(kept_heads) x D rows, o as many columns. The head
+    width D stays hidden // the config's head count."""
+
+    def __init__(self, hidden: int, num_heads: int, dropout: float = 0.0, kept_heads=None):
         super().__init__()
-        self.num_heads = num_heads
+        self.head_dim = hidden // num_heads  # D, whatever pruning removes
+        self.kept_heads = tuple(range(num_heads) if kept_heads is None else kept_heads)
+        self.num_heads = len(self.kept_heads)
         self.dropout = dropout  # on the attention weights, in training mode
         self.rng = None
-        self.q = Linear(hidden, hidden)
-        self.k = Linear(hidden, hidden)
-        self.v = Linear(hidden, hidden)
-        self.o = Linear(hidden, hidden)
+        self.head_grad = None  # d loss / d head (kept heads), set by backward when a mask ran
+        width = self.num_heads * self.head_dim
+        self.q = Linear(hidden, width)
+        self.k = Linear(hidden, width)
+        self.v = Linear(hidden, width)
+        self.o = Linear(width, hidden)
+
+    def mask_row(self, head):
+        """A head_mask row (one entry per original head) reduced to the kept heads."""
+        if head is None:
+            return None
+        hidden = self.o.params["weight"].shape[0]
+        if len(head) * self.head_dim != hidden:
+            raise InputError(
+                f"head_mask rows have {len(head)} entries; this model's layers had "
+                f"{hidden // self.head_dim} heads"
+            )
+        return head if len(head) == self.num_heads else head[list(self.kept_heads)]
 
     def forward(self, x, mask_bias, add_bias: bool = True, need_probs: bool = True, head=None):
         """Shapes: x (B, T, C), mask_bias (B, T), head (H,) or None -> out (B, T, C), probs
@@ -324,12 +345,14 @@ class SelfAttention(Module):
 
         `head` is one row of transformers' head_mask: head h's attention weights are multiplied
         by head[h] (0 silences it). As ctx = probs v, that is the same as scaling head h's
-        context, which leaves the attention kernels unchanged."""
+        context, which leaves the attention kernels unchanged. In a pruned layer the row still has
+        one entry per original head; the removed heads' entries are not read."""
+        head = self.mask_row(head)
         no_probs = not (self.training or need_probs)  # inference that returns no attentions
         if no_probs and attention_context_runs(x):
             # one kernel reads each head from the projections in place and writes ctx (B, T, C)
             q, k, v = type(self.q).forward_shared((self.q, self.k, self.v), x)  # (B, T, C)
-            scale = (x.shape[-1] // self.num_heads) ** -0.5
+            scale = self.head_dim**-0.5
             ctx = attention_context(q, k, v, mask_bias, scale, self.num_heads)  # (B, T, C)
             if head is not None:  # (B, T, H, D) scaled per head
                 B, T, C = ctx.shape
@@ -340,17 +363,28 @@ class SelfAttention(Module):
         v = F.split_heads(self.v.forward(x), self.num_heads)  # (B, H, T, D)
         p = self.dropout if self.dropout_on else 0.0
         ctx, probs, cache = F.attention_forward(q, k, v, mask_bias, p, self.rng)  # (B, H, T, D)
-        if head is not None:
+        unmasked = None
+        if head is not None:  # the unscaled ctx and probs: the mask's gradient reads them
+            unmasked = ctx, probs
             ctx, probs = ctx * head[:, None, None], probs * head[:, None, None]
-        self.save((cache, head))
+        self.save((cache, head, unmasked))
         return self.o.forward(F.merge_heads(ctx), add_bias), probs  # (B, T, C)
 
     def backward(self, dout, dprobs=None):
         """Shapes: dout (B, T, C), dprobs (B, H, T, T) or None (the gradient of an outside loss on
-        the returned probs) -> dx (B, T, C), summed over the q, k and v paths"""
-        cache, head = self.restore()
+        the returned probs) -> dx (B, T, C), summed over the q, k and v paths.
+
+        With a head mask, head_grad becomes the mask's gradient (H,): ctx_h and probs_h were
+        multiplied by head[h], so d loss / d head[h] = <dctx_h, ctx_h> + <dprobs_h, probs_h>,
+        the unscaled ctx and probs (Michel et al. 2019's head importance sums its magnitude)."""
+        cache, head, unmasked = self.restore()
         dctx = F.split_heads(self.o.backward(dout), self.num_heads)  # (B, H, T, D)
+        self.head_grad = None
         if head is not None:  # forward scaled ctx and the returned probs by head[h]
+            ctx, probs = unmasked
+            self.head_grad = np.einsum("bhtd,bhtd->h", dctx, ctx)
+            if dprobs is not None:
+                self.head_grad = self.head_grad + np.einsum("bhts,bhts->h", dprobs, probs)
             dctx = dctx * head[:, None, None]
             dprobs = None if dprobs is None else dprobs * head[:, None, None]
         dq, dk, dv = F.attention_backward(dctx, cache, dprobs)
@@ -387,11 +421,13 @@ class EncoderLayer(Module):
     h = LayerNorm(x + Attention(x))        y = LayerNorm(h + FeedForward(h))
     """
 
-    def __init__(self, config, attn_dropout: bool = True, ffn_dropout: bool = True):
+    def __init__(
+        self, config, attn_dropout: bool = True, ffn_dropout: bool = True, kept_heads=None
+    ):
         super().__init__()
         C, p = config.hidden_size, config.hidden_dropout_prob
         self.attn = SelfAttention(
-            C, config.num_attention_heads, config.attention_probs_dropout_prob
+            C, config.num_attention_heads, config.attention_probs_dropout_prob, kept_heads
         )
         self.drop1 = Dropout(p if attn_dropout else 0.0)  # ALBERT drops here only
         self.ln1 = LayerNorm(C, config.layer_norm_eps)
@@ -431,9 +467,11 @@ class Encoder(Module):
     def __init__(self, config, schedule=None, attn_dropout: bool = True, ffn_dropout: bool = True):
         super().__init__()
         self.schedule = list(range(config.num_hidden_layers)) if schedule is None else schedule
-        self.layers = ModuleList(
-            EncoderLayer(config, attn_dropout, ffn_dropout) for _ in range(max(self.schedule) + 1)
+        self.layers = ModuleList(  # layer i keeps the heads config.pruned_heads leaves it
+            EncoderLayer(config, attn_dropout, ffn_dropout, config.kept_heads(i))
+            for i in range(max(self.schedule) + 1)
         )
+        self.head_mask_grad = None  # (len(schedule), H): d loss / d head_mask row of each step
 
     def forward(
         self, x, mask_bias, output_hidden_states=False, output_attentions=False, heads=None
@@ -461,11 +499,27 @@ class Encoder(Module):
         dhidden {i: (B, T, C)} on hidden_states[i] (0 is the embeddings' output), dattentions
         {i: (B, H, T, T)} on attentions[i]. Shapes: dx (B, T, C) -> (B, T, C)"""
         dhidden, dattentions = dhidden or {}, dattentions or {}
+        mask_grads = {}  # step -> (kept heads,) gradient of its head_mask row, when a mask ran
         for step in reversed(range(len(self.schedule))):
             if step + 1 in dhidden:  # hidden_states[step + 1] is this step's output
                 dx = dx + dhidden[step + 1]
-            dx = self.layers[self.schedule[step]].backward(dx, dattentions.get(step))
+            layer = self.layers[self.schedule[step]]
+            dx = layer.backward(dx, dattentions.get(step))
+            if layer.attn.head_grad is not None:
+                mask_grads[step] = layer.attn.head_grad
+        self.head_mask_grad = self._mask_grad_rows(mask_grads)
         return dx + dhidden[0] if 0 in dhidden else dx
+
+    def _mask_grad_rows(self, mask_grads):
+        """{step: (kept heads,)} -> (steps, H), zero for pruned heads; None without a mask."""
+        if not mask_grads:
+            return None
+        attn = self.layers[0].attn
+        H = attn.o.params["weight"].shape[0] // attn.head_dim
+        grad = np.zeros((len(self.schedule), H), next(iter(mask_grads.values())).dtype)
+        for step, g in mask_grads.items():
+            grad[step, list(self.layers[self.schedule[step]].attn.kept_heads)] = g
+        return grad
 
 
 class Pooler(Module):
