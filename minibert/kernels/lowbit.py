@@ -21,19 +21,24 @@ prange = range  # numba.prange once compiled (see jit.jit_kernel)
 
 def _dequantize_int4_numba(packed, scale, group_size, out):
     N, width = out.shape
+    groups = scale.shape[1]
     for n in prange(N):
-        for k in range(width):
-            byte = np.int32(packed[n, k >> 1])
-            nibble = (byte >> 4) if k & 1 else (byte & 15)
-            code = nibble - 16 if nibble > 7 else nibble
-            out[n, k] = np.float32(code) * scale[n, k // group_size]
+        for g in range(groups):  # the scale read once per group
+            s = scale[n, g]
+            for k in range(g * group_size, min((g + 1) * group_size, width)):
+                nibble = (np.int32(packed[n, k >> 1]) >> ((k & 1) << 2)) & 15  # low one first
+                code = nibble - ((nibble & 8) << 1)  # sign-extend: 8..15 -> -8..-1
+                out[n, k] = np.float32(code) * s
 
 
 def _dequantize_int8_numba(codes, scale, group_size, out):
     N, width = out.shape
+    groups = scale.shape[1]
     for n in prange(N):
-        for k in range(width):
-            out[n, k] = np.float32(codes[n, k]) * scale[n, k // group_size]
+        for g in range(groups):
+            s = scale[n, g]
+            for k in range(g * group_size, min((g + 1) * group_size, width)):
+                out[n, k] = np.float32(codes[n, k]) * s
 
 
 def dequantize_weight_fast(weight, scale, bits: int, group_size: int, width: int):
