@@ -309,3 +309,23 @@ def test_config_pruned_heads_is_checked():
     config = minibert.EncoderConfig.from_hf(config)
     assert config.to_hf()["pruned_heads"] == {"0": [1, 3], "1": [0, 2, 4]}
     assert "pruned_heads" not in config.replace(pruned_heads={}).to_hf()
+
+
+def test_head_importance_with_an_outside_loss_by_finite_differences():
+    """A model without a head: loss = sum(last_hidden_state * d), its gradient handed in."""
+    ref = reference(FIXTURES / "bert-base")
+    inputs = inputs_of(ref)
+    model = minibert.load(FIXTURES / "bert-base", dtype="float64")
+    d = np.random.default_rng(0).normal(size=ref["last_hidden_state"].shape)
+    importance = head_importance(
+        model, [inputs], normalize=False, loss_gradient=lambda out: {"last_hidden_state": d}
+    )
+    eps = 1e-6
+    for layer, head in [(0, 0), (1, 3)]:
+        losses = []
+        for sign in (1, -1):
+            mask = np.ones((2, 4))
+            mask[layer, head] += sign * eps
+            losses.append((model(**inputs, head_mask=mask).last_hidden_state * d).sum())
+        numeric = abs(losses[0] - losses[1]) / (2 * eps)
+        assert abs(importance[layer, head] - numeric) < 1e-7 + 1e-5 * numeric

@@ -103,11 +103,14 @@ def mask_gradient(model) -> np.ndarray:
     return grad
 
 
-def head_importance(model, batches, normalize: bool = True) -> np.ndarray:
+def head_importance(model, batches, normalize: bool = True, loss_gradient=None) -> np.ndarray:
     """Michel et al.'s importance of every head, (layers, H), from a data sample.
 
     `batches`: an iterable of dicts of model keyword arguments that include the task's targets
     (labels=..., or start_positions= and end_positions=), so that the model computes its loss.
+    A model without a task head (a sentence encoder) takes loss_gradient instead: a function
+    of the forward's output that returns model.backward's `grads` (e.g. {"last_hidden_state":
+    d loss / d hidden}) for a loss of the caller's.
     Each batch adds |d loss / d xi| (batches of one example give the paper's per-example sum).
     normalize divides each layer by its L2 norm, as the paper does. Dropout stays off; the
     model returns to its mode, with its parameter gradients zeroed. Pruned heads score 0."""
@@ -121,11 +124,15 @@ def head_importance(model, batches, normalize: bool = True) -> np.ndarray:
             if "head_mask" in batch:
                 raise InputError("head_importance sets the head_mask itself; leave it out")
             out = model(**batch, head_mask=np.ones((L, H), model.dtype))
-            if out.loss is None:
+            if loss_gradient is not None:
+                model.backward(loss_gradient(out))
+            elif out.loss is None:
                 raise InputError(
-                    "head_importance needs batches with the task's targets (labels=...)"
+                    "head_importance needs batches with the task's targets (labels=...) "
+                    "or a loss_gradient"
                 )
-            model.backward()
+            else:
+                model.backward()
             importance += np.abs(mask_gradient(model))
             count += 1
     finally:
