@@ -108,6 +108,24 @@ def timing_rows() -> list:
     return rows
 
 
+def model_rows() -> list:
+    fp32 = minibert.load(minilm_path())
+    models = {
+        "float32": fp32,
+        "int8 per channel": minibert.quantize(fp32),
+        "int4 group 128": minibert.quantize(fp32, bits=4, group_size=128),
+    }
+    rng = np.random.default_rng(0)
+    rows = []
+    for batch, length in ((1, 16), (8, 128)):
+        ids = rng.integers(1000, 20000, (batch, length))
+        row = {"tokens": f"{batch} x {length}"}
+        for label, model in models.items():
+            row[label] = best_ms(lambda m=model, ids=ids: m(input_ids=ids), 20 if batch == 1 else 5)
+        rows.append(row)
+    return rows
+
+
 def main() -> None:
     all_texts = texts()
     rows = accuracy_rows(all_texts)
@@ -126,6 +144,13 @@ def main() -> None:
     print("|---" * (len(keys) + 1) + "|")
     for t in timings:
         print(f"| {t['rows']} | " + " | ".join(f"{t[k]:.3f}" for k in keys) + " |")
+    forwards = model_rows()
+    print("\nms per MiniLM forward (fastest of 5-20 calls)\n")
+    keys = [k for k in forwards[0] if k != "tokens"]
+    print("| tokens | " + " | ".join(keys) + " |")
+    print("|---" * (len(keys) + 1) + "|")
+    for t in forwards:
+        print(f"| {t['tokens']} | " + " | ".join(f"{t[k]:.1f}" for k in keys) + " |")
 
 
 if __name__ == "__main__":
