@@ -31,9 +31,13 @@ LOST = ["the model has hearts", "a naive cafe"]  # "model", "hearts", "naive", "
 
 
 def tiny_folder(folder: Path, tokenizer_folder: Path, architecture="BertForMaskedLM") -> Path:
-    """A seeded tiny BERT whose vocabulary is the fixture tokenizer's, saved with its files."""
+    """A seeded tiny BERT (or DistilBERT) whose vocabulary is the fixture tokenizer's, saved
+    with its files."""
     vocab_size = minibert.load_tokenizer(tokenizer_folder).vocab_size
+    distil = architecture.startswith("DistilBert")
     config = EncoderConfig(
+        model_type="distilbert" if distil else "bert",
+        type_vocab_size=0 if distil else 2,
         architecture=architecture,
         vocab_size=vocab_size,
         hidden_size=32,
@@ -107,6 +111,16 @@ def test_outputs_of_surviving_texts_equal_the_untrimmed_model_exactly(folder, tm
     # the tied decoder and its bias are cut to the kept rows, in the new order
     np.testing.assert_array_equal(out_new.logits, out_old.logits[..., result.kept_ids])
     assert new.config.vocab_size == result.new_vocab_size
+
+
+def test_distilbert_projector_and_its_bias_are_cut(tmp_path):
+    folder = tiny_folder(tmp_path / "model", WORDPIECE_JSON, "DistilBertForMaskedLM")
+    result = trim_vocabulary(folder, CORPUS, tmp_path / "trim")
+    before, after = encode(folder, SURVIVING), encode(tmp_path / "trim", SURVIVING)
+    old, new = minibert.load(folder), minibert.load(tmp_path / "trim")
+    out_old = old(before["input_ids"], attention_mask=before["attention_mask"])
+    out_new = new(after["input_ids"], attention_mask=after["attention_mask"])
+    np.testing.assert_array_equal(out_new.logits, out_old.logits[..., result.kept_ids])
 
 
 def test_lost_pieces_fall_back_to_shorter_surviving_pieces(folder, tmp_path):
