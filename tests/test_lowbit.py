@@ -28,8 +28,9 @@ from minibert.quant import GroupQuantEmbedding, GroupQuantLinear, is_quantized, 
 from minibert.quant.groupwise import decode_reference, encode
 
 EPS32 = float(np.finfo(np.float32).eps)
-SCHEMES = {"b4g16": (4, 16, False), "b4g16e": (4, 16, True), "b4g8e": (4, 8, True),
-           "b8g16e": (8, 16, True), "b4g32": (4, 32, False)}  # fmt: skip
+# name in the fixture -> (bits, group_size, embedding_bits or None for a float32 word table)
+SCHEMES = {"b4g16": (4, 16, None), "b4g16e": (4, 16, 4), "b4g8e": (4, 8, 4),
+           "b8g16e": (8, 16, 8), "b4g32": (4, 32, None), "b8g16t4": (8, 16, 4)}  # fmt: skip
 OUTPUT = {"bert-base": "last_hidden_state", "bert-mlm": "logits"}
 
 
@@ -135,9 +136,15 @@ def test_codes_scales_and_bytes_equal_torchs(name):
 @pytest.mark.parametrize("case", sorted(OUTPUT))
 @pytest.mark.parametrize("name", sorted(SCHEMES))
 def test_quantized_model_equals_torch_on_the_rounded_weights(case, name):
-    bits, group_size, embeddings = SCHEMES[name]
+    bits, group_size, table_bits = SCHEMES[name]
     model = minibert.load(case_dir(case))
-    qmodel = minibert.quantize(model, bits=bits, group_size=group_size, embeddings=embeddings)
+    qmodel = minibert.quantize(
+        model,
+        bits=bits,
+        group_size=group_size,
+        embeddings=table_bits is not None,
+        embedding_bits=table_bits,
+    )
     out = getattr(qmodel(**model_inputs(load_reference(case))), OUTPUT[case])
     expected = lowbit_reference(case)[f"{name}.{OUTPUT[case]}"]
     np.testing.assert_allclose(out, expected, rtol=0, atol=1e-4)
@@ -233,20 +240,30 @@ def test_without_embeddings_the_table_and_tied_decoder_stay_float():
 
 # --- save and load ----------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    ("case", "bits", "group_size"),
-    [("bert-mlm", 4, 16), ("bert-base", 8, 12), ("albert-pretraining", 4, 8)],
+    ("case", "bits", "group_size", "table_bits"),
+    [
+        ("bert-mlm", 4, 16, 4),
+        ("bert-base", 8, 12, 8),
+        ("albert-pretraining", 4, 8, 4),
+        ("bert-mlm", 8, 16, 4),
+    ],
 )
-def test_save_and_load_round_trip_exactly(case, bits, group_size, tmp_path):
-    qmodel = minibert.quantize(minibert.load(case_dir(case)), bits=bits, group_size=group_size)
+def test_save_and_load_round_trip_exactly(case, bits, group_size, table_bits, tmp_path):
+    qmodel = minibert.quantize(
+        minibert.load(case_dir(case)), bits=bits, group_size=group_size, embedding_bits=table_bits
+    )
     qmodel.save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     block = config["quantization"]
     assert block["method"] == "minibert-groupwise"
-    assert (block["bits"], block["group_size"], block["embeddings"]) == (bits, group_size, True)
+    assert (block["bits"], block["group_size"]) == (bits, group_size)
+    assert (block["embeddings"], block["embedding_bits"]) == (True, table_bits)
     with safe_open(str(tmp_path / "model.safetensors"), "np") as f:
         names = set(f.keys())
         code_dtype = np.uint8 if bits == 4 else np.int8
         coded = [n for n in names if f.get_tensor(n).dtype == code_dtype]
+        table = [n for n in names if n.endswith("word_embeddings.weight")]
+        assert f.get_tensor(table[0]).dtype == (np.uint8 if table_bits == 4 else np.int8)
     assert coded
     for name in coded:
         assert name + "_scale" in names, f"{name} is stored without its scales"
@@ -279,6 +296,8 @@ def test_int4_file_is_smaller_than_int8(tmp_path):
         ({"bits": 3, "group_size": 16}, "bits must be 4 or 8"),
         ({"bits": 2}, "bits must be 4 or 8"),
         ({"bits": 4}, "pass group_size"),
+        ({"bits": 8, "embedding_bits": 4}, "pass group_size"),
+        ({"bits": 8, "group_size": 16, "embedding_bits": 2}, "embedding_bits must be 4 or 8"),
         ({"bits": 4, "group_size": 0}, "positive integer"),
         ({"bits": 4, "group_size": 2.5}, "positive integer"),
         ({"bits": 8, "group_size": 64}, "wider than the 32 input channels"),

@@ -12,6 +12,7 @@ a tied MLM decoder shares the quantized table and its scales.
 """
 
 import copy
+from typing import NamedTuple
 
 import numpy as np
 
@@ -20,6 +21,15 @@ from ..nn import Linear, Module
 from . import groupwise
 from .groupwise import GroupQuantEmbedding, GroupQuantLinear
 from .int8 import METHOD, SCHEME, QuantEmbedding, QuantLinear
+
+
+class GroupScheme(NamedTuple):
+    """A group-wise request: bits of the linear layers, the group size, bits of the table."""
+
+    bits: int
+    group_size: int
+    table_bits: int
+
 
 GROUPWISE_SCHEME = (
     "symmetric per group of input channels; int4 packed low nibble first; float32 activations"
@@ -45,7 +55,13 @@ def _swap_modules(root: Module, make) -> int:
     return count
 
 
-def quantize(model, embeddings: bool = True, bits: int = 8, group_size: int | None = None):
+def quantize(
+    model,
+    embeddings: bool = True,
+    bits: int = 8,
+    group_size: int | None = None,
+    embedding_bits: int | None = None,
+):
     """A quantized copy of `model` (float32), with the same call interface.
 
     Default (bits=8, no group_size): every Linear layer becomes a QuantLinear (int8 weights per
@@ -53,7 +69,8 @@ def quantize(model, embeddings: bool = True, bits: int = 8, group_size: int | No
     Linear layer becomes a GroupQuantLinear: `bits` (4 or 8) per weight, one float32 scale per
     group of `group_size` input channels of each output row (Q-BERT); bits=4 needs a group_size.
     With embeddings=True the word-embedding table is quantized the same way (one scale per row,
-    or per group of a row), and a tied MLM decoder shares it. The returned model can be saved
+    or per group of a row), and a tied MLM decoder shares it; group-wise, embedding_bits (4 or
+    8, default `bits`) sets the table's bits apart from the layers'. The returned model can be saved
     with save_pretrained and read back with minibert.load. The float model is left as it was;
     the two share their float32 arrays (LayerNorm, biases, other embeddings)."""
     if is_quantized(model):
@@ -62,9 +79,9 @@ def quantize(model, embeddings: bool = True, bits: int = 8, group_size: int | No
         raise InputError(f"quantize needs a float32 model, got {model.dtype} (use astype)")
     if model.training:
         raise InputError("quantize a model in eval mode (call model.eval() first)")
-    scheme = _scheme(bits, group_size)
+    scheme = _scheme(bits, group_size, embedding_bits)
     if scheme is not None:
-        _check_widths(model, embeddings, *scheme)
+        _check_widths(model, embeddings, scheme)
     arrays = {id(a): a for _, a in model.named_parameters()}
     qmodel = copy.deepcopy(model, memo=dict(arrays))  # new modules, the same arrays
     # untie first: quantising a tied decoder on its own would make a second table
@@ -75,7 +92,7 @@ def quantize(model, embeddings: bool = True, bits: int = 8, group_size: int | No
             return None
         if scheme is None:
             return QuantLinear.from_linear(m)
-        return GroupQuantLinear.from_linear(m, *scheme)
+        return GroupQuantLinear.from_linear(m, scheme.bits, scheme.group_size)
 
     _swap_modules(qmodel, make)
     if embeddings:
@@ -83,26 +100,32 @@ def quantize(model, embeddings: bool = True, bits: int = 8, group_size: int | No
         qmodel.embeddings.word = (
             QuantEmbedding.from_embedding(word)
             if scheme is None
-            else GroupQuantEmbedding.from_embedding(word, *scheme)
+            else GroupQuantEmbedding.from_embedding(word, scheme.table_bits, scheme.group_size)
         )
     _finish(qmodel, embeddings, scheme)
     return qmodel
 
 
-def _scheme(bits, group_size) -> tuple | None:
-    """(bits, group_size) of a group-wise request, None for the per-channel int8 scheme."""
+def _scheme(bits, group_size, embedding_bits) -> GroupScheme | None:
+    """The group-wise request, or None for the per-channel int8 scheme."""
     if group_size is None:
-        if bits == 8:
-            return None
-        if bits == 4:
-            raise InputError("int4 quantization is group-wise: pass group_size (e.g. 128)")
-        raise InputError(f"bits must be 4 or 8, got {bits!r}")
+        if bits not in (4, 8):
+            raise InputError(f"bits must be 4 or 8, got {bits!r}")
+        if bits == 4 or embedding_bits is not None:
+            raise InputError(
+                "int4 quantization and embedding_bits are group-wise: pass group_size (e.g. 128)"
+            )
+        return None
     groupwise.check_scheme(bits, group_size)
-    return bits, int(group_size)
+    table_bits = bits if embedding_bits is None else embedding_bits
+    if table_bits not in groupwise.BITS:
+        raise InputError(f"embedding_bits must be 4 or 8, got {embedding_bits!r}")
+    return GroupScheme(bits, int(group_size), table_bits)
 
 
-def _check_widths(model, embeddings: bool, bits: int, group_size: int) -> None:
+def _check_widths(model, embeddings: bool, scheme: GroupScheme) -> None:
     """A group no wider than any layer it applies to (it would be mostly padding)."""
+    bits, group_size = scheme.bits, scheme.group_size
     tied = model.tied
     for m in model.modules():
         if type(m) is Linear and not _tied(m, model, tied):
@@ -118,7 +141,7 @@ def _tied(module, model, tied) -> bool:
     return bool(tied) and getattr(getattr(model, "mlm", None), "decoder", None) is module
 
 
-def _finish(qmodel, embeddings: bool, scheme: tuple | None) -> None:
+def _finish(qmodel, embeddings: bool, scheme: GroupScheme | None) -> None:
     """The tied decoder, the config entry and eval mode, for quantize and for loading."""
     if qmodel.tied:
         decoder = qmodel.mlm.decoder
@@ -129,7 +152,9 @@ def _finish(qmodel, embeddings: bool, scheme: tuple | None) -> None:
                 new = (
                     QuantLinear(in_features, out_features, has_bias)
                     if scheme is None
-                    else GroupQuantLinear(in_features, out_features, *scheme, bias=has_bias)
+                    else GroupQuantLinear(
+                        in_features, out_features, scheme.table_bits, scheme.group_size, has_bias
+                    )
                 )
                 if has_bias:
                     new.params["bias"] = decoder.params["bias"]
@@ -144,8 +169,9 @@ def _finish(qmodel, embeddings: bool, scheme: tuple | None) -> None:
         entry = {
             "method": groupwise.METHOD,
             "scheme": GROUPWISE_SCHEME,
-            "bits": scheme[0],
-            "group_size": scheme[1],
+            "bits": scheme.bits,
+            "group_size": scheme.group_size,
+            "embedding_bits": scheme.table_bits,
             "embeddings": bool(embeddings),
         }
     extra["quantization"] = entry
@@ -167,6 +193,7 @@ def quantization_of(config) -> dict | None:
     if entry["method"] == groupwise.METHOD:
         try:
             groupwise.check_scheme(entry.get("bits"), entry.get("group_size"))
+            groupwise.check_scheme(entry.get("embedding_bits"), entry.get("group_size"))
         except InputError as exc:
             raise ConfigError(f"config.json's quantization block: {exc}") from None
     return entry
@@ -184,7 +211,7 @@ def quantized_skeleton(model, embeddings: bool) -> None:
     entry = quantization_of(model.config) or {"method": METHOD}
     scheme = None
     if entry["method"] == groupwise.METHOD:
-        scheme = (entry["bits"], entry["group_size"])
+        scheme = GroupScheme(entry["bits"], entry["group_size"], entry["embedding_bits"])
 
     def make(m):
         if type(m) is Linear and not _tied(m, model, model.tied):
@@ -192,7 +219,9 @@ def quantized_skeleton(model, embeddings: bool) -> None:
             has_bias = "bias" in m.params
             if scheme is None:
                 return QuantLinear(in_features, out_features, has_bias)
-            return GroupQuantLinear(in_features, out_features, *scheme, bias=has_bias)
+            return GroupQuantLinear(
+                in_features, out_features, scheme.bits, scheme.group_size, has_bias
+            )
         return None
 
     _swap_modules(model, make)
@@ -202,7 +231,9 @@ def quantized_skeleton(model, embeddings: bool) -> None:
         model.embeddings.word = (
             QuantEmbedding(num, dim, word.padding_idx)
             if scheme is None
-            else GroupQuantEmbedding(num, dim, *scheme, word.padding_idx)
+            else GroupQuantEmbedding(
+                num, dim, scheme.table_bits, scheme.group_size, word.padding_idx
+            )
         )
     _finish(model, embeddings, scheme)
 
