@@ -9,7 +9,8 @@ disk, and the linear layer's time, reference against the fast path.
    and top-1 retrieval agreement (the first 100 texts query the rest: does the quantized model
    rank the same text first?). Schemes: int8 per output channel (the default), int8 group-wise
    and int4 group-wise at groups 32, 64, 128, each with and without a quantized word-embedding
-   table. Size: model.safetensors as save_pretrained writes it.
+   table, and int8 group-wise layers with an int4 table. Size: model.safetensors as
+   save_pretrained writes it.
 2. Time of one feed-forward layer (384 -> 1536, MiniLM's up projection) at 16 and 1024 rows:
    float32 Linear, int8 per-channel QuantLinear, and int4 group 128 GroupQuantLinear with the
    numpy reference and with the Numba dequantisation (median of repeated calls).
@@ -32,7 +33,7 @@ from minibert.quant import GroupQuantLinear, QuantLinear
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES = 100
-SCHEMES = [  # (label, quantize keyword arguments); None is the float32 model
+LAYERS = [  # (label, quantize keyword arguments); None is the float32 model
     ("float32", None),
     ("int8 per channel", {"bits": 8}),
     ("int8 group 128", {"bits": 8, "group_size": 128}),
@@ -40,6 +41,20 @@ SCHEMES = [  # (label, quantize keyword arguments); None is the float32 model
     ("int4 group 64", {"bits": 4, "group_size": 64}),
     ("int4 group 32", {"bits": 4, "group_size": 32}),
 ]
+
+
+def schemes():
+    """(layers label, word-table label, quantize keyword arguments or None) per table row: each
+    scheme with its table quantized alike and with a float32 table; int8 group 128 also with an
+    int4 table."""
+    for label, kwargs in LAYERS:
+        if kwargs is None:
+            yield label, "float32", None
+            continue
+        yield label, f"int{kwargs['bits']}", kwargs
+        yield label, "float32", {**kwargs, "embeddings": False}
+        if kwargs.get("group_size") and kwargs["bits"] == 8:
+            yield label, "int4", {**kwargs, "embedding_bits": 4}
 
 
 def texts() -> list:
@@ -58,16 +73,14 @@ def accuracy_rows(all_texts) -> list:
     fp32 = encoder.model
     reference = encoder.encode(all_texts).astype(np.float64)
     rows = []
-    for label, kwargs in SCHEMES:
-        for embeddings in (True, False) if kwargs else (None,):
-            model = fp32 if kwargs is None else minibert.quantize(fp32, embeddings, **kwargs)
-            encoder.model = model
-            vectors = encoder.encode(all_texts).astype(np.float64)
-            row = compare(reference, vectors, QUERIES)
-            row["scheme"] = label
-            row["word table"] = {None: "float32", True: "quantized", False: "float32"}[embeddings]
-            row["MB"] = size_on_disk(model) / 1e6
-            rows.append(row)
+    for label, table, kwargs in schemes():
+        model = fp32 if kwargs is None else minibert.quantize(fp32, **kwargs)
+        encoder.model = model
+        vectors = encoder.encode(all_texts).astype(np.float64)
+        row = compare(reference, vectors, QUERIES)
+        row["scheme"], row["word table"] = label, table
+        row["MB"] = size_on_disk(model) / 1e6
+        rows.append(row)
     encoder.model = fp32
     return rows
 
