@@ -1,9 +1,10 @@
-"""Symmetric int8 rounding, and fake quantisation as a forward/backward pair.
+"""Symmetric int8 rounding, fake quantisation as a forward/backward pair, and the group-wise
+low-bit rounding and int4 nibble packing of quant/groupwise.py (at the end of the file).
 
     scale = max |x| / 127 over an axis      q = clip(round(x / scale), -127, 127)      x ~ q scale
 
 Symmetric: no zero point, and -128 is never used, so a product of two quantised matrices needs no
-correction terms and the int32 accumulator's bound stays symmetric (127^2 K < 2^31). quant.py
+correction terms and the int32 accumulator's bound stays symmetric (127^2 K < 2^31). quant/int8.py
 applies this per output channel to weights and per row to activations; kernels/int8_matmul.py
 quantises activations with the same arithmetic inside its kernel.
 
