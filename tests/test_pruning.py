@@ -329,3 +329,10 @@ def test_head_importance_with_an_outside_loss_by_finite_differences():
             losses.append((model(**inputs, head_mask=mask).last_hidden_state * d).sum())
         numeric = abs(losses[0] - losses[1]) / (2 * eps)
         assert abs(importance[layer, head] - numeric) < 1e-7 + 1e-5 * numeric
+
+
+def test_pruned_model_on_the_reference_path():
+    """The readable numpy path (no Numba kernels) runs the smaller heads as well."""
+    model = minibert.load(PRUNING / "albert-base-heads")
+    model.kernels = "reference"
+    assert_outputs(model, reference(PRUNING / "albert-base-heads"))
