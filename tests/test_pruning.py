@@ -336,3 +336,29 @@ def test_pruned_model_on_the_reference_path():
     model = minibert.load(PRUNING / "albert-base-heads")
     model.kernels = "reference"
     assert_outputs(model, reference(PRUNING / "albert-base-heads"))
+
+
+def test_outside_loss_on_a_pruned_layers_attention_maps():
+    """Distillation losses on attention maps: a pruned layer's maps have its kept heads only;
+    the gradient reaching a weight equals central finite differences (float64)."""
+    ref = reference(PRUNING / "bert-seqcls-heads")
+    inputs = inputs_of(ref)
+    model = minibert.load(PRUNING / "bert-seqcls-heads", dtype="float64").train(dropout=False)
+    out = model(**inputs, output_attentions=True)
+    assert [a.shape[1] for a in out.attentions] == [3, 2]
+    target = np.random.default_rng(1).normal(size=out.attentions[1].shape)
+    model.backward({"attentions": {1: target}})
+    model(**inputs)
+    with pytest.raises(InputError, match="attentions"):  # the config's 5 heads: not layer 1's
+        model.backward({"attentions": {1: np.ones((3, 5, 7, 7))}})
+    weight = model.encoder.layers[1].attn.q.params["weight"]
+    analytic = model.encoder.layers[1].attn.q.grads["weight"]
+    eps = 1e-6
+    for index in [(0, 0), (5, 7), (11, 29)]:
+        losses = []
+        for sign in (1, -1):
+            weight[index] += sign * eps
+            losses.append((model(**inputs, output_attentions=True).attentions[1] * target).sum())
+            weight[index] -= sign * eps
+        numeric = (losses[0] - losses[1]) / (2 * eps)
+        assert abs(analytic[index] - numeric) < 1e-7 + 1e-5 * abs(numeric)

@@ -309,12 +309,15 @@ class PreTrainedModel(Module):
         if self._pending_shape is None:
             raise RuntimeError("backward() follows one training-mode forward call, and only once")
         B, T, C = shape = self._pending_shape
-        steps, H = len(self.encoder.schedule), self.config.num_attention_heads
+        steps, layers = len(self.encoder.schedule), self.encoder.layers
         dhidden = gradients_by_index(
             grads.pop("hidden_states", None), steps + 1, "hidden_states", shape
         )
-        dattentions = gradients_by_index(
-            grads.pop("attentions", None), steps, "attentions", (B, H, T, T)
+        dattentions = gradients_by_index(  # (B, H, T, T), H the heads the step's layer kept
+            grads.pop("attentions", None),
+            steps,
+            "attentions",
+            lambda step: (B, layers[self.encoder.schedule[step]].attn.num_heads, T, T),
         )
         dlast, dpool = grads.pop("last_hidden_state", None), grads.pop("pooler_output", None)
         if dpool is not None and not hasattr(self, "pooler"):

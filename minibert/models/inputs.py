@@ -261,14 +261,18 @@ def reject_extra_targets(model, targets: dict) -> None:
 
 
 def gradients_by_index(grads, n: int, name: str, shape: tuple) -> dict:
-    """{i: gradient} for `n` outputs (hidden states or attention maps) of the given shape;
-    negative indices count from the end, as in a tuple."""
+    """{i: gradient} for `n` outputs (hidden states or attention maps) of the given shape (or
+    shape(i), a function of the index: a pruned layer's maps have fewer heads); negative
+    indices count from the end, as in a tuple."""
     out = {}
     for i, g in (grads or {}).items():
         if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not -n <= i < n:
             raise InputError(f"grads[{name!r}] has index {i!r}; the model has {n} {name}")
-        if np.shape(g) != tuple(shape):
-            raise InputError(f"the gradient for {name}[{i}] has shape {np.shape(g)}, not {shape}")
+        expected = tuple(shape(int(i) % n) if callable(shape) else shape)
+        if np.shape(g) != expected:
+            raise InputError(
+                f"the gradient for {name}[{i}] has shape {np.shape(g)}, not {expected}"
+            )
         out[int(i) % n] = g
     return out
 
