@@ -362,3 +362,18 @@ def test_outside_loss_on_a_pruned_layers_attention_maps():
             weight[index] -= sign * eps
         numeric = (losses[0] - losses[1]) / (2 * eps)
         assert abs(analytic[index] - numeric) < 1e-7 + 1e-5 * abs(numeric)
+
+
+@pytest.mark.parametrize("case", sorted(HEAD_CASES))
+def test_pruning_a_head_equals_silencing_it(case):
+    """Independent of transformers: a pruned head contributes what a head_mask of 0 leaves,
+    nothing, so the two models agree (the output projection's bias stays in both)."""
+    ref = reference(FIXTURES / case)
+    model = minibert.load(FIXTURES / case)
+    L, H = model.config.num_hidden_layers, model.config.num_attention_heads
+    mask = np.ones((L, H), np.float32)
+    mask[:, 1] = 0.0
+    silenced = model(**inputs_of(ref), head_mask=mask).last_hidden_state
+    minibert.prune_heads(model, {layer: [1] for layer in range(len(model.encoder.layers))})
+    pruned = model(**inputs_of(ref)).last_hidden_state
+    np.testing.assert_allclose(pruned, silenced, atol=TOL, rtol=0)
