@@ -124,15 +124,20 @@ def test_pruning_keeps_accumulated_gradients_of_the_kept_heads():
     model.backward()
 
 
-def test_quantize_a_pruned_model():
+def test_quantize_a_pruned_model(tmp_path):
     model = minibert.load(FIXTURES / "bert-seqcls")
     for heads in HEAD_CASES["bert-seqcls"]:
         minibert.prune_heads(model, heads)
     ref = reference(PRUNING / "bert-seqcls-heads")
-    logits = minibert.quantize(model)(**inputs_of(ref)).logits
+    qmodel = minibert.quantize(model)
+    logits = qmodel(**inputs_of(ref)).logits
     assert logits.shape == ref["logits"].shape
     # int8 weights and activations: close to the float model, not equal
     assert np.abs(logits - ref["logits"]).max() < 0.05 * np.abs(ref["logits"]).max() + 1e-3
+    qmodel.save_pretrained(tmp_path)  # and the int8 folder loads back to the same model
+    reloaded = minibert.load(tmp_path)
+    assert reloaded.config.pruned_heads == model.config.pruned_heads
+    np.testing.assert_array_equal(reloaded(**inputs_of(ref)).logits, logits)
 
 
 def test_head_mask_row_on_a_pruned_model_reads_the_kept_heads():
