@@ -374,9 +374,9 @@ class SelfAttention(Module):
         """Shapes: dout (B, T, C), dprobs (B, H, T, T) or None (the gradient of an outside loss on
         the returned probs) -> dx (B, T, C), summed over the q, k and v paths.
 
-        With a head mask, head_grad becomes the mask's gradient (H,): ctx_h and probs_h were
-        multiplied by head[h], so d loss / d head[h] = <dctx_h, ctx_h> + <dprobs_h, probs_h>,
-        the unscaled ctx and probs (Michel et al. 2019's head importance sums its magnitude)."""
+        With a head mask, head_grad becomes the mask's gradient, one per kept head: ctx_h, probs_h
+        were multiplied by head[h], so d loss / d head[h] = <dctx_h, ctx_h> + <dprobs_h, probs_h>,
+        with the unscaled ctx and probs (Michel et al. 2019's head importance sums its size)."""
         cache, head, unmasked = self.restore()
         dctx = F.split_heads(self.o.backward(dout), self.num_heads)  # (B, H, T, D)
         self.head_grad = None
