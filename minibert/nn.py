@@ -57,6 +57,11 @@ class Module:
                 seen.add(id(array))
                 yield path, array
 
+    def parameter_size(self, key: str) -> int:
+        """How many model parameters params[key] stands for: its size, unless the module stores
+        them packed (int4 codes, two to a byte), where it says."""
+        return int(self.params[key].size)
+
     def _param_slots(self, prefix: str = ""):
         for key in self.params:
             yield prefix + key, self, key

@@ -333,3 +333,12 @@ def test_checkpoint_with_a_bad_quantization_block_is_refused(tmp_path):
     with pytest.raises(minibert.CheckpointError, match="shape|dtype"):
         minibert.load(tmp_path)
     assert quantization_of(minibert.load(case_dir("bert-base")).config) is None
+
+
+@pytest.mark.parametrize(("bits", "group_size"), [(4, 8), (4, 32), (8, 16)])
+def test_parameter_counts_are_the_float_models(bits, group_size):
+    """Packed int4 codes (two a byte, padded to whole groups) count as the weights they stand
+    for, and scales count as none: the count is the float model's, component by component."""
+    model = minibert.load(case_dir("bert-mlm"))
+    q = minibert.quantize(model, bits=bits, group_size=group_size, embeddings=True)
+    assert q.parameter_counts() == model.parameter_counts()

@@ -19,8 +19,9 @@ tiny fixture in tests/fixtures/bert-seqcls/. The figures need matplotlib; withou
 chapter prints the numbers only.
 
 Code explained: `minibert/functional/quantize.py` (quantize_symmetric, dequantize,
-fake_quantize and the straight-through pair), `minibert/quant.py` (QuantLinear,
-QuantEmbedding, quantize, enable_fake_quant), `minibert/kernels/int8_matmul.py`
+fake_quantize and the straight-through pair), `minibert/quant/int8.py` (QuantLinear,
+QuantEmbedding), `minibert/quant/convert.py` (quantize, enable_fake_quant),
+`minibert/kernels/int8_matmul.py`
 (int8_matmul, quantize_rows, int8_linear_rows), `minibert/kernels/int8_layout.py` (MAX_K,
 pack_weight and PackedWeight, dot_tile, u8s8_dot_tile), `minibert/kernels/cpu.py` (the
 features read and the path chosen), `minibert/kernels/simd.py` (the inner loops that become

@@ -20,8 +20,8 @@ Code explained: `minibert/distill/compare.py` (compare), `minibert/distill/repor
 `minibert/evaluation/agreement.py` (top1_agreement), `parameter_counts()` in
 `minibert/models/base.py`, `minibert/distill/students.py` (distilbert_student),
 `minibert/distill/objective.py` (DistillationObjective), `minibert/distill/recipes.py`
-(agnostic_weights), `minibert/tokenizer/files.py` (copy_tokenizer_files), `minibert/quant.py`
-(quantize).
+(agnostic_weights), `minibert/tokenizer/files.py` (copy_tokenizer_files),
+`minibert/quant/convert.py` (quantize).
 
 Run: python tutorials/11_comparative_study.py
 """

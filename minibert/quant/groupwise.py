@@ -105,6 +105,11 @@ class GroupQuantLinear(Module):
         if bias:
             self.params["bias"] = np.zeros(out_features, np.float32)
 
+    def parameter_size(self, key: str) -> int:
+        if key == "weight":  # codes (packed, padded to whole groups) for out x in weights
+            return self.params["weight_scale"].shape[0] * self.in_features
+        return super().parameter_size(key)
+
     @classmethod
     def from_linear(cls, linear: Linear, bits: int, group_size: int) -> "GroupQuantLinear":
         out_features, in_features = linear.params["weight"].shape
@@ -172,6 +177,11 @@ class GroupQuantEmbedding(Module):
         codes, scales = stored_shapes(num, dim, bits, group_size)
         self.params["weight"] = np.zeros(codes, np.uint8 if bits == 4 else np.int8)
         self.params["weight_scale"] = np.ones(scales, np.float32)
+
+    def parameter_size(self, key: str) -> int:
+        if key == "weight":  # codes (packed, padded to whole groups) for num x dim weights
+            return self.params["weight_scale"].shape[0] * self.dim
+        return super().parameter_size(key)
 
     @classmethod
     def from_embedding(cls, emb: Embedding, bits: int, group_size: int) -> "GroupQuantEmbedding":
