@@ -17,8 +17,9 @@ from minibert import functional as F
 from minibert.errors import InputError
 from minibert.functional.quantize import dequantize, fake_quantize, quantize_symmetric
 from minibert.kernels import cpu, use_fast_kernels
+from minibert.kernels.int8_activations import _quantize_rows_reference, quantize_rows
 from minibert.kernels.int8_layout import pack_weight
-from minibert.kernels.int8_matmul import _quantize_rows_reference, int8_linear_rows, quantize_rows
+from minibert.kernels.int8_matmul import int8_linear_rows
 from minibert.nn import Linear
 from minibert.quant import QuantEmbedding, QuantLinear, enable_fake_quant, is_quantized
 

@@ -21,8 +21,8 @@ chapter prints the numbers only.
 Code explained: `minibert/functional/quantize.py` (quantize_symmetric, dequantize,
 fake_quantize and the straight-through pair), `minibert/quant/int8.py` (QuantLinear,
 QuantEmbedding), `minibert/quant/convert.py` (quantize, enable_fake_quant),
-`minibert/kernels/int8_matmul.py`
-(int8_matmul, quantize_rows, int8_linear_rows), `minibert/kernels/int8_layout.py` (MAX_K,
+`minibert/kernels/int8_matmul.py` (int8_matmul, int8_linear_rows),
+`minibert/kernels/int8_activations.py` (quantize_rows), `minibert/kernels/int8_layout.py` (MAX_K,
 pack_weight and PackedWeight, dot_tile, u8s8_dot_tile), `minibert/kernels/cpu.py` (the
 features read and the path chosen), `minibert/kernels/simd.py` (the inner loops that become
 `vpmaddwd`, `vpdpbusd` and AMX's `tdpbusd`) and the `fake_quant` flag of `Linear` in
@@ -42,8 +42,9 @@ import numpy as np
 import minibert
 import minibert.functional as F
 from minibert.functional.quantize import dequantize, fake_quantize, quantize_symmetric
+from minibert.kernels.int8_activations import quantize_rows
 from minibert.kernels.int8_layout import MAX_K, PANEL, TILE_ROWS, dot_tile, pack_weight, pad_rows
-from minibert.kernels.int8_matmul import int8_linear_rows, int8_matmul, quantize_rows
+from minibert.kernels.int8_matmul import int8_linear_rows, int8_matmul
 from minibert.nn import Linear
 from minibert.pretrained import minilm_path
 from minibert.quant import QuantEmbedding, QuantLinear, enable_fake_quant

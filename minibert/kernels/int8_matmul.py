@@ -27,8 +27,9 @@ optionally apply the exact GELU, writing float32 without ever storing the int32 
 import numpy as np
 
 from . import cpu
-from .fastexp import _float32_from_bits, _int32_bits
+from .fastexp import _int32_bits
 from .gelu import erf_as, gelu_erf, half_gauss
+from .int8_activations import quantize_rows
 from .int8_layout import (
     AMX_PANELS,
     AMX_ROWS,
@@ -50,8 +51,6 @@ from .int8_layout import (
     amx_end,
     dot_tile,
     dot_tile_512,
-    empty_rows,
-    layout_of,
     pack_weight,
     pad_rows,
     u8s8_dot_tile,
@@ -60,7 +59,6 @@ from .jit import device, fast_kernels_enabled, lowered_as, run_kernel
 
 prange = range  # numba.prange once compiled (see jit.jit_kernel)
 
-TINY = np.float32(np.finfo(np.float32).tiny)  # smaller scales would overflow 1 / scale
 ROW_CHUNK = 96  # rows per job, a multiple of every tile's rows (4, 6, 8, 32)
 COLUMN_GROUP = 256  # output channels per job, a multiple of every tile's (16, 32, 64)
 NARROW_GROUP = 64  # ... when that leaves fewer than FEW_JOBS jobs (a short input)
@@ -342,73 +340,7 @@ def _int8_linear_reference(a_q, a_scale, w_q, w_scale, bias, gelu):
     return y
 
 
-# --- dynamic per-row activation quantisation, and the whole int8 linear layer ---------------
-def _quantize_rows_reference(x, path: str = "avx2"):
-    """x (M, K) float32 -> (a (M_pad, K_pad), scale (M,) float32): the int8 values
-    q[m] = round(x[m] * (1 / scale[m])) with scale[m] = max |x[m]| / 127 (1 for an all-zero
-    row), laid out for `path` (int8_layout.pad_rows: int16, or u8 shifted by +128)."""
-    amax = np.max(np.abs(x), axis=1) if x.shape[1] else np.zeros(x.shape[0], np.float32)
-    scale = (amax / np.float32(127.0)).astype(np.float32)
-    scale = np.where(scale >= TINY, scale, np.float32(1.0)).astype(np.float32)  # ~0: zeros
-    inverse = (np.float32(1.0) / scale).astype(np.float32)
-    q = np.clip(np.rint(x * inverse[:, None]), -127, 127).astype(np.int8)
-    return pad_rows(q, path), scale
-
-
-@device
-def _row_absmax(bits):
-    """max |x| of a float32 row, given the row's IEEE 754 bits as int32 (row.view(np.int32)).
-
-    With the sign bit cleared, the bit patterns of non-negative floats sort as the floats do,
-    and NaN and infinity sort above every finite value: so the float maximum is an integer
-    maximum, which LLVM vectorises (a float max reduction stays scalar without fast-math).
-    Returns inf for a row holding NaN or infinity, which quantize_rows turns into an error."""
-    top = np.int32(0)
-    for k in range(bits.shape[0]):
-        top = max(top, bits[k] & np.int32(0x7FFFFFFF))
-    if top >= np.int32(0x7F800000):  # infinity, or NaN above it
-        return np.float32(np.inf)
-    return _float32_from_bits(top)
-
-
-def _quantize_rows_numba(a, scale, x, shift):
-    """The reference's arithmetic, row by row in parallel, writing the path's layout straight
-    away: a[m, k] = q + shift (int16 with shift 0, or u8 with shift 128)."""
-    M, K = x.shape
-    low, high = np.float32(-127.0), np.float32(127.0)
-    bits = x.view(np.int32)  # (M, K): the floats' bit patterns
-    for m in prange(M):
-        amax = _row_absmax(bits[m])
-        s = amax / np.float32(127.0)
-        s = s if s >= TINY else np.float32(1.0)  # 0 or subnormal: the row counts as zeros
-        scale[m] = s
-        inverse = np.float32(1.0) / s
-        for k in range(K):
-            q = min(max(np.rint(x[m, k] * inverse), low), high)
-            a[m, k] = np.int32(q) + shift
-
-
-def quantize_rows(x, path: str | None = None):
-    """Dynamic symmetric per-row quantisation of activations, laid out for a GEMM path.
-
-    Shapes: x (M, K) float32 -> a (M_pad, K_pad) int16 holding int8 values, or u8 holding them
-    + 128 (int8_layout.pad_rows), and scale (M,) float32. path: default the CPU's best. Rows
-    with a non-finite value raise ValueError (they would poison the scale)."""
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    path = path or cpu.int8_path()
-    M, K = x.shape
-    a = empty_rows(M, K, path)
-    scale = np.empty(M, np.float32)
-    shift = 0 if layout_of(path) == "int16" else 128
-    if M and K and run_kernel(_quantize_rows_numba, (a, scale, x, shift), parallel=True):
-        if not np.isfinite(scale).all():
-            raise ValueError("quantize_rows: the activations hold NaN or infinity")
-        return a, scale
-    if not np.isfinite(x).all():
-        raise ValueError("quantize_rows: the activations hold NaN or infinity")
-    return _quantize_rows_reference(x, path)
-
-
+# --- the whole int8 linear layer, from float32 inputs ------------------------------------------
 def int8_linear_rows(x, packed, w_scale, bias=None, gelu=False, quantized=None):
     """The int8 linear layer from float32 inputs: quantise each row of x, multiply by the packed
     int8 weight in int32, dequantise, add the bias, GELU if asked (the packed weight's path).

@@ -31,8 +31,9 @@ import numpy as np
 
 from ..functional.quantize import quantize_symmetric
 from ..kernels import cpu
+from ..kernels.int8_activations import quantize_rows
 from ..kernels.int8_layout import PackedWeight, pack_weight
-from ..kernels.int8_matmul import int8_linear_rows, quantize_rows
+from ..kernels.int8_matmul import int8_linear_rows
 from ..kernels.jit import INT8_COST, fast_kernels_enabled
 from ..nn import Embedding, Linear, Module
 
