@@ -1,5 +1,5 @@
 """Accuracy and latency of all-MiniLM-L6-v2 against the fraction of attention heads or layers
-removed (issue 14, items 1 and 2).
+removed.
 
 Heads: Michel et al.'s importance of each of the 72 heads (minibert.compression.heads), from the
 gradient of a sentence-retrieval loss on a sample of texts: each text in a batch of 16 must find,
