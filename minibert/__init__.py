@@ -25,6 +25,7 @@ from .pipelines import pipeline
 from .quant import quantize
 from .sentence import SentenceEncoder
 from .tokenizer import load_tokenizer
+from .tracing import Trace, trace
 
 __version__ = "0.1.0"
 
@@ -36,10 +37,12 @@ __all__ = [
     "LoadWarning",
     "MinibertError",
     "SentenceEncoder",
+    "Trace",
     "__version__",
     "load",
     "load_tokenizer",
     "pipeline",
     "prune_heads",
     "quantize",
+    "trace",
 ]

@@ -21,6 +21,7 @@ from .kernels.float32_linear import linear as float32_linear
 from .kernels.float32_linear import linears as float32_linears
 from .kernels.gelu import gelu_bias_inplace
 from .kernels.layernorm import add_layernorm
+from .tracing import active_trace
 
 
 class Module:
@@ -375,6 +376,47 @@ class SelfAttention(Module):
         self.save((cache, head, unmasked))
         return self.o.forward(F.merge_heads(ctx), add_bias), probs  # (B, T, C)
 
+    def forward_traced(self, x, mask_bias, head, trace):
+        """forward's readable path, handing each intermediate to the trace (tracing.py):
+        q, k, v (B, H, T, D), scores q k^T and masked scores (scores D^-1/2 + mask) (B, H, T, T),
+        probs (B, H, T, T), context (B, T, C), output (B, T, C), the o bias added."""
+        head = self.mask_row(head)
+        q = F.split_heads(self.q.forward(x), self.num_heads)  # (B, H, T, D)
+        k = F.split_heads(self.k.forward(x), self.num_heads)
+        v = F.split_heads(self.v.forward(x), self.num_heads)
+        scores = q @ k.transpose(0, 1, 3, 2)  # (B, H, T, T), recomputed for the trace only
+        masked = scores * np.asarray(self.head_dim**-0.5, q.dtype) + mask_bias[:, None, None, :]
+        for name, value in (("q", q), ("k", k), ("v", v)):
+            trace.record(f"attention.{name}", value)
+        trace.record("attention.scores", scores)
+        trace.record("attention.masked_scores", masked)
+        p = self.dropout if self.dropout_on else 0.0
+        ctx, probs, cache = F.attention_forward(q, k, v, mask_bias, p, self.rng)  # (B, H, T, D)
+        unmasked = None
+        if head is not None:
+            unmasked = ctx, probs
+            ctx, probs = ctx * head[:, None, None], probs * head[:, None, None]
+        self.save((cache, head, unmasked))
+        trace.record("attention.probs", probs)
+        merged = F.merge_heads(ctx)  # (B, T, C)
+        trace.record("attention.context", merged)
+        out = self.o.forward(merged)
+        trace.record("attention.output", out)
+        return out, probs
+
+    def _trace_grads(self, trace, dctx, dprobs_out):
+        """The gradients reaching probs, masked scores and scores (which attention_backward
+        never forms), from its cache: dctx (B, H, T, D) as it reaches the attention."""
+        (q, k, v, probs, keep), head, _ = self._caches[-1]
+        dused = dctx @ v.transpose(0, 1, 3, 2)  # (B, H, T, T): ctx = probs_used v
+        if dprobs_out is not None:
+            dused = dused + dprobs_out
+        trace.record_grad("attention.probs", dused)
+        dprobs = dused if keep is None else dused * keep
+        dmasked = probs * (dprobs - (dprobs * probs).sum(-1, keepdims=True))  # softmax
+        trace.record_grad("attention.masked_scores", dmasked)
+        trace.record_grad("attention.scores", dmasked * np.asarray(self.head_dim**-0.5, q.dtype))
+
     def backward(self, dout, dprobs=None):
         """Shapes: dout (B, T, C), dprobs (B, H, T, T) or None (the gradient of an outside loss on
         the returned probs) -> dx (B, T, C), summed over the q, k and v paths.
@@ -382,8 +424,20 @@ class SelfAttention(Module):
         With a head mask, head_grad becomes the mask's gradient, one per kept head: ctx_h, probs_h
         were multiplied by head[h], so d loss / d head[h] = <dctx_h, ctx_h> + <dprobs_h, probs_h>,
         with the unscaled ctx and probs (Michel et al. 2019's head importance sums its size)."""
+        trace = active_trace()
+        if trace is not None:
+            trace.record_grad("attention.output", dout)
+        dmerged = self.o.backward(dout)  # (B, T, C)
+        if trace is not None:
+            trace.record_grad("attention.context", dmerged)
+            head = self._caches[-1][1]
+            dctx_used = F.split_heads(dmerged, self.num_heads)
+            if head is not None:
+                dctx_used = dctx_used * head[:, None, None]
+            scaled = dprobs if head is None or dprobs is None else dprobs * head[:, None, None]
+            self._trace_grads(trace, dctx_used, scaled)
         cache, head, unmasked = self.restore()
-        dctx = F.split_heads(self.o.backward(dout), self.num_heads)  # (B, H, T, D)
+        dctx = F.split_heads(dmerged, self.num_heads)  # (B, H, T, D)
         self.head_grad = None
         if head is not None:  # forward scaled ctx and the returned probs by head[h]
             ctx, probs = unmasked
@@ -393,6 +447,9 @@ class SelfAttention(Module):
             dctx = dctx * head[:, None, None]
             dprobs = None if dprobs is None else dprobs * head[:, None, None]
         dq, dk, dv = F.attention_backward(dctx, cache, dprobs)
+        if trace is not None:
+            for name, grad in (("q", dq), ("k", dk), ("v", dv)):
+                trace.record_grad(f"attention.{name}", grad)
         # x fed all three projections, so its gradient is the sum of theirs
         return (
             self.q.backward(F.merge_heads(dq))
@@ -416,8 +473,27 @@ class FeedForward(Module):
             return self.down.forward(self.up.forward_gelu(x), add_bias)
         return self.down.forward(self.act.forward(self.up.forward(x)), add_bias)  # (B, T, C)
 
+    def forward_traced(self, x, trace):
+        """forward's readable path, recording ffn.up (B, T, F: the up-projection, the
+        activation's input), ffn.activation (B, T, F) and ffn.output (B, T, C)."""
+        up = self.up.forward(x)
+        trace.record("ffn.up", up)
+        act = self.act.forward(up)
+        trace.record("ffn.activation", act)
+        out = self.down.forward(act)
+        trace.record("ffn.output", out)
+        return out
+
     def backward(self, dy):
-        return self.up.backward(self.act.backward(self.down.backward(dy)))
+        trace = active_trace()
+        if trace is None:
+            return self.up.backward(self.act.backward(self.down.backward(dy)))
+        trace.record_grad("ffn.output", dy)
+        dact = self.down.backward(dy)
+        trace.record_grad("ffn.activation", dact)
+        dup = self.act.backward(dact)
+        trace.record_grad("ffn.up", dup)
+        return self.up.backward(dup)
 
 
 class EncoderLayer(Module):
@@ -443,6 +519,9 @@ class EncoderLayer(Module):
     def forward(self, x, mask_bias, need_probs: bool = True, head=None):
         """Shapes: x (B, T, C), mask_bias (B, T), head (H,) or None (SelfAttention's) ->
         y (B, T, C), probs (B, H, T, T)"""
+        trace = active_trace()
+        if trace is not None:  # the readable path, every intermediate recorded
+            return self.forward_traced(x, mask_bias, head, trace)
         if not self.training:  # inference: each output bias joins the LayerNorm's fused pass
             a, probs = self.attn.forward(
                 x, mask_bias, add_bias=False, need_probs=need_probs, head=head
@@ -455,12 +534,31 @@ class EncoderLayer(Module):
         y = self.ln2.forward(self.drop2.forward(self.ffn.forward(h)), residual=h)  # (B, T, C)
         return y, probs
 
+    def forward_traced(self, x, mask_bias, head, trace):
+        """The training path's steps, in inference too, with residual1 (x + attention output),
+        ln1, residual2 (ln1 + FFN output) and ln2 recorded beside the sub-modules' names."""
+        a, probs = self.attn.forward_traced(x, mask_bias, head, trace)
+        residual1 = x + self.drop1.forward(a)
+        trace.record("residual1", residual1)
+        h = self.ln1.forward(residual1)  # (B, T, C)
+        trace.record("ln1", h)
+        residual2 = h + self.drop2.forward(self.ffn.forward_traced(h, trace))
+        trace.record("residual2", residual2)
+        y = self.ln2.forward(residual2)  # (B, T, C)
+        trace.record("ln2", y)
+        return y, probs
+
     def backward(self, dy, dprobs=None):
         """Shapes: dy (B, T, C), dprobs (B, H, T, T) or None -> dx (B, T, C). Each residual adds
         its own path back in."""
+        trace = active_trace()
         dsum2 = self.ln2.backward(dy)  # forward: y = ln2(drop2(ffn(h)) + h)
         dh = dsum2 + self.ffn.backward(self.drop2.backward(dsum2))
         dsum1 = self.ln1.backward(dh)  # forward: h = ln1(drop1(attn(x)) + x)
+        if trace is not None:
+            grads = {"ln2": dy, "residual2": dsum2, "ln1": dh, "residual1": dsum1}
+            for name, grad in grads.items():
+                trace.record_grad(name, grad)
         return dsum1 + self.attn.backward(self.drop1.backward(dsum1), dprobs)
 
 
@@ -486,7 +584,10 @@ class Encoder(Module):
         arrays (B, H, T, T)"""
         hidden_states = [x] if output_hidden_states else None
         attentions = [] if output_attentions else None
+        trace = active_trace()
         for step, index in enumerate(self.schedule):
+            if trace is not None:
+                trace.enter_step(step, index)
             head = None if heads is None else heads[step]
             x, probs = self.layers[index].forward(
                 x, mask_bias, need_probs=output_attentions, head=head
@@ -495,6 +596,8 @@ class Encoder(Module):
                 hidden_states.append(x)
             if output_attentions:
                 attentions.append(probs)
+        if trace is not None:
+            trace.leave_steps()
         return x, hidden_states, attentions
 
     def backward(self, dx, dhidden=None, dattentions=None):
@@ -505,13 +608,18 @@ class Encoder(Module):
         {i: (B, H, T, T)} on attentions[i]. Shapes: dx (B, T, C) -> (B, T, C)"""
         dhidden, dattentions = dhidden or {}, dattentions or {}
         mask_grads = {}  # step -> (kept heads,) gradient of its head_mask row, when a mask ran
+        trace = active_trace()
         for step in reversed(range(len(self.schedule))):
+            if trace is not None:
+                trace.enter_step(step, self.schedule[step])
             if step + 1 in dhidden:  # hidden_states[step + 1] is this step's output
                 dx = dx + dhidden[step + 1]
             layer = self.layers[self.schedule[step]]
             dx = layer.backward(dx, dattentions.get(step))
             if layer.attn.head_grad is not None:
                 mask_grads[step] = layer.attn.head_grad
+        if trace is not None:
+            trace.leave_steps()
         self.head_mask_grad = self._mask_grad_rows(mask_grads)
         return dx + dhidden[0] if 0 in dhidden else dx
 
@@ -537,7 +645,14 @@ class Pooler(Module):
 
     def forward(self, x):
         """Shapes: x (B, T, C) -> (B, C)"""
-        return self.act.forward(self.dense.forward(x[:, 0]))
+        trace = active_trace()
+        if trace is None:
+            return self.act.forward(self.dense.forward(x[:, 0]))
+        dense = self.dense.forward(x[:, 0])
+        trace.record("pooler.dense", dense)
+        pooled = self.act.forward(dense)
+        trace.record("pooler.output", pooled)
+        return pooled
 
     def backward(self, dpooled):
         """Shapes: dpooled (B, C) -> the gradient reaching the [CLS] vectors x[:, 0], (B, C)"""

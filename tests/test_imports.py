@@ -64,7 +64,7 @@ LAYERS = (
     ("kernels",),
     ("backend",),
     ("data",),
-    ("config", "checkpoint", "wordpiece", "outputs", "pretrained"),
+    ("config", "checkpoint", "wordpiece", "outputs", "pretrained", "tracing"),
     ("errors",),
 )
 PACKAGE = Path(minibert.__file__).parent

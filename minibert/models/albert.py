@@ -15,6 +15,7 @@ Default activation "gelu_new" (the tanh approximation).
 
 from ..errors import InputError
 from ..nn import Encoder, Linear
+from ..tracing import active_trace
 from .base import BaseModel, PreTrainedModel
 from .bert import EMBEDDING_NAMES, BertEmbeddings
 from .heads import ClassificationHead, classifier_dropout
@@ -41,9 +42,16 @@ class AlbertEmbeddings(BertEmbeddings):
 
     def forward(self, ids, types, positions=None, embeds=None):
         """embeds, like the table, are E wide. -> (B, T, C)"""
-        return self.project.forward(super().forward(ids, types, positions, embeds))
+        projected = self.project.forward(super().forward(ids, types, positions, embeds))
+        trace = active_trace()
+        if trace is not None:
+            trace.record("embeddings.projection", projected)  # (B, T, C)
+        return projected
 
     def backward(self, dy):
+        trace = active_trace()
+        if trace is not None:
+            trace.record_grad("embeddings.projection", dy)
         return super().backward(self.project.backward(dy))
 
 

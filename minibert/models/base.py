@@ -26,6 +26,7 @@ from ..errors import InputError
 from ..kernels.jit import kernels_for_call, threads_for_work
 from ..nn import Encoder, Module, Pooler
 from ..outputs import BaseModelOutput
+from ..tracing import active_trace
 from .inputs import check_forward, gradients_by_index, reject_output_grads
 
 _WORK_PER_TOKEN = weakref.WeakKeyDictionary()  # model -> PreTrainedModel._work_per_token()
@@ -244,6 +245,11 @@ class PreTrainedModel(Module):
         self._pending_shape = x.shape if self.training else None
         pooled = self.pooler.forward(x) if hasattr(self, "pooler") else None
         out = self.head_outputs(x, pooled)
+        trace = active_trace()
+        if trace is not None:  # what the heads return, logits and the like (not the loss)
+            for name, value in out.items():
+                if isinstance(value, np.ndarray) and name != "pooler_output":
+                    trace.record(f"output.{name}", value)
         targets = {k: v for k, v in targets.items() if v is not None}
         if targets:
             out.loss, self._loss_state = self.loss(out, targets)

@@ -9,6 +9,7 @@ config.py's BERT_KEYS. Reading order for all of BERT: this file, base.py, nn.py.
 import numpy as np
 
 from ..nn import Dropout, Embedding, LayerNorm, Module
+from ..tracing import active_trace
 from .base import BaseModel, PreTrainedModel
 from .names import linear_names, per_layer
 from .tasks import (
@@ -55,20 +56,44 @@ class BertEmbeddings(Module):
         family's own), embeds (B, T, C) or None: vectors used in place of the word lookup
         (transformers' inputs_embeds; exactly one of ids and embeds) -> (B, T, C)"""
         self.save(embeds is None)  # whether backward reaches the word table
-        x = self.word.forward(ids) if embeds is None else embeds  # (B, T, C)
+        word = x = self.word.forward(ids) if embeds is None else embeds  # (B, T, C)
         if types is not None:
-            x = x + self.token_type.forward(types)  # the order transformers adds them in
+            typed = self.token_type.forward(types)  # (B, T, C)
+            x = x + typed  # the order transformers adds them in
         shape = x.shape[:2]
         if positions is None:
             positions = self.position_ids(ids, shape)
         position = self.position.forward(positions)  # (B, T, C)
+        trace = active_trace()
+        if trace is not None:
+            terms = {"word": word, "token_type": typed if types is not None else None}
+            return self.forward_traced(terms, x + position, position, trace)
         # LayerNorm(x + position): at inference the sum happens inside its kernel
         return self.drop.forward(self.ln.forward(x, residual=position))  # (B, T, C)
+
+    def forward_traced(self, terms, total, position, trace):
+        """The sum (word + token type, then + position, as the training path adds them) and its
+        LayerNorm, every term recorded: embeddings.word, .token_type (when there are types),
+        .position, .sum, .layernorm, each (B, T, C) (E wide for ALBERT)."""
+        trace.record("embeddings.word", terms["word"])
+        if terms["token_type"] is not None:
+            trace.record("embeddings.token_type", terms["token_type"])
+        trace.record("embeddings.position", position)
+        trace.record("embeddings.sum", total)
+        y = self.ln.forward(total)
+        trace.record("embeddings.layernorm", y)
+        return self.drop.forward(y)
 
     def backward(self, dy):
         """Scatter the gradient into the three tables. Returns the gradient with respect to the
         word vectors looked up (transformers' inputs_embeds), (B, T, C)."""
-        dx = self.ln.backward(self.drop.backward(dy))  # the sum feeds each table equally
+        dln = self.drop.backward(dy)
+        dx = self.ln.backward(dln)  # the sum feeds each table equally
+        trace = active_trace()
+        if trace is not None:
+            trace.record_grad("embeddings.layernorm", dln)
+            for name in ("word", "token_type", "position", "sum"):
+                trace.record_grad(f"embeddings.{name}", dx)
         self.position.backward(dx)
         if hasattr(self, "token_type"):
             self.token_type.backward(dx)

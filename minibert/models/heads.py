@@ -13,6 +13,7 @@ Shapes: B batch, T tokens, C hidden, E ALBERT's embedding width, V vocabulary, K
 
 from .. import functional as F
 from ..nn import Activation, Dropout, LayerNorm, Linear, Module
+from ..tracing import active_trace
 
 
 class MaskedLMHead(Module):
@@ -29,8 +30,16 @@ class MaskedLMHead(Module):
         self.decoder = Linear(width, vocab)  # weight tied to the (V, width) embedding table
 
     def forward(self, x):
-        h = self.ln.forward(self.act.forward(self.transform.forward(x)))  # (B, T, width)
-        return self.decoder.forward(h)  # (B, T, V)
+        trace = active_trace()
+        if trace is None:
+            h = self.ln.forward(self.act.forward(self.transform.forward(x)))  # (B, T, width)
+            return self.decoder.forward(h)  # (B, T, V)
+        for name, module in (("transform", self.transform), ("activation", self.act)):
+            x = module.forward(x)
+            trace.record(f"mlm.{name}", x)  # (B, T, width)
+        h = self.ln.forward(x)
+        trace.record("mlm.layernorm", h)
+        return self.decoder.forward(h)
 
     def backward(self, dlogits):
         dh = self.ln.backward(self.decoder.backward(dlogits))
@@ -63,7 +72,12 @@ class ClassificationHead(Module):
 
     def forward(self, x):
         if hasattr(self, "dense"):
-            x = self.act.forward(self.dense.forward(self.drop_in.forward(x)))
+            dense = self.dense.forward(self.drop_in.forward(x))
+            x = self.act.forward(dense)
+            trace = active_trace()
+            if trace is not None:  # (B, C) each
+                trace.record("classifier.dense", dense)
+                trace.record("classifier.activation", x)
         return self.out.forward(self.drop.forward(x))
 
     def backward(self, dlogits):
