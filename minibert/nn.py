@@ -8,6 +8,10 @@ found by walking attributes, so a model's parameter names are its attribute path
 Shapes: B batch, T tokens, C hidden, H heads, D = C // H, F feed-forward width, V vocabulary,
 E embedding width (ALBERT), L layers.
 
+While a trace is recording (tracing.py), the modules hand their intermediates to it: the
+`forward_traced` methods and the `trace` checks in forward and backward; with none recording,
+each check is one context-variable read.
+
 The file runs past 400 lines on purpose: it is the whole shared encoder, read top to bottom,
 from Module to Encoder and Pooler; the heads are models/heads.py's.
 """
@@ -521,22 +525,39 @@ class EncoderLayer(Module):
         y (B, T, C), probs (B, H, T, T)"""
         trace = active_trace()
         if trace is not None:  # the readable path, every intermediate recorded
-            return self.forward_traced(x, mask_bias, head, trace)
-        if not self.training:  # inference: each output bias joins the LayerNorm's fused pass
-            a, probs = self.attn.forward(
-                x, mask_bias, add_bias=False, need_probs=need_probs, head=head
-            )
-            h = self.ln1.forward(a, residual=x, bias=self.attn.o.params["bias"])
-            f = self.ffn.forward(h, add_bias=False)
-            return self.ln2.forward(f, residual=h, bias=self.ffn.down.params["bias"]), probs
+            return self.forward_traced(x, mask_bias, need_probs, head, trace)
+        if not self.training:
+            return self.forward_inference(x, mask_bias, need_probs, head)
         a, probs = self.attn.forward(x, mask_bias, head=head)
         h = self.ln1.forward(self.drop1.forward(a), residual=x)  # (B, T, C)
         y = self.ln2.forward(self.drop2.forward(self.ffn.forward(h)), residual=h)  # (B, T, C)
         return y, probs
 
-    def forward_traced(self, x, mask_bias, head, trace):
-        """The training path's steps, in inference too, with residual1 (x + attention output),
-        ln1, residual2 (ln1 + FFN output) and ln2 recorded beside the sub-modules' names."""
+    def forward_inference(self, x, mask_bias, need_probs, head):
+        """forward at inference: each output bias joins the LayerNorm's fused pass."""
+        a, probs = self.attn.forward(x, mask_bias, add_bias=False, need_probs=need_probs, head=head)
+        h = self.ln1.forward(a, residual=x, bias=self.attn.o.params["bias"])
+        f = self.ffn.forward(h, add_bias=False)
+        return self.ln2.forward(f, residual=h, bias=self.ffn.down.params["bias"]), probs
+
+    def forward_traced(self, x, mask_bias, need_probs, head, trace):
+        """The training path's steps, with residual1 (x + attention output), ln1, residual2
+        (ln1 + FFN output) and ln2 recorded beside the sub-modules' names.
+
+        At inference the step's output is then computed again by the fused path, as untraced,
+        and recorded as ln2 (and its probabilities, when asked for, as attention.probs): a trace
+        changes no output, and the other intermediates are within float32 rounding of it."""
+        y, probs = self.forward_readable(x, mask_bias, head, trace)
+        if self.training:  # the path an untraced training forward takes too
+            return y, probs
+        y, probs = self.forward_inference(x, mask_bias, need_probs, head)
+        trace.record("ln2", y)
+        if probs is not None:
+            trace.record("attention.probs", probs)
+        return y, probs
+
+    def forward_readable(self, x, mask_bias, head, trace):
+        """The training path, recording every intermediate."""
         a, probs = self.attn.forward_traced(x, mask_bias, head, trace)
         residual1 = x + self.drop1.forward(a)
         trace.record("residual1", residual1)

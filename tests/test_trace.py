@@ -128,6 +128,13 @@ def test_intermediates_agree_with_each_other(traced):
         np.testing.assert_allclose(t[s + "attention.context"], merged, atol=1e-6)
         assert np.array_equal(t[s + "residual1"], x + t[s + "attention.output"])
         assert np.array_equal(t[s + "residual2"], t[s + "ln1"] + t[s + "ffn.output"])
+        for normed, summed in (("ln1", "residual1"), ("ln2", "residual2")):
+            mean = t[s + summed].mean(-1, keepdims=True)
+            var = t[s + summed].var(-1, keepdims=True)
+            ln = getattr(model.encoder.layers[t.steps[step]], normed).params
+            expected = (t[s + summed] - mean) / np.sqrt(var + model.config.layer_norm_eps)
+            expected = expected * ln["weight"] + ln["bias"]
+            np.testing.assert_allclose(t[s + normed], expected, atol=1e-5)
         x = t[s + "ln2"]
 
 
@@ -148,9 +155,15 @@ def test_intermediates_agree_with_transformers(traced):
 
 def test_a_traced_forward_leaves_the_outputs_alone(traced):
     family, model, ref, t = traced
-    plain = model(**model_inputs(ref), output_hidden_states=True)
-    # eval mode: the trace takes the readable path instead of the fused kernels
-    np.testing.assert_allclose(t.output.last_hidden_state, plain.last_hidden_state, atol=1e-5)
+    for attentions in (True, False):  # with and without the fused attention kernel
+        plain = model(**model_inputs(ref), output_hidden_states=True, output_attentions=attentions)
+        with minibert.Trace() as again:
+            traced_out = model(
+                **model_inputs(ref), output_hidden_states=True, output_attentions=attentions
+            )
+        for a, b in zip(plain.hidden_states, traced_out.hidden_states, strict=True):
+            assert np.array_equal(a, b)
+        assert np.array_equal(plain.last_hidden_state, t.output.last_hidden_state)
     model.train(dropout=False)
     try:  # training mode runs the same path traced or not: bit for bit
         plain = model(**model_inputs(ref), output_hidden_states=True)

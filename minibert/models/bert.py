@@ -57,6 +57,7 @@ class BertEmbeddings(Module):
         (transformers' inputs_embeds; exactly one of ids and embeds) -> (B, T, C)"""
         self.save(embeds is None)  # whether backward reaches the word table
         word = x = self.word.forward(ids) if embeds is None else embeds  # (B, T, C)
+        typed = None
         if types is not None:
             typed = self.token_type.forward(types)  # (B, T, C)
             x = x + typed  # the order transformers adds them in
@@ -64,25 +65,24 @@ class BertEmbeddings(Module):
         if positions is None:
             positions = self.position_ids(ids, shape)
         position = self.position.forward(positions)  # (B, T, C)
+        # LayerNorm(x + position): at inference the sum happens inside its kernel
+        y = self.ln.forward(x, residual=position)  # (B, T, C)
         trace = active_trace()
         if trace is not None:
-            terms = {"word": word, "token_type": typed if types is not None else None}
-            return self.forward_traced(terms, x + position, position, trace)
-        # LayerNorm(x + position): at inference the sum happens inside its kernel
-        return self.drop.forward(self.ln.forward(x, residual=position))  # (B, T, C)
+            self.record_terms(trace, word, typed, position, x + position, y)
+        return self.drop.forward(y)
 
-    def forward_traced(self, terms, total, position, trace):
-        """The sum (word + token type, then + position, as the training path adds them) and its
-        LayerNorm, every term recorded: embeddings.word, .token_type (when there are types),
-        .position, .sum, .layernorm, each (B, T, C) (E wide for ALBERT)."""
-        trace.record("embeddings.word", terms["word"])
-        if terms["token_type"] is not None:
-            trace.record("embeddings.token_type", terms["token_type"])
+    @staticmethod
+    def record_terms(trace, word, typed, position, total, normed):
+        """For a trace (tracing.py): embeddings.word, .token_type (when there are types),
+        .position, .sum (the LayerNorm's input, formed outside its kernel for the trace) and
+        .layernorm, each (B, T, C) (E wide for ALBERT)."""
+        trace.record("embeddings.word", word)
+        if typed is not None:
+            trace.record("embeddings.token_type", typed)
         trace.record("embeddings.position", position)
         trace.record("embeddings.sum", total)
-        y = self.ln.forward(total)
-        trace.record("embeddings.layernorm", y)
-        return self.drop.forward(y)
+        trace.record("embeddings.layernorm", normed)
 
     def backward(self, dy):
         """Scatter the gradient into the three tables. Returns the gradient with respect to the
