@@ -57,7 +57,7 @@ LAYERS = (
     ("evaluation",),
     ("pipelines",),
     ("sentence",),
-    ("io",),
+    ("io", "reference"),
     ("quant", "models", "tokenizer"),
     ("nn",),
     ("functional",),

@@ -15,6 +15,7 @@
     minibert fill-mask|classify|ner MODEL TEXT...   task pipelines (--json: their output)
     minibert qa MODEL --question Q --context C  extractive question answering
     minibert trim-vocab MODEL OUT --corpus FILE...   cut the vocabulary to a corpus's pieces
+    minibert export-fixture MODEL --text T -o F.npz  inputs and every intermediate, to test a port
 
 Each command lives in its own module of this package (info.py, encode.py, train.py,
 quantize.py, distill.py, compare.py), which registers its parser here; common.py holds what
@@ -32,7 +33,19 @@ import textwrap
 import warnings
 from importlib.metadata import PackageNotFoundError, version
 
-from . import compare, compress, convert, distill, encode, info, quantize, serve, tasks, train
+from . import (
+    compare,
+    compress,
+    convert,
+    distill,
+    encode,
+    fixture,
+    info,
+    quantize,
+    serve,
+    tasks,
+    train,
+)
 from .common import HelpFormatter, UsageError
 
 
@@ -107,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert.register(command)  # convert, inspect
     tasks.register(command)  # fill-mask, classify, ner, qa
     compress.register(command)  # trim-vocab
+    fixture.register(command)  # export-fixture
     return parser
 
 
