@@ -3,7 +3,9 @@ describes every array, gradients follow the stated loss, --float64 is float64, b
 one line."""
 
 import json
+import re
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ from conftest import ATOL_HF, FIXTURES
 from minibert.cli.main import main
 from minibert.reference import read_fixture
 
+DOC = Path(__file__).parent.parent / "docs" / "reference-fixtures.md"
 BERT = FIXTURES / "pipelines" / "bert-encoder"  # a BertModel with a WordPiece tokenizer
 DISTILBERT = FIXTURES / "pipelines" / "distilbert-sentiment"
 TEXTS = ["Hello world.", "a longer second text, with more words"]
@@ -181,3 +184,39 @@ def test_an_existing_output_needs_force(tmp_path, capsys):
     assert main(["export-fixture", str(BERT), "--text", "hi", "-o", str(path), "--force"]) == 0
     arrays, _ = read_fixture(path)
     assert arrays["input_ids"].shape[0] == 1
+
+
+def documented_first_difference():
+    """The docs' Python example, run as written (all but its last line, which calls it)."""
+    section = DOC.read_text().split("## Testing an implementation in Python")[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S)[1]
+    namespace = {}
+    exec(code.rsplit("\nprint(", 1)[0], namespace)
+    return namespace["first_difference"]
+
+
+def test_the_documented_python_check_finds_the_first_difference(tmp_path):
+    first_difference = documented_first_difference()
+    _, path = export(tmp_path, BERT, "--text", TEXTS[0], "--text", TEXTS[1])
+    model = minibert.load(BERT)
+
+    def my_forward(input_ids, attention_mask, token_type_ids):
+        return dict(minibert.trace(model, input_ids, attention_mask, token_type_ids))
+
+    assert first_difference(path, my_forward) is None
+
+    def relu_forward(**inputs):  # a port with ReLU where the config says GELU, in step 1
+        mine = my_forward(**inputs)
+        mine["encoder.step.1.ffn.activation"] = np.maximum(mine["encoder.step.1.ffn.up"], 0)
+        return mine
+
+    name, problem = first_difference(path, relu_forward)
+    assert name == "encoder.step.1.ffn.activation"
+    assert problem.startswith("max abs error")
+
+    def wrong_shape(**inputs):
+        mine = my_forward(**inputs)
+        mine["encoder.step.0.attention.q"] = mine["encoder.step.0.attention.q"][:, :1]
+        return mine
+
+    assert first_difference(path, wrong_shape)[0] == "encoder.step.0.attention.q"
