@@ -220,3 +220,27 @@ def test_the_documented_python_check_finds_the_first_difference(tmp_path):
         return mine
 
     assert first_difference(path, wrong_shape)[0] == "encoder.step.0.attention.q"
+
+
+def test_a_head_model_round_trips_with_grads(tmp_path):
+    roberta = FIXTURES / "pipelines" / "roberta-mlm"  # byte-level BPE, a masked-LM head
+    (arrays, manifest), _ = export(tmp_path, roberta, "--text", TEXTS[1], "--grads")
+    ids, mask, types = encoded(roberta, [TEXTS[1]])
+    model = minibert.load(roberta)
+    t = minibert.trace(
+        model,
+        ids,
+        mask,
+        types,
+        grads=True,
+        output_grads={"last_hidden_state": arrays["loss.weights"]},
+    )
+    assert [e["name"] for e in manifest["arrays"]] == list(arrays)
+    assert "mlm.layernorm" in arrays
+    assert "output.logits" in arrays
+    for name, value in t.items():
+        np.testing.assert_array_equal(arrays[name], value, err_msg=name)
+    for name, value in t.grads.items():
+        np.testing.assert_array_equal(arrays["grad/" + name], value, err_msg=name)
+    last = len(manifest["steps"]) - 1
+    np.testing.assert_array_equal(arrays[f"grad/encoder.step.{last}.ln2"], arrays["loss.weights"])
