@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .quant import is_quantized
 from .tracing import trace
 
 MANIFEST = "manifest.json"
@@ -66,6 +67,11 @@ def build_fixture(
     types = inputs["token_type_ids"] if model.config.type_vocab_size else None
 
     arrays = dict(inputs)
+    if grads and is_quantized(model):
+        raise InputError(
+            "gradients need a float model and this one is quantized (int8 runs inference "
+            "only): export without --grads, or from the float model it was quantized from"
+        )
     if grads:
         B, T = inputs["input_ids"].shape
         weights = np.random.default_rng(seed).standard_normal((B, T, model.config.hidden_size))

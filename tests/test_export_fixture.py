@@ -13,7 +13,10 @@ import pytest
 import minibert
 from conftest import ATOL_HF, FIXTURES
 from minibert.cli.main import main
+from minibert.pretrained import shipped_path
 from minibert.reference import read_fixture
+
+SHIPPED = shipped_path()  # int8: inference only
 
 DOC = Path(__file__).parent.parent / "docs" / "reference-fixtures.md"
 BERT = FIXTURES / "pipelines" / "bert-encoder"  # a BertModel with a WordPiece tokenizer
@@ -161,6 +164,7 @@ def test_a_family_without_token_types_says_so(tmp_path):
         ([str(BERT)], "no --text given"),
         ([str(BERT), "--text", "hi", "--pair", "a", "--pair", "b"], "1 texts but 2 pairs"),
         ([str(BERT), "--text", "  "], "texts must be non-empty strings"),
+        ([str(SHIPPED), "--text", "hi", "--grads"], "gradients need a float model"),
     ],
 )
 def test_bad_input_is_one_line(tmp_path, capsys, arguments, message):
