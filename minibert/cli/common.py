@@ -11,6 +11,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from ..functional.pooling import POOLINGS
 from ..training.trainer import TrainConfig, TrainingDiverged
 
 GENERIC_LABEL = re.compile(r"LABEL_\d+")  # transformers' placeholder class names
@@ -46,6 +47,17 @@ def shows_a_default(action) -> bool:
 class UsageError(ValueError):
     """Arguments that argparse accepts one by one but not together: exit code 2, as argparse's
     own usage errors."""
+
+
+def add_pooling_argument(sub) -> None:
+    """--pooling, for the commands that turn token vectors into sentence vectors."""
+    sub.add_argument(
+        "--pooling",
+        choices=POOLINGS,
+        default=None,
+        help="how token vectors become one vector (default: as the folder's modules.json "
+        "says; mean without one)",
+    )
 
 
 def positive_int(text: str) -> int:

@@ -14,14 +14,14 @@ import numpy as np
 
 from .. import pretrained
 from ..checkpoint import weight_bytes
-from ..functional.pooling import POOLINGS, l2_normalize
+from ..functional.pooling import l2_normalize
 from ..kernels.jit import KERNEL_CHOICES, pick_kernels
 from ..pretrained import MINILM_NAME
 from ..scale.corpus import FORMATS, SHARD_SIZE, Corpus
 from ..scale.parts import write_vectors
 from ..scale.process import EncoderOptions
 from ..sentence import SentenceEncoder, read_sentence_folder
-from .common import UsageError, positive_int
+from .common import UsageError, add_pooling_argument, positive_int
 
 # what the bundled model is (pretrained.SHIPPED_NAME names its folder), for help texts
 SHIPPED_SUMMARY = (
@@ -117,13 +117,7 @@ def _text_arguments(sub) -> None:
         metavar="PATH",
         help="model folder with a tokenizer (default: the bundled minilm-l2-int8)",
     )
-    sub.add_argument(
-        "--pooling",
-        choices=POOLINGS,
-        default=None,
-        help="how token vectors become one vector (default: as the folder's modules.json "
-        "says; mean without one)",
-    )
+    add_pooling_argument(sub)
     sub.add_argument(
         "--no-normalize",
         dest="normalize",

@@ -8,8 +8,7 @@ command line into its Settings. It imports minibert.serve only when the command 
 import argparse
 from pathlib import Path
 
-from ..functional.pooling import POOLINGS
-from .common import positive_int
+from .common import add_pooling_argument, positive_int
 
 
 def register(command) -> None:
@@ -66,13 +65,7 @@ def register(command) -> None:
         metavar="NAME",
         help="model id in responses and /info (default: the folder's name)",
     )
-    sub.add_argument(
-        "--pooling",
-        choices=POOLINGS,
-        default=None,
-        help="how token vectors become one vector (default: as the folder's modules.json "
-        "says; mean without one)",
-    )
+    add_pooling_argument(sub)
     sub.add_argument(
         "--max-batch-tokens",
         type=positive_int,
