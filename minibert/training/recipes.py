@@ -232,8 +232,8 @@ def finetune(
     def evaluate(m, name="validation"):
         return split_metrics(m, splits[name], batch_size, pad)
 
-    trainer, history = fit_classifier(
-        model, splits["train"], train, evaluate, batch_size, pad, output_dir, resume
+    history = fit_classifier(
+        model, tokenizer, splits["train"], train, evaluate, batch_size, pad, output_dir, resume
     )
     report = {
         "sizes": {k: len(v) for k, v in splits.items()},
@@ -241,15 +241,15 @@ def finetune(
         "test": evaluate(model, "test"),
         "initialized": model.load_report.get("initialized", []),
     }
-    if trainer.latest_checkpoint() is not None:  # output_dir=None keeps nothing on disk
-        tokenizer.save(trainer.latest_checkpoint())
     return model, history, report
 
 
-def fit_classifier(model, examples, train, evaluate, batch_size, pad_id, output_dir, resume):
+def fit_classifier(
+    model, tokenizer, examples, train, evaluate, batch_size, pad_id, output_dir, resume
+):
     """Train a classifier (sequences or tokens) on its examples with `evaluate` as the Trainer's
-    check, from the folder's last checkpoint when resume; returns (the Trainer, its history),
-    the model left in eval mode."""
+    check, from the folder's last checkpoint when resume, and put the tokenizer beside the last
+    checkpoint's weights; returns the history, the model left in eval mode."""
     trainer = Trainer(
         model,
         classifier_batches(examples, batch_size, pad_id),
@@ -261,7 +261,9 @@ def fit_classifier(model, examples, train, evaluate, batch_size, pad_id, output_
         trainer.resume()
     history = trainer.train()
     model.eval()
-    return trainer, history
+    if trainer.latest_checkpoint() is not None:  # output_dir=None keeps nothing on disk
+        tokenizer.save(trainer.latest_checkpoint())
+    return history
 
 
 def fine_tunable(model_path) -> EncoderConfig:

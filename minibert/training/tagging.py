@@ -84,8 +84,8 @@ def finetune_tagger(
     def evaluate(m, name="validation"):
         return tagging_metrics(m, splits[name], batch_size, pad)
 
-    trainer, history = fit_classifier(
-        model, splits["train"], train, evaluate, batch_size, pad, output_dir, resume
+    history = fit_classifier(
+        model, tokenizer, splits["train"], train, evaluate, batch_size, pad, output_dir, resume
     )
     report = {
         "sizes": {k: len(v) for k, v in splits.items()},
@@ -96,6 +96,4 @@ def finetune_tagger(
         "test": evaluate(model, "test"),
         "initialized": model.load_report.get("initialized", []),
     }
-    if trainer.latest_checkpoint() is not None:  # output_dir=None keeps nothing on disk
-        tokenizer.save(trainer.latest_checkpoint())
     return model, history, report
