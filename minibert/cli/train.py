@@ -221,7 +221,7 @@ def cmd_finetune(args) -> int:
     if args.task == "token":
         data = read_conll(args.data)
         size = len(data.words)
-        steps = args.steps or max(1, math.ceil(args.epochs * 0.8 * size / args.batch_size))
+        steps = _steps(args, size)
         print(f"{size} sentences, tags {data.label_names}, {steps} steps", file=sys.stderr)
         _, history, report = diverged_is_an_error(
             finetune_tagger,
@@ -243,7 +243,7 @@ def cmd_finetune(args) -> int:
         )
         groups = row_groups(args, data)
         size = len(data.texts)
-        steps = args.steps or max(1, math.ceil(args.epochs * 0.8 * size / args.batch_size))
+        steps = _steps(args, size)
         print(f"{size} texts, labels {data.label_names}, {steps} steps", file=sys.stderr)
         _, history, report = diverged_is_an_error(
             finetune,
@@ -267,3 +267,8 @@ def cmd_finetune(args) -> int:
     (output / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps({k: report[k] for k in ("sizes", "validation", "test")}))
     return 0
+
+
+def _steps(args, size: int) -> int:
+    """--steps, else --epochs over the training split (80% of `size` examples)."""
+    return args.steps or max(1, math.ceil(args.epochs * 0.8 * size / args.batch_size))
