@@ -56,7 +56,8 @@ class QuantLinear(Module):
         self.params["weight_scale"] = np.ones(out_features, np.float32)
         if bias:
             self.params["bias"] = np.zeros(out_features, np.float32)
-        self._packed = (None, None)  # (the int8 array it was built from, PackedWeight)
+        # (the int8 array it was built from, whether for the fast kernels, PackedWeight)
+        self._packed = (None, None, None)
 
     @classmethod
     def from_linear(cls, linear: Linear) -> "QuantLinear":
@@ -71,11 +72,12 @@ class QuantLinear(Module):
         """The weight packed for the CPU's int8 path; with the numpy reference kernels, in the
         u8 layout without asking the CPU (the reference unpacks it; reading the CPU's features
         loads LLVM, 40 MB, which a short reference run does without)."""
-        path = cpu.int8_path() if fast_kernels_enabled() else REFERENCE_PACKING
-        source, packed = self._packed
-        if source is not self.params["weight"] or packed.path != path:
+        fast = fast_kernels_enabled()
+        source, packed_for_fast, packed = self._packed
+        if source is not self.params["weight"] or packed_for_fast != fast:  # once per switch
+            path = cpu.int8_path() if fast else REFERENCE_PACKING
             packed = pack_weight(np.ascontiguousarray(self.params["weight"]), path)
-            self._packed = (self.params["weight"], packed)
+            self._packed = (self.params["weight"], fast, packed)
         return packed
 
     def forward(self, x, add_bias: bool = True, gelu: bool = False):
