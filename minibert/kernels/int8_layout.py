@@ -80,12 +80,15 @@ class PackedWeight:
 
     Attributes: panels (P, K_pad / 2, 16, 2) int16 or (P, K_pad / 4, 16, 4) int8; correction
     (P * 16,) int32, 128 x each weight row's sum (zeros for the int16 layout); n = N, k = K
-    (before padding); path, the kernel it was packed for."""
+    (before padding); path, the kernel it was packed for; negated, minus the correction, the
+    values the AMX kernel's accumulator tiles start from."""
 
-    __slots__ = ("panels", "correction", "n", "k", "path")
+    __slots__ = ("panels", "correction", "negated", "n", "k", "path")
 
     def __init__(self, panels, correction, n, k, path):
         self.panels, self.correction, self.n, self.k, self.path = panels, correction, n, k, path
+        self.negated = aligned_empty(correction.shape, np.int32)  # tile rows load whole lines
+        np.negative(correction, out=self.negated)  # int32, wrapping as the sums do
 
     @property
     def shape(self):

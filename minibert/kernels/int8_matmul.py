@@ -44,7 +44,6 @@ from .int8_layout import (
     MAX_K,
     PANEL,
     PackedWeight,
-    aligned_empty,
     amx_begin,
     amx_config,
     amx_dot_block,
@@ -245,10 +244,8 @@ def _run(path, out, a, a_scale, packed, w_scale, bias, gelu, raw) -> bool:
     jobs = -(-a.shape[0] // ROW_CHUNK) * -(-N // COLUMN_GROUP)
     group = COLUMN_GROUP if jobs >= FEW_JOBS else NARROW_GROUP
     args = (out, a, a_scale, packed.panels, packed.correction, w_scale, bias, gelu, raw, group)
-    if path == "amx":  # its tiles start at minus the correction (int32, wrapping as the sums)
-        start = aligned_empty(packed.correction.shape, np.int32)  # tile rows load whole lines
-        np.negative(packed.correction, out=start)
-        args = args[:4] + (start,) + args[5:] + (_AMX_CONFIG,)
+    if path == "amx":  # its tiles start at minus the correction
+        args = args[:4] + (packed.negated,) + args[5:] + (_AMX_CONFIG,)
     return run_kernel(KERNELS[path], args, parallel=True)
 
 
