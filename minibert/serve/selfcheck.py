@@ -34,7 +34,7 @@ import numpy as np
 
 from ..checkpoint import weight_files
 from ..functional.pooling import l2_normalize
-from ..tokenizer import TOKENIZER_FILES
+from ..tokenizer import TOKENIZER_FILES, module_folders
 from .model import ServedModel, minibert_version
 
 GOLDEN_TEXT = "minibert self-check: the quick brown fox jumps over the lazy dog, 12 times."
@@ -47,9 +47,6 @@ VECTOR_ATOL = {"float32": 1e-4, "int8": 2e-3}
 LOGITS_ATOL, LOGITS_RTOL = {"float32": 1e-3, "int8": 2e-2}, 1e-4
 
 
-SENTENCE_FILES = ("modules.json", "config_sentence_transformers.json")  # (do_lower_case: the ids)
-
-
 def default_cache_dir() -> Path:
     """$XDG_CACHE_HOME/minibert/serve, else ~/.cache/minibert/serve."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
@@ -60,11 +57,10 @@ def model_digest(model: ServedModel) -> str:
     """sha256 over the files and settings the golden vector depends on (see the module text)."""
     digest = hashlib.sha256()
     files = [model.path / "config.json", *weight_files(model.path)]
+    # (TOKENIZER_FILES has a sentence-transformers folder's modules.json and configs too)
     files += [model.path / name for name in TOKENIZER_FILES if (model.path / name).is_file()]
-    # a sentence-transformers folder's modules: modules.json, its configs, the module folders
-    # (1_Pooling/, 2_Dense/, ...) and the files in them
-    files += [model.path / name for name in SENTENCE_FILES if (model.path / name).is_file()]
-    files += sorted(f for f in model.path.glob("[0-9]*_*/*") if f.is_file())
+    for folder in module_folders(model.path):  # 1_Pooling/, 2_Dense/, ...: the files in them
+        files += sorted(f for f in (model.path / folder).iterdir() if f.is_file())
     for file in files:
         digest.update(file.name.encode() + b"\0")
         with open(file, "rb") as fh:

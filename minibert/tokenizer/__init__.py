@@ -10,14 +10,21 @@ fast tokenizer for that folder. The modules, by concern:
   tokenizer.json as saved, bert_vocab.py (vocab.txt), byte_bpe.py (vocab.json + merges.txt),
   spiece.py (spiece.model, with the optional sentencepiece package);
 - special_tokens.py: which token plays unk, cls, sep, pad and mask;
-- files.py: copy_tokenizer_files and train_wordpiece (a new BERT vocabulary from text).
+- files.py: copy_tokenizer_files (with module_folders, a sentence-transformers folder's
+  module folders) and train_wordpiece (a new BERT vocabulary from text).
 
 wordpiece.py (beside this package) writes BERT's WordPiece from scratch, to be read.
 """
 
 from .core import DEFAULT_MAX_LENGTH, Tokenizer
 from .encoding import Encoding
-from .files import TOKENIZER_FILES, copy_tokenizer_files, reuse_or_train_wordpiece, train_wordpiece
+from .files import (
+    TOKENIZER_FILES,
+    copy_tokenizer_files,
+    module_folders,
+    reuse_or_train_wordpiece,
+    train_wordpiece,
+)
 from .load import load_tokenizer
 
 __all__ = [
@@ -27,6 +34,7 @@ __all__ = [
     "Tokenizer",
     "copy_tokenizer_files",
     "load_tokenizer",
+    "module_folders",
     "reuse_or_train_wordpiece",
     "train_wordpiece",
 ]

@@ -43,7 +43,7 @@ def copy_tokenizer_files(source, target, hidden_size: int | None = None) -> list
     copied = [name for name in TOKENIZER_FILES if (source / name).is_file()]
     for name in copied:
         shutil.copyfile(source / name, target / name)
-    for folder in _module_folders(source):
+    for folder in module_folders(source):
         shutil.copytree(source / folder, target / folder, dirs_exist_ok=True)
     pooling = target / "1_Pooling" / "config.json"
     if hidden_size is not None and pooling.is_file():
@@ -54,9 +54,10 @@ def copy_tokenizer_files(source, target, hidden_size: int | None = None) -> list
     return copied
 
 
-def _module_folders(source: Path) -> list[str]:
+def module_folders(source) -> list[str]:
     """The sub-folders of a sentence-transformers folder's modules (1_Pooling, 2_Dense, ...):
     the paths modules.json names, or 1_Pooling alone without a readable modules.json."""
+    source = Path(source)
     try:
         modules = json.loads((source / "modules.json").read_text(encoding="utf-8"))
         paths = [m.get("path", "") for m in modules if isinstance(m, dict)]
