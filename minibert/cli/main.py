@@ -16,6 +16,8 @@
     minibert qa MODEL --question Q --context C  extractive question answering
     minibert trim-vocab MODEL OUT --corpus FILE...   cut the vocabulary to a corpus's pieces
     minibert export-fixture MODEL --text T -o F.npz  inputs and every intermediate, to test a port
+    minibert diff MODEL --against DUMP          where another BERT's activations differ, and why
+    minibert explain TEXT [--model M] [--html F]   tokens, costs per op, attention, memory
 
 Each command lives in its own module of this package (info.py, encode.py, train.py,
 quantize.py, distill.py, compare.py), which registers its parser here; common.py holds what
@@ -37,8 +39,10 @@ from . import (
     compare,
     compress,
     convert,
+    diff,
     distill,
     encode,
+    explain,
     fixture,
     info,
     quantize,
@@ -121,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     tasks.register(command)  # fill-mask, classify, ner, qa
     compress.register(command)  # trim-vocab
     fixture.register(command)  # export-fixture
+    diff.register(command)  # diff
+    explain.register(command)  # explain
     return parser
 
 
