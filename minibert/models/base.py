@@ -68,6 +68,11 @@ class PreTrainedModel(Module):
     # models), "reference": the readable numpy code the kernels are tested against
     kernels = "fast"
 
+    # The additive attention bias on a padded key. None: functional.padding_mask_bias's, the
+    # dtype's most negative number (transformers). Other implementations use -1e4 (BERT's
+    # TensorFlow code, older transformers) or -1e9; minibert.diff sets it to reproduce them.
+    mask_fill = None
+
     def __init__(self, config: EncoderConfig):
         super().__init__()
         self.config = config
@@ -262,6 +267,8 @@ class PreTrainedModel(Module):
         -> x (B, T, C), hidden states, attentions"""
         x = self.embeddings.forward(inputs.ids, inputs.types, inputs.positions, inputs.embeds)
         mask_bias = F.padding_mask_bias(inputs.mask, x.dtype)  # (B, T)
+        if self.mask_fill is not None:  # another implementation's constant (see mask_fill)
+            mask_bias = (mask_bias != 0) * np.asarray(self.mask_fill, x.dtype)  # (B, T)
         heads = None if inputs.heads is None else self.head_mask_steps(inputs.heads)
         return self.encoder.forward(x, mask_bias, output_hidden_states, output_attentions, heads)
 
