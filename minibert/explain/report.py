@@ -223,6 +223,8 @@ def explain_ids(
     batch, length = check_shape(config, batch, T if length is None else length)
     if config.type_vocab_size == 0:
         token_type_ids = None  # DistilBERT has no token types
+    elif token_type_ids is not None:
+        token_type_ids = np.asarray(token_type_ids).reshape(ids.shape)  # (1, T)
     traced = trace(model, ids, None, token_type_ids, output_attentions=True)
     ops = _traced_ops(model, traced, T)
     steps = []
