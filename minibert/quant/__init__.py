@@ -1,5 +1,6 @@
 """Quantized models: per-channel int8 (int8.py), group-wise int4/int8 (groupwise.py), and the
-whole-model conversion, loading skeleton and config entry (convert.py)."""
+whole-model conversion, loading skeleton and config entry (convert.py), and GPTQ rounding for
+the group-wise layers (gptq.py)."""
 
 from .convert import (
     enable_fake_quant,
@@ -8,6 +9,7 @@ from .convert import (
     quantize,
     quantized_skeleton,
 )
+from .gptq import quantize_gptq
 from .groupwise import GroupQuantEmbedding, GroupQuantLinear
 from .int8 import QuantEmbedding, QuantLinear
 
@@ -20,5 +22,6 @@ __all__ = [
     "is_quantized",
     "quantization_of",
     "quantize",
+    "quantize_gptq",
     "quantized_skeleton",
 ]
