@@ -115,6 +115,48 @@ def test_a_linear_layer_and_the_attention_products_count_as_stated():
     assert ops["embeddings.word"].flops == 0
 
 
+# torch's FlopCounterMode on transformers' forward of the same models counts 2 M N K per matrix
+# product and nothing else (generate_explain.py): our ops' products must add up to its counts
+FLOP_COUNTS = json.loads((FIXTURES / "explain" / "flop_counts.json").read_text())["cases"]
+LINEAR_OPS = (
+    "attention.q", "attention.k", "attention.v", "attention.output", "ffn.up", "ffn.output",
+    "embeddings.projection", "pooler.dense",
+)  # fmt: skip
+LAYER_MODULES = {  # the module of transformers' model that holds encoder layer {i}
+    "bert-base": "BertModel.encoder.layer.{i}",
+    "albert-base": "AlbertModel.encoder.albert_layer_groups.{i}",  # one layer per group
+    "distilbert-base": "DistilBertModel.transformer.layer.{i}",
+    "roberta-base": "RobertaModel.encoder.layer.{i}",
+}
+
+
+def product_flops(op) -> int:
+    """The matrix-product part of an op's FLOPs: a linear layer's less its bias (one per output
+    element), the attention's scores and context whole, nothing for the rest."""
+    if op.name.endswith(LINEAR_OPS):
+        return op.flops - int(np.prod(op.shape))
+    if op.name.endswith(("attention.scores", "attention.context")):
+        return op.flops
+    return 0
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_the_products_flops_are_those_torch_counts(name):
+    model = load(name)
+    steps = model.encoder.schedule
+    for case in FLOP_COUNTS[name]:
+        ops = forward_ops(model.config, case["batch"], case["length"])
+        assert sum(product_flops(op) for op in ops) == case["total"], case["batch"]
+        by_layer = {}  # a shared ALBERT layer sums the steps that ran it, as torch's module does
+        for op in ops:
+            if op.name.startswith("encoder.step."):
+                layer = steps[int(op.name.split(".")[2])]
+                by_layer[layer] = by_layer.get(layer, 0) + product_flops(op)
+        for layer, flops in by_layer.items():
+            module = case["by_module"][LAYER_MODULES[name].format(i=layer)]
+            assert flops == sum(module.values()), (case["batch"], layer)
+
+
 # --- the report's numbers against transformers' outputs -----------------------------------------
 def fixture_row(name, row):
     """Row `row` of a fixture's inputs, cut to its real tokens, and its reference outputs."""
