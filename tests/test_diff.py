@@ -12,7 +12,8 @@ import pytest
 import minibert
 from conftest import FIXTURES
 from minibert.cli.main import main
-from minibert.diff import compare, read_dump
+from minibert.diff import Flip, compare, read_dump
+from minibert.diff.conventions import run
 from minibert.diff.report import Comparison, OpError, op_error
 from minibert.errors import InputError
 from minibert.reference import build_fixture, write_fixture
@@ -303,3 +304,35 @@ def test_bad_input_is_a_named_error(tmp_path, bert, capsys):
         capsys, ["diff", str(WORDPIECE_BERT), "--against", against, "--text", "other words"]
     )
     assert "the dump's input_ids (2, 6) are not the inputs given" in err
+
+
+@pytest.mark.parametrize(
+    ("case", "flip"),
+    [
+        ("albert-base", Flip("layer_norm_eps", 1e-5, "LayerNorm eps 1e-5")),
+        ("distilbert-base", Flip("positions", "after padding", "positions from pad + 1")),
+        ("roberta-base", Flip("mask_fill", -1e9, "mask fill -1e9")),
+        ("bert-base", Flip("token_types", "zeros", "every token of type 0")),
+        ("bert-base", Flip("pooler", "none", "no pooler")),
+    ],
+)
+def test_the_search_finds_a_flip_in_every_family(case, flip):
+    """The search itself, on the other families and knobs: a dump that minibert made under one
+    flip (in our names, so the transformers dumps above are not needed) is traced back to it."""
+    model = minibert.load(FIXTURES / case)
+    with np.load(FIXTURES / case / "reference.npz") as ref:
+        inputs = {n: ref[n] for n in ("input_ids", "attention_mask", "token_type_ids") if n in ref}
+    flipped = run(model, inputs, (flip,))
+    result = compare(model, {**inputs, **flipped})
+    assert not result.baseline.agrees
+    assert [(f.knob, f.value) for f in result.profile] == [(flip.knob, flip.value)]
+    assert result.closes
+
+
+def test_a_model_in_training_mode_is_compared_in_eval_mode(bert):
+    bert.train()
+    try:
+        result = compare(bert, DIFF / "bert-match.npz", mapping="transformers")
+    finally:
+        bert.eval()
+    assert result.baseline.agrees

@@ -197,7 +197,9 @@ def _obvious_layout(shape: tuple, ours: tuple) -> str:
     if len(ours) == 4 and len(shape) == 3 and shape == (ours[0], ours[2], ours[1] * ours[3]):
         return "heads_merged"
     if len(ours) == 3 and len(shape) == 4 and shape[0] == ours[0] and shape[2] == ours[1]:
-        return "heads_split" if shape[1] * shape[3] == ours[2] else "same"
+        # (B, H, T, D); with H == T it could be (B, T, H, D) as well, so no guess
+        if shape[1] * shape[3] == ours[2] and shape[1] != shape[2]:
+            return "heads_split"
     return "same"
 
 

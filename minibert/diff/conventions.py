@@ -77,10 +77,12 @@ def run(model, inputs: dict, flips: tuple = ()):
         raise InputError(f"one value per knob: {[f.label for f in flips]}")
     changes = {k: settings[k] for k in ("hidden_act", "layer_norm_eps") if k in settings}
     runner = model
-    if changes or "mask_fill" in settings or settings.get("token_types") == "none":
+    no_types = settings.get("token_types") == "none"
+    # a model in training mode runs as a copy in eval mode: dropout would make every run differ
+    if changes or "mask_fill" in settings or no_types or model.training:
         runner = variant(model, changes)
         runner.mask_fill = settings.get("mask_fill", model.mask_fill)
-        if settings.get("token_types") == "none":
+        if no_types:
             table = runner.embeddings.token_type.params["weight"]
             runner.embeddings.token_type.params["weight"] = np.zeros_like(table)
     ids, mask = inputs["input_ids"], inputs.get("attention_mask")
@@ -108,6 +110,7 @@ def variant(model, changes: dict):
         copy.set_parameter(path, array)
     copy.tie_weights()
     copy.kernels = model.kernels
+    copy.mask_fill = model.mask_fill
     return copy
 
 
