@@ -24,7 +24,7 @@ from minibert.explain import (
     memory_estimate,
     render_text,
 )
-from minibert.explain.costs import ACTIVATION_FLOPS
+from minibert.explain.costs import ACTIVATION_FLOPS, WeightFormat
 
 FAMILIES = ["bert-base", "albert-base", "distilbert-base", "roberta-base"]
 # albert-mlm: 2 layers x inner_group_num 2 (4 steps over 2 unique layers), and no pooler
@@ -84,7 +84,7 @@ def test_the_ops_add_up_to_the_stated_formulas(name, B, T):
     assert sum(op.flops for op in ops) == docs_flops(config, B, T, pooler)
     assert sum(op.flops for op in ops) == forward_flops(config, B, T, pooler=pooler)
     for s, w in ((4, 4), (8, 8), (4, 1)):  # float32, float64, int8 weights
-        ops = forward_ops(config, B, T, itemsize=s, weight_itemsize=w, pooler=pooler)
+        ops = forward_ops(config, B, T, itemsize=s, weights=WeightFormat(8 * w), pooler=pooler)
         expected = docs_bytes(config, B, T, pooler, s, w)
         assert sum(op.bytes for op in ops) == expected, (s, w)
         assert forward_bytes(config, B, T, s, w, pooler=pooler) == expected
@@ -113,6 +113,30 @@ def test_a_linear_layer_and_the_attention_products_count_as_stated():
     assert ops["encoder.step.1.ffn.activation"].flops == 5 * 7 * 37
     assert ops["encoder.step.1.ffn.up"].bytes == 4 * (7 * 32 + 32 * 37 + 37 + 7 * 37)
     assert ops["embeddings.word"].flops == 0
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"embeddings": True}, {"bits": 4, "group_size": 8}, {"bits": 8, "group_size": 16}],
+    ids=["float32", "int8", "int4-groups", "int8-groups"],
+)
+def test_weights_are_read_as_the_layers_store_them(options):
+    """Float, int8 with a scale per row, group-wise int4 (F = 37 pads the last group) and
+    int8: a row of the format is what each layer stores, and an op reads its layer whole."""
+    float_model = load("bert-base")
+    model = minibert.quantize(float_model, **options) if options else float_model
+    layers = [f"encoder.layers.{i}.{n}" for i in range(2) for n in ("attn.q", "ffn.up", "ffn.down")]
+    for path in ("embeddings.word", *layers, "pooler.dense"):
+        rows, fan_in = float_model.get_parameter(path + ".weight").shape  # (out, in) in floats
+        module = model._resolve(path + ".weight")[0]
+        stored = sum(a.nbytes for k, a in module.params.items() if k != "bias")  # and scales
+        assert WeightFormat.of(module).row_bytes(fan_in) * rows == stored, path
+    up = model.encoder.layers[1].ffn.up
+    report = explain_ids(model, [2, 7, 8, 9, 3])
+    op = next(op for op in report.steps[1].ops if op.name.endswith("ffn.up"))
+    activations = 4 * 5 * (32 + 37)  # the op reads x (5, 32) and writes (5, 37)
+    weights = sum(a.nbytes for a in up.params.values())  # weight, its scales, the bias
+    assert op.bytes == activations + weights
 
 
 # torch's FlopCounterMode on transformers' forward of the same models counts 2 M N K per matrix

@@ -14,7 +14,7 @@ render.py  the report as text
 page.py    the report's attention views as a self-contained HTML page (page.html)
 """
 
-from .costs import OpCost, forward_bytes, forward_flops, forward_ops
+from .costs import OpCost, WeightFormat, forward_bytes, forward_flops, forward_ops
 from .memory import MemoryEstimate, measure_forward_peak, memory_estimate
 from .page import render_page, write_page
 from .render import render_text
@@ -24,6 +24,7 @@ __all__ = [
     "MemoryEstimate",
     "OpCost",
     "Report",
+    "WeightFormat",
     "explain",
     "explain_ids",
     "forward_bytes",

@@ -15,8 +15,9 @@ one formula, and tests/test_explain.py checks that the ops add up to it):
   shift; and per row the two divisions, the eps and the square root);
 - a softmax row of width T is 5 T (max, subtract, exp, sum, divide);
 - bytes moved: each op reads each input and weight once and writes its output once; integer
-  ids are not counted. Activations take `itemsize` bytes, weights `weight_itemsize` (1 for an
-  int8 model, whose weights also carry a 4-byte scale per output row, SCALE_BYTES).
+  ids are not counted. Activations take `itemsize` bytes; weights as they are stored
+  (WeightFormat: float, int8 with a float32 scale per output row, or group-wise int8/int4
+  with a scale per group), a lookup reading only the rows it gathers.
 
 Only the body is counted: embeddings, the encoder steps and the pooler, not a task's head.
 Shapes: B batch, T tokens, N = B T rows, C hidden, H heads, D = C / H, F feed-forward, E
@@ -37,7 +38,35 @@ ACTIVATION_FLOPS = {  # per element, each transcendental function counted as 1
 TANH_FLOPS = 1  # the pooler's activation
 LAYERNORM_FLOPS_PER_ELEMENT, LAYERNORM_FLOPS_PER_ROW = 7, 4
 SOFTMAX_FLOPS_PER_ELEMENT = 5
-SCALE_BYTES = 4  # an int8 weight's float32 scale, one per output row
+SCALE_BYTES = 4  # a quantized weight's float32 scale (per output row, or per group of a row)
+
+
+@dataclass(frozen=True)
+class WeightFormat:
+    """How a weight matrix (out x in, PyTorch's layout) is stored: `bits` per weight (32 or 64
+    for float; 8 or 4 quantized), and for quantized ones a float32 scale per output row
+    (group None) or per `group` input channels of a row, the row padded to whole groups and
+    int4 codes packed two to a byte (quant/groupwise.py)."""
+
+    bits: int = 32
+    group: int | None = None
+
+    def row_bytes(self, fan_in: int) -> int:
+        """Bytes of one stored row of `fan_in` weights, its scales included."""
+        if self.bits > 8:
+            return fan_in * self.bits // 8
+        if self.group is None:
+            return fan_in * self.bits // 8 + SCALE_BYTES
+        groups = -(-fan_in // self.group)
+        return -(-groups * self.group * self.bits // 8) + groups * SCALE_BYTES
+
+    @classmethod
+    def of(cls, module) -> "WeightFormat":
+        """The format of a Linear or Embedding module's weight, read from its arrays."""
+        group = getattr(module, "group_size", None)  # group-wise layers (quant/groupwise.py)
+        if group is not None:
+            return cls(module.bits, group)
+        return cls(8 * module.params["weight"].itemsize)  # float, or int8 with a scale per row
 
 
 @dataclass(frozen=True)
@@ -66,9 +95,8 @@ def encoder_steps(config) -> list[int]:
 class _Counter:
     """Builds the op list; each method adds one kind of op (its formula in one place)."""
 
-    def __init__(self, itemsize: int, weight_itemsize: int):
-        self.s, self.w = itemsize, weight_itemsize
-        self.scale = SCALE_BYTES if weight_itemsize == 1 else 0  # int8 weights' row scales
+    def __init__(self, itemsize: int, weights: WeightFormat):
+        self.s, self.weights = itemsize, weights
         self.ops = []
 
     def add(self, name, shape, flops, nbytes):
@@ -77,13 +105,12 @@ class _Counter:
     def linear(self, name, lead, rows, fan_in, fan_out):
         """x (rows, I) W^T + b: the product and the bias."""
         flops = 2 * rows * fan_in * fan_out + rows * fan_out
-        weights = self.w * fan_in * fan_out + self.scale * fan_out + self.s * fan_out  # W, b
+        weights = fan_out * self.weights.row_bytes(fan_in) + self.s * fan_out  # W, b
         self.add(name, (*lead, fan_out), flops, self.s * rows * (fan_in + fan_out) + weights)
 
-    def lookup(self, name, lead, rows, width, weight_itemsize):
+    def lookup(self, name, lead, rows, width, table: WeightFormat):
         """Rows of a table gathered: no arithmetic; read the rows, write them."""
-        scale = SCALE_BYTES * rows if weight_itemsize == 1 else 0
-        self.add(name, (*lead, width), 0, (weight_itemsize + self.s) * rows * width + scale)
+        self.add(name, (*lead, width), 0, rows * (table.row_bytes(width) + self.s * width))
 
     def elementwise(self, name, shape, size, inputs, flops_per_element):
         """An op over `size` elements reading `inputs` arrays of that size, writing one."""
@@ -95,24 +122,33 @@ class _Counter:
 
 
 def forward_ops(
-    config, batch: int, length: int, itemsize: int = 4, weight_itemsize: int = 4, pooler=None
+    config,
+    batch: int,
+    length: int,
+    itemsize: int = 4,
+    weights: WeightFormat | None = None,
+    word_table: WeightFormat | None = None,
+    pooler: bool | None = None,
 ):
     """Every op of one forward of `batch` x `length` tokens, in order, as OpCost rows.
 
-    itemsize: bytes of an activation (4 for float32, 8 for float64); weight_itemsize: bytes of a
-    weight of the linear layers and the word table (1 for an int8 model); pooler: whether the
-    model runs one (None: the family's base model does, DistilBERT's has none)."""
+    itemsize: bytes of an activation (4 for float32, 8 for float64); weights: how the linear
+    layers' weights are stored (default: floats of itemsize), word_table: the word embeddings'
+    (default: as weights); pooler: whether the model runs one (None: the family's base model
+    does, DistilBERT's has none)."""
     B, T = batch, length
     N, C, F = B * T, config.hidden_size, config.intermediate_size
     E, D = config.embedding_size or C, config.head_size
-    count = _Counter(itemsize, weight_itemsize)
+    weights = weights or WeightFormat(8 * itemsize)
+    floats = WeightFormat(8 * itemsize)  # the position and token-type tables stay float
+    count = _Counter(itemsize, weights)
     s = itemsize
 
     terms = 3 if config.type_vocab_size else 2  # word (+ token type) + position
-    count.lookup("embeddings.word", (B, T), N, E, weight_itemsize)
+    count.lookup("embeddings.word", (B, T), N, E, word_table or weights)
     if config.type_vocab_size:
-        count.lookup("embeddings.token_type", (B, T), N, E, s)
-    count.lookup("embeddings.position", (B, T), N, E, s)
+        count.lookup("embeddings.token_type", (B, T), N, E, floats)
+    count.lookup("embeddings.position", (B, T), N, E, floats)
     count.elementwise("embeddings.sum", (B, T, E), N * E, terms, terms - 1)
     count.layernorm("embeddings.layernorm", (B, T), N, E)
     if config.model_type == "albert":
@@ -186,8 +222,9 @@ def forward_bytes(
     config, batch: int, length: int, itemsize: int = 4, weight_itemsize: int = 4, pooler=None
 ) -> int:
     """The closed form of sum(op.bytes for op in forward_ops(...)) without pruned heads
-    (docs/explain.md), with s = itemsize, w = weight_itemsize and sigma the scale bytes per
-    output row of an int8 weight (SCALE_BYTES, 0 for float weights):
+    (docs/explain.md), with s = itemsize, w = weight_itemsize (float weights, or 1 for int8
+    weights with a scale per output row, the word table included) and sigma the scale bytes
+    per output row (SCALE_BYTES for int8, 0 for float weights):
 
     embeddings  (w + s) N E + sigma N + (k - 1) 2 s N E + s (k + 1) N E + s (2 N E + 2 E)
                 [+ s N (E + C) + w E C + (sigma + s) C for ALBERT's projection]

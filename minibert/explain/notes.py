@@ -91,7 +91,7 @@ def architecture_notes(model, length: int) -> list[str]:
             notes.append(f"This {type(model).__name__} runs no pooler: its task does not read it.")
     if is_quantized(model):
         notes.append(
-            "The weights are int8 (each row with a float32 scale): the bytes moved count 1 "
-            "per weight; activations stay float32."
+            "The weights are quantized: the bytes moved count them as stored (int8 or int4 "
+            "codes and their float32 scales); activations stay float32."
         )
     return notes

@@ -22,7 +22,7 @@ from ..errors import InputError
 from ..functional.pooling import pool_one
 from ..quant import is_quantized
 from ..tracing import trace
-from .costs import OpCost, forward_ops
+from .costs import OpCost, WeightFormat, forward_ops
 from .memory import MemoryEstimate, check_shape, measure_forward_peak, memory_estimate
 from .notes import architecture_notes, parameter_summary
 from .tokens import bare_token_rows, token_rows, word_rows
@@ -298,13 +298,13 @@ def attention_share(probs, positions) -> np.ndarray:
 
 def _traced_ops(model, traced, T) -> list:
     """costs.forward_ops for this forward, each op given the shape of its traced array."""
-    weight = model.encoder.layers[0].attn.q.params["weight"]
     ops = forward_ops(
         model.config,
         1,
         T,
         itemsize=np.dtype(model.dtype).itemsize,
-        weight_itemsize=weight.itemsize,
+        weights=WeightFormat.of(model.encoder.layers[0].attn.q),
+        word_table=WeightFormat.of(model.embeddings.word),
         pooler=hasattr(model, "pooler"),
     )
     rows = []
