@@ -102,23 +102,24 @@ class _Counter:
     def add(self, name, shape, flops, nbytes):
         self.ops.append(OpCost(name, tuple(shape), int(flops), int(nbytes)))
 
-    def linear(self, name, lead, rows, fan_in, fan_out):
-        """x (rows, I) W^T + b: the product and the bias."""
+    def linear(self, name, shape, rows, fan_in, fan_out):
+        """x (rows, I) W^T + b: the product and the bias; `shape` is the output's, as traced."""
         flops = 2 * rows * fan_in * fan_out + rows * fan_out
         weights = fan_out * self.weights.row_bytes(fan_in) + self.s * fan_out  # W, b
-        self.add(name, (*lead, fan_out), flops, self.s * rows * (fan_in + fan_out) + weights)
+        self.add(name, shape, flops, self.s * rows * (fan_in + fan_out) + weights)
 
-    def lookup(self, name, lead, rows, width, table: WeightFormat):
+    def lookup(self, name, shape, rows, width, table: WeightFormat):
         """Rows of a table gathered: no arithmetic; read the rows, write them."""
-        self.add(name, (*lead, width), 0, rows * (table.row_bytes(width) + self.s * width))
+        self.add(name, shape, 0, rows * (table.row_bytes(width) + self.s * width))
 
     def elementwise(self, name, shape, size, inputs, flops_per_element):
         """An op over `size` elements reading `inputs` arrays of that size, writing one."""
         self.add(name, shape, flops_per_element * size, self.s * size * (inputs + 1))
 
-    def layernorm(self, name, lead, rows, width):
+    def layernorm(self, name, shape, rows, width):
+        """Normalise `rows` rows of `width`; read them and the scale and shift, write them."""
         flops = rows * (LAYERNORM_FLOPS_PER_ELEMENT * width + LAYERNORM_FLOPS_PER_ROW)
-        self.add(name, (*lead, width), flops, self.s * (2 * rows * width + 2 * width))
+        self.add(name, shape, flops, self.s * (2 * rows * width + 2 * width))
 
 
 def forward_ops(
@@ -145,24 +146,21 @@ def forward_ops(
     s = itemsize
 
     terms = 3 if config.type_vocab_size else 2  # word (+ token type) + position
-    count.lookup("embeddings.word", (B, T), N, E, word_table or weights)
+    count.lookup("embeddings.word", (B, T, E), N, E, word_table or weights)
     if config.type_vocab_size:
-        count.lookup("embeddings.token_type", (B, T), N, E, floats)
-    count.lookup("embeddings.position", (B, T), N, E, floats)
+        count.lookup("embeddings.token_type", (B, T, E), N, E, floats)
+    count.lookup("embeddings.position", (B, T, E), N, E, floats)
     count.elementwise("embeddings.sum", (B, T, E), N * E, terms, terms - 1)
-    count.layernorm("embeddings.layernorm", (B, T), N, E)
+    count.layernorm("embeddings.layernorm", (B, T, E), N, E)
     if config.model_type == "albert":
-        count.linear("embeddings.projection", (B, T), N, E, C)
+        count.linear("embeddings.projection", (B, T, C), N, E, C)
 
     for step, layer in enumerate(encoder_steps(config)):
         at = f"encoder.step.{step}."
         H = len(config.kept_heads(layer))
         A = H * D  # the attention's width: C, less any pruned heads
-        for name in ("q", "k", "v"):
-            count.linear(at + f"attention.{name}", (B, T), N, C, A)
-        count.ops[-3:] = [  # the same ops, shaped as the trace records them: split into heads
-            OpCost(op.name, (B, H, T, D), op.flops, op.bytes) for op in count.ops[-3:]
-        ]
+        for name in ("q", "k", "v"):  # traced split into heads
+            count.linear(at + f"attention.{name}", (B, H, T, D), N, C, A)
         square = B * H * T * T  # one score per (query, key) pair in each head
         count.add(at + "attention.scores", (B, H, T, T), 2 * square * D, s * (2 * N * A + square))
         count.add(at + "attention.masked_scores", (B, H, T, T), 2 * square, s * (2 * square + N))
@@ -170,19 +168,20 @@ def forward_ops(
             at + "attention.probs", (B, H, T, T), square, 1, SOFTMAX_FLOPS_PER_ELEMENT
         )
         count.add(at + "attention.context", (B, T, A), 2 * square * D, s * (square + 2 * N * A))
-        count.linear(at + "attention.output", (B, T), N, A, C)
+        count.linear(at + "attention.output", (B, T, C), N, A, C)
         count.elementwise(at + "residual1", (B, T, C), N * C, 2, 1)
-        count.layernorm(at + "ln1", (B, T), N, C)
-        count.linear(at + "ffn.up", (B, T), N, C, F)
+        count.layernorm(at + "ln1", (B, T, C), N, C)
+        count.linear(at + "ffn.up", (B, T, F), N, C, F)
         count.elementwise(
             at + "ffn.activation", (B, T, F), N * F, 1, ACTIVATION_FLOPS[config.hidden_act]
         )
-        count.linear(at + "ffn.output", (B, T), N, F, C)
+        count.linear(at + "ffn.output", (B, T, C), N, F, C)
         count.elementwise(at + "residual2", (B, T, C), N * C, 2, 1)
-        count.layernorm(at + "ln2", (B, T), N, C)
+        count.layernorm(at + "ln2", (B, T, C), N, C)
 
-    if has_pooler(config) if pooler is None else pooler:  # on the first token of each row
-        count.linear("pooler.dense", (B,), B, C, C)
+    pooler = has_pooler(config) if pooler is None else pooler
+    if pooler:  # on the first token of each row
+        count.linear("pooler.dense", (B, C), B, C, C)
         count.elementwise("pooler.output", (B, C), B * C, 1, TANH_FLOPS)
     return count.ops
 
