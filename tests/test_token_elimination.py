@@ -286,3 +286,15 @@ def test_search_takes_the_smallest_counts_within_tolerance():
 def test_search_needs_counts_in_range():
     with pytest.raises(InputError, match="between 1 and 8"):
         search_retention(lambda r: 1.0, 2, 8, 0.01, counts=[0, 9])
+
+
+@pytest.mark.parametrize("scheme", [{}, {"bits": 4, "group_size": 8}])
+def test_quantized_models_eliminate_too(scheme):
+    """int8 and group-wise int4 layers run the same steps: full retention is the quantized
+    model's own output, and a shorter one drops vectors from it."""
+    model, ref, inputs = load_case("bert-seqcls")
+    quantized = minibert.quantize(model, **scheme)
+    full = eliminate_tokens(quantized, [7, 7], **inputs)
+    np.testing.assert_array_equal(full.output.logits, quantized(**inputs).logits)
+    short = eliminate_tokens(quantized, [4, 2], **inputs, output_hidden_states=True)
+    assert short.output.hidden_states[-1].shape == (3, 2, model.config.hidden_size)
