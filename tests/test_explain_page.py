@@ -131,11 +131,9 @@ def test_a_thumbnail_opens_its_head_and_shows_its_map(opened):
     for step, head in ((0, 0), (1, 1)):
         pixels = page.eval_on_selector(
             f"#model-view canvas[data-step='{step}'][data-head='{head}']",
-            """(c, T) => { const pixel = c.width / T;
-                const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            """(c, T) => { const d = c.getContext('2d').getImageData(0, 0, T, T).data;
                 const shades = [];
-                for (let i = 0; i < T; i++) for (let j = 0; j < T; j++)
-                  shades.push(d[4 * ((i * pixel) * c.width + j * pixel)]);
+                for (let k = 0; k < T * T; k++) shades.push(d[4 * k]);
                 return shades; }""",
             T,
         )
