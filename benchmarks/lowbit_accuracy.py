@@ -10,7 +10,9 @@ disk, and the linear layer's time, reference against the fast path.
    rank the same text first?). Schemes: int8 per output channel (the default), int8 group-wise
    and int4 group-wise at groups 32, 64, 128, each with and without a quantized word-embedding
    table, and int8 group-wise layers with an int4 table. Size: model.safetensors as
-   save_pretrained writes it.
+   save_pretrained writes it. The int4 schemes also with GPTQ rounding (minibert/quant/gptq.py),
+   calibrated on 512 sentences of the offline corpus (python scripts/fetch_data.py; rows left out
+   with a note when it is missing), none of them among the texts measured.
 2. Time of one feed-forward layer (384 -> 1536, MiniLM's up projection) at 16 and 1024 rows:
    float32 Linear, int8 per-channel QuantLinear, and int4 group 128 GroupQuantLinear with the
    numpy reference and with the Numba dequantisation (median of repeated calls).
@@ -26,13 +28,15 @@ import numpy as np
 from agreement import compare, sentences
 
 import minibert
+from minibert.data.text import corpus_files, corpus_sentences, data_dir
 from minibert.kernels import use_fast_kernels
 from minibert.nn import Linear
 from minibert.pretrained import minilm_path
-from minibert.quant import GroupQuantLinear, QuantLinear
+from minibert.quant import GroupQuantLinear, QuantLinear, quantize_gptq
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES = 100
+CALIBRATION = 512  # corpus sentences for GPTQ
 LAYERS = [  # (label, quantize keyword arguments); None is the float32 model
     ("float32", None),
     ("int8 per channel", {"bits": 8}),
@@ -68,13 +72,35 @@ def size_on_disk(model) -> int:
         return (Path(folder) / "model.safetensors").stat().st_size
 
 
+def calibration_batches(tokenizer) -> list | None:
+    """512 seeded corpus sentences in batches of 32, or None without the offline corpus."""
+    if not (data_dir() / "corpus").is_dir():
+        return None
+    texts = corpus_sentences(corpus_files(), max_texts=CALIBRATION, seed=1)
+    return [tokenizer(texts[i : i + 32], max_length=128) for i in range(0, len(texts), 32)]
+
+
 def accuracy_rows(all_texts) -> list:
     encoder = minibert.SentenceEncoder(minilm_path())
     fp32 = encoder.model
     reference = encoder.encode(all_texts).astype(np.float64)
     rows = []
-    for label, table, kwargs in schemes():
-        model = fp32 if kwargs is None else minibert.quantize(fp32, **kwargs)
+    batches = calibration_batches(encoder.tokenizer)
+    if batches is None:
+        print("no offline corpus (python scripts/fetch_data.py): the GPTQ rows are left out")
+    gptq = [
+        (f"{label} GPTQ", f"int{kw['bits']}", {**kw, "gptq": True})
+        for label, kw in LAYERS
+        if batches is not None and kw is not None and kw["bits"] == 4
+    ]
+    for label, table, kwargs in [*schemes(), *gptq]:
+        if kwargs is None:
+            model = fp32
+        elif kwargs.get("gptq"):
+            kw = {k: v for k, v in kwargs.items() if k != "gptq"}
+            model = quantize_gptq(fp32, batches, **kw)
+        else:
+            model = minibert.quantize(fp32, **kwargs)
         encoder.model = model
         vectors = encoder.encode(all_texts).astype(np.float64)
         row = compare(reference, vectors, QUERIES)
