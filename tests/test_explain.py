@@ -305,6 +305,16 @@ def test_the_memory_estimate_is_within_20_percent_of_the_measured_peak(name, B, 
     assert estimate.total == estimate.weights + estimate.activations
 
 
+def test_explaining_leaves_the_models_mode_as_it_was():
+    model = load("bert-base").train()
+    first = explain_ids(model, [2, 7, 8, 3], measure=True, batch=2, length=4)
+    assert model.training
+    assert model.dropout_on
+    second = explain_ids(model.eval(), [2, 7, 8, 3])  # no dropout in either run
+    np.testing.assert_array_equal(first.attentions, second.attentions)
+    assert not model.training
+
+
 def test_the_weights_are_the_checkpoints_bytes():
     model = load("bert-base")
     tensors = load_file(FIXTURES / "bert-base" / "model.safetensors")

@@ -130,17 +130,19 @@ def memory_estimate(model, batch: int, length: int) -> MemoryEstimate:
 def measure_forward_peak(model, batch: int, length: int, seed: int = 0) -> int:
     """Bytes: tracemalloc's peak during one inference forward of random ids, batch x length,
     less what was allocated before it. The model runs once first, so that compiling the
-    kernels and first-use caches are not counted. The model is put in eval mode."""
+    kernels and first-use caches are not counted. The model runs in eval mode, and is put back
+    in the mode it was in."""
     config = model.config
     batch, length = check_shape(config, batch, length)
-    model.eval()
     low = min(5, config.vocab_size - 1)  # above the usual special tokens when there is room
     ids = np.random.default_rng(seed).integers(low, config.vocab_size, (batch, length))
-    model(ids)
+    was_training, had_dropout = model.training, model.dropout_on
+    model.eval()
     started = tracemalloc.is_tracing()
-    if not started:
-        tracemalloc.start()
     try:
+        model(ids)
+        if not started:
+            tracemalloc.start()
         tracemalloc.reset_peak()
         before = tracemalloc.get_traced_memory()[0]
         model(ids)
@@ -148,3 +150,4 @@ def measure_forward_peak(model, batch: int, length: int, seed: int = 0) -> int:
     finally:
         if not started:
             tracemalloc.stop()
+        model.train(was_training, dropout=had_dropout)

@@ -225,7 +225,7 @@ def explain_ids(
         token_type_ids = None  # DistilBERT has no token types
     elif token_type_ids is not None:
         token_type_ids = np.asarray(token_type_ids).reshape(ids.shape)  # (1, T)
-    traced = trace(model, ids, None, token_type_ids, output_attentions=True)
+    traced = _trace_in_eval_mode(model, ids, token_type_ids)
     ops = _traced_ops(model, traced, T)
     steps = []
     sep = [T - 1] if sep_positions is None else list(sep_positions)
@@ -294,6 +294,16 @@ def attention_share(probs, positions) -> np.ndarray:
     if not positions:
         return np.zeros(probs.shape[0])
     return probs[:, :, positions].astype(np.float64).sum(-1).mean(-1)
+
+
+def _trace_in_eval_mode(model, ids, token_type_ids):
+    """One traced inference forward (dropout off), the model's mode put back after."""
+    was_training, had_dropout = model.training, model.dropout_on
+    model.eval()
+    try:
+        return trace(model, ids, None, token_type_ids, output_attentions=True)
+    finally:
+        model.train(was_training, dropout=had_dropout)
 
 
 def _traced_ops(model, traced, T) -> list:
