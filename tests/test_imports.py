@@ -57,7 +57,7 @@ LAYERS = (
     ("evaluation",),
     ("pipelines",),
     ("sentence",),
-    ("io", "reference"),
+    ("io", "reference", "diff", "explain"),
     ("quant", "models", "tokenizer"),
     ("nn",),
     ("functional",),
