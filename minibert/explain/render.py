@@ -105,33 +105,42 @@ def _costs(report) -> str:
     groups += [(f"step {s.step} (layer {s.layer})", s.ops) for s in report.steps]
     if report.pooler_ops:
         groups.append(("pooler", report.pooler_ops))
+    previous, same = None, []  # encoder steps costing what the one before did are not repeated
     for title, ops in groups:
-        total = sum(op.flops for op in ops)
-        lines.append(f"  {title}: {human(total, 'FLOP')}")
         rows = [
             (op.name.split(".", 3)[-1] if op.name.startswith("encoder.") else op.name,
              "x".join(map(str, op.shape)), f"{op.flops:,}", f"{op.bytes:,}")
             for op in ops
         ]  # fmt: skip
+        if title.startswith("step") and rows == previous:
+            same.append(title.split()[1])
+            continue
+        if same:
+            lines.append(f"  steps {', '.join(same)}: the same ops and costs as the step before")
+            same = []
+        previous = rows
+        lines.append(f"  {title}: {human(sum(op.flops for op in ops), 'FLOP')}")
         lines += ["    " + line for line in _table(("op", "shape", "FLOPs", "bytes"), rows)]
+    if same:
+        lines.append(f"  steps {', '.join(same)}: the same ops and costs as the step before")
     return "\n".join(lines)
 
 
 def _attention(report) -> str:
+    """Three grids of steps x heads: entropy, share on the first token, on the separators."""
     cls_name, sep_name = report.special_names
     T = len(report.tokens)
-    lines = [
-        f"Attention per head: entropy in nats (uniform over {T} tokens: {np.log(T):.2f}), "
-        f"share on {cls_name} and on {sep_name}"
-    ]
-    rows = []
-    for s in report.steps:
-        for h in range(len(s.entropy)):
-            rows.append(
-                (s.step, h, f"{s.entropy[h]:.3f}", f"{s.cls_share[h]:.3f}", f"{s.sep_share[h]:.3f}")
-            )
-    header = ("step", "head", "entropy", cls_name, sep_name)
-    lines += ["  " + line for line in _table(header, rows)]
+    heads = range(len(report.steps[0].entropy)) if report.steps else range(0)
+    lines = [f"Attention per head (rows: steps; columns: heads), over {T} tokens"]
+    grids = (
+        (f"entropy in nats (all on one token: 0; uniform: {np.log(T):.2f})", "entropy"),
+        (f"share of attention on {cls_name}", "cls_share"),
+        (f"share of attention on {sep_name}", "sep_share"),
+    )
+    for title, field in grids:
+        lines.append(f"  {title}")
+        rows = [(s.step, *(f"{v:.2f}" for v in getattr(s, field))) for s in report.steps]
+        lines += ["    " + line for line in _table(("step", *heads), rows)]
     return "\n".join(lines)
 
 
