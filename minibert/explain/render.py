@@ -25,17 +25,13 @@ def render_text(report) -> str:
 
 
 def human(value: float, unit: str = "") -> str:
-    """1234567 -> '1.23 M', with the unit after ('B' for bytes: KiB, MiB in powers of 1024)."""
-    if unit == "B":
-        for prefix in ("", "Ki", "Mi", "Gi"):
-            if abs(value) < 1024 or prefix == "Gi":
-                return f"{value:.0f} B" if not prefix else f"{value:.2f} {prefix}B"
-            value /= 1024
-    for prefix in ("", "k", "M", "G", "T"):
-        if abs(value) < 1000 or prefix == "T":
-            return f"{value:.0f}{unit}" if not prefix else f"{value:.2f} {prefix}{unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
+    """1234567 -> '1.23 M' + unit, in steps of 1000; bytes ('B') in steps of 1024 (KiB, MiB)."""
+    step, prefixes = (1024, ("", "Ki", "Mi", "Gi", "Ti")) if unit == "B" else (1000, " kMGT")
+    power = 0
+    while abs(value) >= step and power < len(prefixes) - 1:
+        value /= step
+        power += 1
+    return f"{value:.0f} {unit}" if power == 0 else f"{value:.2f} {prefixes[power]}{unit}"
 
 
 def _table(header, rows) -> list[str]:
