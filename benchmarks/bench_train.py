@@ -6,7 +6,9 @@ on torch: same config, weights and batch, 2 threads each, each library in its ow
 Each library runs in a worker process of its own (benchmarks/workers.py), so that no two share a
 thread pool or an OpenMP runtime; the steps are timed in turns, after two warm-up steps (the
 first compiles minibert's kernels if they are not cached). Prints the median step time of each,
-the ratio of steps per second (minibert / torch) and the CPU.
+the ratio of steps per second (minibert / torch) and the CPU. minibert's process keeps freed
+memory mapped as Trainer.train makes it (minibert/training/allocator.py); --default-allocator
+leaves glibc's defaults, to see what that is worth.
 """
 
 import sys
@@ -38,14 +40,17 @@ class TrainStep:
     """A model, its optimizer and a batch in a worker process; `run` times one training step.
     kind: "minibert" or "torch" (transformers on torch, loading minibert's saved weights)."""
 
-    def __init__(self, kind: str, folder: str, batch: int, seq: int):
+    def __init__(self, kind: str, folder: str, batch: int, seq: int, keep_memory: bool = True):
         rng = np.random.default_rng(0)
         ids = rng.integers(5, CONFIG["vocab_size"], (batch, seq))
         labels = np.where(rng.random(ids.shape) < 0.15, ids, -100)
         if kind == "minibert":
             import minibert
+            from minibert.training.allocator import keep_freed_memory
             from minibert.training.optim import AdamW
 
+            if keep_memory:  # as Trainer.train does (training/allocator.py)
+                keep_freed_memory()
             model = minibert.load(folder).train()
             optimizer = AdamW(model, lr=1e-4)
 
@@ -88,6 +93,11 @@ def main(argv=None) -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--output", help="also write the result as a Markdown table")
+    parser.add_argument(
+        "--default-allocator",
+        action="store_true",
+        help="leave glibc's malloc thresholds alone in minibert's process (Trainer sets them)",
+    )
     args = parser.parse_args(argv)
 
     from minibert import EncoderConfig
@@ -96,7 +106,8 @@ def main(argv=None) -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         from_config(EncoderConfig(**CONFIG), seed=0).save_pretrained(folder)  # both load these
-        sides = {kind: Worker(TrainStep, kind, folder, args.batch, args.seq) for kind in
+        keep = not args.default_allocator
+        sides = {kind: Worker(TrainStep, kind, folder, args.batch, args.seq, keep) for kind in
                  ("minibert", "torch")}  # fmt: skip
         try:
             labels = {kind: side.call("describe") for kind, side in sides.items()}

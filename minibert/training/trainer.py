@@ -38,6 +38,7 @@ from tqdm import tqdm
 from ..checkpoint import read_weights
 from ..io import load_state
 from ..quant import enable_fake_quant
+from .allocator import keep_freed_memory
 from .optim import AdamW, clip_grad_norm, lr_at
 
 STATE_NAME = "trainer_state.json"
@@ -136,6 +137,7 @@ class Trainer:
         return the History of losses, learning rates and evaluations; a resumed run's History
         holds the earlier steps too."""
         cfg = self.config
+        keep_freed_memory()  # each step reuses the last one's memory (allocator.py)
         self.trainable.train()
         self.trainable.zero_grad()
         bar = self._progress()
