@@ -20,5 +20,10 @@ class CheckpointError(MinibertError):
     """A checkpoint file that is missing, malformed, unsafe, or does not fit the config."""
 
 
+class DeviceError(MinibertError):
+    """A device that cannot be used: a name other than "cpu" or "cuda", or "cuda" where cupy or
+    a CUDA device is missing."""
+
+
 class LoadWarning(UserWarning):
     """A checkpoint loaded, but with tensors that were not used (listed in the message)."""

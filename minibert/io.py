@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .backend import check_device, cupy_module
 from .checkpoint import (
     CONFIG_NAME,
     checkpoint_format,
@@ -37,6 +38,7 @@ def load(
     architecture: str | None = None,
     num_labels: int | None = None,
     seed: int = 0,
+    device: str = "cpu",
 ):
     """Load a model folder in Hugging Face layout (config.json + weights).
 
@@ -44,8 +46,12 @@ def load(
     float64 model for gradient checks. `architecture` (and `num_labels`) load the body into
     another class of the same family, e.g. a BertModel checkpoint as
     BertForSequenceClassification to fine-tune: head weights the checkpoint lacks are drawn
-    fresh (seeded) and listed in model.load_report["initialized"].
+    fresh (seeded) and listed in model.load_report["initialized"]. device="cuda" moves the
+    loaded model to the GPU (model.to; cupy: pip install "minibert[gpu]").
     """
+    check_device(device)
+    if device != "cpu":
+        cupy_module()  # DeviceError naming the gpu extra before any file is read
     if dtype not in DTYPES and np.dtype(dtype).name not in DTYPES:
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     np_dtype = DTYPES[np.dtype(dtype).name]
@@ -79,7 +85,7 @@ def load(
         report["ignored"] += [t.name for t in list_tensors(folder) if t.status == "ignored"]
     if report["initialized"]:  # a new head starts from transformers' initialisation
         model.init_weights(np.random.default_rng(seed), only=report["initialized"])
-    return model
+    return model if device == "cpu" else model.to(device)
 
 
 def _folder(path) -> Path:

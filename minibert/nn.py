@@ -12,6 +12,9 @@ While a trace is recording (tracing.py), the modules hand their intermediates to
 `forward_traced` methods and the `trace` checks in forward and backward; with none recording,
 each check is one context-variable read.
 
+On a GPU (`to("cuda")`: every module's `device`), each module takes its readable path, the
+functional ops on cupy arrays: the Numba kernels and their fused inference paths are for the CPU.
+
 The file runs past 400 lines on purpose: it is the whole shared encoder, read top to bottom,
 from Module to Encoder and Pooler; the heads are models/heads.py's.
 """
@@ -19,6 +22,7 @@ from Module to Encoder and Pooler; the heads are models/heads.py's.
 import numpy as np
 
 from . import functional as F
+from .backend import check_device, to_device, xp_of
 from .errors import InputError
 from .kernels.attention import attention_context, attention_context_runs
 from .kernels.float32_linear import linear as float32_linear
@@ -30,6 +34,8 @@ from .tracing import active_trace
 
 class Module:
     """Base class: parameters, training mode, and a stack of caches for the backward pass."""
+
+    device = "cpu"  # where params and grads live: "cpu" (numpy) or "cuda" (cupy); see to()
 
     def __init__(self):
         self.params = {}
@@ -72,6 +78,22 @@ class Module:
             yield prefix + key, self, key
         for name, child in self.children():
             yield from child._param_slots(f"{prefix}{name}.")
+
+    def to(self, device: str):
+        """Move every parameter and gradient to device, "cpu" or "cuda" (backend.to_device),
+        keeping ties (an array shared by several modules stays one array); returns self.
+        Caches are dropped: a backward cannot span a move."""
+        check_device(device)
+        moved = {}  # id(array) -> (array, its copy): the original kept alive while we walk
+        for m in self.modules():
+            for store in (m.params, m.grads):
+                for key, array in store.items():
+                    if id(array) not in moved:
+                        moved[id(array)] = (array, to_device(array, device))
+                    store[key] = moved[id(array)][1]
+            m.device = device
+            m._caches = []
+        return self
 
     def get_parameter(self, path: str):
         module, key = self._resolve(path)
@@ -133,7 +155,7 @@ class Module:
                     or grad.dtype != param.dtype
                     or id(grad) in claimed
                 ):
-                    grad = np.zeros_like(param)
+                    grad = xp_of(param).zeros_like(param)
                 else:
                     grad[...] = 0
                 by_param[id(param)] = grad
@@ -190,7 +212,7 @@ class Linear(Module):
         if self.fake_quant:  # the values int8 inference will see (per row of x, of W)
             x, _ = F.fake_quant_forward(x)
             w, _ = F.fake_quant_forward(w)
-        if not self.training:  # inference: BLAS blocks in Numba's threads (float32_linear.py)
+        if not self.training and self.device == "cpu":  # inference: BLAS blocks in Numba's threads
             y = float32_linear(x.reshape(-1, x.shape[-1]), w, bias)  # (N, O)
             return y.reshape(*x.shape[:-1], w.shape[0])
         # training: numpy's product on BLAS's own threads, which shares the packed operands
@@ -203,7 +225,7 @@ class Linear(Module):
     def forward_shared(layers, x):
         """[layer.forward(x) for layer in layers]; at inference in one parallel loop (attention's
         q, k and v read the same input). Shapes: x (..., I) -> a list of (..., O)."""
-        if any(layer.training or layer.fake_quant for layer in layers):
+        if any(layer.training or layer.fake_quant or layer.device != "cpu" for layer in layers):
             return [layer.forward(x) for layer in layers]
         lead, width = x.shape[:-1], x.shape[-1]
         weights = [layer.params["weight"] for layer in layers]
@@ -241,8 +263,10 @@ class LayerNorm(Module):
         """LayerNorm(x + bias + residual), residual optional; bias (inference only) is the
         preceding linear layer's, not yet added. Shapes: x (..., C) -> (..., C)"""
         w, b = self.params["weight"], self.params["bias"]
-        if residual is not None and not self.training:  # inference: one fused kernel
-            return add_layernorm(x, residual, w, b, self.eps, bias)
+        if residual is not None and not self.training and self.device == "cpu":
+            return add_layernorm(x, residual, w, b, self.eps, bias)  # inference: one kernel
+        if bias is not None:  # the order of the kernel's reference: (x + bias) + residual
+            x = x + bias
         if residual is not None:
             x = x + residual
         y, cache = F.layernorm_forward(x, w, b, self.eps)
@@ -359,7 +383,7 @@ class SelfAttention(Module):
         one entry per original head; the removed heads' entries are not read."""
         head = self.mask_row(head)
         no_probs = not (self.training or need_probs)  # inference that returns no attentions
-        if no_probs and attention_context_runs(x):
+        if no_probs and self.device == "cpu" and attention_context_runs(x):
             # one kernel reads each head from the projections in place and writes ctx (B, T, C)
             q, k, v = type(self.q).forward_shared((self.q, self.k, self.v), x)  # (B, T, C)
             scale = self.head_dim**-0.5
@@ -389,7 +413,7 @@ class SelfAttention(Module):
         k = F.split_heads(self.k.forward(x), self.num_heads)
         v = F.split_heads(self.v.forward(x), self.num_heads)
         scores = q @ k.transpose(0, 1, 3, 2)  # (B, H, T, T), recomputed for the trace only
-        masked = scores * np.asarray(self.head_dim**-0.5, q.dtype) + mask_bias[:, None, None, :]
+        masked = scores * q.dtype.type(self.head_dim**-0.5) + mask_bias[:, None, None, :]
         for name, value in (("q", q), ("k", k), ("v", v)):
             trace.record(f"attention.{name}", value)
         trace.record("attention.scores", scores)
@@ -419,7 +443,7 @@ class SelfAttention(Module):
         dprobs = dused if keep is None else dused * keep
         dmasked = probs * (dprobs - (dprobs * probs).sum(-1, keepdims=True))  # softmax
         trace.record_grad("attention.masked_scores", dmasked)
-        trace.record_grad("attention.scores", dmasked * np.asarray(self.head_dim**-0.5, q.dtype))
+        trace.record_grad("attention.scores", dmasked * q.dtype.type(self.head_dim**-0.5))
 
     def backward(self, dout, dprobs=None):
         """Shapes: dout (B, T, C), dprobs (B, H, T, T) or None (the gradient of an outside loss on
@@ -445,9 +469,10 @@ class SelfAttention(Module):
         self.head_grad = None
         if head is not None:  # forward scaled ctx and the returned probs by head[h]
             ctx, probs = unmasked
-            self.head_grad = np.einsum("bhtd,bhtd->h", dctx, ctx)
+            xp = xp_of(dctx)
+            self.head_grad = xp.einsum("bhtd,bhtd->h", dctx, ctx)
             if dprobs is not None:
-                self.head_grad = self.head_grad + np.einsum("bhts,bhts->h", dprobs, probs)
+                self.head_grad = self.head_grad + xp.einsum("bhts,bhts->h", dprobs, probs)
             dctx = dctx * head[:, None, None]
             dprobs = None if dprobs is None else dprobs * head[:, None, None]
         dq, dk, dv = F.attention_backward(dctx, cache, dprobs)
@@ -472,7 +497,8 @@ class FeedForward(Module):
         self.down = Linear(intermediate, hidden)
 
     def forward(self, x, add_bias: bool = True):
-        if not self.training and self.act.name == "gelu" and x.dtype == np.float32:
+        fused = not self.training and self.device == "cpu" and self.act.name == "gelu"
+        if fused and x.dtype == np.float32:
             # inference: the up-projection's bias and GELU fused into one pass
             return self.down.forward(self.up.forward_gelu(x), add_bias)
         return self.down.forward(self.act.forward(self.up.forward(x)), add_bias)  # (B, T, C)
@@ -526,7 +552,7 @@ class EncoderLayer(Module):
         trace = active_trace()
         if trace is not None:  # the readable path, every intermediate recorded
             return self.forward_traced(x, mask_bias, need_probs, head, trace)
-        if not self.training:
+        if not self.training and self.device == "cpu":
             return self.forward_inference(x, mask_bias, need_probs, head)
         a, probs = self.attn.forward(x, mask_bias, head=head)
         h = self.ln1.forward(self.drop1.forward(a), residual=x)  # (B, T, C)
@@ -548,7 +574,7 @@ class EncoderLayer(Module):
         and recorded as ln2 (and its probabilities, when asked for, as attention.probs): a trace
         changes no output, and the other intermediates are within float32 rounding of it."""
         y, probs = self.forward_readable(x, mask_bias, head, trace)
-        if self.training:  # the path an untraced training forward takes too
+        if self.training or self.device != "cpu":  # the path an untraced forward takes too
             return y, probs
         y, probs = self.forward_inference(x, mask_bias, need_probs, head)
         trace.record("ln2", y)
@@ -650,7 +676,8 @@ class Encoder(Module):
             return None
         attn = self.layers[0].attn
         H = attn.o.params["weight"].shape[0] // attn.head_dim
-        grad = np.zeros((len(self.schedule), H), next(iter(mask_grads.values())).dtype)
+        first = next(iter(mask_grads.values()))
+        grad = xp_of(first).zeros((len(self.schedule), H), first.dtype)
         for step, g in mask_grads.items():
             grad[step, list(self.layers[self.schedule[step]].attn.kept_heads)] = g
         return grad

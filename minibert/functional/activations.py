@@ -9,12 +9,18 @@
   silu               x sigmoid(x)
   tanh               tanh(x)  (the pooler's and RoBERTa's classifier's activation)
 Shapes: x (...) -> (...)
+
+Exact GELU runs on the CPU through kernels/gelu.py; on a GPU (cupy arrays), through the same
+formulas as that file's references, with cupy's erf.
 """
 
 import math
 
+import numpy as np
+
+from .. import backend
 from ..backend import xp_of
-from ..kernels.gelu import gelu_erf, gelu_erf_grad
+from ..kernels.gelu import INV_SQRT_2PI, SQRT_HALF, gelu_erf, gelu_erf_grad
 
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
@@ -25,12 +31,19 @@ def _sigmoid(x):
 
 
 def gelu_forward(x):
-    return gelu_erf(x), (x,)
+    if xp_of(x) is np:
+        return gelu_erf(x), (x,)
+    # on the GPU: x Phi(x) in float64, as the CPU reference computes it
+    return (0.5 * x * (1.0 + backend.erf(x.astype(np.float64) * SQRT_HALF))).astype(x.dtype), (x,)
 
 
 def gelu_backward(dy, cache):
     (x,) = cache
-    return dy * gelu_erf_grad(x)  # d/dx x Phi(x) = Phi(x) + x phi(x)
+    if xp_of(x) is np:
+        return dy * gelu_erf_grad(x)  # d/dx x Phi(x) = Phi(x) + x phi(x)
+    x64 = x.astype(np.float64)  # on the GPU, the CPU reference's formula
+    cdf = 0.5 * (1.0 + backend.erf(x64 * SQRT_HALF))  # Phi(x)
+    return dy * (cdf + x64 * xp_of(x).exp(-0.5 * x64 * x64) * INV_SQRT_2PI).astype(x.dtype)
 
 
 def gelu_tanh_forward(x):

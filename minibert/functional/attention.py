@@ -8,15 +8,19 @@ of the dtype where it is padding (as transformers' eager attention does), so aft
 padded key gets exactly zero weight. A row whose keys are all padding gets uniform weights over
 them (finite, never NaN), again as in transformers.
 
+On a GPU (cupy arrays) the readable code below runs with cupy: the fused Numba kernels are
+for the CPU.
+
 Shapes: B batch, H heads, T tokens, D head width, C = H * D.
 """
 
 import numpy as np
 
+from ..backend import xp_of
 from ..kernels.attention_training import attention_backward_fused, attention_forward_fused
 from ..kernels.softmax import masked_softmax
 from .dropout import dropout_mask
-from .softmax import softmax_backward
+from .softmax import softmax_backward, softmax_forward
 
 
 def padding_mask_bias(attention_mask, dtype):
@@ -49,19 +53,23 @@ def attention_forward(q, k, v, mask_bias=None, dropout=0.0, rng=None):
     """
     B, H, T, D = q.shape
     scale = D**-0.5  # scaled after the product, as transformers does, so rounding matches
+    on_cpu = xp_of(q) is np
     if mask_bias is None:
-        mask_bias = np.zeros((B, T), q.dtype)
+        mask_bias = xp_of(q).zeros((B, T), q.dtype)
     # float32 with the kernels on: every step below for each (batch, head) pair in one kernel
     # (kernels/attention_training.py), dropout's mask drawn here as dropout_forward draws it
     keep = dropout_mask((B, H, T, T), q.dtype, dropout, rng) if dropout > 0 else None
-    fused = attention_forward_fused(q, k, v, mask_bias, scale, keep)
+    fused = attention_forward_fused(q, k, v, mask_bias, scale, keep) if on_cpu else None
     if fused is not None:
         ctx, probs = fused
         return ctx, (probs if keep is None else probs * keep), (q, k, v, probs, keep)
     scores = q @ k.transpose(0, 1, 3, 2)  # (B, H, T, T)
     # probs = softmax(scores * scale + mask_bias[:, None, None, :]): the bias broadcast over
-    # heads and queries, in one fused kernel (its numpy reference beside it)
-    probs = masked_softmax(scores, mask_bias, scale)  # (B, H, T, T)
+    # heads and queries, on the CPU in one fused kernel (its numpy reference beside it)
+    if on_cpu:
+        probs = masked_softmax(scores, mask_bias, scale)  # (B, H, T, T)
+    else:  # the kernel's reference, step by step
+        probs, _ = softmax_forward(scores * scale + mask_bias[:, None, None, :])
     probs_used = probs if keep is None else probs * keep  # dropout_forward with the mask drawn
     ctx = probs_used @ v  # (B, H, T, D)
     return ctx, probs_used, (q, k, v, probs, keep)
@@ -76,7 +84,9 @@ def attention_backward(dctx, cache, dprobs_out=None):
     """
     q, k, v, probs, keep = cache
     scale = q.shape[-1] ** -0.5
-    fused = attention_backward_fused(dctx, q, k, v, probs, keep, dprobs_out, scale)
+    fused = None
+    if xp_of(q) is np:
+        fused = attention_backward_fused(dctx, q, k, v, probs, keep, dprobs_out, scale)
     if fused is not None:  # float32 with the kernels on: kernels/attention_training.py
         return fused
     probs_used = probs if keep is None else probs * keep  # keep holds 0 or 1 / (1 - p)

@@ -5,6 +5,8 @@ Shapes: ids (B, T) integers, table (V, C) -> (B, T, C)
 
 import numpy as np
 
+from ..backend import scatter_add, xp_of
+
 
 def embedding_forward(ids, table):
     """Row lookup table[ids]. ids must already be checked to lie in [0, V).
@@ -38,8 +40,8 @@ def embedding_backward(dy, cache, padding_idx=None):
     """
     ids, V = cache
     C = dy.shape[-1]
-    dtable = np.zeros((V, C), dy.dtype)  # (V, C)
-    np.add.at(dtable, ids.reshape(-1), dy.reshape(-1, C))  # a token repeated adds up
+    dtable = xp_of(dy).zeros((V, C), dy.dtype)  # (V, C)
+    scatter_add(dtable, ids.reshape(-1), dy.reshape(-1, C))  # a token repeated adds up
     if padding_idx is not None:
         dtable[padding_idx] = 0
     return dtable

@@ -6,18 +6,21 @@ returns NaN there; we prefer a number, and say so in docs/numerics.md).
 mse: mean squared error (regression). bce_with_logits: the mean binary cross-entropy of
 independent sigmoids (multi-label classification), as torch's BCEWithLogitsLoss.
 
+Each loss uses the array namespace of its logits (numpy, or cupy on a GPU), and a loss on the
+GPU stays there, a 0-d array.
+
 Shapes: N rows, K classes.
 """
 
-import numpy as np
-
+from ..backend import as_scalar, xp_of
 from ..config import IGNORE_INDEX
 
 
 def log_softmax(logits):
     """log p = x - max - log(sum(exp(x - max))). Shapes: (..., K) -> (..., K)"""
+    xp = xp_of(logits)
     shifted = logits - logits.max(-1, keepdims=True)  # exp never overflows
-    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    return shifted - xp.log(xp.exp(shifted).sum(-1, keepdims=True))
 
 
 def cross_entropy_forward(logits, labels, ignore_index=IGNORE_INDEX):
@@ -27,12 +30,13 @@ def cross_entropy_forward(logits, labels, ignore_index=IGNORE_INDEX):
     (B*T, V) softmax of the others would be computed for nothing.
     Shapes: logits (N, K), labels (N,) integers -> loss (), cache
     """
-    labels = np.asarray(labels).reshape(-1)
-    rows = np.nonzero(labels != ignore_index)[0]  # (n,)
+    xp = xp_of(logits)
+    labels = xp.asarray(labels).reshape(-1)
+    rows = xp.nonzero(labels != ignore_index)[0]  # (n,)
     logp = log_softmax(logits[rows])  # (n, K)
-    picked = logp[np.arange(len(rows)), labels[rows]]  # (n,)
+    picked = logp[xp.arange(len(rows)), labels[rows]]  # (n,)
     loss = -picked.sum() / max(len(rows), 1)
-    return logits.dtype.type(loss), (logp, labels[rows], rows, logits.shape)
+    return as_scalar(loss, logits.dtype), (logp, labels[rows], rows, logits.shape)
 
 
 def cross_entropy_backward(dloss, cache):
@@ -41,10 +45,11 @@ def cross_entropy_backward(dloss, cache):
     Shapes: dloss () -> dlogits (N, K). Labels get no gradient.
     """
     logp, labels, rows, shape = cache
-    dvalid = np.exp(logp)  # (n, K): the probabilities
-    dvalid[np.arange(len(rows)), labels] -= 1.0
+    xp = xp_of(logp)
+    dvalid = xp.exp(logp)  # (n, K): the probabilities
+    dvalid[xp.arange(len(rows)), labels] -= 1.0
     dvalid *= dvalid.dtype.type(dloss / max(len(rows), 1))
-    dlogits = np.zeros(shape, logp.dtype)  # (N, K)
+    dlogits = xp.zeros(shape, logp.dtype)  # (N, K)
     dlogits[rows] = dvalid
     return dlogits
 
@@ -55,7 +60,7 @@ def mse_forward(pred, target):
     Shapes: pred (...), target (...) -> loss ()
     """
     diff = pred - target.astype(pred.dtype)
-    return pred.dtype.type((diff * diff).mean()), (diff,)
+    return as_scalar((diff * diff).mean(), pred.dtype), (diff,)
 
 
 def mse_backward(dloss, cache):
@@ -71,13 +76,14 @@ def bce_with_logits_forward(logits, targets):
     -(y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))) without overflow for large |x|.
     Shapes: logits (...), targets (...) -> loss (), cache
     """
+    xp = xp_of(logits)
     y = targets.astype(logits.dtype)
-    per_element = np.maximum(logits, 0) - logits * y + np.log1p(np.exp(-np.abs(logits)))
-    return logits.dtype.type(per_element.mean()), (logits, y)
+    per_element = xp.maximum(logits, 0) - logits * y + xp.log1p(xp.exp(-xp.abs(logits)))
+    return as_scalar(per_element.mean(), logits.dtype), (logits, y)
 
 
 def bce_with_logits_backward(dloss, cache):
     """d loss / d logits = (sigmoid(x) - y) / n over the n elements. Targets get no gradient."""
     logits, y = cache
-    sigmoid = 0.5 * (1.0 + np.tanh(0.5 * logits))  # exact and finite for any x
+    sigmoid = 0.5 * (1.0 + xp_of(logits).tanh(0.5 * logits))  # exact and finite for any x
     return (sigmoid - y) * logits.dtype.type(dloss / logits.size)

@@ -12,10 +12,15 @@ Fake quantisation (quantization-aware training) rounds values to the grid int8 i
 use and keeps them in float. Rounding has zero gradient almost everywhere, so its backward is
 the straight-through estimator: the identity (Bengio et al. 2013; Zafrir et al. 2019, Q8BERT).
 
+The functions use the array namespace of their input (numpy, or cupy on a GPU);
+int8_linear_forward is the int8 layer written out, the readable path a GPU takes.
+
 Shapes: x (..., K) -> q (..., K) int8, scale (...) float32 for the default axis=-1.
 """
 
 import numpy as np
+
+from ..backend import xp_of
 
 QMAX = 127  # symmetric int8: [-127, 127]
 TINY = np.finfo(np.float32).tiny  # the smallest normal float32: smaller scales count as 0
@@ -25,22 +30,38 @@ def quantize_symmetric(x, axis=-1):
     """x (float) -> (q int8, scale float32): q = round(x / scale) with one scale per slice
     along every axis but `axis`, scale = max |x| / 127 over that axis (1 where all are 0, or
     too close to 0 for a normal float32 scale)."""
-    x = np.asarray(x, dtype=np.float32)
-    amax = np.max(np.abs(x), axis=axis, keepdims=True)
+    xp = xp_of(x)
+    x = xp.asarray(x, dtype=np.float32)
+    amax = xp.abs(x).max(axis=axis, keepdims=True)
     scale = (amax / np.float32(QMAX)).astype(np.float32)
     # a slice whose scale would be 0 or subnormal (|x| < 1.5e-36, where 1 / scale overflows)
     # counts as all zeros: scale 1, q 0
-    scale = np.where(scale >= TINY, scale, np.float32(1.0)).astype(np.float32)
+    scale = xp.where(scale >= TINY, scale, np.float32(1.0)).astype(np.float32)
     # times the reciprocal, as the activation kernel does (a division costs ~10x a product);
     # it can differ from x / scale by an ulp, which moves a value only at an exact .5 tie
     inverse = (np.float32(1.0) / scale).astype(np.float32)
-    q = np.clip(np.rint(x * inverse), -QMAX, QMAX).astype(np.int8)
-    return q, np.squeeze(scale, axis=axis)
+    q = xp.clip(xp.rint(x * inverse), -QMAX, QMAX).astype(np.int8)
+    return q, xp.squeeze(scale, axis=axis)
 
 
 def dequantize(q, scale, axis=-1):
     """The float32 values q * scale stand for (scale broadcast along `axis`)."""
-    return q.astype(np.float32) * np.expand_dims(np.asarray(scale, np.float32), axis)
+    xp = xp_of(q)
+    return q.astype(np.float32) * xp.expand_dims(xp.asarray(scale, np.float32), axis)
+
+
+def int8_linear_forward(x, w_q, w_scale, bias=None):
+    """The int8 layer written out (kernels/int8_matmul.py's reference, step by step): x
+    quantised per row, the exact int32 product with the int8 weight, then dequantised with both
+    scales and the bias added, in float32. Shapes: x (M, K) float32, w_q (N, K) int8, w_scale
+    (N,), bias (N,) or None -> (M, N) float32"""
+    a_q, a_scale = quantize_symmetric(x)  # (M, K) int8, (M,)
+    y = (a_q.astype(np.int32) @ w_q.astype(np.int32).T).astype(np.float32)  # (M, N), exact
+    y *= a_scale[:, None]
+    y *= w_scale[None, :]
+    if bias is not None:
+        y += bias
+    return y
 
 
 def fake_quantize(x, axis=-1):
@@ -104,17 +125,19 @@ def pack_int4(q):
     """int4 codes (..., K) int8 in [-8, 7] -> (..., ceil(K / 2)) uint8, two to a byte, the low
     nibble first: byte j holds code 2j in bits 0-3 and code 2j + 1 in bits 4-7, each as its
     4-bit two's complement (-1 -> 0xF). An odd K leaves the last high nibble 0."""
-    q = np.asarray(q)
+    xp = xp_of(q)
+    q = xp.asarray(q)
     if q.shape[-1] % 2:
-        q = np.concatenate([q, np.zeros((*q.shape[:-1], 1), q.dtype)], axis=-1)
+        q = xp.concatenate([q, xp.zeros((*q.shape[:-1], 1), q.dtype)], axis=-1)
     nibbles = q.astype(np.uint8) & np.uint8(0x0F)  # two's complement, low 4 bits
     return nibbles[..., 0::2] | (nibbles[..., 1::2] << np.uint8(4))
 
 
 def unpack_int4(packed, width: int):
     """pack_int4 undone: (..., ceil(width / 2)) uint8 -> (..., width) int8 in [-8, 7]."""
-    packed = np.asarray(packed, dtype=np.uint8)
+    xp = xp_of(packed)
+    packed = xp.asarray(packed, dtype=np.uint8)
     low = (packed & np.uint8(0x0F)).astype(np.int8)
     high = (packed >> np.uint8(4)).astype(np.int8)
-    codes = np.stack([low, high], axis=-1).reshape(*packed.shape[:-1], -1)[..., :width]
-    return np.where(codes > 7, codes - 16, codes).astype(np.int8)  # sign-extend the nibble
+    codes = xp.stack([low, high], axis=-1).reshape(*packed.shape[:-1], -1)[..., :width]
+    return xp.where(codes > 7, codes - 16, codes).astype(np.int8)  # sign-extend the nibble

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import functional as F
+from ..backend import cupy_module, random_generator, to_numpy, xp_of
 from ..checkpoint import CONFIG_NAME, SAFETENSORS_NAME, write_json, write_safetensors
 from ..config import DIALECTS, EncoderConfig
 from ..errors import InputError
@@ -27,7 +28,13 @@ from ..kernels.jit import kernels_for_call, threads_for_work
 from ..nn import Encoder, Module, Pooler
 from ..outputs import BaseModelOutput
 from ..tracing import active_trace
-from .inputs import check_forward, gradients_by_index, reject_output_grads
+from .inputs import (
+    check_forward,
+    gradients_by_index,
+    on_model_device,
+    reject_output_grads,
+    shape_of,
+)
 
 _WORK_PER_TOKEN = weakref.WeakKeyDictionary()  # model -> PreTrainedModel._work_per_token()
 
@@ -90,9 +97,24 @@ class PreTrainedModel(Module):
         self.seed(0)
 
     def seed(self, seed) -> "PreTrainedModel":
-        """Seed the one numpy Generator every dropout in the model draws from."""
-        self.rng = np.random.default_rng(seed)
-        self.set_rng(self.rng)
+        """Seed the one numpy Generator every dropout in the model draws from (on a GPU, the
+        dropouts draw from a device Generator seeded by it)."""
+        rng = np.random.default_rng(seed)
+        self.set_rng(random_generator(self.device, rng))
+        self.rng = rng  # the model keeps the numpy one, whose state a checkpoint stores
+        return self
+
+    def to(self, device: str) -> "PreTrainedModel":
+        """Move the model to "cpu" or "cuda" (cupy: pip install "minibert[gpu]"), and return
+        it: every parameter, a quantized layer's codes and scales, and the gradients. Inputs may
+        then be numpy or cupy arrays (they move to the model's device as they come in); outputs
+        stay on the model's device, and backend.to_numpy brings them back."""
+        if device == "cuda":
+            cupy_module()  # DeviceError naming the gpu extra, before anything moves
+        rng = self.rng
+        super().to(device)
+        self.set_rng(random_generator(device, rng))
+        self.rng = rng
         return self
 
     # --- parameters -----------------------------------------------------------------
@@ -214,11 +236,25 @@ class PreTrainedModel(Module):
         inputs_embeds (B, T, E) replace the word-embedding lookup (pass them instead of
         input_ids), and head_mask, (H,) or (L, H), multiplies each head's attention weights
         (0 silences a head). A multiple-choice model takes (B, num_choices, T) inputs."""
-        try:  # for the thread choice only; check_forward names what is wrong with odd input
-            given = input_ids if input_ids is not None else np.shape(inputs_embeds)[:-1]
-            tokens = int(np.size(given) if input_ids is not None else np.prod(given))
-        except (ValueError, TypeError):
-            tokens = 0
+        tokens = 0  # for the CPU's thread choice only
+        if self.device == "cpu":
+            try:  # check_forward names what is wrong with odd input
+                given = input_ids if input_ids is not None else np.shape(inputs_embeds)[:-1]
+                tokens = int(np.size(given) if input_ids is not None else np.prod(given))
+            except (ValueError, TypeError):
+                tokens = 0
+        # the public boundary: inputs move to the model's device here, and only here
+        input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, head_mask = (
+            on_model_device(a, self.device)
+            for a in (
+                input_ids,
+                attention_mask,
+                token_type_ids,
+                position_ids,
+                inputs_embeds,
+                head_mask,
+            )
+        )
         inputs = check_forward(
             self.config,
             input_ids,
@@ -253,9 +289,9 @@ class PreTrainedModel(Module):
         trace = active_trace()
         if trace is not None:  # what the heads return, logits and the like (not the loss)
             for name, value in out.items():
-                if isinstance(value, np.ndarray) and name != "pooler_output":
+                if hasattr(value, "shape") and name != "pooler_output":
                     trace.record(f"output.{name}", value)
-        targets = {k: v for k, v in targets.items() if v is not None}
+        targets = {k: on_model_device(v, self.device) for k, v in targets.items() if v is not None}
         if targets:
             out.loss, self._loss_state = self.loss(out, targets)
         out.hidden_states = tuple(hidden) if hidden is not None else None
@@ -268,7 +304,7 @@ class PreTrainedModel(Module):
         x = self.embeddings.forward(inputs.ids, inputs.types, inputs.positions, inputs.embeds)
         mask_bias = F.padding_mask_bias(inputs.mask, x.dtype)  # (B, T)
         if self.mask_fill is not None:  # another implementation's constant (see mask_fill)
-            mask_bias = (mask_bias != 0) * np.asarray(self.mask_fill, x.dtype)  # (B, T)
+            mask_bias = (mask_bias != 0) * x.dtype.type(self.mask_fill)  # (B, T)
         heads = None if inputs.heads is None else self.head_mask_steps(inputs.heads)
         return self.encoder.forward(x, mask_bias, output_hidden_states, output_attentions, heads)
 
@@ -310,7 +346,12 @@ class PreTrainedModel(Module):
         gradient with respect to the word vectors (looked up, or given as inputs_embeds) is
         input_gradient()'s, replaced by each backward().
         """
-        grads = dict(grads or {})
+        grads = {  # gradients from outside move to the model's device, as inputs do
+            name: {i: on_model_device(g, self.device) for i, g in value.items()}
+            if isinstance(value, dict)
+            else on_model_device(value, self.device)
+            for name, value in (grads or {}).items()
+        }
         if self._loss_state is None and not grads:
             raise RuntimeError(
                 "backward() needs the previous forward call to compute a loss: "
@@ -345,14 +386,14 @@ class PreTrainedModel(Module):
         if dpooled is not None:
             dcls = self.pooler.backward(dpooled)  # (B, C): the pooler read x[:, 0]
             if dx is None:
-                dx = np.zeros((B, T, C), dcls.dtype)
+                dx = xp_of(dcls).zeros((B, T, C), dcls.dtype)
             dx[:, 0] += dcls
         if dlast is not None:
-            if np.shape(dlast) != shape:
-                raise InputError(f"the last_hidden_state gradient has shape {np.shape(dlast)}")
+            if shape_of(dlast) != shape:
+                raise InputError(f"the last_hidden_state gradient has shape {shape_of(dlast)}")
             dx = dlast if dx is None else dx + dlast
         if dx is None:  # only intermediate outputs have a loss: nothing arrives at the top
-            dx = np.zeros((B, T, C), self.dtype)
+            dx = xp_of(self.embeddings.position.params["weight"]).zeros((B, T, C), self.dtype)
         dx = self.encoder.backward(dx, dhidden, dattentions)
         dembeds = self.embeddings.backward(dx)  # (B, T, E)
         if self._num_choices is not None:  # as the inputs came: (B, N, T, E)
@@ -387,7 +428,7 @@ class PreTrainedModel(Module):
         """{Hugging Face name: array} as transformers saves it: tied weights stored once."""
         tied = self.tied
         return {
-            hf_name: np.ascontiguousarray(self.get_parameter(ours))
+            hf_name: np.ascontiguousarray(to_numpy(self.get_parameter(ours)))
             for ours, hf_name in self.hf_weight_names().items()
             if ours not in tied
         }

@@ -6,8 +6,7 @@ backward pass are models/base.py's, the heads models/tasks.py's; config.json's f
 config.py's BERT_KEYS. Reading order for all of BERT: this file, base.py, nn.py.
 """
 
-import numpy as np
-
+from ..backend import xp_of
 from ..nn import Dropout, Embedding, LayerNorm, Module
 from ..tracing import active_trace
 from .base import BaseModel, PreTrainedModel
@@ -49,7 +48,8 @@ class BertEmbeddings(Module):
         """0, 1, ..., T-1 for every row. Shapes: ids (B, T) or None, shape (B, T) (ids' by
         default) -> (B, T)"""
         shape = ids.shape if shape is None else shape
-        return np.broadcast_to(np.arange(shape[1]), shape)
+        xp = xp_of(self.position.params["weight"])  # the model's device
+        return xp.broadcast_to(xp.arange(shape[1]), shape)
 
     def forward(self, ids, types, positions=None, embeds=None):
         """Shapes: ids (B, T) or None, types (B, T) or None, positions (B, T) or None (the

@@ -9,6 +9,10 @@ raises InputError naming the argument and what was wrong.
     check_labels         a task's integer targets
     float_targets        a task's real-valued targets (regression, multi-label)
     gradients_by_index   backward(grads=...)'s per-layer gradients, and their shapes
+    on_model_device      an input or target moved to the model's device, at the boundary
+
+Arrays are checked where they are: numpy on the CPU, cupy on the GPU (a check's verdict is
+then one number read back from the device). A cupy input makes every input a cupy array.
 
 Shapes: B batch, T tokens, C hidden, H heads.
 """
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..backend import device_of, to_device, to_numpy, xp_of
 from ..config import IGNORE_INDEX, EncoderConfig
 from ..errors import InputError
 
@@ -37,6 +42,34 @@ class ForwardInputs:
     heads: np.ndarray | None = None
     num_choices: int | None = None  # N of a multiple-choice batch (B, N, T), else None
 
+    def to(self, device: str) -> "ForwardInputs":
+        """The same inputs on `device` (those already there are not copied)."""
+        for name in ("ids", "embeds", "mask", "types", "positions", "heads"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, to_device(value, device))
+        return self
+
+
+def on_model_device(value, device: str):
+    """An input or target as a model on `device` takes it: a cupy array for a CPU model comes
+    back to the host; for a GPU model, anything else goes to the device. None stays None."""
+    if value is None:
+        return None
+    if device == "cpu":
+        return to_numpy(value) if device_of(value) == "cuda" else value
+    return to_device(value, device)
+
+
+def shape_of(value) -> tuple:
+    """An array's shape, or a nested list's as numpy reads it."""
+    return value.shape if hasattr(value, "shape") else np.shape(value)
+
+
+def _as_array(value, xp):
+    """value as an array of namespace xp (numpy's asarray for lists and numpy arrays)."""
+    return np.asarray(value) if xp is np else to_device(value, "cuda")
+
 
 def check_forward(
     config: EncoderConfig,
@@ -54,16 +87,17 @@ def check_forward(
     *ForMultipleChoice does. Raises InputError naming the argument and what was wrong."""
     if (input_ids is None) == (inputs_embeds is None):
         raise InputError("pass exactly one of input_ids and inputs_embeds")
+    xp = xp_of(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, head_mask)
     num_choices = None
     if choices:
-        lead = np.shape(input_ids if input_ids is not None else inputs_embeds)[:2]
+        lead = shape_of(input_ids if input_ids is not None else inputs_embeds)[:2]
         want = 3 if input_ids is not None else 4
-        if np.ndim(input_ids if input_ids is not None else inputs_embeds) != want:
+        if len(shape_of(input_ids if input_ids is not None else inputs_embeds)) != want:
             name = "input_ids" if input_ids is not None else "inputs_embeds"
             raise InputError(
                 f"a multiple-choice model takes {name} of shape (batch, num_choices, tokens"
                 f"{', width' if want == 4 else ''}), got shape "
-                f"{np.shape(input_ids if input_ids is not None else inputs_embeds)}"
+                f"{shape_of(input_ids if input_ids is not None else inputs_embeds)}"
             )
         num_choices = lead[1]
         flat = {}
@@ -75,13 +109,13 @@ def check_forward(
             ("inputs_embeds", inputs_embeds, 4),
         ):
             if value is not None:
-                shape = np.shape(value)
+                shape = shape_of(value)
                 if len(shape) != rank or shape[:2] != lead:
                     raise InputError(
                         f"{name} has shape {shape}; a multiple-choice batch of {lead[0]} x "
                         f"{lead[1]} choices needs {rank} axes starting with {lead}"
                     )
-                flat[name] = np.reshape(value, (-1, *shape[2:]))
+                flat[name] = _as_array(value, xp).reshape(-1, *shape[2:])
             else:
                 flat[name] = None
         input_ids, attention_mask, token_type_ids = (
@@ -91,19 +125,22 @@ def check_forward(
         )
         position_ids, inputs_embeds = flat["position_ids"], flat["inputs_embeds"]
     if input_ids is not None:
-        ids, embeds = _check_ids(config, input_ids), None
+        ids, embeds = _check_ids(config, input_ids, xp), None
         B, T = ids.shape
     else:
-        ids, embeds = None, _check_embeds(config, inputs_embeds, dtype)
+        ids, embeds = None, _check_embeds(config, inputs_embeds, dtype, xp)
         B, T = embeds.shape[:2]
     positions = None
     if position_ids is None:
         _check_length(config, T)
     else:
-        positions = _check_positions(config, position_ids, (B, T))
-    mask = np.ones((B, T), np.intp) if attention_mask is None else _as_mask(attention_mask, (B, T))
-    types = _check_types(config, token_type_ids, (B, T))
-    heads = None if head_mask is None else _check_head_mask(config, head_mask, dtype)
+        positions = _check_positions(config, position_ids, (B, T), xp)
+    if attention_mask is None:
+        mask = xp.ones((B, T), np.intp)
+    else:
+        mask = _as_mask(attention_mask, (B, T), xp)
+    types = _check_types(config, token_type_ids, (B, T), xp)
+    heads = None if head_mask is None else _check_head_mask(config, head_mask, dtype, xp)
     return ForwardInputs(ids, embeds, mask, types, positions, heads, num_choices)
 
 
@@ -115,8 +152,8 @@ def check_inputs(config: EncoderConfig, input_ids, attention_mask, token_type_id
     return checked.ids, checked.mask, checked.types
 
 
-def _check_ids(config, input_ids):
-    ids = _as_int_array("input_ids", input_ids)
+def _check_ids(config, input_ids, xp):
+    ids = _as_int_array("input_ids", input_ids, xp)
     if ids.ndim != 2:
         raise InputError(f"input_ids must have shape (batch, tokens), got shape {ids.shape}")
     B, T = ids.shape
@@ -125,24 +162,24 @@ def _check_ids(config, input_ids):
     lo, hi = int(ids.min()), int(ids.max())
     if lo < 0 or hi >= config.vocab_size:
         bad = lo if lo < 0 else hi
-        where = tuple(int(i) for i in np.argwhere(ids == bad)[0])
+        where = tuple(int(i) for i in xp.argwhere(ids == bad)[0])
         raise InputError(
             f"input_ids holds {bad} at {where}, outside the vocabulary [0, {config.vocab_size})"
         )
     return ids
 
 
-def _check_embeds(config, inputs_embeds, dtype):
+def _check_embeds(config, inputs_embeds, dtype, xp):
     """Vectors that replace the word-embedding lookup: (B, T, E), E the table's width."""
     width = config.embedding_size or config.hidden_size
-    a = np.asarray(inputs_embeds)
+    a = _as_array(inputs_embeds, xp)
     if a.dtype == bool or not np.issubdtype(a.dtype, np.floating):
         raise InputError(f"inputs_embeds must hold floats, got dtype {a.dtype}")
     if a.ndim != 3 or a.shape[2] != width or 0 in a.shape:
         raise InputError(
             f"inputs_embeds must have shape (batch, tokens, {width}), got shape {a.shape}"
         )
-    if not np.isfinite(a).all():
+    if not xp.isfinite(a).all():
         raise InputError("inputs_embeds holds NaN or infinite values")
     return a.astype(dtype, copy=False)
 
@@ -155,49 +192,49 @@ def _check_length(config, T):
         )
 
 
-def _check_positions(config, position_ids, shape):
+def _check_positions(config, position_ids, shape, xp):
     """Explicit position ids: (B, T), or (T,) / (1, T) for every row, inside the table."""
-    a = _as_int_array("position_ids", position_ids)
+    a = _as_int_array("position_ids", position_ids, xp)
     if a.shape not in (shape, shape[1:], (1, shape[1])):
         raise InputError(f"position_ids has shape {a.shape} but the inputs have {shape}")
     P = config.max_position_embeddings
     if a.min() < 0 or a.max() >= P:
         raise InputError(f"position_ids must lie in [0, {P}), found {int(a.min())}..{int(a.max())}")
-    return np.broadcast_to(a, shape)
+    return xp.broadcast_to(a, shape)
 
 
-def _check_types(config, token_type_ids, shape):
+def _check_types(config, token_type_ids, shape, xp):
     if token_type_ids is None:
-        return None if config.type_vocab_size == 0 else np.zeros(shape, np.intp)
-    types = _as_int_array("token_type_ids", token_type_ids)
+        return None if config.type_vocab_size == 0 else xp.zeros(shape, np.intp)
+    types = _as_int_array("token_type_ids", token_type_ids, xp)
     if types.shape != shape:
         raise InputError(f"token_type_ids has shape {types.shape} but input_ids has {shape}")
     n = max(config.type_vocab_size, 1)  # a family without segments accepts all zeros
     if types.min() < 0 or types.max() >= n:
         raise InputError(
             f"token_type_ids must lie in [0, {n}) for this model, found values "
-            f"{sorted(set(np.unique(types).tolist()))[:5]}"
+            f"{sorted(set(xp.unique(types).tolist()))[:5]}"
         )
     return None if config.type_vocab_size == 0 else types  # no segment table: all zeros
 
 
-def _check_head_mask(config, head_mask, dtype):
+def _check_head_mask(config, head_mask, dtype, xp):
     """transformers' head_mask: (H,) for every layer or (L, H), 1 keeps a head, 0 silences it
     (any factor is allowed: it multiplies the head's attention weights). Returns (L, H)."""
     L, H = config.num_hidden_layers, config.num_attention_heads
-    a = np.asarray(head_mask)
+    a = _as_array(head_mask, xp)
     if a.dtype == object or not (a.dtype == bool or np.issubdtype(a.dtype, np.number)):
         raise InputError(f"head_mask must hold numbers, got dtype {a.dtype}")
     if a.shape not in ((H,), (L, H)):
         raise InputError(f"head_mask must have shape ({H},) or ({L}, {H}), got shape {a.shape}")
-    if not np.isfinite(a).all():
+    if not xp.isfinite(a).all():
         raise InputError("head_mask holds NaN or infinite values")
-    return np.broadcast_to(a.astype(dtype), (L, H))
+    return xp.broadcast_to(a.astype(dtype), (L, H))
 
 
-def _as_int_array(name, value):
+def _as_int_array(name, value, xp=np):
     try:
-        a = np.asarray(value)
+        a = _as_array(value, xp)
     except ValueError:  # numpy refuses ragged nested lists
         a = np.asarray(value, dtype=object)
     if a.dtype == object:
@@ -207,26 +244,26 @@ def _as_int_array(name, value):
     return a.astype(np.intp, copy=False)
 
 
-def _as_mask(value, shape):
+def _as_mask(value, shape, xp):
     try:
-        m = np.asarray(value)
+        m = _as_array(value, xp)
     except ValueError:
         m = np.asarray(value, dtype=object)
     if m.dtype == object or m.shape != shape:
         raise InputError(f"attention_mask has shape {m.shape} but input_ids has {shape}")
     if not (m.dtype == bool or np.issubdtype(m.dtype, np.number)):
         raise InputError(f"attention_mask must hold 0/1 values, got dtype {m.dtype}")
-    if not np.isin(m, (0, 1)).all():
+    if not ((m == 0) | (m == 1)).all():
         raise InputError(
             "attention_mask must hold only 0 (padding) and 1 (token), found "
-            f"{sorted(set(np.unique(m).tolist()) - {0, 1})[:5]}"
+            f"{sorted(set(xp.unique(m).tolist()) - {0, 1})[:5]}"
         )
     return m.astype(np.intp)
 
 
 def check_labels(name: str, labels, shape: tuple, num_classes: int, ignore=IGNORE_INDEX):
     """Integer targets of the given shape in [0, num_classes), or the ignore index."""
-    a = np.asarray(labels)
+    a = _as_array(labels, xp_of(labels))
     if a.dtype == bool or not np.issubdtype(a.dtype, np.integer):
         raise InputError(f"{name} must hold integers, got dtype {a.dtype}")
     if a.shape != shape:
@@ -243,13 +280,14 @@ def check_labels(name: str, labels, shape: tuple, num_classes: int, ignore=IGNOR
 def float_targets(name: str, labels, *shapes: tuple):
     """Real-valued targets (regression values, multi-label 0/1 or soft labels) of one of the
     given shapes, finite, as a float array."""
-    a = np.asarray(labels)
+    xp = xp_of(labels)
+    a = _as_array(labels, xp)
     if a.dtype == bool or not np.issubdtype(a.dtype, np.number):
         raise InputError(f"{name} must hold numbers, got dtype {a.dtype}")
     if a.shape not in shapes:
         expected = " or ".join(str(s) for s in dict.fromkeys(shapes))
         raise InputError(f"{name} has shape {a.shape}, expected {expected}")
-    if not np.isfinite(a).all():
+    if not xp.isfinite(a).all():
         raise InputError(f"{name} holds NaN or infinite values")
     return a.astype(np.float64)
 
@@ -269,9 +307,9 @@ def gradients_by_index(grads, n: int, name: str, shape: tuple) -> dict:
         if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not -n <= i < n:
             raise InputError(f"grads[{name!r}] has index {i!r}; the model has {n} {name}")
         expected = tuple(shape(int(i) % n) if callable(shape) else shape)
-        if np.shape(g) != expected:
+        if shape_of(g) != expected:
             raise InputError(
-                f"the gradient for {name}[{i}] has shape {np.shape(g)}, not {expected}"
+                f"the gradient for {name}[{i}] has shape {shape_of(g)}, not {expected}"
             )
         out[int(i) % n] = g
     return out

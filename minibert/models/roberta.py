@@ -10,8 +10,7 @@ out_proj):
 4. the MLM head's activation is always the exact GELU.
 """
 
-import numpy as np
-
+from ..backend import xp_of
 from .base import BaseModel
 from .bert import BertEmbeddings, BertPreTrainedModel
 from .heads import ClassificationHead, classifier_dropout
@@ -38,9 +37,10 @@ class RobertaEmbeddings(BertEmbeddings):
         """
         shape = ids.shape if shape is None else shape
         if ids is None:
-            return np.broadcast_to(np.arange(shape[1]) + self.pad_token_id + 1, shape)
+            xp = xp_of(self.position.params["weight"])  # the model's device
+            return xp.broadcast_to(xp.arange(shape[1]) + self.pad_token_id + 1, shape)
         real = ids != self.pad_token_id  # (B, T)
-        return np.cumsum(real, axis=1) * real + self.pad_token_id
+        return real.cumsum(axis=1) * real + self.pad_token_id
 
 
 HEAD_NAMES = {

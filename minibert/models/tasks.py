@@ -13,6 +13,7 @@ Shapes: B batch, T tokens, C hidden, V vocabulary, K labels.
 import numpy as np
 
 from .. import functional as F
+from ..backend import xp_of
 from ..config import IGNORE_INDEX
 from ..errors import InputError
 from ..nn import Linear
@@ -158,7 +159,8 @@ class ForSequenceClassification(PreTrainedModel):
             return named
         if self.config.num_labels == 1:
             return "regression"
-        integer = np.issubdtype(np.asarray(labels).dtype, np.integer)
+        dtype = labels.dtype if hasattr(labels, "dtype") else np.asarray(labels).dtype
+        integer = np.issubdtype(dtype, np.integer)
         return "single_label_classification" if integer else "multi_label_classification"
 
     def loss(self, out, targets):
@@ -195,7 +197,7 @@ class ForSequenceClassification(PreTrainedModel):
         if hasattr(self, "pooler"):
             return None, dfirst
         B, T, C = state["shape"]
-        dx = np.zeros((B, T, C), dfirst.dtype)
+        dx = xp_of(dfirst).zeros((B, T, C), dfirst.dtype)
         dx[:, 0] = dfirst  # the head read the first token only
         return dx, None
 
@@ -237,9 +239,10 @@ class ForQuestionAnswering(PreTrainedModel):
 
     def head_outputs(self, x, pooled):
         logits = self.qa.forward(x)  # (B, T, 2)
+        xp = xp_of(logits)
         return QuestionAnsweringOutput(
-            start_logits=np.ascontiguousarray(logits[..., 0]),
-            end_logits=np.ascontiguousarray(logits[..., 1]),
+            start_logits=xp.ascontiguousarray(logits[..., 0]),
+            end_logits=xp.ascontiguousarray(logits[..., 1]),
             last_hidden_state=x,
         )
 
@@ -251,13 +254,14 @@ class ForQuestionAnswering(PreTrainedModel):
         B, T = out.start_logits.shape
         losses, state = [], {}
         for name, logits in (("start", out.start_logits), ("end", out.end_logits)):
-            pos = np.asarray(targets.pop(f"{name}_positions"))
+            xp = xp_of(logits)  # the positions came to the model's device with the inputs
+            pos = xp.asarray(targets.pop(f"{name}_positions"))
             if pos.dtype == bool or not np.issubdtype(pos.dtype, np.integer) or pos.shape != (B,):
                 raise InputError(
                     f"{name}_positions must be {B} integers, got {pos.dtype} {pos.shape}"
                 )
-            pos = np.clip(pos, 0, T)  # past the end means "no answer here": ignored
-            loss, cache = F.cross_entropy_forward(logits, np.where(pos == T, IGNORE_INDEX, pos))
+            pos = xp.clip(pos, 0, T)  # past the end means "no answer here": ignored
+            loss, cache = F.cross_entropy_forward(logits, xp.where(pos == T, IGNORE_INDEX, pos))
             losses.append(loss)
             state[name] = cache
         reject_extra_targets(self, targets)
@@ -272,8 +276,9 @@ class ForQuestionAnswering(PreTrainedModel):
         if d["start"] is None and d["end"] is None:
             return None, None
         B, T, _ = state["shape"]
-        zeros = np.zeros((B, T), self.dtype)
-        dlogits = np.stack([zeros if v is None else v for v in d.values()], axis=-1)  # (B, T, 2)
+        xp = xp_of(self.qa.params["weight"])
+        zeros = xp.zeros((B, T), self.dtype)
+        dlogits = xp.stack([zeros if v is None else v for v in d.values()], axis=-1)  # (B, T, 2)
         return self.qa.backward(dlogits), None
 
 
@@ -318,7 +323,7 @@ class ForMultipleChoice(PreTrainedModel):
         dfirst = self.choice_classifier.backward(dlogits.reshape(-1, 1))  # (B * N, C)
         if hasattr(self, "pooler"):
             return None, dfirst
-        dx = np.zeros(state["shape"], dfirst.dtype)
+        dx = xp_of(dfirst).zeros(state["shape"], dfirst.dtype)
         dx[:, 0] = dfirst  # the head read the first token only
         return dx, None
 

@@ -30,6 +30,8 @@ the rows it reads, so the table stays low-bit in memory.
 
 import numpy as np
 
+from .. import functional as F
+from ..backend import xp_of
 from ..errors import InputError
 from ..functional.quantize import dequantize_groups, pack_int4, quantize_groups, unpack_int4
 from ..kernels.float32_linear import linear as float32_linear
@@ -123,6 +125,14 @@ class GroupQuantLinear(Module):
 
     def dequantized_weight(self):
         """The float32 (O, I) weight the codes and scales stand for."""
+        if self.device != "cpu":  # on a GPU: the readable decoding (the kernel is the CPU's)
+            return decode_reference(
+                self.params["weight"],
+                self.params["weight_scale"],
+                self.bits,
+                self.group_size,
+                self.in_features,
+            )
         return decode(
             self.params["weight"],
             self.params["weight_scale"],
@@ -143,6 +153,9 @@ class GroupQuantLinear(Module):
         self._check_inference()
         bias = self.params.get("bias") if add_bias or gelu else None
         w = self.dequantized_weight()
+        if self.device != "cpu":  # on a GPU: the readable product (functional/linear.py)
+            y, _ = F.linear_forward(x, w, bias)
+            return F.activation_forward("gelu", y)[0] if gelu else y
         y = float32_linear(x.reshape(-1, x.shape[-1]), w, bias, gelu=gelu)
         return y.reshape(*x.shape[:-1], w.shape[0])
 
@@ -155,6 +168,8 @@ class GroupQuantLinear(Module):
         v read the same input). Shapes: x (..., I) -> a list of (..., O)."""
         for layer in layers:
             layer._check_inference()
+        if layers[0].device != "cpu":
+            return [layer.forward(x) for layer in layers]
         lead, width = x.shape[:-1], x.shape[-1]
         weights = [layer.dequantized_weight() for layer in layers]
         biases = [layer.params.get("bias") for layer in layers]
@@ -195,7 +210,7 @@ class GroupQuantEmbedding(Module):
         """Shapes: ids (B, T) -> (B, T, C) float32"""
         if self.training:
             raise RuntimeError("a quantized model runs inference only")
-        ids = np.asarray(ids)
+        ids = xp_of(self.params["weight"]).asarray(ids)  # on the table's device already
         flat = ids.reshape(-1)
         rows = decode_reference(
             self.params["weight"][flat],

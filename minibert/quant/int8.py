@@ -29,7 +29,8 @@ straight-through pair).
 
 import numpy as np
 
-from ..functional.quantize import quantize_symmetric
+from ..functional.activations import gelu_forward
+from ..functional.quantize import int8_linear_forward, quantize_symmetric
 from ..kernels import cpu
 from ..kernels.int8_activations import quantize_rows
 from ..kernels.int8_layout import PackedWeight, pack_weight
@@ -90,6 +91,11 @@ class QuantLinear(Module):
             )
         lead, width = x.shape[:-1], x.shape[-1]
         bias = self.params.get("bias") if add_bias or gelu else None
+        if self.device != "cpu":  # on a GPU: the layer written out (functional/quantize.py)
+            w, w_scale = self.params["weight"], self.params["weight_scale"]
+            y = int8_linear_forward(x.reshape(-1, width), w, w_scale, bias)
+            y = gelu_forward(y)[0] if gelu else y
+            return y.reshape(*lead, y.shape[-1])
         y = int8_linear_rows(
             x.reshape(-1, width), self.packed(), self.params["weight_scale"], bias, gelu
         )
@@ -102,6 +108,8 @@ class QuantLinear(Module):
     def forward_shared(layers, x):
         """[layer.forward(x) for layer in layers], quantising x once for all of them (attention's
         q, k and v read the same input). Shapes: x (..., I) -> a list of (..., O)."""
+        if layers[0].device != "cpu":
+            return [layer.forward(x) for layer in layers]
         packed = [layer.packed() for layer in layers]
         if layers[0].training or len({p.path for p in packed}) != 1:
             return [layer.forward(x) for layer in layers]

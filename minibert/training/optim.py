@@ -16,6 +16,8 @@ import math
 
 import numpy as np
 
+from ..backend import device_of, to_device, to_numpy, xp_of
+
 
 class AdamW:
     """AdamW over a model's parameters (a tied array is updated once).
@@ -62,16 +64,20 @@ class AdamW:
         for path in self.paths:
             module, key = self.model._resolve(path)
             p, g = module.params[key], module.grads[key]
+            xp = xp_of(p)  # the moments live where the parameter does
             if self.m[path] is None:
-                self.m[path] = np.zeros_like(p)
-                self.v[path] = np.zeros_like(p)
+                self.m[path] = xp.zeros_like(p)
+                self.v[path] = xp.zeros_like(p)
+            elif device_of(self.m[path]) != device_of(p):  # the model moved since (model.to)
+                self.m[path] = to_device(self.m[path], device_of(p))
+                self.v[path] = to_device(self.v[path], device_of(p))
             m, v = self.m[path], self.v[path]
             if self.weight_decay and p.ndim >= 2:
                 p *= p.dtype.type(1 - self.lr * self.weight_decay)  # decoupled: not in m or v
             m += (g - m) * p.dtype.type(1 - b1)  # torch's lerp: m + (g - m)(1 - b1)
             v *= p.dtype.type(b2)
             v += (g * g) * p.dtype.type(1 - b2)
-            denom = np.sqrt(v) / p.dtype.type(bias2_sqrt) + p.dtype.type(self.eps)
+            denom = xp.sqrt(v) / p.dtype.type(bias2_sqrt) + p.dtype.type(self.eps)
             p -= p.dtype.type(step_size) * (m / denom)
 
     def state_dict(self) -> dict:
@@ -86,8 +92,8 @@ class AdamW:
         moments = {}
         for path in self.paths:
             if self.m[path] is not None:
-                moments[f"m.{path}"] = self.m[path]
-                moments[f"v.{path}"] = self.v[path]
+                moments[f"m.{path}"] = to_numpy(self.m[path])  # saved from the host
+                moments[f"v.{path}"] = to_numpy(self.v[path])
         return {"state": state, "moments": moments}
 
     def load_state_dict(self, d: dict) -> None:
