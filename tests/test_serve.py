@@ -662,7 +662,7 @@ def test_serve_help_shows_every_default(capsys):
         "(default: 256)",
         "(default: 2000000)",
         "(default: 30.0)",
-        "(default: the bundled minilm-l2-int8)",
+        f"(default: the bundled {pretrained.SHIPPED_NAME})",
     ):
         assert default in out
 
@@ -707,7 +707,7 @@ def test_loopback_serve_with_the_openai_client_then_sigterm(tmp_path):
             with openai.OpenAI(
                 base_url=f"{base}/v1", api_key="k3y", http_client=httpx.Client(trust_env=False)
             ) as client:
-                result = client.embeddings.create(model="minilm-l2-int8", input=texts)
+                result = client.embeddings.create(model=pretrained.SHIPPED_NAME, input=texts)
             vectors = np.array([d.embedding for d in result.data], np.float32)
             expected = offline(pretrained.shipped_path(), texts)
             np.testing.assert_allclose(vectors, expected, rtol=0, atol=ATOL_SERVED)

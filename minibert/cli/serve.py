@@ -30,8 +30,9 @@ def register(command) -> None:
         --cache-dir, keyed by a hash of the model's files). One JSON line per request on
         stderr. SIGTERM finishes the requests in flight, then exits.
 
-        Without MODEL the model bundled with minibert (minilm-l2-int8) is served; any folder
-        minibert loads works (float32 or int8), with its tokenizer beside the weights.
+        Without MODEL the model bundled with minibert (minilm-l6-int4) is served; any folder
+        minibert loads works (float32, int8 or group-wise int4), with its tokenizer beside the
+        weights.
         """,
         'minibert serve --port 8000 --api-key "$KEY"',
     )
@@ -39,7 +40,7 @@ def register(command) -> None:
         "model",
         nargs="?",
         metavar="MODEL",
-        help="model folder with a tokenizer (default: the bundled minilm-l2-int8)",
+        help="model folder with a tokenizer (default: the bundled minilm-l6-int4)",
     )
     sub.add_argument(
         "--host", default=defaults.DEFAULT_HOST, help="address to listen on (default: %(default)s)"
