@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
+from minibert.backend import cuda_available
 from minibert.pretrained import minilm_available
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -52,6 +53,17 @@ settings.register_profile(
 )
 settings.register_profile("ci", parent=settings.get_profile("dev"), derandomize=True)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `gpu` need cupy and a CUDA device; elsewhere they are skipped, with a reason
+    the summary counts (-ra)."""
+    gpu_tests = [item for item in items if "gpu" in item.keywords]
+    if gpu_tests and not cuda_available()[0]:
+        skip = pytest.mark.skip(reason="no CUDA device or cupy")
+        for item in gpu_tests:
+            item.add_marker(skip)
+
 
 needs_minilm = pytest.mark.skipif(
     not minilm_available(),
