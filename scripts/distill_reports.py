@@ -27,8 +27,8 @@ recipe's initialisation) and after. layers: the distilbert student with 2 of Min
 layers (33% of its encoder, the size the distillation issue asks for) copied from each pair
 of teacher layers, before training: its Lee correlation and the mean cosine of its sentence
 vectors with the teacher's on the held-out sentences; the best pair (4, 5) is the one the
-agnostic run above copies, and scripts/build_shipped_model.py turns that run into the model
-minibert ships.
+agnostic run above copies; that run, quantized with `minibert quantize`, was the model
+minibert shipped before minilm-l6-int4 (docs/model-card.md, "History").
 
 Runs checkpoint as they go (--runs, default runs/distill/ beside the data cache): run the same
 command again to resume. Each command updates its own section of docs/results/distill.json
@@ -89,7 +89,7 @@ def agnostic_teacher() -> Path:
 
 def sentences(max_texts: int, held_out: int = HELD_OUT, folder=None):
     """The seeded sample of corpus sentences (folder: default the cache's corpus/): (train,
-    held out). scripts/build_shipped_model.py draws its sample here too."""
+    held out). scripts/build_shipped_model.py trims the bundled model's vocabulary on it."""
     folder = Path(folder) if folder is not None else data_dir() / "corpus"
     picked = corpus_sentences(corpus_files(folder), max_texts=max_texts + held_out)
     order = np.random.default_rng(0).permutation(len(picked))
