@@ -6,7 +6,7 @@ is installed by pip into a fresh virtualenv in a temporary folder, and we measur
 
 The stacks (STACKS below):
   - minibert-serve: `pip install .[serve]` from this repository (numpy, numba, tokenizers,
-    safetensors, uvicorn; the bundled int8 model is inside the wheel);
+    safetensors, uvicorn; the bundled model is inside the wheel);
   - sentence-transformers: sentence-transformers with torch 2.13.0, the CPU wheel;
   - sentence-transformers-serve: the same plus FastAPI and uvicorn, a server like
     benchmarks/peer_server.py --engine sentence-transformers;
