@@ -16,7 +16,9 @@ refuses what real cupy refuses, or counts it:
     a.max()) work, as they do on cupy arrays;
   * a host numpy array mixed into a device operation (device + host, device[host_index],
     device[...] = host) raises TypeError, as cupy does, instead of being copied silently;
-  * __array__ raises TypeError, as cupy's does.
+  * __array__ raises TypeError, as cupy's does;
+  * a Numba kernel called with one raises TypeError (Numba would take the numpy array
+    underneath; it cannot take a cupy array).
 
 One thing it cannot refuse: np.asarray(device_array) returns the numpy array underneath, since
 numpy never asks a subclass of its own array. The tests catch that indirectly: the numpy array
@@ -251,8 +253,28 @@ def _erf(x):
         return _wrap(erf(base).astype(base.dtype))
 
 
+def _refuse_in_numba() -> None:
+    """Numba types an ndarray subclass as an array; ours is refused (once per process, after
+    minibert has imported Numba its own way: kernels/jit.py sets its threading first)."""
+    from minibert.kernels.jit import numba_available
+
+    if _NUMBA_REFUSES[0] or not numba_available():
+        return
+    from numba.extending import typeof_impl
+
+    @typeof_impl.register(ndarray)
+    def _typeof_device_array(value, context):
+        raise TypeError("a Numba kernel was called with a device array (kernels/ are the CPU's)")
+
+    _NUMBA_REFUSES[0] = True
+
+
+_NUMBA_REFUSES = [False]
+
+
 def install(monkeypatch) -> types.ModuleType:
     """Make `import cupy` (and cupyx's two functions) find this module for one test."""
+    _refuse_in_numba()
     this = sys.modules[__spec__.name]
     special = types.ModuleType("cupyx.scipy.special")
     special.erf = _erf

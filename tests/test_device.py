@@ -8,12 +8,12 @@ arrays. The tests marked `gpu` run on real cupy and a CUDA device, and are skipp
 (conftest.py); no GPU run has been recorded yet (docs/gpu.md).
 """
 
+import contextlib
 from pathlib import Path
 
 import fake_cupy
 import numpy as np
 import pytest
-import tomllib
 from test_gradients import TRAINING_CASES, model_batch, rel_error
 from test_models import INPUT_KEYS, our_output
 
@@ -22,6 +22,7 @@ from conftest import ATOL_HF, META, MODEL_CASES, RTOL_GRAD, case_dir, load_refer
 from minibert.backend import to_numpy
 from minibert.errors import DeviceError
 from minibert.kernels.jit import kernels_for_call
+from minibert.kernels.softmax import masked_softmax
 from minibert.models.inputs import check_forward
 from minibert.training.optim import AdamW
 
@@ -49,11 +50,18 @@ def output_arrays(out) -> dict:
     return found
 
 
-def reference_model(case, **kwargs):
-    """The CPU model on the readable numpy path: the arithmetic the device path repeats."""
-    model = minibert.load(case_dir(case), **kwargs)
-    model.kernels = "reference"
+def reference_model(case, device="cpu", **kwargs):
+    """On the CPU, the model on its readable numpy path: the arithmetic the device path
+    repeats. On the device, the model as loaded: its path must not depend on the kernels."""
+    model = minibert.load(case_dir(case), device=device, **kwargs)
+    if device == "cpu":
+        model.kernels = "reference"
     return model
+
+
+def cpu_reference(device):
+    """Backward on the CPU's readable path (model.kernels applies to forward calls only)."""
+    return kernels_for_call("reference") if device == "cpu" else contextlib.nullcontext()
 
 
 def run(model, inputs, **kwargs):
@@ -75,6 +83,8 @@ def test_fake_cupy_refuses_numpy_on_device_arrays(fake):
         a[np.array([0, 1])]  # a host index
     with pytest.raises(TypeError):
         a.__array__()
+    with pytest.raises(TypeError, match="Numba"):  # the CPU kernels refuse device arrays
+        masked_softmax(a[None, None].astype(np.float32), fake.zeros((1, 3), np.float32), 1.0)
     assert on_device(a + 1)
     assert on_device(a.sum())
     assert on_device(fake.exp(a))
@@ -92,7 +102,7 @@ def test_forward_on_device_equals_the_cpu(case, fake):
     ref = load_reference(case)
     inputs = {k: v for k, v in model_inputs(ref).items() if v is not None}
     expected = output_arrays(run(reference_model(case), inputs))
-    model = reference_model(case).to("cuda")
+    model = minibert.load(case_dir(case)).to("cuda")
     assert model.device == "cuda"
     fake.reset()
     out = run(model, inputs)
@@ -166,7 +176,6 @@ def test_quantized_models_move(scheme, dtypes, fake):
     cpu.kernels = "reference"
     expected = cpu(**model_inputs(ref)).last_hidden_state
     model = minibert.quantize(minibert.load(case_dir("bert-base")), **scheme)
-    model.kernels = "reference"
     host_dtypes = {p: a.dtype for p, a in model.named_parameters()}
     model.to("cuda")
     assert {a.dtype.type for _, a in model.named_parameters()} == dtypes
@@ -191,7 +200,7 @@ def test_backward_and_adamw_step_on_device(case, fake):
         optimizer = AdamW(model, lr=1e-3)
         out = model(**inputs, **targets)
         fake.reset()
-        with kernels_for_call("reference"):  # model.kernels applies to forward calls only
+        with cpu_reference(device):
             model.backward()
         optimizer.step()
         if device == "cuda":
@@ -207,6 +216,43 @@ def test_backward_and_adamw_step_on_device(case, fake):
     for name in grads_cpu:
         np.testing.assert_array_equal(grads_dev[name], grads_cpu[name], err_msg=name)
         np.testing.assert_array_equal(params_dev[name], params_cpu[name], err_msg=name)
+
+
+def test_head_mask_embeddings_and_outside_gradients_on_device(fake):
+    """transformers' extra inputs (inputs_embeds, head_mask) and gradients handed to backward
+    from outside (distillation) move at the boundary like the ids; the head-mask gradient and
+    the input gradient stay on the device and equal the CPU reference path's."""
+    ref = load_reference("albert-base")
+    rng = np.random.default_rng(0)
+    B, T = ref["input_ids"].shape
+    width = META["cases"]["albert-base"]["config"]["embedding_size"]
+    embeds = rng.normal(0, 0.5, (B, T, width)).astype(np.float32)
+    head_mask = rng.uniform(0.5, 1.5, 4).astype(np.float32)
+    dlast = rng.normal(size=(B, T, 32)).astype(np.float32)
+    results = []
+    for device in ("cpu", "cuda"):
+        model = reference_model("albert-base", device=device).train(dropout=False)
+        out = model(inputs_embeds=embeds, attention_mask=ref["attention_mask"], head_mask=head_mask)
+        fake.reset()
+        with cpu_reference(device):
+            model.backward(grads={"last_hidden_state": dlast, "hidden_states": {1: dlast}})
+        if device == "cuda":
+            assert fake.transfers == {"to_device": 2}  # the two gradients, at the boundary
+            assert on_device(out.last_hidden_state)
+            assert on_device(model.input_gradient())
+            assert on_device(model.encoder.head_mask_grad)
+        arrays = (out.last_hidden_state, model.input_gradient(), model.encoder.head_mask_grad)
+        results.append([to_numpy(a) for a in arrays])
+    for cpu, device in zip(*results, strict=True):
+        np.testing.assert_array_equal(device, cpu)
+
+
+def test_save_from_the_device(fake, tmp_path):
+    model = minibert.load(case_dir("distilbert-base"), device="cuda")
+    model.save_pretrained(tmp_path)
+    again = minibert.load(tmp_path)
+    for (name, a), (_, b) in zip(model.named_parameters(), again.named_parameters(), strict=True):
+        np.testing.assert_array_equal(a.get(), b, err_msg=name)
 
 
 def test_dropout_draws_on_the_device(fake):
@@ -260,8 +306,9 @@ def test_unknown_device_is_named():
 
 
 def test_gpu_extra_is_cupy_for_cuda_12():
-    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
-    assert pyproject["project"]["optional-dependencies"]["gpu"] == ["cupy-cuda12x"]
+    text = (Path(__file__).parents[1] / "pyproject.toml").read_text()  # (no tomllib in 3.10)
+    extras = text.split("[project.optional-dependencies]", 1)[1].split("\n[", 1)[0]
+    assert 'gpu = ["cupy-cuda12x"]' in extras.splitlines()
 
 
 # --- on a real GPU (skipped without cupy and a CUDA device) --------------------------------------
