@@ -128,7 +128,7 @@ def test_device_inputs_need_no_copy(case, fake):
         k: fake.asarray(v) for k, v in model_inputs(load_reference(case)).items() if v is not None
     }
     fake.reset()
-    check_forward(model.config, **inputs)
+    check_forward(model.config, **inputs, device="cuda")
     verdicts = fake.transfers["scalar"]
     fake.reset()
     out = model(**inputs)

@@ -243,19 +243,7 @@ class PreTrainedModel(Module):
                 tokens = int(np.size(given) if input_ids is not None else np.prod(given))
             except (ValueError, TypeError):
                 tokens = 0
-        # the public boundary: inputs move to the model's device here, and only here
-        input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, head_mask = (
-            on_model_device(a, self.device)
-            for a in (
-                input_ids,
-                attention_mask,
-                token_type_ids,
-                position_ids,
-                inputs_embeds,
-                head_mask,
-            )
-        )
-        inputs = check_forward(
+        inputs = check_forward(  # on the model's device: inputs move there, and only there
             self.config,
             input_ids,
             attention_mask,
@@ -265,6 +253,7 @@ class PreTrainedModel(Module):
             head_mask,
             choices=self.takes_choices,
             dtype=self.dtype,
+            device=self.device,
         )
         if next_sentence_label is None:
             next_sentence_label = sentence_order_label

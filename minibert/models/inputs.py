@@ -81,13 +81,18 @@ def check_forward(
     head_mask=None,
     choices: bool = False,
     dtype=np.float32,
+    device: str = "cpu",
 ) -> ForwardInputs:
-    """Validate every input of a forward call (see ForwardInputs). `choices`: the inputs are
-    (B, N, T) (and inputs_embeds (B, N, T, E)), flattened here to (B * N, T) as transformers'
-    *ForMultipleChoice does. Raises InputError naming the argument and what was wrong."""
+    """Validate every input of a forward call (see ForwardInputs), on `device`: the inputs move
+    there first (on_model_device). `choices`: the inputs are (B, N, T) (and inputs_embeds
+    (B, N, T, E)), flattened here to (B * N, T) as transformers' *ForMultipleChoice does.
+    Raises InputError naming the argument and what was wrong."""
     if (input_ids is None) == (inputs_embeds is None):
         raise InputError("pass exactly one of input_ids and inputs_embeds")
-    xp = xp_of(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, head_mask)
+    given = (input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, head_mask)
+    given = [on_model_device(a, device) for a in given]
+    input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, head_mask = given
+    xp = xp_of(*given)
     num_choices = None
     if choices:
         lead = shape_of(input_ids if input_ids is not None else inputs_embeds)[:2]
