@@ -17,8 +17,8 @@ refuses what real cupy refuses, or counts it:
   * a host numpy array mixed into a device operation (device + host, device[host_index],
     device[...] = host) raises TypeError, as cupy does, instead of being copied silently;
   * __array__ raises TypeError, as cupy's does;
-  * a Numba kernel called with one raises TypeError (Numba would take the numpy array
-    underneath; it cannot take a cupy array).
+  * a Numba kernel (kernels/jit.py's run_kernel) called with one raises TypeError: Numba
+    would take the numpy array underneath; it cannot take a cupy array.
 
 One thing it cannot refuse: np.asarray(device_array) returns the numpy array underneath, since
 numpy never asks a subclass of its own array. The tests catch that indirectly: the numpy array
@@ -253,28 +253,30 @@ def _erf(x):
         return _wrap(erf(base).astype(base.dtype))
 
 
-def _refuse_in_numba() -> None:
-    """Numba types an ndarray subclass as an array; ours is refused (once per process, after
-    minibert has imported Numba its own way: kernels/jit.py sets its threading first)."""
-    from minibert.kernels.jit import numba_available
+def _refuse_in_kernels(monkeypatch) -> None:
+    """Every Numba kernel runs through kernels/jit.py's run_kernel; wrap each module's copy so
+    that a device array among a kernel's arguments raises (Numba would take the numpy array
+    underneath; it cannot take a cupy array, and the kernels are the CPU's)."""
+    import minibert.quant  # noqa: F401 - loads the int8 and low-bit kernel modules too
+    from minibert.kernels import jit
 
-    if _NUMBA_REFUSES[0] or not numba_available():
-        return
-    from numba.extending import typeof_impl
+    def refusing(run):
+        def run_kernel(py_func, args, parallel=False):
+            if any(isinstance(a, ndarray) for a in args):
+                raise TypeError(f"Numba kernel {py_func.__name__} called with a device array")
+            return run(py_func, args, parallel)
 
-    @typeof_impl.register(ndarray)
-    def _typeof_device_array(value, context):
-        raise TypeError("a Numba kernel was called with a device array (kernels/ are the CPU's)")
+        return run_kernel
 
-    _NUMBA_REFUSES[0] = True
-
-
-_NUMBA_REFUSES = [False]
+    guarded = refusing(jit.run_kernel)
+    for name, module in list(sys.modules.items()):
+        if name.startswith("minibert.kernels") and getattr(module, "run_kernel", None):
+            monkeypatch.setattr(module, "run_kernel", guarded)
 
 
 def install(monkeypatch) -> types.ModuleType:
     """Make `import cupy` (and cupyx's two functions) find this module for one test."""
-    _refuse_in_numba()
+    _refuse_in_kernels(monkeypatch)
     this = sys.modules[__spec__.name]
     special = types.ModuleType("cupyx.scipy.special")
     special.erf = _erf
