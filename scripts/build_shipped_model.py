@@ -146,6 +146,8 @@ def save_shipped(qmodel, trimmed: Path, teacher_folder: Path, output: Path) -> N
         "derived model.\n",
         encoding="utf-8",
     )
+    for file in output.iterdir():  # package data: readable by all (save_pretrained writes 0600)
+        file.chmod(0o644)
 
 
 def build(args, teacher_folder: Path, texts: list, trimmed: Path) -> dict:
