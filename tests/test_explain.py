@@ -436,5 +436,5 @@ def test_the_command_prints_the_report_and_writes_the_page(tmp_path, capsys):
 def test_the_default_model_is_the_bundled_one(capsys):
     assert main(["explain", "Hello world.", "--measure"]) == 0
     out = capsys.readouterr().out
-    assert "the bundled model (BertModel), int8 weights" in out
+    assert "the bundled model (BertModel), int4 group-wise (128 a group) weights" in out
     assert "measured peak" in out

@@ -141,6 +141,7 @@ def test_a_gptq_model_is_closer_to_float_and_saves_and_loads(tmp_path):
     assert entry["calibration_tokens"] == int(inputs["attention_mask"].sum())
     gptq.save_pretrained(tmp_path)
     loaded = minibert.load(tmp_path)
+    assert loaded.config.hf_extra["quantization"] == entry  # rounding and calibration kept
     np.testing.assert_array_equal(
         loaded(**inputs).last_hidden_state, gptq(**inputs).last_hidden_state
     )

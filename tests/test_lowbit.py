@@ -342,3 +342,26 @@ def test_parameter_counts_are_the_float_models(bits, group_size):
     model = minibert.load(case_dir("bert-mlm"))
     q = minibert.quantize(model, bits=bits, group_size=group_size, embeddings=True)
     assert q.parameter_counts() == model.parameter_counts()
+
+
+def test_a_layer_keeps_its_decoded_weight_until_its_codes_change():
+    rng = np.random.default_rng(5)
+    linear = Linear(48, 8)
+    linear.params["weight"] = rng.standard_normal((8, 48)).astype(np.float32)
+    layer = GroupQuantLinear.from_linear(linear, 4, 16)
+    x = rng.standard_normal((3, 48)).astype(np.float32)
+    first = layer.dequantized_weight()
+    assert layer.dequantized_weight() is first  # decoded once, kept
+    y = layer.forward(x)
+    use_fast_kernels(False)  # the reference decoding: decoded again, the same floats
+    again = layer.dequantized_weight()
+    assert again is not first
+    np.testing.assert_array_equal(again, first)
+    use_fast_kernels(True)
+    codes, scale = encode(-linear.params["weight"], 4, 16)  # new codes: decoded again
+    layer.params["weight"], layer.params["weight_scale"] = codes, scale
+    np.testing.assert_array_equal(layer.dequantized_weight(), -first)
+    layer.keep_decoded = False  # decode on every call, keep only the codes
+    layer.params["weight"], layer.params["weight_scale"] = encode(linear.params["weight"], 4, 16)
+    assert layer.dequantized_weight() is not layer.dequantized_weight()
+    np.testing.assert_array_equal(layer.forward(x), y)

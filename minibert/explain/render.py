@@ -57,6 +57,14 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def _weights(config) -> str:
+    """int8 (per channel) or the group-wise scheme of a quantized model's config."""
+    entry = config.hf_extra.get("quantization") or {}
+    if "group_size" not in entry:
+        return "int8"
+    return f"int{entry['bits']} group-wise ({entry['group_size']} a group)"
+
+
 def _model(report) -> str:
     c = report.config
     p = report.parameters
@@ -64,7 +72,7 @@ def _model(report) -> str:
         f"{report.model_name} ({report.architecture})" if report.model_name else report.architecture
     )
     lines = [
-        f"Model: {name}" + (", int8 weights" if report.quantized else ""),
+        f"Model: {name}" + (f", {_weights(report.config)} weights" if report.quantized else ""),
         f"  {c.model_type}: L={c.num_hidden_layers} C={c.hidden_size} H={c.num_attention_heads} "
         f"F={c.intermediate_size} V={c.vocab_size} positions={c.max_position_embeddings}"
         + (f" E={c.embedding_size}" if c.embedding_size else "")

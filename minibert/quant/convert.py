@@ -174,7 +174,8 @@ def _finish(qmodel, embeddings: bool, scheme: GroupScheme | None) -> None:
             "embedding_bits": scheme.table_bits,
             "embeddings": bool(embeddings),
         }
-    extra["quantization"] = entry
+    previous = extra.get("quantization") or {}  # a loaded model's: keep what else it records
+    extra["quantization"] = {**previous, **entry}  # (gptq.py's rounding and calibration)
     qmodel.config = qmodel.config.replace(hf_extra=extra)
     qmodel.eval()
 

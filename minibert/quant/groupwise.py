@@ -11,9 +11,12 @@ The scheme (Shen et al. 2020, Q-BERT, "group-wise quantization"):
   * int4 codes are stored packed two to a byte (uint8), the **low nibble first**: byte j of a
     row holds code 2j in bits 0-3 and code 2j + 1 in bits 4-7, each in 4-bit two's complement
     (functional/quantize.py: pack_int4). int8 codes are stored as int8;
-  * activations stay float32: the layer dequantises its weight to float32 as it runs and calls
-    the float32 product (kernels/float32_linear.py). Memory between calls holds only the codes
-    and scales; the float32 copy lives for one product.
+  * activations stay float32: the layer dequantises its weight to float32 and calls the float32
+    product (kernels/float32_linear.py). By default it decodes once, on its first call, and keeps
+    the float32 weight for the calls after (GroupQuantLinear.keep_decoded): the file and the
+    loaded codes are low-bit, and a running model costs what the float32 one does in memory and
+    time. With keep_decoded = False (on the class or on one layer) memory between calls holds
+    only the codes and scales, and every call decodes again (slower: a decode per layer per call).
 
 Why not the exact int8 kernels (kernels/int8_matmul.py)? They give one scale per output row,
 s_m s_n sum_k a q; with a scale per group the sum splits into one int32 partial sum per group,
@@ -95,10 +98,16 @@ class GroupQuantLinear(Module):
     `group_size` input channels; x stays float32.
 
     params: weight (O, ceil(P / 2)) uint8 for int4 or (O, P) int8, P = G * group_size the padded
-    width; weight_scale (O, G) float32; bias (O,) float32 if any."""
+    width; weight_scale (O, G) float32; bias (O,) float32 if any.
+
+    keep_decoded: keep the float32 weight decoded on the first call (True, the default: the speed
+    of a float32 layer) or decode it on every call (False: only the codes stay in memory)."""
+
+    keep_decoded = True
 
     def __init__(self, in_features, out_features, bits, group_size, bias=True):
         super().__init__()
+        self._decoded = (None, None, None, None)  # (codes, scales, fast kernels?, float32 weight)
         check_scheme(bits, group_size)
         self.in_features, self.bits, self.group_size = in_features, bits, group_size
         codes, scales = stored_shapes(out_features, in_features, bits, group_size)
@@ -124,7 +133,20 @@ class GroupQuantLinear(Module):
         return q
 
     def dequantized_weight(self):
-        """The float32 (O, I) weight the codes and scales stand for."""
+        """The float32 (O, I) weight the codes and scales stand for: decoded again when the
+        codes, the scales or the kernel choice changed since the last call, or on every call when
+        keep_decoded is off."""
+        codes, scale = self.params["weight"], self.params["weight_scale"]
+        fast = fast_kernels_enabled()
+        kept_codes, kept_scale, kept_fast, weight = self._decoded
+        if kept_codes is codes and kept_scale is scale and kept_fast == fast:
+            return weight
+        weight = self._decode()
+        if self.keep_decoded:
+            self._decoded = (codes, scale, fast, weight)
+        return weight
+
+    def _decode(self):
         if self.device != "cpu":  # on a GPU: the readable decoding (the kernel is the CPU's)
             return decode_reference(
                 self.params["weight"],

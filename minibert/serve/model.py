@@ -113,7 +113,11 @@ class ServedModel:
 
     @property
     def dtype(self) -> str:
-        return "int8" if self.config.hf_extra.get("quantization") else "float32"
+        """The weights' type: "float32", "int8" or, for group-wise low-bit models, "int4"."""
+        entry = self.config.hf_extra.get("quantization")
+        if not entry:
+            return "float32"
+        return f"int{entry.get('bits', 8)}"
 
     @property
     def labels(self) -> list[str] | None:
