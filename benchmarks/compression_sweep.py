@@ -29,60 +29,14 @@ import numpy as np
 from agreement import compare, sentences
 
 from minibert import SentenceEncoder, prune_heads
-from minibert.compression.heads import head_importance, least_important
+from minibert.compression.heads import least_important
 from minibert.compression.layers import keep_layers
+from minibert.compression.variants import retrieval_importance
 
-TEMPERATURE = 0.05  # the retrieval loss's softmax temperature (sentence-transformers' default)
 HEAD_FRACTIONS = (0.0, 1 / 6, 1 / 3, 1 / 2, 2 / 3)
 LAYERS_KEPT = (6, 5, 4, 3, 2)
 N_QUERIES, N_CORPUS = 100, 500
 ROUNDS = 15
-
-
-def retrieval_loss_gradient(mask, targets):
-    """model.backward's grads for the in-batch retrieval loss on mean-pooled, normalised vectors.
-
-    s = masked mean of h over tokens, e = s / |s|, S = e e^T / tau with the diagonal excluded,
-    loss = mean_i CE(S_i, targets_i); the backward goes through each step in reverse."""
-
-    def gradient(out):
-        h = out.last_hidden_state.astype(np.float64)  # (B, T, C)
-        m = mask[..., None].astype(np.float64)  # (B, T, 1)
-        n = m.sum(1)  # (B, 1)
-        s = (h * m).sum(1) / n  # (B, C)
-        norm = np.linalg.norm(s, axis=1, keepdims=True)
-        e = s / norm
-        scores = e @ e.T / TEMPERATURE
-        np.fill_diagonal(scores, -np.inf)
-        p = np.exp(scores - scores.max(1, keepdims=True))
-        p /= p.sum(1, keepdims=True)
-        B = len(e)
-        dscores = p
-        dscores[np.arange(B), targets] -= 1.0
-        dscores /= B  # d mean CE / d scores; the diagonal has p = 0, so no gradient
-        de = (dscores + dscores.T) @ e / TEMPERATURE  # S is symmetric in e
-        ds = (de - e * (e * de).sum(1, keepdims=True)) / norm  # through e = s / |s|
-        dh = m * ds[:, None, :] / n[:, None, :]  # through the masked mean
-        return {"last_hidden_state": dh.astype(out.last_hidden_state.dtype)}
-
-    return gradient
-
-
-def importance_of(encoder, texts, batch_size=16):
-    """Michel et al.'s head importance of encoder.model on texts, batches of batch_size."""
-    vectors = encoder.encode(texts)
-    batches, gradients = [], []
-    for start in range(0, len(texts), batch_size):
-        chunk = texts[start : start + batch_size]
-        enc = encoder.tokenizer(chunk, padding=True, truncation=True, max_length=128)
-        e = vectors[start : start + batch_size]
-        scores = e @ e.T
-        np.fill_diagonal(scores, -np.inf)
-        targets = scores.argmax(1)  # the unpruned model's nearest neighbour in the batch
-        batches.append({k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids")})
-        gradients.append(retrieval_loss_gradient(enc["attention_mask"], targets))
-    pending = iter(gradients)
-    return head_importance(encoder.model, batches, loss_gradient=lambda out: next(pending)(out))
 
 
 def latencies_ms(models, rounds=ROUNDS) -> list:
@@ -122,7 +76,8 @@ def main() -> None:
     model = encoder.model
     held_out = sentences(N_QUERIES + N_CORPUS, seed=7)
     reference = encoder.encode(held_out).astype(np.float64)
-    importance = importance_of(encoder, sentences(args.sample, seed=3))
+    scoring = sentences(args.sample, seed=3)
+    importance = retrieval_importance(encoder.model, encoder.tokenizer, scoring)
     total_heads = importance.size
     random_scores = np.random.default_rng(0).random(importance.shape)
     rows = {"heads": [], "random heads": [], "layers": []}

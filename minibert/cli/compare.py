@@ -1,6 +1,7 @@
 """`minibert compare TEACHER STUDENT...`: a teacher and its students side by side.
 
-Prints one row per model and precision (float32, and an int8 copy made on the fly): parameters,
+Prints one row per model and precision (float32, and an int8 copy made on the fly; with
+--variants also int4, pruned-head, fewer-layer and token-eliminated copies): parameters,
 size on disk, latency at 1 x 16 and 8 x 128 tokens, peak memory, agreement with the teacher on
 held-out sentences, the Lee correlation and, for classifiers attached with --classifiers, the
 test accuracy; --markdown, --json and --chart write the same figures to files.
@@ -42,7 +43,15 @@ def register(command) -> None:
                        cache's rotten_tomatoes.csv, split by movie as fine-tuning did), and its
                        share of the teacher classifier's (NAME `teacher` or the teacher's name)
         A classifier NAME that is not a model's name adds a row measured on the classifier
-        itself. Progress goes to stderr; the table to stdout. Takes minutes on real models.
+        itself. --variants adds rows for compressed copies of each float32 model (and of its
+        classifier), made on the fly:
+          int4           group-wise int4 layers and word table (group 128)
+          heads:F        the fraction F of the heads removed, least important first (Michel et
+                         al.'s score on an in-batch retrieval loss over --variant-texts)
+          layers:I,J,..  only those encoder layers kept (0-based)
+          tokens:F       PoWER-BERT token elimination, down to the fraction F of the tokens
+                         after the last layer ([CLS] kept): accuracy and latency only
+        Progress goes to stderr; the table to stdout. Takes minutes on real models.
         """,
         f"minibert compare {MINILM_NAME} runs/distill/agnostic-tinybert/checkpoint-600 "
         "--names MiniLM tinybert --classifiers MiniLM=runs/finetune/run/checkpoint-638 "
@@ -61,6 +70,19 @@ def register(command) -> None:
         help="classifier folders whose accuracy fills row NAME (a new NAME adds a row)",
     )
     sub.add_argument("--no-int8", action="store_true", help="float32 rows only")
+    sub.add_argument(
+        "--variants",
+        nargs="+",
+        default=[],
+        metavar="SPEC",
+        help="compressed rows: int4, heads:F, layers:I,J,.., tokens:F (see above)",
+    )
+    sub.add_argument(
+        "--variant-texts",
+        metavar="FILE",
+        help="texts that score the heads of heads:F, one a line (default: 256 corpus "
+        "sentences not held out, else the agreement texts)",
+    )
     sub.add_argument(
         "--texts", metavar="FILE", help="held-out sentences, one a line (default: the corpus's)"
     )
@@ -143,6 +165,8 @@ def cmd_compare(args) -> int:
     classification = _classification(args, classifiers) if classifiers else None
     texts = _texts(args)
     lee = _lee_dir(args)
+    variants = _variants(args)
+    variant_texts = _variant_texts(args) if any(v.kind == "heads" for v in variants) else None
     results = compare(
         entries,
         texts=texts,
@@ -153,6 +177,8 @@ def cmd_compare(args) -> int:
         threads=args.threads,
         timing=not args.no_timing,
         pause=args.pause,
+        variants=variants,
+        variant_texts=variant_texts,
     )
     print(table(results))
     for line in targets(results):
@@ -209,6 +235,35 @@ def _texts(args):
             f"no held-out texts for the agreement columns: give --texts FILE (one sentence a "
             f"line) or fetch the offline corpus with `python scripts/fetch_data.py` ({exc})"
         ) from None
+
+
+def _variants(args) -> list:
+    from ..compression.variants import parse_variant
+
+    variants = [parse_variant(spec) for spec in args.variants]
+    labels = [v.label for v in variants]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"--variants names the same variant twice: {' '.join(args.variants)}")
+    return variants
+
+
+def _variant_texts(args):
+    """The texts that score heads: --variant-texts, else a seeded corpus sample that the
+    held-out sentences are not drawn with, else None (compare then uses the agreement texts)."""
+    if args.variant_texts:
+        file = Path(args.variant_texts).expanduser()
+        if not file.is_file():
+            raise FileNotFoundError(f"--variant-texts {file} does not exist")
+        texts = [t.strip() for t in file.read_text(encoding="utf-8").splitlines() if t.strip()]
+        if len(texts) < 2:
+            raise ValueError(f"--variant-texts {file} has {len(texts)} text(s); 2 at least")
+        return texts
+    from ..data.text import corpus_files, corpus_sentences
+
+    try:
+        return corpus_sentences(corpus_files(), max_texts=256, seed=1)
+    except FileNotFoundError:
+        return None
 
 
 def _lee_dir(args):

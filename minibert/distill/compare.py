@@ -176,6 +176,8 @@ def compare(
     timing: bool = True,
     progress: bool = True,
     pause: float = PAUSE_S,
+    variants=(),
+    variant_texts=None,
 ) -> dict:
     """Measure every entry (the first is the teacher), float32 and int8; returns the results
     as a JSON-ready dict {"settings": ..., "rows": [...]} (see the module docstring).
@@ -190,6 +192,12 @@ def compare(
         timing: measure latency and peak memory (a fresh process per model and precision).
         pause: seconds between two timed passes (of different processes), so that the threads
             of the one that just ran stop spinning before the next starts.
+        variants: compressed variants of each float32 model, one row each after its int8 row
+            (compression/variants.py's Variant: label, apply, save, runner, timing_child,
+            vectors). A variant that keeps no vector per token (token elimination) has no
+            agreement or Lee figures; a classifier gets the same variant (heads: the heads its
+            sentence encoder's score chose).
+        variant_texts: the sample texts a heads variant scores the heads on (default: texts).
     """
     entries = list(entries)
     if not entries or entries[0].role != "teacher":
@@ -241,7 +249,7 @@ def compare(
     if lee_dir is not None:
         lee = read_lee(lee_dir)
 
-    steps = _count_steps(entries, int8, texts, lee_dir, timing)
+    steps = _count_steps(entries, int8, texts, lee_dir, timing, len(variants))
     bar = tqdm(total=steps, desc="compare", unit="step", disable=not progress, file=sys.stderr)
     try:
         rows = _measure_all(
@@ -256,6 +264,8 @@ def compare(
             timing,
             bar,
             pause,
+            variants,
+            variant_texts if variant_texts is not None else texts,
         )
     finally:
         bar.close()
@@ -279,6 +289,7 @@ def compare(
         "cpus": os.cpu_count(),
         "texts": len(texts) if texts is not None else None,
         "lee_documents": len(lee["documents"]) if lee is not None else None,
+        "variants": [v.label for v in variants],
     }
     if classification is not None:
         settings["classification"] = {
@@ -291,11 +302,24 @@ def compare(
 
 
 def _measure_all(
-    entries, encoders, lee, texts, classification, int8, repeats, threads, timing, bar, pause
+    entries,
+    encoders,
+    lee,
+    texts,
+    classification,
+    int8,
+    repeats,
+    threads,
+    timing,
+    bar,
+    pause,
+    compressed=(),
+    variant_texts=None,
 ):
-    """The rows of compare(), in order: each entry's float32 row, then its int8 row."""
+    """The rows of compare(), in order: each entry's float32 row, then its int8 row, then
+    one row per variant."""
     teacher_params = reference = None
-    rows, jobs = [], []  # jobs: (row, folder) to time once every model is on disk
+    rows, jobs = [], []  # jobs: (row, folder[, child]) to time once every model is on disk
     with tempfile.TemporaryDirectory(prefix="minibert-compare-") as scratch:
         for index, entry in enumerate(entries):
             encoder = encoders.get(entry.name)
@@ -316,7 +340,14 @@ def _measure_all(
                 if classifier is not None and qclassifier is None:
                     qclassifier = quantize(classifier)
                 variants.append(("int8", qmodel, qfolder, qclassifier))
-            for precision, variant, folder, clf in variants:
+            if not already_int8:
+                variants += _compressed(
+                    compressed, entry, index, model, encoder, classifier, variant_texts, scratch,
+                    bar,
+                )  # fmt: skip
+            for precision, variant, folder, clf, *how in variants:
+                how = how[0] if how else None
+                vectors = how is None or how.vectors
                 counts = variant.parameter_counts()
                 row = {
                     "name": entry.name,
@@ -332,23 +363,24 @@ def _measure_all(
                     teacher_params = counts
                 row["parameters_share"] = counts["total"] / teacher_params["total"]
                 row["encoder_share"] = counts["encoder"] / max(teacher_params["encoder"], 1)
-                jobs.append((row, folder))
-                if encoder is not None and texts is not None:
+                jobs.append((row, folder) if how is None else (row, folder, how.timing_child))
+                if encoder is not None and texts is not None and vectors:
                     bar.set_postfix_str(f"{entry.name} {precision}: agreement")
                     encoder.model = variant
-                    vectors = encoder.encode(texts)
+                    sentence_vectors = encoder.encode(texts)
                     encoder.model = model
                     if reference is None:
-                        reference = vectors  # the teacher in float32 (or its int8 folder)
-                    row.update(_agreement(entry, vectors, reference))
+                        reference = sentence_vectors  # the teacher in float32 (or int8 folder)
+                    row.update(_agreement(entry, sentence_vectors, reference))
                     bar.update()
-                if encoder is not None and lee is not None:
+                if encoder is not None and lee is not None and vectors:
                     bar.set_postfix_str(f"{entry.name} {precision}: Lee")
                     row["lee"] = _lee(variant, encoder, lee)
                     bar.update()
                 if clf is not None:
                     bar.set_postfix_str(f"{entry.name} {precision}: accuracy")
-                    row["accuracy"] = _accuracy(clf, entry.classifier, classification)
+                    runner = clf if how is None else how.runner(clf)
+                    row["accuracy"] = _accuracy(runner, entry.classifier, classification)
                     bar.update()
                 rows.append(row)
             encoders.pop(entry.name, None)  # free the models as we go
@@ -361,13 +393,35 @@ def _measure_all(
     return rows
 
 
-def _count_steps(entries, int8, texts, lee_dir, timing) -> int:
+def _count_steps(entries, int8, texts, lee_dir, timing, variants=0) -> int:
     total = 0
     for entry in entries:
         per = timing + (entry.role != "classifier") * ((texts is not None) + (lee_dir is not None))
         per += entry.classifier is not None
-        total += per * (2 if int8 else 1)
+        total += per * (1 + int8 + variants)
     return total
+
+
+def _compressed(variants, entry, index, model, encoder, classifier, texts, scratch, bar) -> list:
+    """(label, model, folder, classifier, variant) for each variant of a float32 entry."""
+    out = []
+    for k, how in enumerate(variants):
+        bar.set_postfix_str(f"{entry.name}: {how.label}")
+        tokenizer = encoder.tokenizer if encoder is not None else None
+        if entry.role == "classifier":  # a classifier alone: its own variant, no sentence texts
+            if how.kind == "heads":
+                continue  # the heads are scored on a sentence encoder's vectors
+            variant, _ = how.apply(model)
+            vclassifier = variant
+        else:
+            variant, plan = how.apply(model, texts, tokenizer)
+            vclassifier = None
+            if classifier is not None:
+                vclassifier, _ = how.apply(classifier, plan=plan)
+        folder = Path(scratch) / f"{index}-variant-{k}"
+        how.save(variant, folder)
+        out.append((how.label, variant, folder, vclassifier, how))
+    return out
 
 
 def _sizes(model) -> str:

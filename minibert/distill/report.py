@@ -1,15 +1,13 @@
 """compare()'s results as a reader sees them: tables, target lines and a chart.
 
 An aligned text table, Markdown with the settings and notes, the target lines (parameters /
-accuracy / speed of each student against the teacher), and a chart of bars, float32 and int8
-side by side.
+accuracy / speed of each student against the teacher), and a chart of bars: float32, int8 and
+the compressed variants side by side.
 """
 
 from pathlib import Path
 
 import numpy as np
-
-PRECISIONS = ("float32", "int8")
 
 COLUMNS = (
     "model",
@@ -168,8 +166,8 @@ def _short(value: float) -> str:
 
 
 def plot(results: dict, file) -> Path:
-    """Bar charts, float32 and int8 side by side for each model: size on disk, latency at both
-    shapes, peak memory, Lee correlation, accuracy. Needs matplotlib."""
+    """Bar charts, float32, int8 and the variants side by side for each model: size on disk,
+    latency at both shapes, peak memory, Lee correlation, accuracy. Needs matplotlib."""
     try:
         import matplotlib
     except ImportError:
@@ -197,14 +195,17 @@ def plot(results: dict, file) -> Path:
     nrows = -(-len(panels) // cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.4 * nrows), squeeze=False)
     x = np.arange(len(names))
-    colours = {"float32": "#3182bd", "int8": "#e6550d"}
+    precisions = list(dict.fromkeys(r["precision"] for r in rows))  # float32, int8, variants
+    palette = ("#3182bd", "#e6550d", "#31a354", "#756bb1", "#636363", "#e7ba52", "#d6616b")
+    colours = {p: palette[i % len(palette)] for i, p in enumerate(precisions)}
+    width = 0.8 / len(precisions)
     labels = []
     for name in names:
         first = next(r for r in rows if r["name"] == name)
         wrapped = name.replace("-", "-\n") if len(name) > 12 else name
         labels.append(f"{wrapped}\n{first['parameters']['total'] / 1e6:.1f}M")
     for ax, (title, value) in zip(axes.flat, panels, strict=False):
-        for k, precision in enumerate(PRECISIONS):
+        for k, precision in enumerate(precisions):
             heights = []
             for name in names:
                 row = next(
@@ -212,9 +213,8 @@ def plot(results: dict, file) -> Path:
                 )
                 v = value(row) if row is not None else None
                 heights.append(np.nan if v is None else v)
-            bars = ax.bar(
-                x + (k - 0.5) * 0.4, heights, 0.4, label=precision, color=colours[precision]
-            )
+            offset = (k - (len(precisions) - 1) / 2) * width
+            bars = ax.bar(x + offset, heights, width, label=precision, color=colours[precision])
             texts = ["" if np.isnan(h) else _short(h) for h in heights]
             ax.bar_label(bars, labels=texts, fontsize=7, padding=1)
         ax.set_title(title, fontsize=10)
@@ -225,7 +225,8 @@ def plot(results: dict, file) -> Path:
     axes.flat[0].legend(fontsize=8)
     s = results["settings"]
     fig.suptitle(
-        f"teacher and students, float32 and int8 ({s['threads']} threads, {s['date']})", fontsize=10
+        f"teacher and students, {', '.join(precisions)} ({s['threads']} threads, {s['date']})",
+        fontsize=10,
     )
     fig.tight_layout()
     file = Path(file)

@@ -52,8 +52,9 @@ def _peak_mib(raw=None) -> float:
     return raw / 2**20 if sys.platform == "darwin" else raw / 2**10  # bytes there, KiB here
 
 
-def serve_timings(bare, folder) -> None:
-    """Serve timed forward passes of the model in `folder`, one per request on stdin.
+def serve_timings(bare, folder, forward=None) -> None:
+    """Serve timed forward passes of the model in `folder`, one per request on stdin;
+    forward(model, ids, mask, types) runs one (default: the model's own call).
 
     Replies are JSON lines starting with "@" on stdout: first the shapes and the peak RSS
     (MiB) of the bare interpreter, after the imports and after loading; then, for each request
@@ -84,7 +85,10 @@ def serve_timings(bare, folder) -> None:
             continue
         ids, mask, types = inputs[command[1]]
         start = time.perf_counter()
-        model(ids, attention_mask=mask, token_type_ids=types)
+        if forward is None:
+            model(ids, attention_mask=mask, token_type_ids=types)
+        else:
+            forward(model, ids, mask, types)
         _reply(time.perf_counter() - start)
 
 
@@ -94,14 +98,15 @@ def _reply(value) -> None:
 
 
 class Timer:
-    """A fresh process holding one model, answering timing requests (see serve_timings)."""
+    """A fresh process holding one model, answering timing requests (see serve_timings);
+    child: the Python code it runs (CHILD, or one that passes serve_timings a forward)."""
 
-    def __init__(self, folder: Path, threads: int):
+    def __init__(self, folder: Path, threads: int, child: str = CHILD):
         env = dict(os.environ, **{v: str(threads) for v in THREAD_VARIABLES})
         self.folder = folder
         self.errors = tempfile.TemporaryFile("w+")  # a file, not a pipe: it cannot fill up
         self.process = subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(folder)],
+            [sys.executable, "-c", child, str(folder)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.errors,
@@ -149,14 +154,15 @@ class Timer:
 
 
 def time_in_turns(jobs, repeats: int, threads: int, bar, pause: float = PAUSE_S) -> None:
-    """Latency and memory of each (row, folder) of jobs, into the row: every model in its own
-    process, and the timed passes in turns (a, b, c, a, b, c, ...), so that a slow patch of a
-    shared machine hits every model alike; the median per model and shape."""
+    """Latency and memory of each (row, folder) or (row, folder, child code) of jobs, into the
+    row: every model in its own process, and the timed passes in turns (a, b, c, a, b, c, ...),
+    so that a slow patch of a shared machine hits every model alike; the median per model and
+    shape."""
     timers = []
     try:
-        for row, folder in jobs:
+        for row, folder, *child in jobs:
             bar.set_postfix_str(f"{row['name']} {row['precision']}: loading for timing")
-            timers.append(Timer(folder, threads))
+            timers.append(Timer(folder, threads, *child))
         times = [{f"{b}x{t}": [] for b, t in SHAPES} for _ in timers]
         for shape in times[0]:
             for i in range(WARMUP + repeats):
@@ -166,7 +172,7 @@ def time_in_turns(jobs, repeats: int, threads: int, bar, pause: float = PAUSE_S)
                     elapsed = timer.ask(f"time {shape}")
                     if i >= WARMUP:
                         seconds[shape].append(elapsed)
-        for (row, _), timer, seconds in zip(jobs, timers, times, strict=True):
+        for (row, *_), timer, seconds in zip(jobs, timers, times, strict=True):
             memory = dict(timer.first["memory_mib"], peak=timer.ask("memory"))
             memory["increase"] = memory["peak"] - memory["imports"]
             row["latency_ms"] = {k: 1000 * float(np.median(v)) for k, v in seconds.items()}
