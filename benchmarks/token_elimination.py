@@ -197,7 +197,9 @@ def plot(result, path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     full, pruned = rows[0], rows[1:]
     ax.scatter([full["latency_ms_8x128"]], [full["test_accuracy"]], color="C3", zorder=3)
-    ax.annotate("full model", (full["latency_ms_8x128"], full["test_accuracy"]))
+    ax.annotate(
+        "full model  ", (full["latency_ms_8x128"], full["test_accuracy"]), ha="right", va="top"
+    )
     ax.scatter(
         [r["latency_ms_8x128"] for r in pruned], [r["test_accuracy"] for r in pruned], color="C0"
     )
