@@ -263,8 +263,9 @@ print(f"speed-up over float32: {speedups}")
 # int8 keeps MiniLM's vectors (cosine above 0.99) and encodes several times more texts per core.
 # The bundled int4 model is the smallest on disk but no faster than float32 here: its
 # group-wise int4 layers decode their weights to float32 once and then run float32 products
-# (six layers, where int8 MiniLM runs exact int8 ones). Its vectors are also further from float32's, because these queries are
-# random vocabulary words and its trimmed vocabulary spells many of them with smaller pieces
+# (six layers, where int8 MiniLM runs exact int8 ones). Its vectors are also further from
+# float32's, because these queries are random vocabulary words and its trimmed vocabulary
+# spells many of them with smaller pieces
 # (on ordinary corpus sentences its model card measures a mean cosine of 0.96): it is for size
 # budgets, and int8 MiniLM is the default that costs almost nothing in quality or speed.
 #
