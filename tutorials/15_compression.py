@@ -372,8 +372,9 @@ assert agreement["identical_min_cosine"] > 0.9999  # same pieces, same vectors
 assert agreement["changed_mean_cosine"] < 0.99  # new words cost something
 
 # %% [markdown]
-# What each method buys, on this model: removing a third of the heads cuts 8% of the
-# parameters and some attention time; PoWER-BERT keeps every weight but drops most of the
+# What each method buys, on this model: removing a third of the heads cuts 5% of the
+# parameters (11% of the encoder's; the embedding table is untouched) and some attention time;
+# PoWER-BERT keeps every weight but drops most of the
 # sequence after the first layer, so the layers above run on a fraction of it
 # (docs/compression.md measures speed and the accuracy it costs on Rotten Tomatoes); int4 with
 # groups of 32 is 5 bits a weight at over ten times int8's error, which is why Q-BERT spends
