@@ -24,7 +24,7 @@ pack_int4), `minibert/quant/groupwise.py` (encode, decode) and
 Run: python tutorials/15_compression.py
 """
 
-# %% Setup: MiniLM in float64 (for finite differences) and float32, sentences, helpers
+# %% Setup: MiniLM in float64 (for finite differences) and float32, sentences, a check
 import copy
 import time
 from pathlib import Path
