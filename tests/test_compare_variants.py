@@ -105,6 +105,10 @@ def test_token_elimination_has_accuracy_and_no_sentence_vector(run):
 
 def test_retention_runs_down_to_the_fraction():
     assert retention_for(0.5, 4, 128) == [112, 96, 80, 64]
+    assert retention_for((0.5, 0.36, 0.01), 3, 128) == [64, 47, 2]
+    assert parse_variant("tokens:0.5,0.36,0.01").label == "tokens 0.5-0.36-0.01"
+    with pytest.raises(InputError, match="needs one for each"):
+        retention_for((0.5, 0.2), 3, 128)
     assert retention_for(0.01, 2, 16) == [9, 1]  # never below [CLS]
     counts = retention_for(0.3, 6, 37)
     assert counts == sorted(counts, reverse=True)
@@ -119,6 +123,8 @@ def test_retention_runs_down_to_the_fraction():
         ("heads:x", "heads:FRACTION"),
         ("layers:a,b", "layers:I,J"),
         ("int4:2", "no argument"),
+        ("heads:0.1,0.2", "one fraction"),
+        ("tokens:0.5,0", "each fraction must be"),
     ],
 )
 def test_bad_specs_are_named(spec, message):

@@ -6,9 +6,11 @@
                    (Michel et al.'s score, heads.py, on a retrieval loss over sample texts)
     layers:I,J,..  only those encoder layers kept (layers.keep_layers)
     tokens:F       PoWER-BERT token elimination (token_elimination.py): after step j of L the
-                   longest F + (1 - F)(L - 1 - j) / L of the tokens stay, so the last step keeps
-                   the fraction F; [CLS] always. Classifier and latency rows only: the vectors
-                   of the kept tokens are not a sentence vector.
+                   fraction F + (1 - F)(L - 1 - j) / L of the tokens stays, so the last step
+                   keeps the fraction F; [CLS] always. Classifier and latency rows only: the
+                   vectors of the kept tokens are not a sentence vector.
+    tokens:F1,..,FL  the same with a fraction per step (a searched retention, as fractions of
+                   the input's length: 64-46-... of 128 tokens is 0.5,0.36,...)
 
 parse_variant turns a spec into a Variant; Variant.apply(model, texts, tokenizer) returns the
 variant of a float32 model (a copy; the model is left as it was). A token-eliminated variant
@@ -50,7 +52,7 @@ class Variant:
     """A compressed variant: kind (KINDS), its argument, and the label of its rows."""
 
     kind: str
-    fraction: float | None = None
+    fraction: float | tuple | None = None  # tokens: one fraction, or one per step
     layers: tuple = field(default_factory=tuple)
 
     @property
@@ -61,6 +63,8 @@ class Variant:
             return f"heads -{self.fraction:.0%}"
         if self.kind == "layers":
             return "layers " + ",".join(map(str, self.layers))
+        if isinstance(self.fraction, tuple):
+            return "tokens " + "-".join(f"{f:g}" for f in self.fraction)
         return f"tokens {self.fraction:.0%}"
 
     @property
@@ -100,7 +104,8 @@ class Variant:
         """Write the variant where a timing process loads it (the retention beside tokens')."""
         model.save_pretrained(folder)
         if self.kind == "tokens":
-            (Path(folder) / RETENTION_FILE).write_text(json.dumps({"fraction": self.fraction}))
+            fraction = list(self.fraction) if isinstance(self.fraction, tuple) else self.fraction
+            (Path(folder) / RETENTION_FILE).write_text(json.dumps({"fraction": fraction}))
 
 
 def parse_variant(spec: str) -> Variant:
@@ -119,12 +124,18 @@ def parse_variant(spec: str) -> Variant:
             raise InputError(f"variant {spec!r}: expected layers:I,J,... (0-based)") from None
         return Variant("layers", layers=layers)
     try:
-        fraction = float(argument)
+        fractions = tuple(float(f) for f in argument.split(","))
     except ValueError:
         raise InputError(f"variant {spec!r}: expected {kind}:FRACTION, e.g. {kind}:0.5") from None
-    if not 0.0 < fraction < 1.0:
+    if len(fractions) > 1:
+        if kind != "tokens":
+            raise InputError(f"variant {spec!r}: {kind} takes one fraction")
+        if not all(0.0 < f <= 1.0 for f in fractions):
+            raise InputError(f"variant {spec!r}: each fraction must be in (0, 1]")
+        return Variant(kind, fraction=fractions)
+    if not 0.0 < fractions[0] < 1.0:
         raise InputError(f"variant {spec!r}: the fraction must be between 0 and 1 (exclusive)")
-    return Variant(kind, fraction=fraction)
+    return Variant(kind, fraction=fractions[0])
 
 
 # --- heads: what the retrieval loss says each head is worth ----------------------------------
@@ -178,9 +189,17 @@ def retrieval_loss_gradient(mask, targets):
 
 
 # --- tokens: the retention schedule at each length ------------------------------------------
-def retention_for(fraction: float, steps: int, length: int) -> list:
+def retention_for(fraction, steps: int, length: int) -> list:
     """The counts kept after each of `steps` steps for inputs of `length` tokens: from all of
-    them down, in equal steps, to ceil(fraction * length) after the last one (at least 1)."""
+    them down, in equal steps, to ceil(fraction * length) after the last one; or, for a tuple of
+    one fraction per step, ceil(f * length) each. At least 1 ([CLS])."""
+    if isinstance(fraction, tuple):
+        if len(fraction) != steps:
+            raise InputError(
+                f"the token retention gives {len(fraction)} fractions; the model runs {steps} "
+                "encoder steps, and needs one for each"
+            )
+        return [max(1, math.ceil(length * f)) for f in fraction]
     return [
         max(1, math.ceil(length * (fraction + (1 - fraction) * (steps - 1 - j) / steps)))
         for j in range(steps)
@@ -212,6 +231,7 @@ def timing_forward(folder):
     if not file.is_file():
         return None
     fraction = json.loads(file.read_text())["fraction"]
+    fraction = tuple(fraction) if isinstance(fraction, list) else fraction
     return lambda model, ids, mask, types: forward(model, fraction, ids, mask, types)
 
 
