@@ -134,6 +134,12 @@ class Module:
         """The latest cache (backward runs in reverse order, so a stack pairs them right)."""
         return self._caches.pop()
 
+    def restore_rows(self, rows):
+        """The latest cache cut to the given rows, for a gradient that is zero on every other
+        row: a cache of per-position arrays (..., W), their leading axes flattened to N, and
+        1-D arrays (a LayerNorm's weight) kept whole. Not for a Linear's (its weight is 2-D)."""
+        return tuple(a.reshape(-1, a.shape[-1])[rows] if a.ndim >= 2 else a for a in self.restore())
+
     def clear_caches(self) -> None:
         for m in self.modules():
             m._caches = []
@@ -242,6 +248,16 @@ class Linear(Module):
         y = float32_linear(x.reshape(-1, x.shape[-1]), w, bias, gelu=True)  # (N, O)
         return y.reshape(*x.shape[:-1], w.shape[0])
 
+    def backward_rows(self, dy, rows):
+        """backward for a dy that is zero except on `rows` of the flattened input: dy (n, O)
+        holds those rows; returns their dx (n, I). The products skip the zero rows."""
+        x, w = self.restore()
+        dx, dw, db = F.linear_backward(dy, (x.reshape(-1, x.shape[-1])[rows], w))
+        self.grads["weight"] += dw
+        if "bias" in self.params:
+            self.grads["bias"] += db
+        return dx
+
     def backward(self, dy):
         dx, dw, db = F.linear_backward(dy, self.restore())
         if self.fake_quant:  # straight through the rounding of x and W: the identity
@@ -276,6 +292,14 @@ class LayerNorm(Module):
     def backward(self, dy):
         """The gradient reaching x (and the residual: the same array, as forward added them)."""
         dx, dw, db = F.layernorm_backward(dy, self.restore())
+        self.grads["weight"] += dw
+        self.grads["bias"] += db
+        return dx
+
+    def backward_rows(self, dy, rows):
+        """backward for a dy that is zero except on `rows` (each row is normalised alone, so
+        the others get no gradient). Shapes: dy (n, C) -> dx (n, C)"""
+        dx, dw, db = F.layernorm_backward(dy, self.restore_rows(rows))
         self.grads["weight"] += dw
         self.grads["bias"] += db
         return dx
@@ -338,6 +362,10 @@ class Activation(Module):
 
     def backward(self, dy):
         return F.activation_backward(self.name, dy, self.restore())
+
+    def backward_rows(self, dy, rows):
+        """backward on `rows` of the flattened input only. Shapes: dy (n, W) -> (n, W)"""
+        return F.activation_backward(self.name, dy, self.restore_rows(rows))
 
 
 class SelfAttention(Module):

@@ -289,3 +289,30 @@ def test_untying_after_zero_grad_separates_the_gradients():
     model.mlm.decoder.params["weight"] = model.embeddings.word.params["weight"].copy()
     model.zero_grad()
     assert model.mlm.decoder.grads["weight"] is not model.embeddings.word.grads["weight"]
+
+
+@pytest.mark.parametrize("case", ["bert-mlm", "bert-pretraining", "albert-pretraining"])
+def test_the_masked_lm_loss_backpropagates_through_its_labelled_rows_alone(case):
+    """The loss's own gradient goes through the head by rows (MaskedLMHead.backward_rows); the
+    same gradient as a full (B, T, V) array takes the full path: the two agree, and the
+    positions the loss ignores get exactly zero."""
+    inputs, targets, _ = model_batch(case)
+    model = minibert.load(case_dir(case)).train(dropout=False)
+    head = model.mlm
+    parts = {"transform": head.transform, "ln": head.ln, "decoder": head.decoder}
+
+    def run(backward):
+        model.zero_grad()
+        out = model(**inputs, **targets)
+        dx = backward(out, model._loss_state["mlm"])
+        model.clear_caches()
+        grads = {f"{n}.{k}": g.copy() for n, m in parts.items() for k, g in m.grads.items()}
+        return dx, grads
+
+    dx_rows, by_rows = run(lambda out, state: head.mlm_backward(state, None))
+    dx_full, in_full = run(lambda out, state: head.backward(F.cross_entropy_backward(
+        1.0, state[0]).reshape(state[1])))  # fmt: skip
+    assert not dx_rows[targets["labels"] == -100].any()
+    np.testing.assert_allclose(dx_rows, dx_full, rtol=1e-5, atol=1e-7)
+    for name, grad in in_full.items():
+        np.testing.assert_allclose(by_rows[name], grad, rtol=1e-5, atol=1e-7, err_msg=name)

@@ -44,14 +44,24 @@ def cross_entropy_backward(dloss, cache):
 
     Shapes: dloss () -> dlogits (N, K). Labels get no gradient.
     """
-    logp, labels, rows, shape = cache
+    dvalid, rows = cross_entropy_backward_rows(dloss, cache)
+    dlogits = xp_of(dvalid).zeros(cache[3], dvalid.dtype)  # (N, K)
+    dlogits[rows] = dvalid
+    return dlogits
+
+
+def cross_entropy_backward_rows(dloss, cache):
+    """The same gradient as (the n labelled rows, their indices), every other row being 0:
+    what a masked-LM head needs to backpropagate through ~15% of its rows only.
+
+    Shapes: dloss () -> dvalid (n, K), rows (n,)
+    """
+    logp, labels, rows, _ = cache
     xp = xp_of(logp)
     dvalid = xp.exp(logp)  # (n, K): the probabilities
     dvalid[xp.arange(len(rows)), labels] -= 1.0
     dvalid *= dvalid.dtype.type(dloss / max(len(rows), 1))
-    dlogits = xp.zeros(shape, logp.dtype)  # (N, K)
-    dlogits[rows] = dvalid
-    return dlogits
+    return dvalid, rows
 
 
 def mse_forward(pred, target):

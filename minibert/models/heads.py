@@ -11,7 +11,10 @@ the task's builder method (RoBERTa's classification_head, ALBERT's sentence_pair
 Shapes: B batch, T tokens, C hidden, E ALBERT's embedding width, V vocabulary, K labels.
 """
 
+import math
+
 from .. import functional as F
+from ..backend import xp_of
 from ..nn import Activation, Dropout, LayerNorm, Linear, Module
 from ..tracing import active_trace
 
@@ -44,6 +47,31 @@ class MaskedLMHead(Module):
     def backward(self, dlogits):
         dh = self.ln.backward(self.decoder.backward(dlogits))
         return self.transform.backward(self.act.backward(dh))
+
+    def backward_rows(self, dlogits, rows, lead):
+        """backward for logits whose gradient is zero except on `rows` of the (B*T) positions
+        (a masked-LM loss labels ~15% of them): every product, the LayerNorm and the activation
+        run on those rows only, and the other positions get exact zeros.
+        Shapes: dlogits (n, V), rows (n,), lead (B, T) -> dx (B, T, C)"""
+        dh = self.ln.backward_rows(self.decoder.backward_rows(dlogits, rows), rows)
+        dx_rows = self.transform.backward_rows(self.act.backward_rows(dh, rows), rows)  # (n, C)
+        dx = xp_of(dx_rows).zeros((math.prod(lead), dx_rows.shape[-1]), dx_rows.dtype)
+        dx[rows] = dx_rows
+        return dx.reshape(*lead, dx_rows.shape[-1])
+
+    def mlm_backward(self, state, outside):
+        """The head's backward from its loss state (cross_entropy's) and/or an outside gradient
+        on the logits: by rows when only the loss's gradient reaches them, else in full."""
+        if outside is None and state is not None and not self.fake_quant_on():
+            (cache, shape) = state
+            dvalid, rows = F.cross_entropy_backward_rows(1.0, cache)
+            return self.backward_rows(dvalid, rows, shape[:-1])
+        own = cross_entropy_grad(state) if state is not None else None
+        dlogits = own if outside is None else (outside if own is None else own + outside)
+        return None if dlogits is None else self.backward(dlogits)
+
+    def fake_quant_on(self) -> bool:
+        return self.transform.fake_quant or self.decoder.fake_quant
 
 
 class ClassificationHead(Module):

@@ -69,10 +69,9 @@ class ForMaskedLM(PreTrainedModel):
         return loss, {"mlm": ce}
 
     def head_backward(self, state, doutputs):
-        own = cross_entropy_grad(state["mlm"]) if "mlm" in state else None
-        dlogits = output_grad(own, doutputs, "logits")
+        outside = doutputs.pop("logits", None)
         reject_output_grads(self, doutputs)
-        return (None if dlogits is None else self.mlm.backward(dlogits)), None
+        return self.mlm.mlm_backward(state.get("mlm"), outside), None
 
 
 class ForPreTraining(ForMaskedLM):
@@ -113,12 +112,11 @@ class ForPreTraining(ForMaskedLM):
         return mlm_loss + nsp_loss, {"mlm": mlm, "nsp": nsp}
 
     def head_backward(self, state, doutputs):
-        own = cross_entropy_grad(state["mlm"]) if "mlm" in state else None
-        dlogits = output_grad(own, doutputs, "prediction_logits")
+        outside = doutputs.pop("prediction_logits", None)
         own = cross_entropy_grad(state["nsp"]) if "nsp" in state else None
         dpair = output_grad(own, doutputs, "seq_relationship_logits")
         reject_output_grads(self, doutputs)
-        dx = None if dlogits is None else self.mlm.backward(dlogits)
+        dx = self.mlm.mlm_backward(state.get("mlm"), outside)
         return dx, (None if dpair is None else self.nsp.backward(dpair))
 
 
