@@ -222,13 +222,16 @@ def plot(results: dict, file) -> Path:
         ax.margins(y=0.15)
     for ax in axes.flat[len(panels) :]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=8)
     s = results["settings"]
-    fig.suptitle(
-        f"teacher and students, {', '.join(precisions)} ({s['threads']} threads, {s['date']})",
-        fontsize=10,
-    )
-    fig.tight_layout()
+    what = ", ".join(precisions) if len(precisions) <= 2 else "float32, int8 and compressed copies"
+    fig.suptitle(f"teacher and students, {what} ({s['threads']} threads, {s['date']})", fontsize=10)
+    if len(precisions) <= 2:
+        axes.flat[0].legend(fontsize=8)
+        fig.tight_layout()
+    else:  # the variants' legend below the panels, where it covers no bar
+        handles, names_ = axes.flat[0].get_legend_handles_labels()
+        fig.legend(handles, names_, loc="lower center", ncol=min(4, len(names_)), fontsize=8)
+        fig.tight_layout(rect=(0, 0.05 * -(-len(names_) // 4), 1, 1))
     file = Path(file)
     file.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(file, dpi=100)
