@@ -361,7 +361,10 @@ def test_a_layer_keeps_its_decoded_weight_until_its_codes_change():
     codes, scale = encode(-linear.params["weight"], 4, 16)  # new codes: decoded again
     layer.params["weight"], layer.params["weight_scale"] = codes, scale
     np.testing.assert_array_equal(layer.dequantized_weight(), -first)
-    layer.keep_decoded = False  # decode on every call, keep only the codes
     layer.params["weight"], layer.params["weight_scale"] = encode(linear.params["weight"], 4, 16)
+    kept = layer.dequantized_weight()
+    layer.keep_decoded = False  # decode on every call, keep only the codes
+    assert layer.dequantized_weight() is not kept
     assert layer.dequantized_weight() is not layer.dequantized_weight()
+    assert layer._decoded[3] is None  # the kept copy is let go
     np.testing.assert_array_equal(layer.forward(x), y)

@@ -136,14 +136,16 @@ class GroupQuantLinear(Module):
         """The float32 (O, I) weight the codes and scales stand for: decoded again when the
         codes, the scales or the kernel choice changed since the last call, or on every call when
         keep_decoded is off."""
+        if not self.keep_decoded:  # only the codes stay: drop a copy kept before, decode
+            self._decoded = (None, None, None, None)
+            return self._decode()
         codes, scale = self.params["weight"], self.params["weight_scale"]
         fast = fast_kernels_enabled()
         kept_codes, kept_scale, kept_fast, weight = self._decoded
         if kept_codes is codes and kept_scale is scale and kept_fast == fast:
             return weight
         weight = self._decode()
-        if self.keep_decoded:
-            self._decoded = (codes, scale, fast, weight)
+        self._decoded = (codes, scale, fast, weight)
         return weight
 
     def _decode(self):
