@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -91,3 +92,24 @@ def model_inputs(ref: dict) -> dict:
         "attention_mask": ref["attention_mask"],
         "token_type_ids": ref.get("token_type_ids"),
     }
+
+
+# --- pages a person opens: headless Chromium driven by Playwright ----------------------------
+CHROMIUM = next(
+    (path for name in ("chromium", "chromium-browser") if (path := shutil.which(name))), None
+)
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="no Chromium on this machine (apt-get install chromium)"
+)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless, through Playwright (the dev extra), for one test module."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        # --no-sandbox: the sandbox needs user namespaces a container (or root) may not have
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()

@@ -5,21 +5,14 @@ button or a thumbnail of the model view) changes the picture to that head's weig
 a token leaves its row alone. Without a Chromium on the machine (`apt-get install chromium`)
 the test is skipped and says so."""
 
-import shutil
-
 import numpy as np
 import pytest
 
 import minibert
-from conftest import FIXTURES
+from conftest import FIXTURES, needs_chromium
 from minibert.explain import explain, write_page
 
-CHROMIUM = next(
-    (path for name in ("chromium", "chromium-browser") if (path := shutil.which(name))), None
-)
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="no Chromium on this machine (apt-get install chromium)"
-)
+pytestmark = needs_chromium  # and the browser fixture: conftest.py
 MODEL = FIXTURES / "pipelines" / "bert-encoder"  # 2 layers x 3 heads
 MIN_WEIGHT = 0.005  # the page draws no line for a smaller weight
 
@@ -32,17 +25,6 @@ def report_and_page(tmp_path_factory):
     report = explain(model, tokenizer, text, pair="It slept.", model_name="bert-encoder")
     path = write_page(report, tmp_path_factory.mktemp("explain") / "explain.html")
     return report, path
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright  # the dev extra; the browser is Debian's
-
-    with sync_playwright() as p:
-        # --no-sandbox: the sandbox needs user namespaces a container (or root) may not have
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

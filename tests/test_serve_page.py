@@ -3,7 +3,6 @@
 numbers are those of the vectors encoded offline. Without a Chromium on the machine
 (`apt-get install chromium`) the test is skipped and says so."""
 
-import shutil
 import socket
 import subprocess
 import sys
@@ -13,15 +12,11 @@ import httpx
 import numpy as np
 import pytest
 
+from conftest import needs_chromium
 from minibert import pretrained
 from minibert.sentence import SentenceEncoder
 
-CHROMIUM = next(
-    (path for name in ("chromium", "chromium-browser") if (path := shutil.which(name))), None
-)
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="no Chromium on this machine (apt-get install chromium)"
-)
+pytestmark = needs_chromium  # and the browser fixture: conftest.py
 TEXTS = ["The chef chopped onions.", "She cooked a stew.", "The striker scored a goal."]
 KEY = "page-k3y"
 
@@ -52,17 +47,6 @@ def server(tmp_path_factory):
     finally:
         process.terminate()
         process.wait(30)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright  # the dev extra; the browser is Debian's
-
-    with sync_playwright() as p:
-        # --no-sandbox: the sandbox needs user namespaces a container (or root) may not have
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
 
 
 def _open(browser, base):
