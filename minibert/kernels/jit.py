@@ -94,13 +94,16 @@ def kernels_for_call(choice: str):
 
 # A forward whose linear layers do fewer multiply-adds than this runs every Numba kernel (and
 # numpy's BLAS) on one thread: waking the second thread costs more there than splitting the
-# work saves. int8 multiply-adds count a quarter (their GEMM does about four times as many per
-# second). Measured on MiniLM, 2 threads, 0.2 s idle before each forward (Intel Xeon, 2 vCPU):
-# int8 at 1 x 16 tokens (42 M) took 6.7-7.5 ms on one thread against 7.7-9.3 ms on two, 1 x 32
-# (85 M) 7.2 against 15.5 ms, 1 x 64 (170 M) 11.4 against 11.1-15.4 ms; float32 at 1 x 16
-# (170 M) 22 ms on one thread against 14.5 ms on two.
+# work saves. int8 multiply-adds count a tenth. Measured on MiniLM, 2 threads, 0.2 s idle
+# before each forward (Intel Xeon, 2 vCPU), float32: 1 x 16 tokens (170 M) took 22 ms on one
+# thread against 14.5 ms on two. int8, medians of 15 in two runs each, one thread against
+# two: 1 x 32 4.7 against 11.8-11.9 ms, 1 x 64 6.9-7.3 against 12.0-14.2, 1 x 96 9.5 against
+# 11.6-15.6, 1 x 128 12.3-15.6 against 11.4-15.6 (the two builds even there): the int8 GEMM's
+# parallel jobs and the first wake-up of the second thread after idle (about 1.4 ms, timed on
+# the first parallel kernel of a forward) cost more than short inputs save, so int8 work
+# counts a tenth and MiniLM int8 runs on one thread up to about 1 x 110 tokens.
 SERIAL_WORK = 120_000_000
-INT8_COST = 0.25  # an int8 multiply-add, in float32 multiply-adds
+INT8_COST = 0.1  # an int8 multiply-add, in float32 multiply-adds, for the thread choice
 
 # A one-shot command (`minibert encode "a" "b"`) may not need the kernels at all. Importing
 # Numba and loading its cached kernels takes about 0.3 s and 110 MB of memory (the import 65 MB,
