@@ -91,3 +91,50 @@ def test_quantized_minilm_encodes_from_the_cli(capsys, tmp_path):
     code, out, err = run(capsys, "encode", "--model", tmp_path / "q", "A cat sat on the mat.")
     assert code == 0, err
     assert "shape (1, 384)" in out
+
+
+ENCODER = BERT.parent / "pipelines" / "bert-encoder"  # a fixture folder with a tokenizer
+
+
+def test_quantize_group_wise_int4(capsys, tmp_path):
+    code, out, err = run(capsys, "quantize", ENCODER, tmp_path / "q", "--bits", "4",
+                         "--group-size", "4", "--embedding-bits", "8")  # fmt: skip
+    assert code == 0, err
+    entry = json.loads((tmp_path / "q" / "config.json").read_text())["quantization"]
+    assert (entry["bits"], entry["group_size"], entry["embedding_bits"]) == (4, 4, 8)
+    assert "rounding" not in entry
+    model, float_model = minibert.load(tmp_path / "q"), minibert.load(ENCODER)
+    assert "100.0%" not in out  # LayerNorms and positions stay float32
+    assert f"of {float_model.num_parameters():,} parameters" in out
+    expected = minibert.quantize(float_model, bits=4, group_size=4, embedding_bits=8)
+    ids = np.array([[2, 15, 27, 8, 3]])
+    np.testing.assert_array_equal(model(ids).last_hidden_state, expected(ids).last_hidden_state)
+
+
+def test_quantize_with_gptq_calibration(capsys, tmp_path):
+    texts = tmp_path / "texts.txt"
+    texts.write_text("the cat sat on the mat\n\nthe dog ran in the park\na bird sang\n")
+    code, out, err = run(capsys, "quantize", ENCODER, tmp_path / "q", "--bits", "4",
+                         "--group-size", "4", "--gptq", texts, "--calibration", "2")  # fmt: skip
+    assert code == 0, err
+    entry = json.loads((tmp_path / "q" / "config.json").read_text())["quantization"]
+    assert entry["rounding"] == "gptq"
+    tokenizer = minibert.load_tokenizer(ENCODER)  # the first two texts, as the command reads them
+    batch = tokenizer(["the cat sat on the mat", "the dog ran in the park"], max_length=128)
+    assert entry["calibration_tokens"] == int(batch["attention_mask"].sum())
+    assert "mean cosine" in out
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--bits", "4"], "give --group-size too"),
+        (["--gptq", "texts.txt"], "give --group-size too"),
+        (["--group-size", "4", "--gptq", "missing.txt"], "does not exist"),
+        (["--group-size", "1000"], "wider than"),
+    ],
+)
+def test_quantize_option_errors_are_one_line(capsys, tmp_path, extra, message):
+    code, out, err = run(capsys, "quantize", ENCODER, tmp_path / "q", *extra)
+    assert_one_line_error(code, out, err)
+    assert message in err

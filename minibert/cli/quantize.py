@@ -1,8 +1,9 @@
-"""`minibert quantize IN OUT`: write an int8 copy of a model folder (minibert.quantize).
+"""`minibert quantize IN OUT`: write an int8 (or group-wise int4 / int8, optionally GPTQ-rounded)
+copy of a model folder (minibert.quantize, quant.quantize_gptq).
 
 The copy keeps the tokenizer files, so `minibert encode --model OUT` works on it, and the
-command reports what changed: size on disk before and after, and how closely the int8 model
-follows the float one (mean cosine of mean-pooled sentence vectors when the folder has a
+command reports what changed: size on disk before and after, and how closely the quantized
+model follows the float one (mean cosine of mean-pooled sentence vectors when the folder has a
 tokenizer, else the relative error of the hidden states on random token ids).
 """
 
@@ -13,9 +14,9 @@ import numpy as np
 
 from ..checkpoint import weight_bytes
 from ..io import load
-from ..quant import quantize
+from ..quant import quantize, quantize_gptq
 from ..sentence import SentenceEncoder
-from ..tokenizer import copy_tokenizer_files
+from ..tokenizer import copy_tokenizer_files, load_tokenizer
 
 CHECK_SENTENCES = (
     "The chef chopped onions and garlic for the sauce.",
@@ -33,21 +34,45 @@ def register(command) -> None:
     sub = command(
         "quantize",
         cmd_quantize,
-        "Write an int8 copy of a model folder.",
+        "Write an int8 (or group-wise int4) copy of a model folder.",
         """
         Loads IN (float32), quantizes every linear layer to int8 (weights symmetric per output
         channel; activations quantized per row as the model runs) and, unless
         --no-embeddings, the word-embedding table (one scale per row), then writes OUT:
-        config.json with a "quantization" entry, model.safetensors with int8 tensors and their
-        scales, and IN's tokenizer files. minibert.load(OUT) returns the int8 model. Prints
-        the sizes and how closely the int8 model follows the float one.
+        config.json with a "quantization" entry, model.safetensors with the codes and their
+        scales, and IN's tokenizer files. minibert.load(OUT) returns the quantized model.
+        With --group-size, the weights get one scale per group of that many input channels
+        instead (Q-BERT's group-wise scheme, activations kept float32), at --bits 8 or 4 (int4
+        codes two to a byte), the word table at --embedding-bits; --gptq rounds the encoder's
+        layers with GPTQ (docs/quantization.md) on calibration texts. Prints the sizes and how
+        closely the quantized model follows the float one.
         """,
-        "minibert quantize path/to/all-MiniLM-L6-v2 minilm-int8",
+        "minibert quantize path/to/all-MiniLM-L6-v2 minilm-int8\n  "
+        "minibert quantize path/to/all-MiniLM-L6-v2 minilm-int4 --bits 4 --group-size 128 "
+        "--gptq texts.txt",
     )
     sub.add_argument("input", metavar="IN", help="float model folder (config.json + weights)")
     sub.add_argument("output", metavar="OUT", help="folder to write (created if missing)")
     sub.add_argument(
         "--no-embeddings", action="store_true", help="keep the word-embedding table float32"
+    )
+    sub.add_argument("--bits", type=int, choices=(8, 4), default=8, help="bits a weight")
+    sub.add_argument(
+        "--group-size",
+        type=int,
+        metavar="N",
+        help="one scale per N input channels (group-wise; --bits 4 needs it, e.g. 128)",
+    )
+    sub.add_argument(
+        "--embedding-bits", type=int, choices=(8, 4), help="the word table's bits (default --bits)"
+    )
+    sub.add_argument(
+        "--gptq",
+        metavar="TEXTS",
+        help="round the encoder's layers with GPTQ, calibrated on these texts (one a line)",
+    )
+    sub.add_argument(
+        "--calibration", type=int, default=512, metavar="N", help="texts of --gptq used"
     )
 
 
@@ -57,9 +82,26 @@ def cmd_quantize(args) -> int:
         raise ValueError("OUT must differ from IN: quantize writes a new folder")
     if target.exists() and not target.is_dir():
         raise ValueError(f"{target} exists and is not a folder")
+    grouped = args.group_size is not None
+    if not grouped and (args.bits == 4 or args.embedding_bits is not None or args.gptq):
+        raise ValueError(
+            "--bits 4, --embedding-bits and --gptq are group-wise: give --group-size too "
+            "(e.g. --group-size 128)"
+        )
+    if args.calibration < 1:
+        raise ValueError(f"--calibration must be at least 1, got {args.calibration}")
+    batches = _calibration(source, Path(args.gptq), args.calibration) if args.gptq else None
     start = time.perf_counter()
     model = load(source)
-    qmodel = quantize(model, embeddings=not args.no_embeddings)
+    options = {"embeddings": not args.no_embeddings}
+    if grouped:
+        options.update(bits=args.bits, group_size=args.group_size)
+        options["embedding_bits"] = args.embedding_bits
+    if batches is not None:
+        options.pop("embeddings")  # quantize_gptq quantizes the table as quantize does
+        qmodel = quantize_gptq(model, batches, **options)
+    else:
+        qmodel = quantize(model, **options)
     qmodel.save_pretrained(target)
     copied = copy_tokenizer_files(source, target)
     seconds = time.perf_counter() - start
@@ -67,17 +109,39 @@ def cmd_quantize(args) -> int:
     before, after = weight_bytes(source), weight_bytes(target)
     print(f"wrote {target} in {seconds:.1f} s")
     print(f"  weights  {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB ({100 * after / before:.0f}%)")
-    print(f"  int8     {_int8_share(qmodel)}")
+    print(f"  low-bit  {_low_bit_share(qmodel)}")
     print(f"  agreement {_agreement(source, model, qmodel, bool(copied))}")
     if copied:
         print(f"  copied   {', '.join(copied)}")
     return 0
 
 
-def _int8_share(qmodel) -> str:
+def _low_bit_share(qmodel) -> str:
+    """How many parameters are stored as int8 or packed int4 codes (a byte holding two int4
+    codes counts as the two weights it stands for)."""
     total = qmodel.num_parameters()
-    int8 = sum(a.size for _, a in qmodel.named_parameters() if a.dtype.name == "int8")
-    return f"{int8:,} of {total:,} parameters ({100 * int8 / total:.1f}%)"
+    low = sum(
+        m.parameter_size(key)
+        for m in qmodel.modules()
+        for key, a in m.params.items()
+        if a.dtype.name in ("int8", "uint8")
+    )
+    return f"{low:,} of {total:,} parameters ({100 * low / total:.1f}%)"
+
+
+def _calibration(source: Path, file: Path, count: int) -> list:
+    """The first `count` texts of file, tokenized with IN's tokenizer in batches of 32."""
+    if not file.is_file():
+        raise FileNotFoundError(f"--gptq {file} does not exist")
+    texts = [t.strip() for t in file.read_text(encoding="utf-8").splitlines() if t.strip()]
+    if not texts:
+        raise ValueError(f"--gptq {file} holds no text")
+    try:
+        tokenizer = load_tokenizer(source)
+    except Exception as exc:
+        raise ValueError(f"--gptq needs IN's tokenizer to read the texts: {exc}") from None
+    texts = texts[:count]
+    return [tokenizer(texts[i : i + 32], max_length=128) for i in range(0, len(texts), 32)]
 
 
 def _agreement(source: Path, model, qmodel, has_tokenizer: bool) -> str:
@@ -92,8 +156,8 @@ def _agreement(source: Path, model, qmodel, has_tokenizer: bool) -> str:
             qvectors = encoder.encode(list(CHECK_SENTENCES))
             cos = np.sum(vectors * qvectors, axis=1)
             return (
-                f"mean cosine {cos.mean():.4f} (min {cos.min():.4f}) between float32 and int8 "
-                f"sentence vectors of {len(CHECK_SENTENCES)} sentences"
+                f"mean cosine {cos.mean():.4f} (min {cos.min():.4f}) between float32 and "
+                f"quantized sentence vectors of {len(CHECK_SENTENCES)} sentences"
             )
     config = model.config
     rng = np.random.default_rng(0)
