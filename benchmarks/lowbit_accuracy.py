@@ -33,7 +33,7 @@ from minibert.data.text import corpus_files, corpus_sentences, data_dir
 from minibert.kernels import use_fast_kernels
 from minibert.nn import Linear
 from minibert.pretrained import minilm_path
-from minibert.quant import GroupQuantLinear, QuantLinear, quantize_gptq
+from minibert.quant import GroupQuantLinear, QuantLinear, calibration_batches, quantize_gptq
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES = 100
@@ -73,12 +73,12 @@ def size_on_disk(model) -> int:
         return (Path(folder) / "model.safetensors").stat().st_size
 
 
-def calibration_batches(tokenizer) -> list | None:
+def corpus_calibration(tokenizer) -> list | None:
     """512 seeded corpus sentences in batches of 32, or None without the offline corpus."""
     if not (data_dir() / "corpus").is_dir():
         return None
     texts = corpus_sentences(corpus_files(), max_texts=CALIBRATION, seed=1)
-    return [tokenizer(texts[i : i + 32], max_length=128) for i in range(0, len(texts), 32)]
+    return calibration_batches(tokenizer, texts)
 
 
 def accuracy_rows(all_texts) -> list:
@@ -86,7 +86,7 @@ def accuracy_rows(all_texts) -> list:
     fp32 = encoder.model
     reference = encoder.encode(all_texts).astype(np.float64)
     rows = []
-    batches = calibration_batches(encoder.tokenizer)
+    batches = corpus_calibration(encoder.tokenizer)
     if batches is None:
         print("no offline corpus (python scripts/fetch_data.py): the GPTQ rows are left out")
     gptq = [

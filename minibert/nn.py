@@ -103,11 +103,17 @@ class Module:
         module, key = self._resolve(path)
         module.params[key] = array
 
-    def _resolve(self, path: str):
-        *parts, key = path.split(".")
+    def submodule(self, path: str) -> "Module":
+        """The module at a dotted path of attribute names and list indices
+        ("encoder.layers.0.attn.q"); "" is this module."""
         module = self
-        for part in parts:
+        for part in path.split(".") if path else ():
             module = module[int(part)] if part.isdigit() else getattr(module, part)
+        return module
+
+    def _resolve(self, path: str):
+        owner, _, key = path.rpartition(".")
+        module = self.submodule(owner)
         if not isinstance(module, Module) or key not in module.params:
             raise KeyError(path)
         return module, key

@@ -57,7 +57,7 @@ from minibert.compression.vocabulary import trim_vocabulary
 from minibert.evaluation.lee import lee_scores, read_lee
 from minibert.functional.pooling import l2_normalize, pool
 from minibert.pretrained import SHIPPED_NAME, minilm_path
-from minibert.quant import quantize_gptq
+from minibert.quant import calibration_batches, quantize_gptq
 from minibert.sentence import sentence_length
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -109,15 +109,6 @@ def cut_positions(folder: Path, rows: int) -> None:
     config_file.write_text(json.dumps(config, indent=2) + "\n")
 
 
-def calibration_batches(tokenizer, texts: list, sentences: int) -> list:
-    """The first `sentences` texts, tokenized in batches for quantize_gptq's Hessians."""
-    texts = texts[:sentences]
-    return [
-        tokenizer(texts[i : i + CALIBRATION_BATCH], max_length=MAX_LENGTH)
-        for i in range(0, len(texts), CALIBRATION_BATCH)
-    ]
-
-
 def save_shipped(qmodel, trimmed: Path, teacher_folder: Path, output: Path) -> None:
     """The int4 model and the files that make it a sentence encoder, in a clean folder."""
     if output.exists():
@@ -156,7 +147,9 @@ def build(args, teacher_folder: Path, texts: list, trimmed: Path) -> dict:
     trim = trim_vocabulary(teacher_folder, texts, trimmed, min_count=args.min_count)
     cut_positions(trimmed, args.max_positions)
     model = minibert.load(trimmed).eval()
-    batches = calibration_batches(minibert.load_tokenizer(trimmed), texts, args.calibration)
+    tokenizer = minibert.load_tokenizer(trimmed)
+    calibration = texts[: args.calibration]
+    batches = calibration_batches(tokenizer, calibration, CALIBRATION_BATCH, MAX_LENGTH)
     qmodel = quantize_gptq(model, batches, bits=4, group_size=args.group_size, embedding_bits=4)
     save_shipped(qmodel, trimmed, teacher_folder, args.output)
     return {

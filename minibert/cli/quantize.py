@@ -14,7 +14,7 @@ import numpy as np
 
 from ..checkpoint import weight_bytes
 from ..io import load
-from ..quant import quantize, quantize_gptq
+from ..quant import calibration_batches, quantize, quantize_gptq
 from ..sentence import SentenceEncoder
 from ..tokenizer import copy_tokenizer_files, load_tokenizer
 
@@ -140,8 +140,7 @@ def _calibration(source: Path, file: Path, count: int) -> list:
         tokenizer = load_tokenizer(source)
     except Exception as exc:
         raise ValueError(f"--gptq needs IN's tokenizer to read the texts: {exc}") from None
-    texts = texts[:count]
-    return [tokenizer(texts[i : i + 32], max_length=128) for i in range(0, len(texts), 32)]
+    return calibration_batches(tokenizer, texts[:count])
 
 
 def _agreement(source: Path, model, qmodel, has_tokenizer: bool) -> str:

@@ -9,7 +9,7 @@ from .convert import (
     quantize,
     quantized_skeleton,
 )
-from .gptq import quantize_gptq
+from .gptq import calibration_batches, quantize_gptq
 from .groupwise import GroupQuantEmbedding, GroupQuantLinear
 from .int8 import QuantEmbedding, QuantLinear
 
@@ -21,6 +21,7 @@ __all__ = [
     "enable_fake_quant",
     "is_quantized",
     "quantization_of",
+    "calibration_batches",
     "quantize",
     "quantize_gptq",
     "quantized_skeleton",

@@ -100,10 +100,9 @@ def input_hessians(model, batches) -> dict:
     for batch in batches:
         if "input_ids" not in batch:
             raise InputError("each calibration batch needs input_ids (a tokenizer's output)")
-        ids = np.asarray(batch["input_ids"])
-        mask = batch.get("attention_mask")
-        keep = np.ones(ids.shape, bool) if mask is None else np.asarray(mask).astype(bool)
-        t = trace(model, ids, mask, batch.get("token_type_ids"))
+        keep = _real_tokens(batch)
+        mask, types = batch.get("attention_mask"), batch.get("token_type_ids")
+        t = trace(model, batch["input_ids"], mask, types)
         first = "embeddings.projection" if "embeddings.projection" in t else "embeddings.layernorm"
         for step, layer in enumerate(t.steps):
             for name, source in _INPUTS.items():
@@ -140,30 +139,36 @@ def quantize_gptq(
     qmodel = quantize(model, bits=bits, group_size=group_size, embedding_bits=embedding_bits)
     hessians = input_hessians(model, batches)
     for path, h in hessians.items():
-        target = _module_at(qmodel, path)
+        target = qmodel.submodule(path)
         if not isinstance(target, GroupQuantLinear):
             raise InputError(f"{path} is not a group-wise layer in the quantized copy")
-        weight = _module_at(model, path).params["weight"]
+        weight = model.submodule(path).params["weight"]
         q, scale = gptq_round(weight, h, bits, group_size, damping)
         target.params["weight"] = pack_int4(q) if bits == 4 else q
         target.params["weight_scale"] = scale
         if progress is not None:
             progress(path)
     entry = dict(qmodel.config.hf_extra["quantization"])
-    tokens = sum(_tokens(b) for b in batches)
+    tokens = sum(int(_real_tokens(b).sum()) for b in batches)
     entry.update({"rounding": "gptq", "calibration_tokens": tokens, "damping": damping})
     extra = dict(qmodel.config.hf_extra, quantization=entry)
     qmodel.config = qmodel.config.replace(hf_extra=extra)
     return qmodel
 
 
-def _tokens(batch) -> int:
+def calibration_batches(tokenizer, texts, batch_size: int = 32, max_length: int = 128) -> list:
+    """texts tokenized in batches (padded within each, cut at max_length tokens): the
+    `batches` quantize_gptq and input_hessians take."""
+    texts = list(texts)
+    return [
+        tokenizer(texts[i : i + batch_size], max_length=max_length)
+        for i in range(0, len(texts), batch_size)
+    ]
+
+
+def _real_tokens(batch):
+    """(B, T) bool: the batch's tokens that are not padding (all of them without a mask)."""
     mask = batch.get("attention_mask")
-    return int(np.asarray(batch["input_ids"]).size if mask is None else np.asarray(mask).sum())
-
-
-def _module_at(root, path: str):
-    module = root
-    for part in path.split("."):
-        module = module[int(part)] if part.isdigit() else getattr(module, part)
-    return module
+    if mask is None:
+        return np.ones(np.shape(batch["input_ids"]), bool)
+    return np.asarray(mask).astype(bool)
