@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..evaluation.timing import child_code
 from ..functional.pooling import l2_normalize, pool
 from ..quant import quantize
 from .heads import head_importance, least_important, prune_heads
@@ -36,14 +37,9 @@ KINDS = ("int4", "heads", "layers", "tokens")
 RETENTION_FILE = "token_retention.json"  # in a timing folder: run the forward with elimination
 TEMPERATURE = 0.05  # of the retrieval loss that scores the heads
 INT4_GROUP = 128  # input channels per scale (narrower models: their narrowest layer's width)
-# the timing process of a variant folder: evaluation/timing.py's CHILD with timing_forward's forward
-TIMING_CHILD = (
-    "import sys; from pathlib import Path; bare = next((l.split()[1] for l in "
-    "Path('/proc/self/status').read_text().splitlines() if l.startswith('VmHWM:')), None) "
-    "if Path('/proc/self/status').is_file() else None; "
-    "from minibert.compression.variants import timing_forward; "
-    "from minibert.evaluation.timing import serve_timings; "
-    "serve_timings(bare, sys.argv[1], forward=timing_forward(sys.argv[1]))"
+# the timing process of a variant folder: it runs the forward timing_forward gives
+TIMING_CHILD = child_code(
+    "from minibert.compression.variants import timing_forward", "timing_forward(sys.argv[1])"
 )
 
 

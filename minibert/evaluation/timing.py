@@ -27,12 +27,20 @@ WARMUP = 2
 PAUSE_S = 0.2  # between two timed passes: the last process's threads stop spinning
 
 
-CHILD = (  # the first figure: the bare interpreter, before numpy and minibert are imported
-    "import sys; from pathlib import Path; bare = next((l.split()[1] for l in "
-    "Path('/proc/self/status').read_text().splitlines() if l.startswith('VmHWM:')), None) "
-    "if Path('/proc/self/status').is_file() else None; "
-    "from minibert.evaluation.timing import serve_timings; serve_timings(bare, sys.argv[1])"
-)
+def child_code(imports: str = "", forward: str = "None") -> str:
+    """The Python code a timing process runs (python -c CODE FOLDER): it notes the bare
+    interpreter's peak memory first, before numpy and minibert are imported, then runs
+    `imports` and serve_timings with `forward` (an expression in sys.argv[1], the folder)."""
+    return (
+        "import sys; from pathlib import Path; bare = next((l.split()[1] for l in "
+        "Path('/proc/self/status').read_text().splitlines() if l.startswith('VmHWM:')), None) "
+        f"if Path('/proc/self/status').is_file() else None; {imports + '; ' if imports else ''}"
+        "from minibert.evaluation.timing import serve_timings; "
+        f"serve_timings(bare, sys.argv[1], forward={forward})"
+    )
+
+
+CHILD = child_code()  # the model's own call
 
 
 def _peak_mib(raw=None) -> float:
