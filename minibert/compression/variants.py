@@ -20,6 +20,7 @@ is the model itself with a retention schedule: `forward` runs it, and the timing
 
 import json
 import math
+from copy import deepcopy
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,7 +83,7 @@ class Variant:
         if self.kind == "layers":
             return keep_layers(model, list(self.layers)), None
         if self.kind == "heads":
-            copy = keep_layers(model, list(range(len(model.encoder.layers))))  # a deep copy
+            copy = deepcopy(model)  # prune_heads cuts in place
             if plan is None:
                 if texts is None or tokenizer is None:
                     raise InputError("a heads variant needs sample texts and a tokenizer")

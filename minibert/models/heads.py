@@ -67,7 +67,7 @@ class MaskedLMHead(Module):
             dvalid, rows = F.cross_entropy_backward_rows(1.0, cache)
             return self.backward_rows(dvalid, rows, shape[:-1])
         own = cross_entropy_grad(state) if state is not None else None
-        dlogits = own if outside is None else (outside if own is None else own + outside)
+        dlogits = sum_grads(own, outside)
         return None if dlogits is None else self.backward(dlogits)
 
     def fake_quant_on(self) -> bool:
@@ -139,7 +139,11 @@ def cross_entropy_grad(state, dloss=1.0):
 def output_grad(own, doutputs: dict, name: str):
     """The gradient reaching one output: its own loss's (or None) plus an outside loss's
     (doutputs[name], popped; see PreTrainedModel.backward), or None when neither exists."""
-    outside = doutputs.pop(name, None)
+    return sum_grads(own, doutputs.pop(name, None))
+
+
+def sum_grads(own, outside):
+    """own + outside, either of which may be None (no gradient): None when both are."""
     if outside is None:
         return own
     return outside if own is None else own + outside
