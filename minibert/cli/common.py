@@ -229,3 +229,13 @@ def label_ids(data, names, source, whose="") -> list:
         raise ValueError(f"labels {unknown} of {source} are not among {whose}{names}")
     ids = {name: i for i, name in enumerate(names)}
     return [ids[data.label_names[i]] for i in data.label_ids]
+
+
+def text_lines(path, option: str) -> list[str]:
+    """The texts of a file given to `option`, one a line: stripped, blank lines left out; a
+    missing file is an error that names the option."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise FileNotFoundError(f"{option} {file} does not exist")
+    lines = (line.strip() for line in file.read_text(encoding="utf-8").splitlines())
+    return [line for line in lines if line]

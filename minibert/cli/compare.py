@@ -13,7 +13,13 @@ from pathlib import Path
 
 from ..data.text import data_dir, read_labelled
 from ..pretrained import MINILM_NAME, minilm_path
-from .common import add_labelled_data_arguments, label_ids, named_labels, row_groups
+from .common import (
+    add_labelled_data_arguments,
+    label_ids,
+    named_labels,
+    row_groups,
+    text_lines,
+)
 
 
 def register(command) -> None:
@@ -220,12 +226,9 @@ def _texts(args):
     from ..distill.compare import held_out_sentences
 
     if args.texts:
-        file = Path(args.texts).expanduser()
-        if not file.is_file():
-            raise FileNotFoundError(f"--texts {file} does not exist")
-        texts = [line.strip() for line in file.read_text(encoding="utf-8").splitlines()]
-        texts = [t for t in texts if t]
+        texts = text_lines(args.texts, "--texts")
         if len(texts) < 2:
+            file = Path(args.texts).expanduser()
             raise ValueError(f"--texts {file} has {len(texts)} text(s); the agreement needs 2+")
         return texts
     try:
@@ -251,11 +254,9 @@ def _variant_texts(args):
     """The texts that score heads: --variant-texts, else a seeded corpus sample that the
     held-out sentences are not drawn with, else None (compare then uses the agreement texts)."""
     if args.variant_texts:
-        file = Path(args.variant_texts).expanduser()
-        if not file.is_file():
-            raise FileNotFoundError(f"--variant-texts {file} does not exist")
-        texts = [t.strip() for t in file.read_text(encoding="utf-8").splitlines() if t.strip()]
+        texts = text_lines(args.variant_texts, "--variant-texts")
         if len(texts) < 2:
+            file = Path(args.variant_texts).expanduser()
             raise ValueError(f"--variant-texts {file} has {len(texts)} text(s); 2 at least")
         return texts
     from ..data.text import corpus_files, corpus_sentences

@@ -8,7 +8,7 @@ It prints the corpus coverage, the vocabulary and file sizes before and after, a
 from pathlib import Path
 
 from ..data.text import corpus_sentences
-from .common import positive_int
+from .common import positive_int, text_lines
 
 
 def register(command) -> None:
@@ -61,8 +61,7 @@ def cmd_trim_vocab(args) -> int:
     )
     print(f"  size       {before / 1e6:.2f} MB -> {after / 1e6:.2f} MB (weights and tokenizer)")
     if args.held_out:
-        lines = Path(args.held_out).read_text(encoding="utf-8").splitlines()
-        held_out = [line for line in lines if line.strip()]
+        held_out = text_lines(args.held_out, "--held-out")
         if not held_out:
             raise ValueError(f"--held-out {args.held_out} holds no text")
         report = held_out_agreement(source, target, held_out)

@@ -17,6 +17,7 @@ from ..io import load
 from ..quant import calibration_batches, quantize, quantize_gptq
 from ..sentence import SentenceEncoder
 from ..tokenizer import copy_tokenizer_files, load_tokenizer
+from .common import text_lines
 
 CHECK_SENTENCES = (
     "The chef chopped onions and garlic for the sauce.",
@@ -131,9 +132,7 @@ def _low_bit_share(qmodel) -> str:
 
 def _calibration(source: Path, file: Path, count: int) -> list:
     """The first `count` texts of file, tokenized with IN's tokenizer in batches of 32."""
-    if not file.is_file():
-        raise FileNotFoundError(f"--gptq {file} does not exist")
-    texts = [t.strip() for t in file.read_text(encoding="utf-8").splitlines() if t.strip()]
+    texts = text_lines(file, "--gptq")
     if not texts:
         raise ValueError(f"--gptq {file} holds no text")
     try:
