@@ -17,20 +17,18 @@ fine-tuning length of 64 tokens. No variant is retrained.
 
 import argparse
 import copy
-import csv
 import json
 from pathlib import Path
 
 import numpy as np
-from token_elimination import newest_classifier
+from token_elimination import newest_classifier, rotten_tomatoes_splits
 
 import minibert
 from minibert.compression.heads import head_importance, least_important
 from minibert.compression.layers import keep_layers
 from minibert.data.batches import collate
-from minibert.data.text import data_dir
 from minibert.evaluation.metrics import classification_metrics
-from minibert.training.recipes import classification_splits, predict
+from minibert.training.recipes import predict
 
 LENGTH = 64  # the classifier's fine-tuning length
 SCHEMES = (  # (name, quantize keyword arguments)
@@ -44,13 +42,6 @@ SCHEMES = (  # (name, quantize keyword arguments)
 HEAD_FRACTIONS = (1 / 6, 1 / 3, 1 / 2, 2 / 3)
 LAYERS_KEPT = (5, 4, 3, 2)
 IMPORTANCE_SAMPLE, IMPORTANCE_BATCH = 256, 16
-
-
-def splits_of(tokenizer) -> dict:
-    rows = list(csv.DictReader((data_dir() / "rotten_tomatoes.csv").open(encoding="utf-8")))
-    texts = [r["text"] for r in rows]
-    labels = [int(r["label"] == "fresh") for r in rows]
-    return classification_splits(texts, labels, [r["movie"] for r in rows], tokenizer, LENGTH)
 
 
 def test_accuracy(model, examples, pad_id) -> dict:
@@ -69,7 +60,7 @@ def main() -> None:
     model = minibert.load(folder)
     tokenizer = minibert.load_tokenizer(folder)
     pad = tokenizer.pad_token_id
-    splits = splits_of(tokenizer)
+    splits = rotten_tomatoes_splits(tokenizer, LENGTH)
     test = splits["test"]
     rows = {"float32": test_accuracy(model, test, pad), "lowbit": [], "heads": [], "layers": []}
     print("float32", rows["float32"], flush=True)

@@ -25,12 +25,11 @@ import argparse
 import csv
 import json
 import os
-import platform
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
+from provenance import cpu_model
 
 import minibert
 from minibert.compression.token_elimination import eliminate_tokens, search_retention
@@ -52,13 +51,14 @@ def newest_classifier() -> Path:
     return found[-1]
 
 
-def rotten_tomatoes_splits(tokenizer) -> dict:
-    """{"train", "validation", "test"}: tokenized examples, split by movie as the classifier was."""
+def rotten_tomatoes_splits(tokenizer, length: int = LENGTH) -> dict:
+    """{"train", "validation", "test"}: tokenized examples, split by movie as the classifier
+    was, cut at `length` tokens."""
     rows = list(csv.DictReader((data_dir() / "rotten_tomatoes.csv").open(encoding="utf-8")))
     texts = [r["text"] for r in rows]
     labels = [int(r["label"] == "fresh") for r in rows]
     movies = [r["movie"] for r in rows]
-    return classification_splits(texts, labels, movies, tokenizer, LENGTH)
+    return classification_splits(texts, labels, movies, tokenizer, length)
 
 
 def padded_batches(examples, batch_size: int, pad_id: int, length: int | None = LENGTH):
@@ -103,15 +103,6 @@ def latencies_ms(runs, rounds=ROUNDS) -> list:
             run()
             kept.append(time.perf_counter() - start)
     return [(round(1000 * min(t), 1), round(1000 * float(np.median(t)), 1)) for t in times]
-
-
-def cpu_name() -> str:
-    try:
-        lines = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return platform.processor()
-    names = [line.split(":", 1)[1].strip() for line in lines.splitlines() if "Model name" in line]
-    return names[0] if names else platform.processor()
 
 
 def main() -> None:
@@ -192,7 +183,7 @@ def main() -> None:
     result = {
         "benchmark": "benchmarks/token_elimination.py",
         "model": f"all-MiniLM-L6-v2 fine-tuned on Rotten Tomatoes ({folder.name})",
-        "cpu": cpu_name(),
+        "cpu": cpu_model(),
         "threads": os.cpu_count(),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in load_after],
