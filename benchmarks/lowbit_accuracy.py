@@ -182,20 +182,20 @@ def main() -> None:
             f"| {r['scheme']} | {r['word table']} | {r['mean_cosine']:.5f} | "
             f"{r['min_cosine']:.4f} | {r['top1']:.0%} | {r['MB']:.1f} |"
         )
-    timings = timing_rows()
     print("\nms per call, 384 -> 1536 layer (fastest of 30-200 calls)\n")
-    keys = [k for k in timings[0] if k != "rows"]
-    print("| rows | " + " | ".join(keys) + " |")
-    print("|---" * (len(keys) + 1) + "|")
-    for t in timings:
-        print(f"| {t['rows']} | " + " | ".join(f"{t[k]:.3f}" for k in keys) + " |")
-    forwards = model_rows()
+    print_table(timing_rows(), "rows", ".3f")
     print("\nms per MiniLM forward (fastest of 5-20 calls)\n")
-    keys = [k for k in forwards[0] if k != "tokens"]
-    print("| tokens | " + " | ".join(keys) + " |")
+    print_table(model_rows(), "tokens", ".1f")
+
+
+def print_table(rows: list, first: str, number: str) -> None:
+    """rows (dicts with the same keys) as a Markdown table: the `first` key, then the others
+    formatted as `number`."""
+    keys = [k for k in rows[0] if k != first]
+    print(f"| {first} | " + " | ".join(keys) + " |")
     print("|---" * (len(keys) + 1) + "|")
-    for t in forwards:
-        print(f"| {t['tokens']} | " + " | ".join(f"{t[k]:.1f}" for k in keys) + " |")
+    for row in rows:
+        print(f"| {row[first]} | " + " | ".join(f"{row[k]:{number}}" for k in keys) + " |")
 
 
 if __name__ == "__main__":

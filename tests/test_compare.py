@@ -42,18 +42,23 @@ def models(tmp_path_factory):
             )
         folders[name] = folder
     folders["classifier"] = with_tokenizer("bert-seqcls", root / "classifier")
-    data = root / "labelled.csv"
-    with data.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["text", "label", "group"])
-        for i, text in enumerate(sentences(90, seed=5)):
-            writer.writerow([text, "abc"[i % 3], f"g{i % 30}"])
+    data = labelled_csv(root / "labelled.csv")
     folders["data"] = data
     texts = root / "texts.txt"
     texts.write_text("\n".join(sentences(12, seed=7)) + "\n\n")
     folders["texts"] = texts
     folders["lee"] = synthetic_lee(root / "lee", sentences(5, seed=9), np.linspace(0, 1, 10))
     return folders
+
+
+def labelled_csv(data):
+    """90 sentences labelled a, b or c, in 30 groups (text, label, group columns)."""
+    with data.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label", "group"])
+        for i, text in enumerate(sentences(90, seed=5)):
+            writer.writerow([text, "abc"[i % 3], f"g{i % 30}"])
+    return data
 
 
 def common(models) -> list[str]:

@@ -1,11 +1,11 @@
 """`minibert compare --variants`: int4, pruned-head, fewer-layer and token-eliminated rows on
 tiny fixture models, each checked against the library call it stands for, and the specs."""
 
-import csv
 import json
 
 import numpy as np
 import pytest
+from test_compare import labelled_csv
 from test_distill_recipes import sentences, with_tokenizer
 
 import minibert
@@ -25,12 +25,7 @@ def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("variants")
     teacher = with_tokenizer("bert-base", root / "teacher")
     classifier = with_tokenizer("bert-seqcls", root / "classifier")
-    data = root / "labelled.csv"
-    with data.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["text", "label", "group"])
-        for i, text in enumerate(sentences(90, seed=5)):
-            writer.writerow([text, "abc"[i % 3], f"g{i % 30}"])
+    data = labelled_csv(root / "labelled.csv")
     texts = root / "texts.txt"
     texts.write_text("\n".join(sentences(12, seed=7)) + "\n")
     scoring = root / "scoring.txt"
