@@ -214,16 +214,25 @@ def threads_for_work(multiply_adds: float):
         yield
 
 
-def device(fn=None, *, inline: bool = True):
+def device(fn=None, *, inline: bool = True, reassociate: bool = False):
     """Mark a helper that kernels call per element: it is compiled and inlined into each kernel
     that uses it (and stays a plain Python function until then). With inline=False it is
     compiled once, as a function of its own that the kernels call: for a large helper (the
     attention kernel's per-pair body and its tiled product, called twice), whose code is then
-    built once instead of at each call site."""
+    built once instead of at each call site.
+
+    reassociate=True lets LLVM reorder the helper's float additions (fast-math's `reassoc`
+    flag, and nothing else: NaN, infinities and signed zeros keep their IEEE meaning), so that
+    a sum over a row becomes vector adds into several partial sums. Numba keeps float order
+    strict otherwise, and a row sum runs one scalar add at a time. The helper is compiled as a
+    function of its own (inline=False), since its flags would not survive inlining into a
+    kernel compiled without them. The result differs from the strict left-to-right sum by
+    rounding only, as numpy's own pairwise sums do."""
 
     def mark(fn):
         fn._minibert_device = True
-        fn._minibert_inline = inline
+        fn._minibert_inline = inline and not reassociate
+        fn._minibert_reassociate = reassociate
         return fn
 
     return mark if fn is None else mark(fn)
@@ -263,7 +272,10 @@ def _bind_devices(py_func) -> None:
                 continue
             _bind_devices(helper)
             inline = "always" if getattr(helper, "_minibert_inline", True) else "never"
-            py_func.__globals__[name] = numba.njit(cache=True, inline=inline, **JIT_OPTIONS)(helper)
+            options = dict(JIT_OPTIONS)
+            if getattr(helper, "_minibert_reassociate", False):
+                options["fastmath"] = {"reassoc"}
+            py_func.__globals__[name] = numba.njit(cache=True, inline=inline, **options)(helper)
 
 
 def jit_kernel(py_func, parallel: bool = False):

@@ -23,39 +23,20 @@ def _add_layernorm_reference(x, residual, w, b, eps):
     return sc * rstd * w + b
 
 
-@device
+@device(reassociate=True)
 def _row_sum(row):
-    """sum(row) over eight accumulators in row's dtype: eight short dependency
-    chains instead of one long one (Numba keeps float order strict, so LLVM will not)."""
-    n = row.shape[0]
-    n8 = n - n % 8
-    zero = row[0] * 0
-    t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = zero
-    for c in range(0, n8, 8):
-        t0, t1 = t0 + row[c], t1 + row[c + 1]
-        t2, t3 = t2 + row[c + 2], t3 + row[c + 3]
-        t4, t5 = t4 + row[c + 4], t5 + row[c + 5]
-        t6, t7 = t6 + row[c + 6], t7 + row[c + 7]
-    total = ((t0 + t1) + (t2 + t3)) + ((t4 + t5) + (t6 + t7))
-    for c in range(n8, n):
+    """sum(row), in row's dtype; reassociated, so LLVM sums it in vectors (jit.device)."""
+    total = row[0] * 0
+    for c in range(row.shape[0]):
         total += row[c]
     return total
 
 
-@device
+@device(reassociate=True)
 def _row_square_sum(row, mu):
-    """sum((row - mu)^2), eight accumulators as _row_sum."""
-    n = row.shape[0]
-    n8 = n - n % 8
-    zero = row[0] * 0
-    t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = zero
-    for c in range(0, n8, 8):
-        d0, d1, d2, d3 = row[c] - mu, row[c + 1] - mu, row[c + 2] - mu, row[c + 3] - mu
-        d4, d5, d6, d7 = row[c + 4] - mu, row[c + 5] - mu, row[c + 6] - mu, row[c + 7] - mu
-        t0, t1, t2, t3 = t0 + d0 * d0, t1 + d1 * d1, t2 + d2 * d2, t3 + d3 * d3
-        t4, t5, t6, t7 = t4 + d4 * d4, t5 + d5 * d5, t6 + d6 * d6, t7 + d7 * d7
-    total = ((t0 + t1) + (t2 + t3)) + ((t4 + t5) + (t6 + t7))
-    for c in range(n8, n):
+    """sum((row - mu)^2), reassociated as _row_sum."""
+    total = row[0] * 0
+    for c in range(row.shape[0]):
         d = row[c] - mu
         total += d * d
     return total
