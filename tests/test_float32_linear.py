@@ -1,5 +1,6 @@
 """The float32 linear kernel (kernels/float32_linear.py): BLAS's sgemm on blocks in Numba's
-threads, with the bias and GELU epilogues, against numpy; the job plan; the fallbacks."""
+threads and the transposed register tiles, each with the bias and GELU epilogues, against numpy;
+which path a product takes; the job plans; the fallbacks."""
 
 from unittest import mock
 
@@ -23,6 +24,17 @@ def _integers(rng, shape):
     return rng.integers(-8, 9, shape).astype(np.float32)
 
 
+PATHS = ("blas", "transposed")
+
+
+def _path(path):
+    """Force linear onto `path` for a block (whatever the CPU and the rows would choose)."""
+    if path == "blas":
+        _sgemm_or_skip()
+    return mock.patch.object(fl, "linear_path", return_value=path)
+
+
+@pytest.mark.parametrize("path", PATHS)
 @given(
     m=st.integers(1, 300),
     k=st.integers(1, 70),
@@ -30,22 +42,54 @@ def _integers(rng, shape):
     threads=st.sampled_from([1, 2, 3]),
     seed=st.integers(0, 2**32 - 1),
 )
-def test_blocks_cover_the_product_exactly(m, k, n, threads, seed):
-    """Every job plan (rows or channels split, remainders) writes each output once, exactly."""
-    _sgemm_or_skip()
+def test_jobs_cover_the_product_exactly(path, m, k, n, threads, seed):
+    """Every job plan (rows or channels split, remainders: rows past a whole tile, channels
+    past a whole block) writes each output once, exactly."""
     import numba
 
     rng = np.random.default_rng(seed)
     x, w, bias = _integers(rng, (m, k)), _integers(rng, (n, k)), _integers(rng, (n,))
     # the plan for `threads` threads, whatever the pool has
-    with mock.patch.object(numba, "get_num_threads", return_value=threads):
+    with _path(path), mock.patch.object(numba, "get_num_threads", return_value=threads):
         np.testing.assert_array_equal(fl.linear(x, w), x @ w.T)
         np.testing.assert_array_equal(fl.linear(x, w, bias), x @ w.T + bias)
 
 
-@pytest.mark.parametrize("shape", [(1, 384, 1536), (128, 384, 384), (700, 64, 300)])
-def test_gelu_epilogue(shape):
-    _sgemm_or_skip()
+@pytest.mark.parametrize("path", PATHS)
+@given(m=st.integers(1, 140), n=st.integers(1, 40), seed=st.integers(0, 2**32 - 1))
+def test_layers_sharing_their_input_are_each_exact(path, m, n, seed):
+    """linears: q, k and v from one x, in one parallel loop, each its own product and bias."""
+    rng = np.random.default_rng(seed)
+    x = _integers(rng, (m, 33))
+    weights = [_integers(rng, (n, 33)) for _ in range(3)]
+    biases = [_integers(rng, (n,)) for _ in range(3)]
+    with _path(path):
+        ys = fl.linears(x, weights, biases)
+    for y, w, b in zip(ys, weights, biases, strict=True):
+        np.testing.assert_array_equal(y, x @ w.T + b)
+
+
+def test_few_rows_take_the_transposed_tiles_on_512_bit_cpus():
+    if not fl.fast_kernels_enabled():
+        pytest.skip("Numba is not usable here: every product is numpy's")
+    with mock.patch.object(fl, "float32_path", return_value="avx512"):
+        assert fl.linear_path(1) == fl.linear_path(fl.FEW_ROWS) == "transposed"
+        many = fl.linear_path(fl.FEW_ROWS + 1)
+    with mock.patch.object(fl, "float32_path", return_value="avx2"):
+        few = fl.linear_path(16)
+    expected = "blas" if fl.sgemm_address() is not None else "reference"
+    assert many == few == expected
+
+
+def test_transposed_groups():
+    assert fl.transposed_groups(384, 1) == 1  # one thread: one job per layer
+    assert fl.transposed_groups(384, 2) == 4  # two per thread
+    assert fl.transposed_groups(7, 4) == 2  # no more than the blocks of 6 channels
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("shape", [(1, 384, 1536), (128, 384, 384), (700, 64, 300), (37, 50, 70)])
+def test_gelu_epilogue(path, shape):
     m, k, n = shape
     rng = np.random.default_rng(0)
     x = rng.standard_normal((m, k), np.float32)
@@ -53,9 +97,10 @@ def test_gelu_epilogue(shape):
     bias = rng.standard_normal(n, np.float32)
     exact = _gelu_erf_reference(x.astype(np.float64) @ w.T.astype(np.float64) + bias)
     # the product's float32 rounding (about sqrt(k) ulps of values near 1), then A&S's erf
-    np.testing.assert_allclose(fl.linear(x, w, bias, gelu=True), exact, atol=2e-5, rtol=0)
-    np.testing.assert_allclose(fl.linear(x, w, None, gelu=True), _gelu_erf_reference(
-        x.astype(np.float64) @ w.T.astype(np.float64)), atol=2e-5, rtol=0)  # fmt: skip
+    with _path(path):
+        np.testing.assert_allclose(fl.linear(x, w, bias, gelu=True), exact, atol=2e-5, rtol=0)
+        np.testing.assert_allclose(fl.linear(x, w, None, gelu=True), _gelu_erf_reference(
+            x.astype(np.float64) @ w.T.astype(np.float64)), atol=2e-5, rtol=0)  # fmt: skip
 
 
 def test_plan_jobs():
@@ -78,7 +123,8 @@ def test_numpy_product_where_the_kernel_does_not_apply(monkeypatch):
         np.testing.assert_array_equal(fl.linear(x32, w32), x32 @ w32.T)
     finally:
         use_fast_kernels(previous)
-    monkeypatch.setitem(fl._STATE, "sgemm", 0)  # as where no cblas_sgemm was found
+    monkeypatch.setitem(fl._STATE, "sgemm", 0)  # as where no cblas_sgemm was found ...
+    monkeypatch.setattr(fl, "float32_path", lambda: "avx2")  # ... and no 512-bit vectors
     np.testing.assert_array_equal(fl.linear(x32, w32), x32 @ w32.T)
 
 

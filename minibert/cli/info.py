@@ -9,7 +9,7 @@ import json
 
 from ..checkpoint import stored_dtypes, weight_files
 from ..io import load
-from ..kernels import cpu
+from ..kernels import cpu, float32_linear
 from ..kernels.jit import blas_info
 from ..models.base import COMPONENTS
 from .common import UsageError
@@ -61,6 +61,11 @@ def cpu_info() -> dict:
     report = cpu.describe()
     report["numba"] = {"version": numba.__version__, "threads": numba.get_num_threads()}
     report["blas"] = blas_info()
+    report["float32_linear"] = {
+        "few_rows": float32_linear.FEW_ROWS,
+        "few_rows_path": float32_linear.linear_path(1),
+        "many_rows_path": float32_linear.linear_path(float32_linear.FEW_ROWS + 1),
+    }
     return report
 
 
@@ -75,6 +80,11 @@ def _print_cpu(report: dict) -> None:
         print(f"  not {path:<9} {why}")
     threads = report["numba"]["threads"]
     print(f"float32 ops   Numba {report['numba']['version']} kernels, {threads} thread(s)")
+    linear = report["float32_linear"]
+    print(
+        f"float32 GEMM  {linear['few_rows_path']} up to {linear['few_rows']} rows, "
+        f"{linear['many_rows_path']} above"
+    )
     for blas in report["blas"] or [{}]:
         if not blas:
             print("BLAS          unknown (threadpoolctl is not installed)")

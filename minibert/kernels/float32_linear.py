@@ -1,6 +1,4 @@
-"""Float32 linear layers for inference: BLAS's sgemm in blocks on Numba's threads, bias in cache.
-
-Each block of the product gets its bias (and GELU) while it is still in cache.
+"""Float32 linear layers for inference, in Numba's threads, bias and GELU added in cache.
 
     y = x W^T + b   (then GELU, for the feed-forward's first layer)
     x (M, K), W (N, K) in PyTorch's (out, in) layout, b (N,) -> y (M, N)
@@ -9,12 +7,28 @@ numpy's `x @ W.T` runs on BLAS's own thread pool, and every other kernel of a fo
 Numba's. On two cores the pools take turns: each product wakes BLAS's sleeping thread, each
 kernel after it wakes Numba's, and in a virtual machine a sleeping core takes a long time to
 wake (0.3-0.6 ms per product after a pause, measured on the Intel Xeon: MiniLM at 1 x 128
-tokens took 60 ms instead of 27). Here the product is cut into jobs (blocks of rows by blocks
-of output channels) that Numba's threads share, and each job calls the same BLAS's
-cblas_sgemm for its block, one-threaded (kernels/native.py's intrinsic calls it by address).
-One pool does all the work, so its threads can stay awake between the kernels of a forward
-(kernels/jit.py's thread policy). Each job then adds the bias to its block, and GELU where
-asked, before the block leaves the cache.
+tokens took 60 ms instead of 27). Here the product is cut into jobs that Numba's threads share,
+one pool does all the work, and its threads can stay awake between the kernels of a forward
+(kernels/jit.py's thread policy). Two ways to do a job:
+
+    BLAS blocks   blocks of rows by blocks of output channels, each one call of the same BLAS's
+                  cblas_sgemm, one-threaded (kernels/native.py's intrinsic calls it by address),
+                  then the bias (and GELU) on the block before it leaves the cache.
+    transposed    for few rows (up to FEW_ROWS) on CPUs with 512-bit vectors: y^T = W x^T with
+    tiles         kernels/float32_tile.py's register tile, six output channels (six rows of W,
+                  read where they are, one number at a time) by up to 64 rows of x (x^T's rows
+                  hold them side by side, as whole vectors), for all of K. Each job takes a run
+                  of channels, adds the bias (and GELU) to its tile and writes it into y.
+
+Why the second: BLAS packs both operands into its own layout at every call, which is most of
+the work when rows are few: at 16 rows it ran at 53 GFLOP/s on MiniLM's shapes. The transposed
+tiles read W once, as it is, and transpose only x (M x K, small when M is): cycling through a
+forward's 36 weights of MiniLM's shapes (so that they are not in cache, as in a forward), two
+threads of an Intel Xeon with AVX-512, they ran at 136 / 142 / 176 / 188 GFLOP/s at 16 / 32 /
+64 / 128 rows against BLAS blocks' 53 / 82 / 125 / 181, and on BERT-base's shapes 105 / 215 /
+216 against 54 / 139 / 189 at 16 / 64 / 128 rows; at 256 rows BLAS was ahead (210 against 187).
+On AVX2 the wide tile would not fit the 16 vector registers, and no AVX2 machine measured the
+narrow one, so those CPUs take the BLAS blocks.
 
 The cblas_sgemm comes from the BLAS numpy loaded (found through threadpoolctl; numpy's wheels
 ship OpenBLAS), checked once on a small product against numpy. Without it (another BLAS, not
@@ -27,6 +41,8 @@ import platform
 
 import numpy as np
 
+from .cpu import float32_path
+from .float32_tile import LANES, ROWS, dot_tile_6x1, dot_tile_6x2, dot_tile_6x4
 from .gelu import erf_as, gelu_erf, half_gauss
 from .jit import (
     blas_libraries,
@@ -46,6 +62,8 @@ SGEMM_NAMES = ("scipy_cblas_sgemm64_", "cblas_sgemm64_", "scipy_cblas_sgemm", "c
 # 1,024 rows and 2 threads, blocks of 512 rows ran at 281-302 GFLOP/s, of 256 at 255-284, of
 # 128 at 220-241 (OpenBLAS packs each block's operands again; Intel Xeon, AVX-512)
 ROW_BLOCK = 512
+FEW_ROWS = 128  # at most this many rows take the transposed tiles (see the module docstring)
+TILE_WIDTH = 4 * LANES  # rows of x in the widest tile: 64
 _STATE = {"sgemm": None}
 
 
@@ -105,6 +123,96 @@ def _linear_numba(address, x, weights, biases, outs, row_block, col_block, add_b
                 _add_bias_gelu(out[r, col : col + cols], bias[col : col + cols])
             elif add_bias:
                 _add_bias(out[r, col : col + cols], bias[col : col + cols])
+
+
+@device
+def _add_constant(row, value):
+    """row += value."""
+    for c in range(row.shape[0]):
+        row[c] += value
+
+
+@device
+def _add_constant_gelu(row, value):
+    """row <- GELU(row + value), in place."""
+    half, one = np.float32(0.5), np.float32(1.0)
+    for c in range(row.shape[0]):
+        v = row[c] + value
+        row[c] = half * v * (one + erf_as(v, half_gauss(v)))
+
+
+@device
+def _tile_rows(w, channel, xt, first, depth, tile, width):
+    """tile[:, :width] = w[channel:channel + ROWS, :depth] @ xt[:depth, first:first + width],
+    width 16, 32, 48 or 64: the widest tiles that cover it."""
+    if width == 4 * LANES:
+        dot_tile_6x4(w, channel, xt, first, depth, tile)
+    elif width >= 2 * LANES:
+        dot_tile_6x2(w, channel, xt, first, depth, tile[:, : 2 * LANES])
+        if width > 2 * LANES:
+            dot_tile_6x1(w, channel, xt, first + 2 * LANES, depth, tile[:, 2 * LANES : width])
+    else:
+        dot_tile_6x1(w, channel, xt, first, depth, tile[:, :LANES])
+
+
+def _linear_transposed(x, xt, weights, biases, outs, groups, add_bias, gelu):
+    """outs[i] = x @ weights[i].T (+ biases[i]) (GELU) for each of the layers, as y^T = W x^T.
+    First x^T into xt (K, M rounded up to whole vectors, zeros past M), in parallel over
+    blocks of K; then `groups` jobs per layer, each over a run of ROWS-channel blocks. The last
+    block of a weight whose channels do not fill it reads a zero-padded copy of them."""
+    M, K = x.shape
+    N = outs[0].shape[1]
+    width = xt.shape[1]
+    for k0 in prange((K + LANES - 1) // LANES):  # x^T, 16 values of k (one cache line) at a time
+        first, last = k0 * LANES, min(k0 * LANES + LANES, K)
+        for r in range(M):
+            row = x[r]
+            for k in range(first, last):
+                xt[k, r] = row[k]
+        for k in range(first, last):
+            for r in range(M, width):
+                xt[k, r] = 0
+    blocks = (N + ROWS - 1) // ROWS
+    per_group = (blocks + groups - 1) // groups
+    for job in prange(len(weights) * groups):
+        layer, group = job // groups, job % groups
+        w, bias, out = weights[layer], biases[layer], outs[layer]
+        tile = np.empty((ROWS, TILE_WIDTH), np.float32)
+        for block in range(group * per_group, min(blocks, (group + 1) * per_group)):
+            c0 = block * ROWS
+            channels = min(ROWS, N - c0)
+            a, a0 = w, c0
+            if channels < ROWS:  # the weight's last rows, padded with zeros
+                a, a0 = np.zeros((ROWS, K), np.float32), 0
+                a[:channels] = w[c0:N]
+            for r0 in range(0, width, TILE_WIDTH):
+                _tile_rows(a, a0, xt, r0, K, tile, min(TILE_WIDTH, width - r0))
+                rows = min(TILE_WIDTH, M - r0)
+                for c in range(channels):  # tile[c, r] is y[r0 + r, c0 + c]
+                    if gelu:
+                        _add_constant_gelu(tile[c, :rows], bias[c0 + c])
+                    elif add_bias:
+                        _add_constant(tile[c, :rows], bias[c0 + c])
+                for r in range(rows):
+                    row = out[r0 + r]
+                    for c in range(channels):
+                        row[c0 + c] = tile[c, r]
+
+
+def transposed_groups(columns: int, threads: int) -> int:
+    """Jobs per layer of the transposed tiles: two per thread (one where a single thread runs),
+    no more than the weight has blocks of ROWS channels."""
+    return max(1, min(2 * threads if threads > 1 else 1, -(-columns // ROWS)))
+
+
+def linear_path(rows: int) -> str:
+    """ "transposed", "blas" or "reference": how linear computes a float32 product of `rows`
+    rows here (the module docstring says why)."""
+    if not fast_kernels_enabled():
+        return "reference"
+    if rows <= FEW_ROWS and float32_path() == "avx512":
+        return "transposed"
+    return "blas" if sgemm_address() is not None else "reference"
 
 
 def plan_jobs(rows: int, columns: int, threads: int) -> tuple:
@@ -184,8 +292,7 @@ def linears(x, weights, biases, gelu=False):
         and all(w.shape == weights[0].shape for w in weights)
         and all(b is None or (b.dtype == np.float32 and b.shape == (N,)) for b in biases)
         and len(set(with_bias)) == 1
-        and fast_kernels_enabled()
-        and sgemm_address() is not None
+        and linear_path(M) != "reference"
     ):
         import numba  # loaded: fast_kernels_enabled imported it
 
@@ -195,9 +302,17 @@ def linears(x, weights, biases, gelu=False):
             np.zeros(N, np.float32) if b is None else np.ascontiguousarray(b) for b in biases
         )
         outs = tuple(np.empty((M, N), np.float32) for _ in weights)
-        row_block, col_block = plan_jobs(M, N, numba.get_num_threads())
-        args = (sgemm_address(), x, ws, bs, outs, row_block, col_block, with_bias[0], gelu)
-        with single_threaded_blas():
-            if run_kernel(_linear_numba, args, parallel=True):
+        threads = numba.get_num_threads()
+        if linear_path(M) == "transposed":
+            xt = np.empty((K, -(-M // LANES) * LANES), np.float32)
+            groups = transposed_groups(N, threads)
+            args = (x, xt, ws, bs, outs, groups, with_bias[0], gelu)
+            if run_kernel(_linear_transposed, args, parallel=True):
                 return list(outs)
+        else:
+            row_block, col_block = plan_jobs(M, N, threads)
+            args = (sgemm_address(), x, ws, bs, outs, row_block, col_block, with_bias[0], gelu)
+            with single_threaded_blas():
+                if run_kernel(_linear_numba, args, parallel=True):
+                    return list(outs)
     return [_linear_reference(x, w, b, gelu) for w, b in zip(weights, biases, strict=True)]
