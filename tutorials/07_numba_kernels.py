@@ -668,10 +668,10 @@ if load_at_start is not None:
 # next kernel must wake a sleeping core, and in a virtual machine that costs a fraction of a
 # millisecond each time, for each of a forward's ~70 kernels. minibert's forward therefore runs
 # all its work, the float32 matrix products included (`kernels/float32_linear.py` calls BLAS
-# from Numba's threads), on Numba's one pool, and `jit.py` sets `GOMP_SPINCOUNT` (unless you
-# chose a policy) so that its threads spin about 1 ms: awake from one kernel to the next, asleep
-# soon after a forward. The setting is read when OpenMP loads, which is why this chapter asks
-# `numba_available()` first.
+# from Numba's threads, or for a few rows on AVX-512 runs its own register tiles), on Numba's
+# one pool, and `jit.py` sets `GOMP_SPINCOUNT` (unless you chose a policy) so that its threads
+# spin about 1 ms: awake from one kernel to the next, asleep soon after a forward. The setting
+# is read when OpenMP loads, which is why this chapter asks `numba_available()` first.
 #
 # A busy machine punishes threads in general: a parallel step waits for its slowest thread,
 # and a thread whose core another process has taken holds up the rest. Many small matrix
