@@ -98,8 +98,9 @@ def _attention_pair(ctx, q, k, v, mask_bias, scale, num_heads, wide, bh):
         for r in range(rows):
             for d in range(D):
                 queries[r, d] = q[b, t0 + r, c0 + d]
-        if rows < QUERY_BLOCK:
-            queries[rows:] = 0
+        for r in range(rows, QUERY_BLOCK):  # (a loop: a slice assignment compiles slowly)
+            for d in range(D):
+                queries[r, d] = 0
         tiled = (rows + ROWS - 1) // ROWS * ROWS
         tiled_product(queries, kt, scores, tiled, D, wide)  # (tiled, n) = q . k^T
         for r in range(rows):

@@ -155,48 +155,65 @@ def _tile_rows(w, channel, xt, first, depth, tile, width):
         dot_tile_6x1(w, channel, xt, first, depth, tile[:, :LANES])
 
 
-def _linear_transposed(x, xt, weights, biases, outs, groups, add_bias, gelu):
-    """outs[i] = x @ weights[i].T (+ biases[i]) (GELU) for each of the layers, as y^T = W x^T.
-    First x^T into xt (K, M rounded up to whole vectors, zeros past M), in parallel over
-    blocks of K; then `groups` jobs per layer, each over a run of ROWS-channel blocks. The last
-    block of a weight whose channels do not fill it reads a zero-padded copy of them."""
+@device(inline=False)  # compiled once, whatever tuple of layers the kernel is given
+def _transposed_block(w, c0, bias, xt, out, add_bias, gelu, tile):
+    """y[:, c0:c0 + ROWS] (fewer where the weight ends) for one block of ROWS channels, as
+    W[c0:c0 + ROWS] x^T in tiles of up to 64 rows, each with its bias (and GELU) added before
+    it is written into out (tile[c, r] is y[r0 + r, c0 + c]). A block that the weight's
+    channels do not fill reads a zero-padded copy of them."""
+    M, N = out.shape
+    K, width = xt.shape
+    channels = min(ROWS, N - c0)
+    a, a0 = w, c0
+    if channels < ROWS:
+        a, a0 = np.zeros((ROWS, K), np.float32), 0
+        for c in range(channels):  # (a loop: Numba's slice assignment takes seconds to compile)
+            for k in range(K):
+                a[c, k] = w[c0 + c, k]
+    for r0 in range(0, width, TILE_WIDTH):
+        _tile_rows(a, a0, xt, r0, K, tile, min(TILE_WIDTH, width - r0))
+        rows = min(TILE_WIDTH, M - r0)
+        for c in range(channels):
+            if gelu:
+                _add_constant_gelu(tile[c, :rows], bias[c0 + c])
+            elif add_bias:
+                _add_constant(tile[c, :rows], bias[c0 + c])
+        for r in range(rows):
+            row = out[r0 + r]
+            for c in range(channels):
+                row[c0 + c] = tile[c, r]
+
+
+def _transpose_rows(x, xt):
+    """xt (K, width) = x (M, K) transposed, zeros in the columns past M, in parallel over blocks
+    of 16 values of k (one cache line of each row of x)."""
     M, K = x.shape
-    N = outs[0].shape[1]
-    width = xt.shape[1]
-    for k0 in prange((K + LANES - 1) // LANES):  # x^T, 16 values of k (one cache line) at a time
-        first, last = k0 * LANES, min(k0 * LANES + LANES, K)
+    for k_block in prange((K + LANES - 1) // LANES):
+        first, last = k_block * LANES, min(k_block * LANES + LANES, K)
         for r in range(M):
             row = x[r]
             for k in range(first, last):
                 xt[k, r] = row[k]
         for k in range(first, last):
-            for r in range(M, width):
+            for r in range(M, xt.shape[1]):
                 xt[k, r] = 0
+
+
+def _linear_transposed(xt, weights, biases, outs, groups, add_bias, gelu):
+    """outs[i] = x @ weights[i].T (+ biases[i]) (GELU) for each of the layers, as y^T = W x^T
+    from xt = x^T (_transpose_rows): `groups` jobs per layer, each over a run of ROWS-channel
+    blocks. (Two kernels, not one with two parallel loops: Numba compiles this one again for
+    every number of layers, and a parallel loop is what takes long to compile.)"""
+    N = outs[0].shape[1]
     blocks = (N + ROWS - 1) // ROWS
     per_group = (blocks + groups - 1) // groups
     for job in prange(len(weights) * groups):
         layer, group = job // groups, job % groups
-        w, bias, out = weights[layer], biases[layer], outs[layer]
         tile = np.empty((ROWS, TILE_WIDTH), np.float32)
         for block in range(group * per_group, min(blocks, (group + 1) * per_group)):
-            c0 = block * ROWS
-            channels = min(ROWS, N - c0)
-            a, a0 = w, c0
-            if channels < ROWS:  # the weight's last rows, padded with zeros
-                a, a0 = np.zeros((ROWS, K), np.float32), 0
-                a[:channels] = w[c0:N]
-            for r0 in range(0, width, TILE_WIDTH):
-                _tile_rows(a, a0, xt, r0, K, tile, min(TILE_WIDTH, width - r0))
-                rows = min(TILE_WIDTH, M - r0)
-                for c in range(channels):  # tile[c, r] is y[r0 + r, c0 + c]
-                    if gelu:
-                        _add_constant_gelu(tile[c, :rows], bias[c0 + c])
-                    elif add_bias:
-                        _add_constant(tile[c, :rows], bias[c0 + c])
-                for r in range(rows):
-                    row = out[r0 + r]
-                    for c in range(channels):
-                        row[c0 + c] = tile[c, r]
+            _transposed_block(
+                weights[layer], block * ROWS, biases[layer], xt, outs[layer], add_bias, gelu, tile
+            )
 
 
 def transposed_groups(columns: int, threads: int) -> int:
@@ -306,8 +323,10 @@ def linears(x, weights, biases, gelu=False):
         if linear_path(M) == "transposed":
             xt = np.empty((K, -(-M // LANES) * LANES), np.float32)
             groups = transposed_groups(N, threads)
-            args = (x, xt, ws, bs, outs, groups, with_bias[0], gelu)
-            if run_kernel(_linear_transposed, args, parallel=True):
+            args = (xt, ws, bs, outs, groups, with_bias[0], gelu)
+            if run_kernel(_transpose_rows, (x, xt), parallel=True) and run_kernel(
+                _linear_transposed, args, parallel=True
+            ):
                 return list(outs)
         else:
             row_block, col_block = plan_jobs(M, N, threads)
