@@ -5,9 +5,10 @@
     python benchmarks/profile_forward.py --batch 1 --tokens 128 --pause 0.2   # after idle
 
 Runs the forward under cProfile and adds up each function's own time by the kind of work it
-does: BLAS matrix products (float32 linear layers and attention's batched products), the int8
-GEMM with its fused epilogue, quantising activations, attention, LayerNorm, GELU, and the rest
-(Python: module calls, checks, reshapes). Numba kernels release nothing to the profiler, so a
+does: the float32 linear layers (BLAS blocks, or the transposed tiles for few rows, with their
+epilogues), BLAS's products on the unfused attention path, the int8 GEMM with its fused
+epilogue, quantising activations, attention, LayerNorm, GELU, and the rest (Python: module
+calls, checks, reshapes). Numba kernels release nothing to the profiler, so a
 kernel's time is its wrapper's own time; the sum is the profiled forward time (cProfile adds a
 few percent of overhead). 2 threads, as the other benchmarks.
 """
@@ -33,8 +34,10 @@ KINDS = (
     ("int8 GEMM + epilogue", lambda f, n: n.startswith("_linear_") and "int8_matmul" in f),
     ("quantise activations", lambda f, n: n == "_quantize_rows_numba"),
     (
-        "float32 linear (BLAS sgemm + epilogue)",
-        lambda f, n: n in ("_linear_numba", "linear_forward"),
+        "float32 linear (sgemm blocks or tiles + epilogue)",
+        lambda f, n: (
+            n in ("_linear_numba", "_linear_transposed", "_transpose_rows", "linear_forward")
+        ),
     ),
     ("attention kernel", lambda f, n: n == "_attention_context_numba"),
     ("masked softmax", lambda f, n: n == "_masked_softmax_numba"),
