@@ -25,6 +25,7 @@ from . import functional as F
 from .backend import check_device, to_device, xp_of
 from .errors import InputError
 from .kernels.attention import attention_context, attention_context_runs
+from .kernels.float32_linear import feed_forward as float32_feed_forward
 from .kernels.float32_linear import linear as float32_linear
 from .kernels.float32_linear import linears as float32_linears
 from .kernels.gelu import gelu_bias_inplace
@@ -533,6 +534,18 @@ class FeedForward(Module):
     def forward(self, x, add_bias: bool = True):
         fused = not self.training and self.device == "cpu" and self.act.name == "gelu"
         if fused and x.dtype == np.float32:
+            up, down = self.up, self.down
+            plain = type(up) is Linear and type(down) is Linear  # not int8 or int4 layers
+            if plain and not (up.fake_quant or down.fake_quant):
+                # both products in one call, the wide GELU output kept in the kernels' layout
+                y = float32_feed_forward(
+                    x.reshape(-1, x.shape[-1]),
+                    up.params["weight"],
+                    up.params.get("bias"),
+                    down.params["weight"],
+                    down.params.get("bias") if add_bias else None,
+                )
+                return y.reshape(*x.shape[:-1], y.shape[-1])
             # inference: the up-projection's bias and GELU fused into one pass
             return self.down.forward(self.up.forward_gelu(x), add_bias)
         return self.down.forward(self.act.forward(self.up.forward(x)), add_bias)  # (B, T, C)

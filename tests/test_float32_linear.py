@@ -145,3 +145,33 @@ def test_found_sgemm_is_checked_against_numpy():
     ):
         pytest.skip(f"not x86-64 with OpenBLAS (BLAS here: {libraries})")
     assert fl.sgemm_address() is not None
+
+
+@pytest.mark.parametrize("path", PATHS)
+@given(
+    m=st.integers(1, 140),
+    c=st.integers(1, 40),
+    f=st.integers(1, 70),
+    up_bias=st.booleans(),
+    down_bias=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_feed_forward_equals_its_two_linear_layers(path, m, c, f, up_bias, down_bias, seed):
+    """feed_forward keeps the GELU output transposed on the transposed path: the same sums in
+    the same order as two linear calls, so the same values exactly, whatever the path."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((m, c), np.float32)
+    w_up = rng.standard_normal((f, c), np.float32) / np.float32(np.sqrt(c))
+    w_down = rng.standard_normal((c + 3, f), np.float32) / np.float32(np.sqrt(f))
+    b_up = rng.standard_normal(f, np.float32) if up_bias else None
+    b_down = rng.standard_normal(c + 3, np.float32) if down_bias else None
+    with _path(path):
+        got = fl.feed_forward(x, w_up, b_up, w_down, b_down)
+        expected = fl.linear(fl.linear(x, w_up, b_up, gelu=True), w_down, b_down)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_feed_forward_checks_shapes():
+    x, w_up = np.zeros((2, 4), np.float32), np.zeros((6, 4), np.float32)
+    with pytest.raises(ValueError, match=r"x has 6 features, the weight \(out, in\) \(3, 5\)"):
+        fl.feed_forward(x, w_up, None, np.zeros((3, 5), np.float32))

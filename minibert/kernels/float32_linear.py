@@ -156,12 +156,15 @@ def _tile_rows(w, channel, xt, first, depth, tile, width):
 
 
 @device(inline=False)  # compiled once, whatever tuple of layers the kernel is given
-def _transposed_block(w, c0, bias, xt, out, add_bias, gelu, tile):
-    """y[:, c0:c0 + ROWS] (fewer where the weight ends) for one block of ROWS channels, as
+def _transposed_block(w, c0, bias, xt, rows, out, add_bias, gelu, tile, transposed):
+    """y[:rows, c0:c0 + ROWS] (fewer where the weight ends) for one block of ROWS channels, as
     W[c0:c0 + ROWS] x^T in tiles of up to 64 rows, each with its bias (and GELU) added before
-    it is written into out (tile[c, r] is y[r0 + r, c0 + c]). A block that the weight's
-    channels do not fill reads a zero-padded copy of them."""
-    M, N = out.shape
+    it is written: into out (rows, N) (tile[c, r] is y[r0 + r, c0 + c]), or with `transposed`
+    into out (N, width), y^T, whole tile rows at a time. The columns of y^T past `rows` then
+    hold values computed from x^T's zero padding, which only ever reach rows past `rows` of a
+    product that reads y^T as its x^T. A block that the weight's channels do not fill reads a
+    zero-padded copy of them."""
+    N = w.shape[0]
     K, width = xt.shape
     channels = min(ROWS, N - c0)
     a, a0 = w, c0
@@ -171,17 +174,24 @@ def _transposed_block(w, c0, bias, xt, out, add_bias, gelu, tile):
             for k in range(K):
                 a[c, k] = w[c0 + c, k]
     for r0 in range(0, width, TILE_WIDTH):
-        _tile_rows(a, a0, xt, r0, K, tile, min(TILE_WIDTH, width - r0))
-        rows = min(TILE_WIDTH, M - r0)
+        columns = min(TILE_WIDTH, width - r0)
+        _tile_rows(a, a0, xt, r0, K, tile, columns)
+        valid = min(columns, rows - r0)
         for c in range(channels):
             if gelu:
-                _add_constant_gelu(tile[c, :rows], bias[c0 + c])
+                _add_constant_gelu(tile[c, :valid], bias[c0 + c])
             elif add_bias:
-                _add_constant(tile[c, :rows], bias[c0 + c])
-        for r in range(rows):
-            row = out[r0 + r]
+                _add_constant(tile[c, :valid], bias[c0 + c])
+        if transposed:
             for c in range(channels):
-                row[c0 + c] = tile[c, r]
+                row, sums = out[c0 + c], tile[c]
+                for r in range(columns):
+                    row[r0 + r] = sums[r]
+        else:
+            for r in range(valid):
+                row = out[r0 + r]
+                for c in range(channels):
+                    row[c0 + c] = tile[c, r]
 
 
 def _transpose_rows(x, xt):
@@ -199,20 +209,22 @@ def _transpose_rows(x, xt):
                 xt[k, r] = 0
 
 
-def _linear_transposed(xt, weights, biases, outs, groups, add_bias, gelu):
+def _linear_transposed(xt, rows, weights, biases, outs, groups, add_bias, gelu, transposed):
     """outs[i] = x @ weights[i].T (+ biases[i]) (GELU) for each of the layers, as y^T = W x^T
-    from xt = x^T (_transpose_rows): `groups` jobs per layer, each over a run of ROWS-channel
-    blocks. (Two kernels, not one with two parallel loops: Numba compiles this one again for
-    every number of layers, and a parallel loop is what takes long to compile.)"""
-    N = outs[0].shape[1]
+    from xt = x^T (_transpose_rows) of `rows` rows, y written as rows, or transposed (see
+    _transposed_block): `groups` jobs per layer, each over a run of ROWS-channel blocks. (Two
+    kernels, not one with two parallel loops: Numba compiles this one again for every number of
+    layers, and a parallel loop is what takes long to compile.)"""
+    N = weights[0].shape[0]
     blocks = (N + ROWS - 1) // ROWS
     per_group = (blocks + groups - 1) // groups
     for job in prange(len(weights) * groups):
         layer, group = job // groups, job % groups
         tile = np.empty((ROWS, TILE_WIDTH), np.float32)
         for block in range(group * per_group, min(blocks, (group + 1) * per_group)):
+            w, bias, out = weights[layer], biases[layer], outs[layer]
             _transposed_block(
-                weights[layer], block * ROWS, biases[layer], xt, outs[layer], add_bias, gelu, tile
+                w, block * ROWS, bias, xt, rows, out, add_bias, gelu, tile, transposed
             )
 
 
@@ -323,7 +335,7 @@ def linears(x, weights, biases, gelu=False):
         if linear_path(M) == "transposed":
             xt = np.empty((K, -(-M // LANES) * LANES), np.float32)
             groups = transposed_groups(N, threads)
-            args = (xt, ws, bs, outs, groups, with_bias[0], gelu)
+            args = (xt, M, ws, bs, outs, groups, with_bias[0], gelu, False)
             if run_kernel(_transpose_rows, (x, xt), parallel=True) and run_kernel(
                 _linear_transposed, args, parallel=True
             ):
@@ -335,3 +347,49 @@ def linears(x, weights, biases, gelu=False):
                 if run_kernel(_linear_numba, args, parallel=True):
                     return list(outs)
     return [_linear_reference(x, w, b, gelu) for w, b in zip(weights, biases, strict=True)]
+
+
+def feed_forward(x, w_up, b_up, w_down, b_down=None):
+    """GELU(x @ w_up.T + b_up) @ w_down.T (+ b_down): the feed-forward block at inference.
+
+    On the transposed path (few rows, kernels/float32_linear.py's docstring) the wide GELU
+    output stays transposed between the two products: the first writes y^T whole tile rows at
+    a time instead of scattering them into rows, and the second reads it as its x^T instead of
+    transposing it again. The values are those of the two linear calls exactly (the same sums in
+    the same order); elsewhere it is those two calls. Shapes: x (M, C) float32, w_up (F, C),
+    b_up (F,) or None, w_down (C', F), b_down (C',) or None -> (M, C') float32."""
+    M, C = x.shape
+    F = w_up.shape[0]
+    arrays = (x, w_up, w_down) + tuple(b for b in (b_up, b_down) if b is not None)
+    if (
+        M
+        and C
+        and F
+        and all(isinstance(t, np.ndarray) and t.dtype == np.float32 for t in arrays)
+        and w_up.shape[1] == C
+        and w_down.shape[1] == F
+        and (b_up is None or b_up.shape == (F,))
+        and (b_down is None or b_down.shape == (w_down.shape[0],))
+        and linear_path(M) == "transposed"
+    ):
+        import numba  # loaded: linear_path asked fast_kernels_enabled
+
+        threads = numba.get_num_threads()
+        width = -(-M // LANES) * LANES
+        x, w_up, w_down = (np.ascontiguousarray(t) for t in (x, w_up, w_down))
+        xt = np.empty((C, width), np.float32)
+        ht = np.empty((F, width), np.float32)  # GELU(x W_up^T + b_up), transposed
+        y = np.empty((M, w_down.shape[0]), np.float32)
+        up_bias = np.zeros(F, np.float32) if b_up is None else np.ascontiguousarray(b_up)
+        down_bias = np.zeros(w_down.shape[0], np.float32) if b_down is None else b_down
+        up_groups, down_groups = (transposed_groups(n, threads) for n in (F, w_down.shape[0]))
+        up = (xt, M, (w_up,), (up_bias,), (ht,), up_groups, True, True, True)
+        down_biases = (np.ascontiguousarray(down_bias),)
+        down = (ht, M, (w_down,), down_biases, (y,), down_groups, b_down is not None, False, False)
+        if (
+            run_kernel(_transpose_rows, (x, xt), parallel=True)
+            and run_kernel(_linear_transposed, up, parallel=True)
+            and run_kernel(_linear_transposed, down, parallel=True)
+        ):
+            return y
+    return linear(linear(x, w_up, b_up, gelu=True), w_down, b_down)
