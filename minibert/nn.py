@@ -213,6 +213,8 @@ class Linear(Module):
             self.params["bias"] = np.zeros(out_features, np.float32)  # (O,)
 
     fake_quant = False  # quantization-aware training rounds x and W to int8 (quant.py)
+    layer_forward = None  # a whole encoder layer in one call (QuantLinear has one; see
+    # EncoderLayer.forward_inference, which asks any linear class for it)
 
     def work_per_row(self) -> float:
         """Multiply-adds per input row, in float32 ones (the models' thread choice)."""
@@ -607,7 +609,14 @@ class EncoderLayer(Module):
         return y, probs
 
     def forward_inference(self, x, mask_bias, need_probs, head):
-        """forward at inference: each output bias joins the LayerNorm's fused pass."""
+        """forward at inference: each output bias joins the LayerNorm's fused pass. Where the
+        linear layers' class runs a whole layer in one call (int8, layer_forward), and the
+        caller wants neither attention probabilities nor a head mask, that runs instead."""
+        whole_layer = getattr(type(self.attn.q), "layer_forward", None)
+        if whole_layer is not None and not need_probs and head is None:
+            y = whole_layer(self, x, mask_bias)
+            if y is not None:
+                return y, None
         a, probs = self.attn.forward(x, mask_bias, add_bias=False, need_probs=need_probs, head=head)
         h = self.ln1.forward(a, residual=x, bias=self.attn.o.params["bias"])
         f = self.ffn.forward(h, add_bias=False)

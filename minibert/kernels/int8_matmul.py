@@ -227,7 +227,7 @@ KERNELS = {
     "avx512-vnni": _linear_avx512_vnni,
     "amx": _linear_amx,
 }
-_AMX_CONFIG = amx_config()
+AMX_CONFIG = amx_config()
 
 
 def _run(path, out, a, a_scale, packed, w_scale, bias, gelu, raw) -> bool:
@@ -245,7 +245,7 @@ def _run(path, out, a, a_scale, packed, w_scale, bias, gelu, raw) -> bool:
     group = COLUMN_GROUP if jobs >= FEW_JOBS else NARROW_GROUP
     args = (out, a, a_scale, packed.panels, packed.correction, w_scale, bias, gelu, raw, group)
     if path == "amx":  # its tiles start at minus the correction
-        args = args[:4] + (packed.negated,) + args[5:] + (_AMX_CONFIG,)
+        args = args[:4] + (packed.negated,) + args[5:] + (AMX_CONFIG,)
     return run_kernel(KERNELS[path], args, parallel=True)
 
 

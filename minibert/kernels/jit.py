@@ -57,6 +57,11 @@ def numba_available() -> bool:
     return _STATE["numba"]
 
 
+def in_one_thread() -> bool:
+    """Whether the kernels run their one-thread builds here (a small forward, threads_for_work)."""
+    return _SERIAL.get()
+
+
 def use_fast_kernels(enabled: bool = True) -> bool:
     """Choose the Numba kernels (True, the default) or the numpy references (False) for every
     model. Returns the previous setting, so a caller can restore it."""

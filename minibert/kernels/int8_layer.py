@@ -1,0 +1,202 @@
+"""One int8 encoder layer in one compiled call, for short inputs that run on one thread.
+
+    h = LayerNorm(x + o(attention(q(x), k(x), v(x))))        every linear layer int8
+    y = LayerNorm(h + down(GELU(up(h))))
+
+At 1 x 16 tokens a layer is about ten calls into kernels (quantise, three projections,
+attention, quantise, output projection, LayerNorm, ...), and the Python between them, with
+each call's checks and Numba's argument handling, took about as long as the kernels: timed
+around the compiled calls, MiniLM int8 at 1 x 16 spent 1.7 of its 3.4 ms outside them, back to
+back (Intel Xeon). `layer` runs the same kernels in the same order from one compiled function,
+so its result equals the layer run kernel by kernel, bit for bit (tests/test_int8_layer.py).
+
+It is for a forward that runs on one thread anyway (jit.threads_for_work: small work): the
+kernels it calls are their one-thread builds. The int8 GEMM is the path the weights were
+packed for (kernels/cpu.py); this module builds one layer function per path, each calling that
+path's kernel. The callers' Python checks stay with the caller (quant/int8.py decides when the
+fused layer applies); here the arrays are assumed valid: laid out by int8_layout, contiguous.
+"""
+
+import types
+
+import numpy as np
+
+from .attention import _attention_context_numba
+from .int8_activations import _quantize_rows_numba
+from .int8_layout import layout_of
+from .int8_matmul import (
+    COLUMN_GROUP,
+    FEW_JOBS,
+    KERNELS,
+    NARROW_GROUP,
+    ROW_CHUNK,
+    _linear_amx,
+    _linear_avx2,
+    _linear_avx512,
+    _linear_avx512_vnni,
+    _linear_avx_vnni,
+)
+from .jit import device, run_kernel
+from .layernorm import _add_layernorm_numba
+
+
+def _called_in_layer(kernel):
+    """A copy of a kernel that another kernel calls as a function of its own: compiled without
+    parallel=, so its prange runs as range, and under a name of its own, so that Numba's cache
+    does not mistake it for the kernel's parallel build (the cache knows a function by name)."""
+    copy = types.FunctionType(
+        kernel.__code__, kernel.__globals__, kernel.__name__, kernel.__defaults__
+    )
+    copy.__qualname__ = kernel.__qualname__ + "_in_layer"
+    copy.__doc__ = kernel.__doc__
+    return device(copy, inline=False)
+
+
+_quantize = _called_in_layer(_quantize_rows_numba)
+_attention = _called_in_layer(_attention_context_numba)
+_layernorm = _called_in_layer(_add_layernorm_numba)
+_gemm_avx2 = _called_in_layer(_linear_avx2)
+_gemm_avx512 = _called_in_layer(_linear_avx512)
+_gemm_avx_vnni = _called_in_layer(_linear_avx_vnni)
+_gemm_avx512_vnni = _called_in_layer(_linear_avx512_vnni)
+_gemm_amx = _called_in_layer(_linear_amx)
+
+
+# One calling convention for every path: (out, a, a_scale, panels, correction, w_scale, bias,
+# gelu, group, config); the AMX kernel takes the negated correction and the tile configuration,
+# the others ignore config.
+@device
+def _path_avx2(out, a, a_scale, panels, correction, w_scale, bias, gelu, group, config):
+    _gemm_avx2(out, a, a_scale, panels, correction, w_scale, bias, gelu, False, group)
+
+
+@device
+def _path_avx512(out, a, a_scale, panels, correction, w_scale, bias, gelu, group, config):
+    _gemm_avx512(out, a, a_scale, panels, correction, w_scale, bias, gelu, False, group)
+
+
+@device
+def _path_avx_vnni(out, a, a_scale, panels, correction, w_scale, bias, gelu, group, config):
+    _gemm_avx_vnni(out, a, a_scale, panels, correction, w_scale, bias, gelu, False, group)
+
+
+@device
+def _path_avx512_vnni(out, a, a_scale, panels, correction, w_scale, bias, gelu, group, config):
+    _gemm_avx512_vnni(out, a, a_scale, panels, correction, w_scale, bias, gelu, False, group)
+
+
+@device
+def _path_amx(out, a, a_scale, panels, correction, w_scale, bias, gelu, group, config):
+    _gemm_amx(out, a, a_scale, panels, correction, w_scale, bias, gelu, False, group, config)
+
+
+PATH_GEMMS = {
+    "avx2": _path_avx2,
+    "avx512": _path_avx512,
+    "avx-vnni": _path_avx_vnni,
+    "avx512-vnni": _path_avx512_vnni,
+    "amx": _path_amx,
+}
+assert set(PATH_GEMMS) == set(KERNELS)
+_gemm = _path_avx2  # what _layer calls; layer_function binds each path's in a copy of _layer
+
+
+@device
+def _finite(scale):
+    """Whether every row scale is finite (quantize_rows's check: a row holding NaN or infinity
+    gets an infinite scale)."""
+    for m in range(scale.shape[0]):
+        if not np.isfinite(scale[m]):
+            return False
+    return True
+
+
+def _layer(y, status, x, mask_bias, attention_scale, heads, wide, shift, groups, config, eps,
+           buffers, panels, corrections, w_scales, biases, norms, zeros):  # fmt: skip
+    """The layer on x (B, T, C) float32, as EncoderLayer.forward_inference runs it kernel by
+    kernel, into y (B * T, C); status[0] = 1 when every activation was finite. The linear layers are
+    in the order q, k, v, o, up, down in panels, corrections (negated for AMX), w_scales and
+    biases; norms holds LayerNorm 1's weight and bias, then LayerNorm 2's; buffers the four
+    activation operands (x, the context, h, the GELU output), each holding the layout's zero;
+    groups the GEMM's column groups for outputs of C and of F channels; zeros C zeros (the bias
+    of the two products whose bias the LayerNorm adds)."""
+    B, T, C = x.shape
+    M = B * T
+    F = biases[4].shape[0]
+    x2 = x.reshape((M, C))
+    scale = np.empty(M, np.float32)
+    _quantize(buffers[0], scale, x2, shift)
+    ok = _finite(scale)
+    q = np.empty((M, C), np.float32)
+    k = np.empty((M, C), np.float32)
+    v = np.empty((M, C), np.float32)
+    _gemm(q, buffers[0], scale, panels[0], corrections[0], w_scales[0], biases[0], False,
+          groups[0], config)  # fmt: skip
+    _gemm(k, buffers[0], scale, panels[1], corrections[1], w_scales[1], biases[1], False,
+          groups[0], config)  # fmt: skip
+    _gemm(v, buffers[0], scale, panels[2], corrections[2], w_scales[2], biases[2], False,
+          groups[0], config)  # fmt: skip
+    context = np.empty((B, T, C), np.float32)
+    _attention(context, q.reshape((B, T, C)), k.reshape((B, T, C)), v.reshape((B, T, C)),
+               mask_bias, attention_scale, heads, wide)  # fmt: skip
+    _quantize(buffers[1], scale, context.reshape((M, C)), shift)
+    ok = ok and _finite(scale)
+    o = np.empty((M, C), np.float32)
+    _gemm(o, buffers[1], scale, panels[3], corrections[3], w_scales[3], zeros, False,
+          groups[0], config)  # fmt: skip
+    h = np.empty((M, C), np.float32)
+    _layernorm(h, o, biases[3], x2, norms[0], norms[1], eps[0])
+    _quantize(buffers[2], scale, h, shift)
+    ok = ok and _finite(scale)
+    up = np.empty((M, F), np.float32)
+    _gemm(up, buffers[2], scale, panels[4], corrections[4], w_scales[4], biases[4], True,
+          groups[1], config)  # fmt: skip
+    _quantize(buffers[3], scale, up, shift)
+    ok = ok and _finite(scale)
+    down = np.empty((M, C), np.float32)
+    _gemm(down, buffers[3], scale, panels[5], corrections[5], w_scales[5], zeros, False,
+          groups[0], config)  # fmt: skip
+    _layernorm(y, down, biases[5], h, norms[2], norms[3], eps[1])
+    status[0] = 1 if ok else 0
+
+
+_LAYERS = {}
+
+
+def layer_function(path: str):
+    """_layer with the GEMM of `path` (made once per path, under a name of its own)."""
+    if path not in _LAYERS:
+        scope = dict(_layer.__globals__, _gemm=PATH_GEMMS[path])
+        fn = types.FunctionType(_layer.__code__, scope, _layer.__name__, _layer.__defaults__)
+        fn.__qualname__ = f"_layer_{path.replace('-', '_')}"
+        fn.__doc__ = _layer.__doc__
+        _LAYERS[path] = fn
+    return _LAYERS[path]
+
+
+def column_groups(rows: int, columns: int) -> int:
+    """The GEMM's column group for an output of `columns` channels and `rows` padded rows, as
+    int8_matmul's _run chooses it."""
+    jobs = -(-rows // ROW_CHUNK) * -(-columns // COLUMN_GROUP)
+    return COLUMN_GROUP if jobs >= FEW_JOBS else NARROW_GROUP
+
+
+def layer(path, x, mask_bias, attention_scale, heads, wide, config, eps, buffers, panels,
+          corrections, w_scales, biases, norms):  # fmt: skip
+    """Run the fused layer (see _layer for the arguments); None when Numba cannot compile it
+    (the caller then runs the layer kernel by kernel). Raises ValueError, as quantize_rows
+    does, when an activation holds NaN or infinity."""
+    C, F = x.shape[-1], biases[4].shape[0]
+    rows = buffers[0].shape[0]
+    groups = (column_groups(rows, C), column_groups(rows, F))
+    shift = 0 if layout_of(path) == "int16" else 128
+    zeros = np.zeros(C, np.float32)
+    y = np.empty((x.shape[0] * x.shape[1], C), np.float32)
+    status = np.zeros(1, np.int64)
+    args = (y, status, x, mask_bias, np.float32(attention_scale), heads, wide, shift, groups,
+            config, eps, buffers, panels, corrections, w_scales, biases, norms, zeros)  # fmt: skip
+    if not run_kernel(layer_function(path), args):
+        return None
+    if not status[0]:
+        raise ValueError("quantize_rows: the activations hold NaN or infinity")
+    return y.reshape(x.shape)
