@@ -72,15 +72,24 @@ def test_every_path_fuses_exactly(path, monkeypatch):
     np.testing.assert_array_equal(fused.last_hidden_state, unfused.last_hidden_state)
 
 
-def test_steps_aside_for_attentions_head_masks_and_parallel_forwards(monkeypatch):
+def test_a_forward_on_the_thread_pool_fuses_exactly(monkeypatch):
+    """Above SERIAL_WORK the layer's kernels run their parallel builds; the same values."""
+    monkeypatch.setattr("minibert.kernels.jit.SERIAL_WORK", 0)
+    model = minibert.quantize(minibert.load(case_dir("bert-base")))
+    inputs = model_inputs(load_reference("bert-base"))
+    calls = _count_fused(monkeypatch)
+    fused, unfused = _both_ways(model, inputs, monkeypatch)
+    assert len(calls) == model.config.num_hidden_layers
+    np.testing.assert_array_equal(fused.last_hidden_state, unfused.last_hidden_state)
+
+
+def test_steps_aside_for_attentions_and_head_masks(monkeypatch):
     model = minibert.quantize(minibert.load(case_dir("bert-base")))
     inputs = model_inputs(load_reference("bert-base"))
     calls = _count_fused(monkeypatch)
     model(**inputs, output_attentions=True)  # probabilities: the kernel never forms them
     heads = model.config.num_attention_heads
     model(**inputs, head_mask=np.ones(heads, np.float32))
-    monkeypatch.setattr("minibert.kernels.jit.SERIAL_WORK", 0)  # a forward on all threads
-    model(**inputs)
     assert calls == []
 
 

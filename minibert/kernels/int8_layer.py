@@ -1,4 +1,4 @@
-"""One int8 encoder layer in one compiled call, for short inputs that run on one thread.
+"""One int8 encoder layer in one compiled call.
 
     h = LayerNorm(x + o(attention(q(x), k(x), v(x))))        every linear layer int8
     y = LayerNorm(h + down(GELU(up(h))))
@@ -10,11 +10,11 @@ around the compiled calls, MiniLM int8 at 1 x 16 spent 1.7 of its 3.4 ms outside
 back (Intel Xeon). `layer` runs the same kernels in the same order from one compiled function,
 so its result equals the layer run kernel by kernel, bit for bit (tests/test_int8_layer.py).
 
-It is for a forward that runs on one thread anyway (jit.threads_for_work: small work): the
-kernels it calls are their one-thread builds. The int8 GEMM is the path the weights were
-packed for (kernels/cpu.py); this module builds one layer function per path, each calling that
-path's kernel. The callers' Python checks stay with the caller (quant/int8.py decides when the
-fused layer applies); here the arrays are assumed valid: laid out by int8_layout, contiguous.
+Inside a small forward (jit.threads_for_work) the kernels it calls are their one-thread
+builds, elsewhere their parallel ones: one layer function per int8 path and per choice, each
+calling that path's GEMM. The callers' Python checks stay with the caller (quant/int8.py
+decides when the fused layer applies); here the arrays are assumed valid: laid out by
+int8_layout, contiguous.
 """
 
 import types
@@ -36,30 +36,50 @@ from .int8_matmul import (
     _linear_avx512_vnni,
     _linear_avx_vnni,
 )
-from .jit import device, run_kernel
+from .jit import device, in_one_thread, run_kernel
 from .layernorm import _add_layernorm_numba
 
 
-def _called_in_layer(kernel):
-    """A copy of a kernel that another kernel calls as a function of its own: compiled without
-    parallel=, so its prange runs as range, and under a name of its own, so that Numba's cache
-    does not mistake it for the kernel's parallel build (the cache knows a function by name)."""
+def _called_in_layer(kernel, parallel: bool):
+    """A copy of a kernel that the layer function calls as a function of its own: with
+    parallel=False its prange runs as range (the layer on one thread), with parallel=True on
+    the thread pool as the kernel's own parallel build does. Each under a name of its own, so
+    that Numba's cache (which knows a function by its name) keeps the builds apart."""
     copy = types.FunctionType(
         kernel.__code__, kernel.__globals__, kernel.__name__, kernel.__defaults__
     )
-    copy.__qualname__ = kernel.__qualname__ + "_in_layer"
+    copy.__qualname__ = kernel.__qualname__ + ("_in_parallel_layer" if parallel else "_in_layer")
     copy.__doc__ = kernel.__doc__
-    return device(copy, inline=False)
+    return device(copy, inline=False, parallel=parallel)
 
 
-_quantize = _called_in_layer(_quantize_rows_numba)
-_attention = _called_in_layer(_attention_context_numba)
-_layernorm = _called_in_layer(_add_layernorm_numba)
-_gemm_avx2 = _called_in_layer(_linear_avx2)
-_gemm_avx512 = _called_in_layer(_linear_avx512)
-_gemm_avx_vnni = _called_in_layer(_linear_avx_vnni)
-_gemm_avx512_vnni = _called_in_layer(_linear_avx512_vnni)
-_gemm_amx = _called_in_layer(_linear_amx)
+INNER = {  # the kernels the layer calls, by the name _layer calls them
+    "_quantize": _quantize_rows_numba,
+    "_attention": _attention_context_numba,
+    "_layernorm": _add_layernorm_numba,
+    "_gemm_avx2": _linear_avx2,
+    "_gemm_avx512": _linear_avx512,
+    "_gemm_avx_vnni": _linear_avx_vnni,
+    "_gemm_avx512_vnni": _linear_avx512_vnni,
+    "_gemm_amx": _linear_amx,
+}
+_ONE_THREAD = {name: _called_in_layer(kernel, False) for name, kernel in INNER.items()}
+_THREAD_POOL = {name: _called_in_layer(kernel, True) for name, kernel in INNER.items()}
+# the names below are what this module's functions call; layer_function binds the chosen builds
+_quantize, _attention, _layernorm = (
+    _ONE_THREAD[n] for n in ("_quantize", "_attention", "_layernorm")
+)
+_gemm_avx2, _gemm_avx512 = _ONE_THREAD["_gemm_avx2"], _ONE_THREAD["_gemm_avx512"]
+_gemm_avx_vnni, _gemm_amx = _ONE_THREAD["_gemm_avx_vnni"], _ONE_THREAD["_gemm_amx"]
+_gemm_avx512_vnni = _ONE_THREAD["_gemm_avx512_vnni"]
+
+
+def _with_globals(fn, scope: dict, qualname: str):
+    """fn under other globals and another name (for Numba's cache)."""
+    copy = types.FunctionType(fn.__code__, scope, fn.__name__, fn.__defaults__)
+    copy.__qualname__ = qualname
+    copy.__doc__ = fn.__doc__
+    return device(copy) if getattr(fn, "_minibert_device", False) else copy
 
 
 # One calling convention for every path: (out, a, a_scale, panels, correction, w_scale, bias,
@@ -163,15 +183,18 @@ def _layer(y, status, x, mask_bias, attention_scale, heads, wide, shift, groups,
 _LAYERS = {}
 
 
-def layer_function(path: str):
-    """_layer with the GEMM of `path` (made once per path, under a name of its own)."""
-    if path not in _LAYERS:
-        scope = dict(_layer.__globals__, _gemm=PATH_GEMMS[path])
-        fn = types.FunctionType(_layer.__code__, scope, _layer.__name__, _layer.__defaults__)
-        fn.__qualname__ = f"_layer_{path.replace('-', '_')}"
-        fn.__doc__ = _layer.__doc__
-        _LAYERS[path] = fn
-    return _LAYERS[path]
+def layer_function(path: str, parallel: bool):
+    """_layer with the GEMM of `path`, its kernels on one thread or on the thread pool (made
+    once per path and choice, each under names of its own)."""
+    key = (path, parallel)
+    if key not in _LAYERS:
+        inner = _THREAD_POOL if parallel else _ONE_THREAD
+        suffix = f"{path.replace('-', '_')}_{'parallel' if parallel else 'one_thread'}"
+        scope = dict(_layer.__globals__, **inner)
+        gemm = _with_globals(PATH_GEMMS[path], scope, f"_gemm_{suffix}")
+        scope["_gemm"] = gemm
+        _LAYERS[key] = _with_globals(_layer, scope, f"_layer_{suffix}")
+    return _LAYERS[key]
 
 
 def column_groups(rows: int, columns: int) -> int:
@@ -183,9 +206,10 @@ def column_groups(rows: int, columns: int) -> int:
 
 def layer(path, x, mask_bias, attention_scale, heads, wide, config, eps, buffers, panels,
           corrections, w_scales, biases, norms):  # fmt: skip
-    """Run the fused layer (see _layer for the arguments); None when Numba cannot compile it
-    (the caller then runs the layer kernel by kernel). Raises ValueError, as quantize_rows
-    does, when an activation holds NaN or infinity."""
+    """Run the fused layer (see _layer for the arguments), its kernels on one thread inside a
+    small forward (jit.threads_for_work), else on the thread pool; None when Numba cannot
+    compile it (the caller then runs the layer kernel by kernel). Raises ValueError, as
+    quantize_rows does, when an activation holds NaN or infinity."""
     C, F = x.shape[-1], biases[4].shape[0]
     rows = buffers[0].shape[0]
     groups = (column_groups(rows, C), column_groups(rows, F))
@@ -195,7 +219,7 @@ def layer(path, x, mask_bias, attention_scale, heads, wide, config, eps, buffers
     status = np.zeros(1, np.int64)
     args = (y, status, x, mask_bias, np.float32(attention_scale), heads, wide, shift, groups,
             config, eps, buffers, panels, corrections, w_scales, biases, norms, zeros)  # fmt: skip
-    if not run_kernel(layer_function(path), args):
+    if not run_kernel(layer_function(path, not in_one_thread()), args):
         return None
     if not status[0]:
         raise ValueError("quantize_rows: the activations hold NaN or infinity")

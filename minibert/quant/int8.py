@@ -39,7 +39,7 @@ from ..kernels.int8_activations import quantize_rows
 from ..kernels.int8_layer import layer as int8_layer
 from ..kernels.int8_layout import PackedWeight, empty_rows, pack_weight
 from ..kernels.int8_matmul import AMX_CONFIG, int8_linear_rows
-from ..kernels.jit import INT8_COST, fast_kernels_enabled, in_one_thread
+from ..kernels.jit import INT8_COST, fast_kernels_enabled
 from ..nn import Embedding, Linear, Module
 
 REFERENCE_PACKING = "avx-vnni"  # the layout packed() uses for the reference: 1 byte per weight
@@ -147,15 +147,13 @@ class QuantLinear(Module):
     @staticmethod
     def layer_forward(layer, x, mask_bias):
         """EncoderLayer.forward_inference for a layer whose six linear layers are all int8, in
-        one compiled call (kernels/int8_layer.py), where that applies: a forward small enough to
-        run on one thread, float32 on the CPU, GELU, the Numba kernels on, all six packed for
-        one path. Returns y (B, T, C), or None for the caller to run the layer kernel by kernel.
-        The values are the same either way."""
+        one compiled call (kernels/int8_layer.py), where that applies: float32 on the CPU, GELU,
+        the Numba kernels on, all six packed for one path. Returns y (B, T, C), or None for the
+        caller to run the layer kernel by kernel. The values are the same either way."""
         attn, ffn = layer.attn, layer.ffn
         linears = (attn.q, attn.k, attn.v, attn.o, ffn.up, ffn.down)
         if not (
-            in_one_thread()
-            and fast_kernels_enabled()
+            fast_kernels_enabled()
             and isinstance(x, np.ndarray)
             and x.dtype == np.float32
             and x.ndim == 3
