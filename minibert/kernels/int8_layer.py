@@ -36,24 +36,10 @@ from .int8_matmul import (
     _linear_avx512_vnni,
     _linear_avx_vnni,
 )
-from .jit import device, in_one_thread, run_kernel
+from .jit import device, in_one_thread, jit_kernel, run_kernel
 from .layernorm import _add_layernorm_numba
 
-
-def _called_in_layer(kernel, parallel: bool):
-    """A copy of a kernel that the layer function calls as a function of its own: with
-    parallel=False its prange runs as range (the layer on one thread), with parallel=True on
-    the thread pool as the kernel's own parallel build does. Each under a name of its own, so
-    that Numba's cache (which knows a function by its name) keeps the builds apart."""
-    copy = types.FunctionType(
-        kernel.__code__, kernel.__globals__, kernel.__name__, kernel.__defaults__
-    )
-    copy.__qualname__ = kernel.__qualname__ + ("_in_parallel_layer" if parallel else "_in_layer")
-    copy.__doc__ = kernel.__doc__
-    return device(copy, inline=False, parallel=parallel)
-
-
-INNER = {  # the kernels the layer calls, by the name _layer calls them
+INNER = {  # the kernels the layer calls, by the names _layer and the path wrappers use
     "_quantize": _quantize_rows_numba,
     "_attention": _attention_context_numba,
     "_layernorm": _add_layernorm_numba,
@@ -63,15 +49,14 @@ INNER = {  # the kernels the layer calls, by the name _layer calls them
     "_gemm_avx512_vnni": _linear_avx512_vnni,
     "_gemm_amx": _linear_amx,
 }
-_ONE_THREAD = {name: _called_in_layer(kernel, False) for name, kernel in INNER.items()}
-_THREAD_POOL = {name: _called_in_layer(kernel, True) for name, kernel in INNER.items()}
-# the names below are what this module's functions call; layer_function binds the chosen builds
+# what this module's functions call until layer_function binds the compiled builds to the names
 _quantize, _attention, _layernorm = (
-    _ONE_THREAD[n] for n in ("_quantize", "_attention", "_layernorm")
+    _quantize_rows_numba,
+    _attention_context_numba,
+    _add_layernorm_numba,
 )
-_gemm_avx2, _gemm_avx512 = _ONE_THREAD["_gemm_avx2"], _ONE_THREAD["_gemm_avx512"]
-_gemm_avx_vnni, _gemm_amx = _ONE_THREAD["_gemm_avx_vnni"], _ONE_THREAD["_gemm_amx"]
-_gemm_avx512_vnni = _ONE_THREAD["_gemm_avx512_vnni"]
+_gemm_avx2, _gemm_avx512, _gemm_amx = _linear_avx2, _linear_avx512, _linear_amx
+_gemm_avx_vnni, _gemm_avx512_vnni = _linear_avx_vnni, _linear_avx512_vnni
 
 
 def _with_globals(fn, scope: dict, qualname: str):
@@ -184,15 +169,18 @@ _LAYERS = {}
 
 
 def layer_function(path: str, parallel: bool):
-    """_layer with the GEMM of `path`, its kernels on one thread or on the thread pool (made
-    once per path and choice, each under names of its own)."""
+    """_layer with the GEMM of `path`, calling the kernels' one-thread or parallel builds: the
+    very builds the layer's kernels run as when called one by one (jit.jit_kernel), so nothing
+    compiles twice. Made once per path and choice, under a name of its own for Numba's cache;
+    None where Numba cannot build the kernels."""
     key = (path, parallel)
     if key not in _LAYERS:
-        inner = _THREAD_POOL if parallel else _ONE_THREAD
+        builds = {name: jit_kernel(kernel, parallel) for name, kernel in INNER.items()}
+        if any(build is None for build in builds.values()):
+            return None
         suffix = f"{path.replace('-', '_')}_{'parallel' if parallel else 'one_thread'}"
-        scope = dict(_layer.__globals__, **inner)
-        gemm = _with_globals(PATH_GEMMS[path], scope, f"_gemm_{suffix}")
-        scope["_gemm"] = gemm
+        scope = dict(_layer.__globals__, **builds)
+        scope["_gemm"] = _with_globals(PATH_GEMMS[path], scope, f"_gemm_{suffix}")
         _LAYERS[key] = _with_globals(_layer, scope, f"_layer_{suffix}")
     return _LAYERS[key]
 
@@ -219,7 +207,8 @@ def layer(path, x, mask_bias, attention_scale, heads, wide, config, eps, buffers
     status = np.zeros(1, np.int64)
     args = (y, status, x, mask_bias, np.float32(attention_scale), heads, wide, shift, groups,
             config, eps, buffers, panels, corrections, w_scales, biases, norms, zeros)  # fmt: skip
-    if not run_kernel(layer_function(path, not in_one_thread()), args):
+    function = layer_function(path, not in_one_thread())
+    if function is None or not run_kernel(function, args):
         return None
     if not status[0]:
         raise ValueError("quantize_rows: the activations hold NaN or infinity")

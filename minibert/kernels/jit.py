@@ -219,7 +219,7 @@ def threads_for_work(multiply_adds: float):
         yield
 
 
-def device(fn=None, *, inline: bool = True, reassociate: bool = False, parallel: bool = False):
+def device(fn=None, *, inline: bool = True, reassociate: bool = False):
     """Mark a helper that kernels call per element: it is compiled and inlined into each kernel
     that uses it (and stays a plain Python function until then). With inline=False it is
     compiled once, as a function of its own that the kernels call: for a large helper (the
@@ -232,16 +232,12 @@ def device(fn=None, *, inline: bool = True, reassociate: bool = False, parallel:
     strict otherwise, and a row sum runs one scalar add at a time. The helper is compiled as a
     function of its own (inline=False), since its flags would not survive inlining into a
     kernel compiled without them. The result differs from the strict left-to-right sum by
-    rounding only, as numpy's own pairwise sums do.
-
-    parallel=True compiles a (not inlined) helper with Numba's parallel=, for a kernel that
-    another calls as a whole, its prange loops run on the thread pool (kernels/int8_layer.py)."""
+    rounding only, as numpy's own pairwise sums do."""
 
     def mark(fn):
         fn._minibert_device = True
-        fn._minibert_inline = inline and not reassociate and not parallel
+        fn._minibert_inline = inline and not reassociate
         fn._minibert_reassociate = reassociate
-        fn._minibert_parallel = parallel
         return fn
 
     return mark if fn is None else mark(fn)
@@ -284,9 +280,6 @@ def _bind_devices(py_func) -> None:
             options = dict(JIT_OPTIONS)
             if getattr(helper, "_minibert_reassociate", False):
                 options["fastmath"] = {"reassoc"}
-            if getattr(helper, "_minibert_parallel", False):
-                helper.__globals__["prange"] = numba.prange  # as jit_kernel does
-                options["parallel"] = True
             py_func.__globals__[name] = numba.njit(cache=True, inline=inline, **options)(helper)
 
 
