@@ -6,9 +6,10 @@
 
 Runs the forward under cProfile and adds up each function's own time by the kind of work it
 does: the float32 linear layers (BLAS blocks, or the transposed tiles for few rows, with their
-epilogues), BLAS's products on the unfused attention path, the int8 GEMM with its fused
-epilogue, quantising activations, attention, LayerNorm, GELU, and the rest (Python: module
-calls, checks, reshapes). Numba kernels release nothing to the profiler, so a
+epilogues), BLAS's products on the unfused attention path, the int8 layer run in one call
+(kernels/int8_layer.py: its GEMMs, attention and LayerNorms together), the int8 GEMM with its
+fused epilogue, quantising activations, attention, LayerNorm, GELU, and the rest (Python:
+module calls, checks, reshapes). Numba kernels release nothing to the profiler, so a
 kernel's time is its wrapper's own time; the sum is the profiled forward time (cProfile adds a
 few percent of overhead). 2 threads, as the other benchmarks.
 """
@@ -31,6 +32,7 @@ from minibert.pretrained import minilm_path  # noqa: E402
 
 # (kind, predicate on (file, function name)); the first match wins
 KINDS = (
+    ("int8 layer in one call (all its kernels)", lambda f, n: n.startswith("_layer")),
     ("int8 GEMM + epilogue", lambda f, n: n.startswith("_linear_") and "int8_matmul" in f),
     ("quantise activations", lambda f, n: n == "_quantize_rows_numba"),
     (
