@@ -24,39 +24,18 @@ import numpy as np
 from .attention import _attention_context_numba
 from .int8_activations import _quantize_rows_numba
 from .int8_layout import layout_of
-from .int8_matmul import (
-    COLUMN_GROUP,
-    FEW_JOBS,
-    KERNELS,
-    NARROW_GROUP,
-    ROW_CHUNK,
-    _linear_amx,
-    _linear_avx2,
-    _linear_avx512,
-    _linear_avx512_vnni,
-    _linear_avx_vnni,
-)
+from .int8_matmul import COLUMN_GROUP, FEW_JOBS, KERNELS, NARROW_GROUP, ROW_CHUNK
 from .jit import device, in_one_thread, jit_kernel, run_kernel
 from .layernorm import _add_layernorm_numba
 
-INNER = {  # the kernels the layer calls, by the names _layer and the path wrappers use
+INNER = {  # the kernels the layer calls besides the GEMM, by the names _layer uses
     "_quantize": _quantize_rows_numba,
     "_attention": _attention_context_numba,
     "_layernorm": _add_layernorm_numba,
-    "_gemm_avx2": _linear_avx2,
-    "_gemm_avx512": _linear_avx512,
-    "_gemm_avx_vnni": _linear_avx_vnni,
-    "_gemm_avx512_vnni": _linear_avx512_vnni,
-    "_gemm_amx": _linear_amx,
 }
 # what this module's functions call until layer_function binds the compiled builds to the names
-_quantize, _attention, _layernorm = (
-    _quantize_rows_numba,
-    _attention_context_numba,
-    _add_layernorm_numba,
-)
-_gemm_avx2, _gemm_avx512, _gemm_amx = _linear_avx2, _linear_avx512, _linear_amx
-_gemm_avx_vnni, _gemm_avx512_vnni = _linear_avx_vnni, _linear_avx512_vnni
+_quantize, _attention, _layernorm = INNER["_quantize"], INNER["_attention"], INNER["_layernorm"]
+_path_kernel = KERNELS["avx2"]
 
 
 def _with_globals(fn, scope: dict, qualname: str):
@@ -67,43 +46,20 @@ def _with_globals(fn, scope: dict, qualname: str):
     return device(copy) if getattr(fn, "_minibert_device", False) else copy
 
 
-# One calling convention for every path: (out, a, a_scale, panels, correction, w_scale, bias,
-# gelu, group, config); the AMX kernel takes the negated correction and the tile configuration,
-# the others ignore config.
+# One calling convention for every path's GEMM kernel (int8_matmul.KERNELS): (out, a, a_scale,
+# panels, correction, w_scale, bias, gelu, group, config). The AMX kernel takes the negated
+# correction and the tile configuration; the others have no configuration.
 @device
-def _path_avx2(out, a, a_scale, panels, correction, w_scale, bias, gelu, group, config):
-    _gemm_avx2(out, a, a_scale, panels, correction, w_scale, bias, gelu, False, group)
-
-
-@device
-def _path_avx512(out, a, a_scale, panels, correction, w_scale, bias, gelu, group, config):
-    _gemm_avx512(out, a, a_scale, panels, correction, w_scale, bias, gelu, False, group)
+def _gemm_with_config(out, a, a_scale, panels, correction, w_scale, bias, gelu, group, config):
+    _path_kernel(out, a, a_scale, panels, correction, w_scale, bias, gelu, False, group, config)
 
 
 @device
-def _path_avx_vnni(out, a, a_scale, panels, correction, w_scale, bias, gelu, group, config):
-    _gemm_avx_vnni(out, a, a_scale, panels, correction, w_scale, bias, gelu, False, group)
+def _gemm_without_config(out, a, a_scale, panels, correction, w_scale, bias, gelu, group, config):
+    _path_kernel(out, a, a_scale, panels, correction, w_scale, bias, gelu, False, group)
 
 
-@device
-def _path_avx512_vnni(out, a, a_scale, panels, correction, w_scale, bias, gelu, group, config):
-    _gemm_avx512_vnni(out, a, a_scale, panels, correction, w_scale, bias, gelu, False, group)
-
-
-@device
-def _path_amx(out, a, a_scale, panels, correction, w_scale, bias, gelu, group, config):
-    _gemm_amx(out, a, a_scale, panels, correction, w_scale, bias, gelu, False, group, config)
-
-
-PATH_GEMMS = {
-    "avx2": _path_avx2,
-    "avx512": _path_avx512,
-    "avx-vnni": _path_avx_vnni,
-    "avx512-vnni": _path_avx512_vnni,
-    "amx": _path_amx,
-}
-assert set(PATH_GEMMS) == set(KERNELS)
-_gemm = _path_avx2  # what _layer calls; layer_function binds each path's in a copy of _layer
+_gemm = _gemm_without_config  # what _layer calls; layer_function binds the path's
 
 
 @device
@@ -170,17 +126,19 @@ _LAYERS = {}
 
 def layer_function(path: str, parallel: bool):
     """_layer with the GEMM of `path`, calling the kernels' one-thread or parallel builds: the
-    very builds the layer's kernels run as when called one by one (jit.jit_kernel), so nothing
-    compiles twice. Made once per path and choice, under a name of its own for Numba's cache;
-    None where Numba cannot build the kernels."""
+    very builds the layer's kernels run as when called one by one (jit.jit_kernel). Made once
+    per path and choice, under a name of its own for Numba's cache; None where Numba cannot
+    build the kernels."""
     key = (path, parallel)
     if key not in _LAYERS:
-        builds = {name: jit_kernel(kernel, parallel) for name, kernel in INNER.items()}
+        kernels = dict(INNER, _path_kernel=KERNELS[path])
+        builds = {name: jit_kernel(kernel, parallel) for name, kernel in kernels.items()}
         if any(build is None for build in builds.values()):
             return None
         suffix = f"{path.replace('-', '_')}_{'parallel' if parallel else 'one_thread'}"
         scope = dict(_layer.__globals__, **builds)
-        scope["_gemm"] = _with_globals(PATH_GEMMS[path], scope, f"_gemm_{suffix}")
+        gemm = _gemm_with_config if path == "amx" else _gemm_without_config
+        scope["_gemm"] = _with_globals(gemm, scope, f"_gemm_{suffix}")
         _LAYERS[key] = _with_globals(_layer, scope, f"_layer_{suffix}")
     return _LAYERS[key]
 
