@@ -175,3 +175,27 @@ def test_feed_forward_checks_shapes():
     x, w_up = np.zeros((2, 4), np.float32), np.zeros((6, 4), np.float32)
     with pytest.raises(ValueError, match=r"x has 6 features, the weight \(out, in\) \(3, 5\)"):
         fl.feed_forward(x, w_up, None, np.zeros((3, 5), np.float32))
+
+
+def _broken_transposed(xt, rows, weights, biases, outs, groups, add_bias, gelu, transposed):
+    """Numba cannot type this (a module it does not know): the tiles failing on some CPU."""
+    import warnings
+
+    warnings.warn("never reached", stacklevel=1)
+
+
+def _no_reference(*args):
+    raise AssertionError("numpy's product ran: the BLAS blocks were skipped")
+
+
+def test_tiles_that_fail_to_compile_fall_back_to_the_blas_blocks(monkeypatch):
+    _sgemm_or_skip()
+    from minibert.kernels import jit
+
+    rng = np.random.default_rng(3)
+    x, w, bias = _integers(rng, (5, 7)), _integers(rng, (9, 7)), _integers(rng, (9,))
+    monkeypatch.setattr(fl, "_linear_transposed", _broken_transposed)
+    monkeypatch.setattr(fl, "_linear_reference", _no_reference)
+    monkeypatch.setitem(jit._STATE, "warned", True)  # (the one warning is another test's)
+    with _path("transposed"):
+        np.testing.assert_array_equal(fl.linear(x, w, bias), x @ w.T + bias)

@@ -340,7 +340,7 @@ def linears(x, weights, biases, gelu=False):
                 _linear_transposed, args, parallel=True
             ):
                 return list(outs)
-        else:
+        if sgemm_address() is not None:  # also where the tiles could not be compiled
             row_block, col_block = plan_jobs(M, N, threads)
             args = (sgemm_address(), x, ws, bs, outs, row_block, col_block, with_bias[0], gelu)
             with single_threaded_blas():
