@@ -12,7 +12,7 @@ import numpy as np
 
 from . import cpu
 from .fastexp import _float32_from_bits
-from .int8_layout import empty_rows, layout_of, pad_rows
+from .int8_layout import activation_shift, empty_rows, pad_rows
 from .jit import device, run_kernel
 
 prange = range  # numba.prange once compiled (see jit.jit_kernel)
@@ -76,7 +76,7 @@ def quantize_rows(x, path: str | None = None):
     M, K = x.shape
     a = empty_rows(M, K, path)
     scale = np.empty(M, np.float32)
-    shift = 0 if layout_of(path) == "int16" else 128
+    shift = activation_shift(path)
     if M and K and run_kernel(_quantize_rows_numba, (a, scale, x, shift), parallel=True):
         if not np.isfinite(scale).all():
             raise ValueError("quantize_rows: the activations hold NaN or infinity")

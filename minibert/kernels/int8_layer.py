@@ -27,8 +27,8 @@ import numpy as np
 
 from .attention import _attention_context_numba
 from .int8_activations import _quantize_rows_numba
-from .int8_layout import layout_of
-from .int8_matmul import COLUMN_GROUP, FEW_JOBS, KERNELS, NARROW_GROUP, ROW_CHUNK
+from .int8_layout import activation_shift
+from .int8_matmul import KERNELS, column_group
 from .jit import device, in_one_thread, jit_kernel, run_kernel
 from .layernorm import _add_layernorm_numba
 
@@ -147,13 +147,6 @@ def layer_function(path: str, parallel: bool):
     return _LAYERS[key]
 
 
-def column_groups(rows: int, columns: int) -> int:
-    """The GEMM's column group for an output of `columns` channels and `rows` padded rows, as
-    int8_matmul's _run chooses it."""
-    jobs = -(-rows // ROW_CHUNK) * -(-columns // COLUMN_GROUP)
-    return COLUMN_GROUP if jobs >= FEW_JOBS else NARROW_GROUP
-
-
 def layer(path, x, mask_bias, attention_scale, heads, wide, config, eps, buffers, panels,
           corrections, w_scales, biases, norms):  # fmt: skip
     """Run the fused layer (see _layer for the arguments), its kernels on one thread inside a
@@ -162,8 +155,8 @@ def layer(path, x, mask_bias, attention_scale, heads, wide, config, eps, buffers
     quantize_rows does, when an activation holds NaN or infinity."""
     C, F = x.shape[-1], biases[4].shape[0]
     rows = buffers[0].shape[0]
-    groups = (column_groups(rows, C), column_groups(rows, F))
-    shift = 0 if layout_of(path) == "int16" else 128
+    groups = (column_group(rows, C), column_group(rows, F))
+    shift = activation_shift(path)
     zeros = np.zeros(C, np.float32)
     y = np.empty((x.shape[0] * x.shape[1], C), np.float32)
     status = np.zeros(1, np.int64)

@@ -151,6 +151,11 @@ def padded_shape(M: int, K: int, path: str) -> tuple:
     return (max(-(-M // rows), 1) * rows, max(-(-K // multiple) * multiple, multiple))
 
 
+def activation_shift(path: str) -> int:
+    """What `path`'s activation operand adds to each int8 value: 0 (int16 layout) or SHIFT."""
+    return 0 if layout_of(path) == "int16" else SHIFT
+
+
 def empty_rows(M: int, K: int, path: str):
     """`path`'s activation operand for M x K values, all holding the layout's zero (int16 0,
     or u8 128, the shifted zero), to be filled in."""

@@ -44,6 +44,7 @@ from .int8_layout import (
     MAX_K,
     PANEL,
     PackedWeight,
+    activation_shift,
     amx_begin,
     amx_config,
     amx_dot_block,
@@ -230,6 +231,14 @@ KERNELS = {
 AMX_CONFIG = amx_config()
 
 
+def column_group(rows: int, columns: int) -> int:
+    """The output channels of a job, for `rows` padded rows of activations and `columns`
+    output channels: COLUMN_GROUP, or NARROW_GROUP where that would leave fewer than FEW_JOBS
+    jobs for the threads (a short input)."""
+    jobs = -(-rows // ROW_CHUNK) * -(-columns // COLUMN_GROUP)
+    return COLUMN_GROUP if jobs >= FEW_JOBS else NARROW_GROUP
+
+
 def _run(path, out, a, a_scale, packed, w_scale, bias, gelu, raw) -> bool:
     """Run `path`'s kernel; False when Numba cannot (the caller then runs the reference).
     A path this CPU cannot execute is a ValueError: its instructions would kill the process."""
@@ -240,9 +249,7 @@ def _run(path, out, a, a_scale, packed, w_scale, bias, gelu, raw) -> bool:
             f"this CPU cannot run the int8 path {path!r} (it runs {cpu.int8_paths(False)}; "
             f"{cpu.skipped_int8_paths().get(path, '')})"
         )
-    M, N = out.shape
-    jobs = -(-a.shape[0] // ROW_CHUNK) * -(-N // COLUMN_GROUP)
-    group = COLUMN_GROUP if jobs >= FEW_JOBS else NARROW_GROUP
+    group = column_group(a.shape[0], out.shape[1])
     args = (out, a, a_scale, packed.panels, packed.correction, w_scale, bias, gelu, raw, group)
     if path == "amx":  # its tiles start at minus the correction
         args = args[:4] + (packed.negated,) + args[5:] + (AMX_CONFIG,)
@@ -355,5 +362,5 @@ def int8_linear_rows(x, packed, w_scale, bias=None, gelu=False, quantized=None):
     out = np.empty((M, N), np.float32)
     if M and N and _run(packed.path, out, a, a_scale, packed, w_scale, bias, bool(gelu), False):
         return out
-    a_q = (a[:M, :K].astype(np.int16) - (0 if packed.layout == "int16" else 128)).astype(np.int8)
+    a_q = (a[:M, :K].astype(np.int16) - activation_shift(packed.path)).astype(np.int8)
     return _int8_linear_reference(a_q, a_scale, packed.unpack(), w_scale, bias, gelu)
