@@ -213,8 +213,6 @@ class Linear(Module):
             self.params["bias"] = np.zeros(out_features, np.float32)  # (O,)
 
     fake_quant = False  # quantization-aware training rounds x and W to int8 (quant.py)
-    layer_forward = None  # a whole encoder layer in one call (QuantLinear has one; see
-    # EncoderLayer.forward_inference, which asks any linear class for it)
 
     def work_per_row(self) -> float:
         """Multiply-adds per input row, in float32 ones (the models' thread choice)."""
