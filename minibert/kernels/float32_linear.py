@@ -321,7 +321,7 @@ def linears(x, weights, biases, gelu=False):
         and all(w.shape == weights[0].shape for w in weights)
         and all(b is None or (b.dtype == np.float32 and b.shape == (N,)) for b in biases)
         and len(set(with_bias)) == 1
-        and linear_path(M) != "reference"
+        and (path := linear_path(M)) != "reference"
     ):
         import numba  # loaded: fast_kernels_enabled imported it
 
@@ -332,7 +332,7 @@ def linears(x, weights, biases, gelu=False):
         )
         outs = tuple(np.empty((M, N), np.float32) for _ in weights)
         threads = numba.get_num_threads()
-        if linear_path(M) == "transposed":
+        if path == "transposed":
             xt = np.empty((K, -(-M // LANES) * LANES), np.float32)
             groups = transposed_groups(N, threads)
             args = (xt, M, ws, bs, outs, groups, with_bias[0], gelu, False)
