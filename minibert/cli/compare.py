@@ -222,15 +222,21 @@ def _default_names(folders) -> list[str]:
     return names
 
 
+def _two_or_more(path, option: str, why: str) -> list:
+    """The texts of an option's file, one a line (common.text_lines); fewer than 2 is a
+    ValueError naming the option, the file, the count and `why`."""
+    texts = text_lines(path, option)
+    if len(texts) < 2:
+        file = Path(path).expanduser()
+        raise ValueError(f"{option} {file} has {len(texts)} text(s); {why}")
+    return texts
+
+
 def _texts(args):
     from ..distill.compare import held_out_sentences
 
     if args.texts:
-        texts = text_lines(args.texts, "--texts")
-        if len(texts) < 2:
-            file = Path(args.texts).expanduser()
-            raise ValueError(f"--texts {file} has {len(texts)} text(s); the agreement needs 2+")
-        return texts
+        return _two_or_more(args.texts, "--texts", "the agreement needs 2+")
     try:
         return held_out_sentences(args.held_out)
     except FileNotFoundError as exc:
@@ -254,11 +260,7 @@ def _variant_texts(args):
     """The texts that score heads: --variant-texts, else a seeded corpus sample that the
     held-out sentences are not drawn with, else None (compare then uses the agreement texts)."""
     if args.variant_texts:
-        texts = text_lines(args.variant_texts, "--variant-texts")
-        if len(texts) < 2:
-            file = Path(args.variant_texts).expanduser()
-            raise ValueError(f"--variant-texts {file} has {len(texts)} text(s); 2 at least")
-        return texts
+        return _two_or_more(args.variant_texts, "--variant-texts", "2 at least")
     from ..data.text import corpus_files, corpus_sentences
 
     try:
