@@ -1,7 +1,8 @@
-"""The fused int8 encoder layer (kernels/int8_layer.py, QuantLinear.layer_forward): the same
-values as the layer run kernel by kernel, bit for bit, on every family and on every int8 path
-this CPU can run (the others skipped with their reason); when it runs and when it steps aside;
-non-finite activations still an error."""
+"""The fused int8 encoder layer (kernels/int8_layer.py, QuantLinear.layer_forward and
+.encoder_forward): the same values as the layer run kernel by kernel, bit for bit, on every
+family and on every int8 path this CPU can run (the others skipped with their reason); when it
+runs and when it steps aside; its kept arguments follow the weights; non-finite activations
+still an error."""
 
 import numpy as np
 import pytest
@@ -25,23 +26,28 @@ PATHS = [
 
 
 def _count_fused(monkeypatch) -> list:
-    """Count the fused layer's calls (it still runs)."""
+    """The path of each layer the fused kernel runs (it still runs them)."""
     calls = []
-    run = int8_layer.layer
+    run = int8_layer.layers
 
-    def counted(*args):
-        calls.append(args[0])
-        return run(*args)
+    def counted(path, x, mask_bias, steps, *args):
+        calls.extend([path] * len(steps))
+        return run(path, x, mask_bias, steps, *args)
 
-    monkeypatch.setattr("minibert.quant.int8.int8_layer", counted)
+    monkeypatch.setattr("minibert.quant.int8.int8_layers", counted)
     return calls
+
+
+def _unfused(patch):
+    patch.setattr(QuantLinear, "layer_forward", None)
+    patch.setattr(QuantLinear, "encoder_forward", None)
 
 
 def _both_ways(model, inputs, monkeypatch, **kwargs):
     """The model's outputs with the fused layer, and with the layer kernel by kernel."""
     fused = model(**inputs, **kwargs)
     with monkeypatch.context() as patch:
-        patch.setattr(QuantLinear, "layer_forward", None)
+        _unfused(patch)
         unfused = model(**inputs, **kwargs)
     return fused, unfused
 
@@ -101,6 +107,47 @@ def test_non_finite_activations_are_still_an_error(monkeypatch):
     with pytest.raises(ValueError, match="NaN or infinity"):
         model(**inputs)
     assert calls
-    monkeypatch.setattr(QuantLinear, "layer_forward", None)
+    _unfused(monkeypatch)
     with pytest.raises(ValueError, match="NaN or infinity"):
         model(**inputs)
+
+
+def test_hidden_states_and_a_layer_on_its_own_fuse_exactly(monkeypatch):
+    model = minibert.quantize(minibert.load(case_dir("bert-base")))
+    inputs = model_inputs(load_reference("bert-base"))
+    calls = _count_fused(monkeypatch)
+    fused, unfused = _both_ways(model, inputs, monkeypatch, output_hidden_states=True)
+    assert len(calls) == model.config.num_hidden_layers
+    assert len(fused.hidden_states) == len(unfused.hidden_states)
+    for mine, theirs in zip(fused.hidden_states, unfused.hidden_states, strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    x = fused.hidden_states[1]
+    mask_bias = np.zeros(x.shape[:2], np.float32)
+    layer = model.encoder.layers[1]
+    y, _ = layer.forward(x, mask_bias, need_probs=False)  # one layer: layer_forward
+    assert len(calls) == model.config.num_hidden_layers + 1
+    with monkeypatch.context() as patch:
+        _unfused(patch)
+        expected, _ = layer.forward(x, mask_bias, need_probs=False)
+    np.testing.assert_array_equal(y, expected)
+
+
+def test_the_kept_arguments_follow_new_weights_and_modules(monkeypatch):
+    """A layer's fused arguments are made once; a replaced weight array or linear module (as
+    loading or editing a model does) is picked up on the next forward."""
+    model = minibert.quantize(minibert.load(case_dir("bert-base")))
+    inputs = model_inputs(load_reference("bert-base"))
+    before = model(**inputs).last_hidden_state
+    q = model.encoder.layers[0].attn.q
+    q.params["weight"] = -q.params["weight"]  # a new array
+    after, unfused = _both_ways(model, inputs, monkeypatch)
+    assert np.abs(after.last_hidden_state - before).max() > 1e-3
+    np.testing.assert_array_equal(after.last_hidden_state, unfused.last_hidden_state)
+    down = model.encoder.layers[1].ffn.down
+    swapped = QuantLinear(down.params["weight"].shape[1], down.params["weight"].shape[0])
+    swapped.params = {name: value.copy() for name, value in down.params.items()}
+    swapped.params["weight_scale"] = swapped.params["weight_scale"] * 2
+    model.encoder.layers[1].ffn.down = swapped
+    again, unfused = _both_ways(model, inputs, monkeypatch)
+    assert np.abs(again.last_hidden_state - after.last_hidden_state).max() > 1e-3
+    np.testing.assert_array_equal(again.last_hidden_state, unfused.last_hidden_state)

@@ -22,13 +22,15 @@ int8_layout, contiguous.
 """
 
 import types
+from typing import NamedTuple
 
 import numpy as np
 
 from .attention import _attention_context_numba
+from .cpu import float32_path
 from .int8_activations import _quantize_rows_numba
 from .int8_layout import activation_shift
-from .int8_matmul import KERNELS, column_group
+from .int8_matmul import AMX_CONFIG, KERNELS, column_group
 from .jit import device, in_one_thread, jit_kernel, run_kernel
 from .layernorm import _add_layernorm_numba
 
@@ -147,24 +149,54 @@ def layer_function(path: str, parallel: bool):
     return _LAYERS[key]
 
 
-def layer(path, x, mask_bias, attention_scale, heads, wide, config, eps, buffers, panels,
-          corrections, w_scales, biases, norms):  # fmt: skip
-    """Run the fused layer (see _layer for the arguments), its kernels on one thread inside a
-    small forward (jit.threads_for_work), else on the thread pool; None when Numba cannot
-    compile it (the caller then runs the layer kernel by kernel). Raises ValueError, as
-    quantize_rows does, when an activation holds NaN or infinity."""
-    C, F = x.shape[-1], biases[4].shape[0]
+class LayerWeights(NamedTuple):
+    """What `_layer` reads of one layer besides its input: fixed once the model is quantised
+    (quant/int8.py builds it once per layer and keeps it while the weights stay the same)."""
+
+    attention_scale: np.float32  # 1 / sqrt(head width)
+    heads: int
+    eps: tuple  # LayerNorm 1's and 2's, float32
+    panels: tuple  # q, k, v, o, up, down, packed for the path
+    corrections: tuple  # (negated for AMX)
+    w_scales: tuple
+    biases: tuple
+    norms: tuple  # LayerNorm 1's weight and bias, then LayerNorm 2's
+
+
+def layers(path, x, mask_bias, steps, buffers, hidden_states=None):
+    """Run the fused layer once per LayerWeights in `steps`, each on the previous one's output
+    (a whole encoder: the Python between two layers is this loop), its kernels on one thread
+    inside a small forward (jit.threads_for_work), else on the thread pool. x (B, T, C)
+    float32, mask_bias (B, T) float32, both contiguous; buffers the four activation operands
+    (see _layer). Each step's output is appended to hidden_states when given. Returns y
+    (B, T, C), or None when Numba cannot compile the layer (the caller then runs the layers
+    kernel by kernel). Raises ValueError, as quantize_rows does, when an activation holds NaN
+    or infinity."""
+    B, T, C = x.shape
     rows = buffers[0].shape[0]
-    groups = (column_group(rows, C), column_group(rows, F))
+    groups = (column_group(rows, C), column_group(rows, buffers[3].shape[1]))
     shift = activation_shift(path)
+    wide = float32_path() == "avx512"
     zeros = np.zeros(C, np.float32)
-    y = np.empty((x.shape[0] * x.shape[1], C), np.float32)
     status = np.zeros(1, np.int64)
-    args = (y, status, x, mask_bias, np.float32(attention_scale), heads, wide, shift, groups,
-            config, eps, buffers, panels, corrections, w_scales, biases, norms, zeros)  # fmt: skip
     function = layer_function(path, not in_one_thread())
-    if function is None or not run_kernel(function, args):
+    if function is None:
         return None
-    if not status[0]:
-        raise ValueError("quantize_rows: the activations hold NaN or infinity")
-    return y.reshape(x.shape)
+    compiled = None
+    for w in steps:
+        y = np.empty((B * T, C), np.float32)
+        args = (y, status, x, mask_bias, w.attention_scale, w.heads, wide, shift, groups,
+                AMX_CONFIG, w.eps, buffers, w.panels, w.corrections, w.w_scales, w.biases,
+                w.norms, zeros)  # fmt: skip
+        if compiled is not None:
+            compiled(*args)
+        elif run_kernel(function, args):  # the first step compiles it, or finds it cannot
+            compiled = jit_kernel(function)
+        else:
+            return None
+        if not status[0]:
+            raise ValueError("quantize_rows: the activations hold NaN or infinity")
+        x = y.reshape(B, T, C)
+        if hidden_states is not None:
+            hidden_states.append(x)
+    return x

@@ -27,18 +27,21 @@ pass treats the rounding as the identity (functional/quantize.py: the rounding a
 straight-through pair).
 """
 
+import operator
 import threading
+import weakref
+from typing import NamedTuple
 
 import numpy as np
 
 from ..functional.activations import gelu_forward
 from ..functional.quantize import int8_linear_forward, quantize_symmetric
 from ..kernels import cpu
-from ..kernels.cpu import float32_path
 from ..kernels.int8_activations import quantize_rows
-from ..kernels.int8_layer import layer as int8_layer
+from ..kernels.int8_layer import LayerWeights
+from ..kernels.int8_layer import layers as int8_layers
 from ..kernels.int8_layout import PackedWeight, empty_rows, pack_weight
-from ..kernels.int8_matmul import AMX_CONFIG, int8_linear_rows
+from ..kernels.int8_matmul import int8_linear_rows
 from ..kernels.jit import INT8_COST, fast_kernels_enabled
 from ..nn import Embedding, Linear, Module
 
@@ -63,6 +66,106 @@ def _layer_buffers(path: str, rows: int, width: int, inner: int) -> tuple:
         operands = tuple(empty_rows(rows, k, path) for k in (width, width, width, inner))
         cache = _BUFFERS.operands = (key, operands)
     return cache[1]
+
+
+class _LayerPlan(NamedTuple):
+    """A layer's fused-kernel arguments (int8_layer.LayerWeights) and what they were made from:
+    they stay valid while the layer holds the same modules and the same arrays."""
+
+    fast: bool  # fast_kernels_enabled() when made
+    modules: tuple  # q, k, v, o, up, down, ln1, ln2, the activation
+    owners: tuple  # the params dicts the arrays were read from ...
+    names: tuple  # ... under these names
+    arrays: tuple
+    path: str
+    inner: int  # the feed-forward's width
+    weights: LayerWeights
+
+
+_PLANS = weakref.WeakKeyDictionary()  # EncoderLayer -> _LayerPlan
+
+
+def _layer_modules(layer) -> tuple:
+    attn, ffn = layer.attn, layer.ffn
+    return (attn.q, attn.k, attn.v, attn.o, ffn.up, ffn.down, layer.ln1, layer.ln2, ffn.act)
+
+
+def _layer_plan(layer):
+    """The layer's _LayerPlan, made once and kept while valid; None where the fused layer does
+    not apply (another activation or linear class, a GPU, the reference kernels, linear layers
+    without bias or packed for different paths)."""
+    fast = fast_kernels_enabled()
+    plan = _PLANS.get(layer)
+    if (
+        plan is not None
+        and plan.fast == fast
+        and plan.modules == _layer_modules(layer)
+        and all(map(operator.is_, map(operator.getitem, plan.owners, plan.names), plan.arrays))
+    ):
+        return plan
+    plan = _make_plan(layer, fast)
+    if plan is None:
+        _PLANS.pop(layer, None)
+    else:
+        _PLANS[layer] = plan
+    return plan
+
+
+def _make_plan(layer, fast: bool):
+    modules = _layer_modules(layer)
+    linears, norms, act = modules[:6], modules[6:8], modules[8]
+    if not (
+        fast
+        and act.name == "gelu"
+        and all(type(m) is QuantLinear and m.device == "cpu" for m in linears)
+        and all("bias" in m.params for m in linears)
+    ):
+        return None
+    packed = [m.packed() for m in linears]
+    path = packed[0].path
+    if any(p.path != path for p in packed):
+        return None
+    read = [(m.params, name) for m in linears for name in ("weight", "weight_scale", "bias")]
+    read += [(n.params, name) for n in norms for name in ("weight", "bias")]
+    owners, names = zip(*read, strict=True)
+    weights = LayerWeights(
+        np.float32(layer.attn.head_dim**-0.5),
+        layer.attn.num_heads,
+        (np.float32(norms[0].eps), np.float32(norms[1].eps)),
+        tuple(p.panels for p in packed),
+        tuple(p.negated if path == "amx" else p.correction for p in packed),
+        tuple(m.params["weight_scale"] for m in linears),
+        tuple(m.params["bias"] for m in linears),
+        tuple(n.params[name] for n in norms for name in ("weight", "bias")),
+    )
+    arrays = tuple(owner[name] for owner, name in read)
+    return _LayerPlan(fast, modules, owners, names, arrays, path, packed[5].k, weights)
+
+
+def _fused_layers(layers, x, mask_bias, hidden_states=None):
+    """The layers run in turn by the fused kernel (QuantLinear.layer_forward, .encoder_forward),
+    or None where it does not apply to one of them or to the input."""
+    if not (
+        isinstance(x, np.ndarray)
+        and x.dtype == np.float32
+        and x.ndim == 3
+        and (mask_bias is None or mask_bias.dtype == np.float32)
+    ):
+        return None
+    plans = [_layer_plan(layer) for layer in layers]
+    if not plans or any(plan is None or plan.path != plans[0].path for plan in plans):
+        return None
+    path = plans[0].path
+    B, T, C = x.shape
+    mask_bias = np.zeros((B, T), np.float32) if mask_bias is None else mask_bias
+    return int8_layers(
+        path,
+        np.ascontiguousarray(x),
+        np.ascontiguousarray(mask_bias),
+        [plan.weights for plan in plans],
+        _layer_buffers(path, B * T, C, plans[0].inner),
+        hidden_states,
+    )
 
 
 class QuantLinear(Module):
@@ -150,44 +253,17 @@ class QuantLinear(Module):
         one compiled call (kernels/int8_layer.py), where that applies: float32 on the CPU, GELU,
         the Numba kernels on, all six packed for one path. Returns y (B, T, C), or None for the
         caller to run the layer kernel by kernel. The values are the same either way."""
-        attn, ffn = layer.attn, layer.ffn
-        linears = (attn.q, attn.k, attn.v, attn.o, ffn.up, ffn.down)
-        if not (
-            fast_kernels_enabled()
-            and isinstance(x, np.ndarray)
-            and x.dtype == np.float32
-            and x.ndim == 3
-            and ffn.act.name == "gelu"
-            and all(type(m) is QuantLinear and m.device == "cpu" for m in linears)
-            and all("bias" in m.params for m in linears)
-            and (mask_bias is None or mask_bias.dtype == np.float32)
-        ):
-            return None
-        packed = [m.packed() for m in linears]
-        path = packed[0].path
-        if any(p.path != path for p in packed):
-            return None
-        B, T, C = x.shape
-        x = np.ascontiguousarray(x)
-        mask_bias = np.zeros((B, T), np.float32) if mask_bias is None else mask_bias
-        buffers = _layer_buffers(path, B * T, C, packed[5].k)
-        corrections = tuple(p.negated if path == "amx" else p.correction for p in packed)
-        return int8_layer(
-            path,
-            x,
-            np.ascontiguousarray(mask_bias),
-            attn.head_dim**-0.5,
-            attn.num_heads,
-            float32_path() == "avx512",
-            AMX_CONFIG,
-            (np.float32(layer.ln1.eps), np.float32(layer.ln2.eps)),
-            buffers,
-            tuple(p.panels for p in packed),
-            corrections,
-            tuple(m.params["weight_scale"] for m in linears),
-            tuple(m.params["bias"] for m in linears),
-            tuple(n.params[key] for n in (layer.ln1, layer.ln2) for key in ("weight", "bias")),
-        )
+        return _fused_layers([layer], x, mask_bias)
+
+    @staticmethod
+    def encoder_forward(encoder, x, mask_bias, hidden_states=None):
+        """Encoder.forward at inference for an encoder whose layers all fuse (layer_forward):
+        every step in one loop over the compiled layer, without the Python of each layer's
+        forward (at 1 x 16 tokens, after an idle moment, that Python took as long as the
+        layers). Each step's output is appended to hidden_states when given. Returns y
+        (B, T, C), or None for the caller to run the layers one by one."""
+        layers = [encoder.layers[i] for i in encoder.schedule]
+        return _fused_layers(layers, x, mask_bias, hidden_states)
 
     def work_per_row(self) -> float:
         """Multiply-adds per input row, an int8 one at INT8_COST float32 ones."""
