@@ -127,7 +127,7 @@ def eliminate_tokens(
     B, T = inputs.mask.shape
     counts = check_retention(retention, len(model.encoder.schedule), T)
     work = B * T * model._work_per_token()  # the thread choice of the full forward
-    with kernels_for_call(model.kernels), threads_for_work(work):
+    with kernels_for_call(model.kernels), threads_for_work(work, model._calls_blas()):
         x = model.embeddings.forward(inputs.ids, inputs.types, inputs.positions, inputs.embeds)
         mask = inputs.mask
         positions = np.broadcast_to(np.arange(T), (B, T))  # (B, t): original positions

@@ -188,14 +188,18 @@ def single_threaded_blas():
 
 
 @contextlib.contextmanager
-def threads_for_work(multiply_adds: float):
+def threads_for_work(multiply_adds: float, blas: bool = True):
     """The threads of one model forward, given the multiply-adds of its linear layers (int8 ones
     at INT8_COST). Where the float32 linear layers call BLAS from Numba's threads
     (kernels/float32_linear.py, once it has found BLAS's sgemm), numpy's BLAS is kept on one
     thread for the whole forward rather than per layer. A small forward (below SERIAL_WORK)
     runs Numba's kernels on one thread too: each parallel loop wakes the second thread, which
     costs more there than splitting the work saves. On the reference path (and in a process
-    without Numba) only BLAS's threads are chosen."""
+    without Numba) only BLAS's threads are chosen.
+
+    blas=False says that the forward's fast kernels call no BLAS (every linear layer int8):
+    BLAS's threads are then left as they are. Limiting them through threadpoolctl and back
+    costs about 10 us a forward, and ten times that after an idle moment."""
     serial = multiply_adds < SERIAL_WORK
     if not fast_kernels_enabled():  # imports Numba on the first forward
         # the reference path's BLAS on one thread too where the work is small: a (16, 384)
@@ -207,7 +211,7 @@ def threads_for_work(multiply_adds: float):
     import numba
 
     with contextlib.ExitStack() as stack:
-        if _BLAS["called_from_kernels"] or serial:
+        if blas and (_BLAS["called_from_kernels"] or serial):
             stack.enter_context(single_threaded_blas())
         if serial:  # the kernels' one-thread builds (run_kernel); Numba's pool on one thread too
             token = _SERIAL.set(True)

@@ -37,6 +37,7 @@ from .inputs import (
 )
 
 _WORK_PER_TOKEN = weakref.WeakKeyDictionary()  # model -> PreTrainedModel._work_per_token()
+_CALLS_BLAS = weakref.WeakKeyDictionary()  # model -> PreTrainedModel._calls_blas()
 
 COMPONENTS = ("embeddings", "encoder", "pooler", "heads")  # parameter_counts' parts
 
@@ -213,6 +214,16 @@ class PreTrainedModel(Module):
             )
         return _WORK_PER_TOKEN[self]
 
+    def _calls_blas(self) -> bool:
+        """Whether a forward's linear layers may call BLAS (False when every one of them runs
+        its own int8 kernel: a class attribute calls_blas = False), for the thread choice;
+        counted once per model, as _work_per_token."""
+        if self not in _CALLS_BLAS:
+            _CALLS_BLAS[self] = any(
+                getattr(m, "calls_blas", True) for m in self.modules() if hasattr(m, "work_per_row")
+            )
+        return _CALLS_BLAS[self]
+
     def __call__(
         self,
         input_ids=None,
@@ -263,7 +274,8 @@ class PreTrainedModel(Module):
             "start_positions": start_positions,
             "end_positions": end_positions,
         }
-        with kernels_for_call(self.kernels), threads_for_work(tokens * self._work_per_token()):
+        work = tokens * self._work_per_token()
+        with kernels_for_call(self.kernels), threads_for_work(work, self._calls_blas()):
             return self._call(inputs, targets, output_hidden_states, output_attentions)
 
     def _call(self, inputs, targets, output_hidden_states, output_attentions):

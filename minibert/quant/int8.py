@@ -175,6 +175,8 @@ class QuantLinear(Module):
     panel layout the kernel reads is built from the int8 weight on first use (and again if the
     weight array is replaced, e.g. by loading)."""
 
+    calls_blas = False  # its own kernels on the fast path (jit.threads_for_work)
+
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
         super().__init__()
         self.params["weight"] = np.zeros((out_features, in_features), np.int8)
