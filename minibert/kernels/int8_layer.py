@@ -16,9 +16,11 @@ MiniLM int8 forward with an empty cache compiled for 11-12 s instead of 4-5.
 
 Inside a small forward (jit.threads_for_work) the kernels it calls are their one-thread
 builds, elsewhere their parallel ones: one layer function per int8 path and per choice, each
-calling that path's GEMM. The callers' Python checks stay with the caller (quant/int8.py
-decides when the fused layer applies); here the arrays are assumed valid: laid out by
-int8_layout, contiguous.
+calling that path's GEMM. `layers` runs it for a list of layers in turn, a whole encoder with
+no Python between two layers but its own loop (MiniLM int8 at 1 x 16 back to back: 1.8-1.9 ms
+against 2.2-2.3 layer by layer). The callers' Python checks stay with the caller
+(quant/int8.py decides when the fused layer applies and keeps each layer's LayerWeights);
+here the arrays are assumed valid: laid out by int8_layout, contiguous.
 """
 
 import types
