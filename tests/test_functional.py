@@ -12,7 +12,13 @@ from hypothesis.extra import numpy as hnp
 from conftest import assert_within, sum_atol
 from minibert import functional as F
 from minibert.kernels import use_fast_kernels
-from minibert.kernels.fastexp import _float32_from_bits, _int32_bits, exp_nonpositive
+from minibert.kernels.cpu import host_features
+from minibert.kernels.fastexp import (
+    _float32_from_bits,
+    _int32_bits,
+    _multiply_add,
+    exp_nonpositive,
+)
 from minibert.kernels.gelu import _gelu_erf_reference, gelu_erf
 from minibert.kernels.jit import jit_kernel
 
@@ -256,6 +262,33 @@ def test_int32_bits_intrinsic_is_the_inverse_view():
 def _int32_bits_kernel(out, values):
     for i in range(values.size):
         out[i] = _int32_bits(values[i])
+
+
+@given(
+    a=floats((64,), -1e3, 1e3, np.float32),
+    b=floats((64,), -1e3, 1e3, np.float32),
+    c=floats((64,), -1e6, 1e6, np.float32),
+)
+def test_fused_multiply_add_intrinsic_rounds_once(a, b, c):
+    """The intrinsic against its numpy statement (the product exact in float64, one rounding
+    to float32); they may differ only where a float64 tie is rounded again, by one ulp."""
+    from minibert.kernels.fastexp import fused_multiply_add
+
+    out = np.empty_like(a)
+    jit_kernel(_multiply_add_kernel)(out, a, b, c)
+    expected = np.array([fused_multiply_add(*v) for v in zip(a, b, c, strict=True)], np.float32)
+    ulps = np.abs(out.view(np.int32).astype(np.int64) - expected.view(np.int32).astype(np.int64))
+    assert ulps.max() <= 1
+    if "fma" in host_features():  # (1 + 2^-12)^2 - 1: a multiply rounds away the 2^-24
+        ones = [np.array([v], np.float32) for v in (1 + 2.0**-12, 1 + 2.0**-12, -1.0)]
+        out1 = np.empty(1, np.float32)
+        jit_kernel(_multiply_add_kernel)(out1, *ones)
+        assert out1[0] == np.float32(2.0**-11 + 2.0**-24)
+
+
+def _multiply_add_kernel(out, a, b, c):
+    for i in range(a.size):
+        out[i] = _multiply_add(a[i], b[i], c[i])
 
 
 @given(data=st.data())
