@@ -81,14 +81,21 @@ def main(argv=None) -> None:
         help="seconds of idle before each forward (the latency benchmark waits 0.2 s): "
         "shows what waking sleeping threads costs",
     )
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="a model folder (default: all-MiniLM-L6-v2 from its wheel), e.g. a BERT-base one",
+    )
     args = parser.parse_args(argv)
-    model = minibert.load(minilm_path())
+    folder = args.model or minilm_path()
+    model = minibert.load(folder)
     runs = {"float32 (Numba)": model, "int8": minibert.quantize(model)}
     ids = np.random.default_rng(0).integers(1000, 30000, (args.batch, args.tokens))
     results = {name: profile(m, ids, args.repeats, args.pause) for name, m in runs.items()}
     kinds = [k for k in results["int8"]["parts"]]
     print(
-        f"MiniLM, batch {args.batch} x {args.tokens} tokens, {args.repeats} forwards each, "
+        f"{'MiniLM' if args.model is None else os.path.basename(os.path.normpath(folder))}, "
+        f"batch {args.batch} x {args.tokens} tokens, {args.repeats} forwards each, "
         f"{args.pause:g} s idle before each"
     )
     print(f"load average {os.getloadavg()[0]:.2f}\n")
