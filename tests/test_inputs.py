@@ -38,6 +38,9 @@ IDS = np.array([[5, 6, 7], [8, 9, 0]])
             r"attention_mask has shape \(2, 4\)",
         ),
         ({"input_ids": IDS, "attention_mask": np.full((2, 3), 2)}, "only 0 .* and 1"),
+        ({"input_ids": IDS, "attention_mask": np.full((2, 3), -1)}, r"only 0 .* and 1.*\[-1\]"),
+        ({"input_ids": IDS, "attention_mask": np.full((2, 3), 0.5)}, r"only 0 .* and 1.*\[0\.5\]"),
+        ({"input_ids": IDS, "attention_mask": np.full((2, 3), "1")}, "must hold 0/1 values"),
         ({"input_ids": IDS, "token_type_ids": np.zeros((3, 3), int)}, "token_type_ids has shape"),
         (
             {"input_ids": IDS, "token_type_ids": np.full((2, 3), 2)},
@@ -86,6 +89,9 @@ def test_lists_and_other_int_dtypes_work(bert):
     np.testing.assert_array_equal(bert(IDS.astype(np.uint16)).last_hidden_state, a)
     mask = np.ones_like(IDS, dtype=bool)
     np.testing.assert_array_equal(bert(IDS, attention_mask=mask).last_hidden_state, a)
+    for dtype in (np.uint8, np.int32, np.float32):  # 0/1 masks of every kind of number
+        mask = np.ones_like(IDS, dtype=dtype)
+        np.testing.assert_array_equal(bert(IDS, attention_mask=mask).last_hidden_state, a)
 
 
 def test_bad_load_dtype():

@@ -244,7 +244,7 @@ def _as_int_array(name, value, xp=np):
         a = np.asarray(value, dtype=object)
     if a.dtype == object:
         raise InputError(f"{name} must be a rectangular integer array; got ragged or mixed input")
-    if a.dtype == bool or not np.issubdtype(a.dtype, np.integer):
+    if a.dtype.kind not in "iu":  # signed or unsigned integers; not bool ("b")
         raise InputError(f"{name} must hold integers, got dtype {a.dtype}")
     return a.astype(np.intp, copy=False)
 
@@ -256,9 +256,13 @@ def _as_mask(value, shape, xp):
         m = np.asarray(value, dtype=object)
     if m.dtype == object or m.shape != shape:
         raise InputError(f"attention_mask has shape {m.shape} but input_ids has {shape}")
-    if not (m.dtype == bool or np.issubdtype(m.dtype, np.number)):
+    if m.dtype.kind not in "biufc":  # bool or a number
         raise InputError(f"attention_mask must hold 0/1 values, got dtype {m.dtype}")
-    if not ((m == 0) | (m == 1)).all():
+    if m.dtype.kind in "iu":  # integers are 0 or 1 when they lie in [0, 1]: two reductions
+        binary = int(m.min()) >= 0 and int(m.max()) <= 1
+    else:
+        binary = m.dtype.kind == "b" or bool(((m == 0) | (m == 1)).all())
+    if not binary:
         raise InputError(
             "attention_mask must hold only 0 (padding) and 1 (token), found "
             f"{sorted(set(xp.unique(m).tolist()) - {0, 1})[:5]}"
