@@ -151,3 +151,20 @@ def test_the_kept_arguments_follow_new_weights_and_modules(monkeypatch):
     again, unfused = _both_ways(model, inputs, monkeypatch)
     assert np.abs(again.last_hidden_state - after.last_hidden_state).max() > 1e-3
     np.testing.assert_array_equal(again.last_hidden_state, unfused.last_hidden_state)
+
+
+def test_a_layer_with_pruned_heads_runs_kernel_by_kernel(monkeypatch):
+    """q, k and v narrower than the hidden size (compression/heads.py): the fused kernel's
+    shapes do not hold, so that layer steps aside and the others still fuse; the values are
+    those of the model run kernel by kernel."""
+    from minibert.compression.heads import prune_heads
+
+    model = minibert.load(case_dir("bert-base"))
+    prune_heads(model, {0: [0]})
+    model = minibert.quantize(model)
+    inputs = model_inputs(load_reference("bert-base"))
+    calls = _count_fused(monkeypatch)
+    fused, unfused = _both_ways(model, inputs, monkeypatch)
+    assert len(calls) == model.config.num_hidden_layers - 1  # every layer but the pruned one
+    assert np.isfinite(fused.last_hidden_state).all()
+    np.testing.assert_array_equal(fused.last_hidden_state, unfused.last_hidden_state)
