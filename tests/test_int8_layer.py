@@ -168,3 +168,17 @@ def test_a_layer_with_pruned_heads_runs_kernel_by_kernel(monkeypatch):
     assert len(calls) == model.config.num_hidden_layers - 1  # every layer but the pruned one
     assert np.isfinite(fused.last_hidden_state).all()
     np.testing.assert_array_equal(fused.last_hidden_state, unfused.last_hidden_state)
+
+
+def test_the_kept_arguments_do_not_keep_a_model_alive():
+    import gc
+
+    from minibert.quant import int8 as int8_module
+
+    model = minibert.quantize(minibert.load(case_dir("bert-base")))
+    model(**model_inputs(load_reference("bert-base")))
+    layers = set(map(id, model.encoder.layers))
+    assert layers <= set(map(id, int8_module._PLANS.keys()))
+    del model
+    gc.collect()
+    assert not layers & set(map(id, int8_module._PLANS.keys()))
