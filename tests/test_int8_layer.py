@@ -182,3 +182,26 @@ def test_the_kept_arguments_do_not_keep_a_model_alive():
     del model
     gc.collect()
     assert not layers & set(map(id, int8_module._PLANS.keys()))
+
+
+def test_shared_layers_fuse_at_every_step_and_follow_a_new_activation(monkeypatch):
+    """ALBERT runs its layers at several steps each; with the exact GELU they fuse every time.
+    Switching the activation back to tanh's approximation makes them step aside on the next
+    forward."""
+    model = minibert.quantize(minibert.load(case_dir("albert-base")))
+    inputs = model_inputs(load_reference("albert-base"))
+    layers = model.encoder.layers
+    assert len(model.encoder.schedule) > len(layers)  # shared: more steps than layers
+    for layer in layers:
+        layer.ffn.act.name = "gelu"
+    calls = _count_fused(monkeypatch)
+    fused, unfused = _both_ways(model, inputs, monkeypatch)
+    assert len(calls) == model.config.num_hidden_layers
+    np.testing.assert_array_equal(fused.last_hidden_state, unfused.last_hidden_state)
+    for layer in layers:
+        layer.ffn.act.name = "gelu_new"
+    calls.clear()
+    tanh, unfused = _both_ways(model, inputs, monkeypatch)
+    assert calls == []
+    np.testing.assert_array_equal(tanh.last_hidden_state, unfused.last_hidden_state)
+    assert np.abs(tanh.last_hidden_state - fused.last_hidden_state).max() > 0

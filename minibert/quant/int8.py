@@ -70,10 +70,11 @@ def _layer_buffers(path: str, rows: int, width: int, inner: int) -> tuple:
 
 class _LayerPlan(NamedTuple):
     """A layer's fused-kernel arguments (int8_layer.LayerWeights) and what they were made from:
-    they stay valid while the layer holds the same modules and the same arrays."""
+    they stay valid while the layer holds the same modules, settings and arrays."""
 
     fast: bool  # fast_kernels_enabled() when made
     modules: tuple  # q, k, v, o, up, down, ln1, ln2, the activation
+    settings: tuple  # _layer_settings: the attributes the kernel's arguments read
     owners: tuple  # the params dicts the arrays were read from ...
     names: tuple  # ... under these names
     arrays: tuple
@@ -91,6 +92,11 @@ def _layer_modules(layer) -> tuple:
     return (attn.q, attn.k, attn.v, attn.o, ffn.up, ffn.down, layer.ln1, layer.ln2, ffn.act)
 
 
+def _layer_settings(layer) -> tuple:
+    attn = layer.attn
+    return (layer.ffn.act.name, layer.ln1.eps, layer.ln2.eps, attn.num_heads, attn.head_dim)
+
+
 def _layer_plan(layer):
     """The layer's _LayerPlan, made once and kept while valid; None where the fused layer does
     not apply (another activation or linear class, a GPU, the reference kernels, linear layers
@@ -101,6 +107,7 @@ def _layer_plan(layer):
         plan is not None
         and plan.fast == fast
         and plan.modules == _layer_modules(layer)
+        and plan.settings == _layer_settings(layer)
         and all(map(operator.is_, map(operator.getitem, plan.owners, plan.names), plan.arrays))
     ):
         return plan
@@ -147,7 +154,8 @@ def _make_plan(layer, fast: bool):
         tuple(n.params[name] for n in norms for name in ("weight", "bias")),
     )
     arrays = tuple(owner[name] for owner, name in read)
-    return _LayerPlan(fast, modules, owners, names, arrays, path, C, F, weights)
+    settings = _layer_settings(layer)
+    return _LayerPlan(fast, modules, settings, owners, names, arrays, path, C, F, weights)
 
 
 def _fused_layers(layers, x, mask_bias, hidden_states=None):
