@@ -7,12 +7,13 @@ At 1 x 16 tokens a layer is about ten calls into kernels (quantise, three projec
 attention, quantise, output projection, LayerNorm, ...), and the Python between them, with
 each call's checks and Numba's argument handling, took about as long as the kernels: timed
 around the compiled calls, MiniLM int8 at 1 x 16 spent 1.7 of its 3.4 ms outside them, back to
-back (Intel Xeon). `layer` runs the same kernels in the same order from one compiled function,
-so its result equals the layer run kernel by kernel, bit for bit (tests/test_int8_layer.py).
+back (Intel Xeon). `_layer` runs the same kernels in the same order from one compiled
+function, so its result equals the layer run kernel by kernel, bit for bit
+(tests/test_int8_layer.py).
 Back to back on the same machine: MiniLM int8 at 1 x 16 took 2.2-2.4 ms against 2.8-3.2, at
 1 x 128 7.4 against 9.2, BERT-base at 1 x 16 9.6 against 12.1. The price is compile time, once
 per machine: Numba builds the layer function with its kernels' code inside it, and a first
-MiniLM int8 forward with an empty cache compiled for 11-12 s instead of 4-5.
+MiniLM int8 forward with an empty cache compiles for 9-12 s instead of 4-5.
 
 Inside a small forward (jit.threads_for_work) the kernels it calls are their one-thread
 builds, elsewhere their parallel ones: one layer function per int8 path and per choice, each
