@@ -228,6 +228,14 @@ def _linear_transposed(xt, rows, weights, biases, outs, groups, add_bias, gelu, 
             )
 
 
+def _transposed_input(x):
+    """x (M, K) contiguous as the transposed tiles read it: xt (K, M rounded up to LANES),
+    zeros past M (_transpose_rows); None where that kernel cannot be compiled."""
+    M, K = x.shape
+    xt = np.empty((K, -(-M // LANES) * LANES), np.float32)
+    return xt if run_kernel(_transpose_rows, (x, xt), parallel=True) else None
+
+
 def transposed_groups(columns: int, threads: int) -> int:
     """Jobs per layer of the transposed tiles: two per thread (one where a single thread runs),
     no more than the weight has blocks of ROWS channels."""
@@ -332,13 +340,10 @@ def linears(x, weights, biases, gelu=False):
         )
         outs = tuple(np.empty((M, N), np.float32) for _ in weights)
         threads = numba.get_num_threads()
-        if path == "transposed":
-            xt = np.empty((K, -(-M // LANES) * LANES), np.float32)
+        if path == "transposed" and (xt := _transposed_input(x)) is not None:
             groups = transposed_groups(N, threads)
             args = (xt, M, ws, bs, outs, groups, with_bias[0], gelu, False)
-            if run_kernel(_transpose_rows, (x, xt), parallel=True) and run_kernel(
-                _linear_transposed, args, parallel=True
-            ):
+            if run_kernel(_linear_transposed, args, parallel=True):
                 return list(outs)
         if sgemm_address() is not None:  # also where the tiles could not be compiled
             row_block, col_block = plan_jobs(M, N, threads)
@@ -375,21 +380,20 @@ def feed_forward(x, w_up, b_up, w_down, b_down=None):
         import numba  # loaded: linear_path asked fast_kernels_enabled
 
         threads = numba.get_num_threads()
-        width = -(-M // LANES) * LANES
+        N = w_down.shape[0]
         x, w_up, w_down = (np.ascontiguousarray(t) for t in (x, w_up, w_down))
-        xt = np.empty((C, width), np.float32)
-        ht = np.empty((F, width), np.float32)  # GELU(x W_up^T + b_up), transposed
-        y = np.empty((M, w_down.shape[0]), np.float32)
-        up_bias = np.zeros(F, np.float32) if b_up is None else np.ascontiguousarray(b_up)
-        down_bias = np.zeros(w_down.shape[0], np.float32) if b_down is None else b_down
-        up_groups, down_groups = (transposed_groups(n, threads) for n in (F, w_down.shape[0]))
-        up = (xt, M, (w_up,), (up_bias,), (ht,), up_groups, True, True, True)
-        down_biases = (np.ascontiguousarray(down_bias),)
-        down = (ht, M, (w_down,), down_biases, (y,), down_groups, b_down is not None, False, False)
-        if (
-            run_kernel(_transpose_rows, (x, xt), parallel=True)
-            and run_kernel(_linear_transposed, up, parallel=True)
-            and run_kernel(_linear_transposed, down, parallel=True)
-        ):
-            return y
+        xt = _transposed_input(x)
+        if xt is not None:
+            ht = np.empty((F, xt.shape[1]), np.float32)  # GELU(x W_up^T + b_up), transposed
+            y = np.empty((M, N), np.float32)
+            up_bias = np.zeros(F, np.float32) if b_up is None else np.ascontiguousarray(b_up)
+            down_bias = np.zeros(N, np.float32) if b_down is None else np.ascontiguousarray(b_down)
+            up_groups, down_groups = (transposed_groups(n, threads) for n in (F, N))
+            up = (xt, M, (w_up,), (up_bias,), (ht,), up_groups, True, True, True)
+            add_down_bias = b_down is not None
+            down = (ht, M, (w_down,), (down_bias,), (y,), down_groups, add_down_bias, False, False)
+            if run_kernel(_linear_transposed, up, parallel=True) and run_kernel(
+                _linear_transposed, down, parallel=True
+            ):
+                return y
     return linear(linear(x, w_up, b_up, gelu=True), w_down, b_down)
