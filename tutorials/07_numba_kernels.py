@@ -372,16 +372,15 @@ assert (ours[0, 0, 0, :5] == 0).all()
 assert np.allclose(ours.sum(-1), 1.0, atol=1e-6)
 
 # %% [markdown]
-# minibert's kernel, `_masked_softmax_numba`, is ours with two changes. Its exp is not
-# `math.exp` but `exp_nonpositive` from `minibert/kernels/fastexp.py`, plain float32
-# arithmetic that LLVM can vectorise (x = n ln 2 + r, a Taylor polynomial for exp(r) and 2^n
-# written into the exponent bits), within 1.2e-7 of exp. And its max and sum run over eight
-# accumulators (`softmax_row`): Numba keeps the order of float additions, so one accumulator
-# is one long chain of dependent adds, each waiting for the last. The kernel file itself
-# never imports Numba: it binds `prange = range` at import, and `jit_kernel` (in `jit.py`)
-# swaps in `numba.prange`, compiles the helpers marked `@device` (inlined into each kernel),
-# then the kernel, with `cache=True`, on first use. `run_kernel` calls it, or returns False so
-# that the wrapper runs the reference instead.
+# minibert's kernel, `_masked_softmax_numba`, is ours with two changes. Its exp is not `math.exp`
+# but `exp_nonpositive` from `minibert/kernels/fastexp.py`, plain float32 arithmetic that LLVM can
+# vectorise (x = n ln 2 + r, a Taylor polynomial for exp(r) in fused multiply-adds and 2^n written
+# into the exponent bits), within 1.2e-7 of exp. And its max and sum run over eight accumulators
+# (`softmax_row`): Numba keeps the order of float additions, so one accumulator is one long chain of
+# dependent adds, each waiting for the last. The kernel file itself never imports Numba: it binds
+# `prange = range` at import, and `jit_kernel` (in `jit.py`) swaps in `numba.prange`, compiles the
+# helpers marked `@device` (inlined into each kernel), then the kernel, with `cache=True`, on first
+# use. `run_kernel` calls it, or returns False so that the wrapper runs the reference instead.
 #
 # All three on the same scores; the kernels work in place, so each timed call first copies the
 # scores into a scratch array (the copy alone is timed too). Expect ours to gain little or
@@ -691,9 +690,11 @@ if load_at_start is not None:
 #    the mean and variance, one to normalise). Check it against `_add_layernorm_reference` on
 #    the row with mean 1e4, and time it against `add_layernorm_kernel`. Which loops vectorise
 #    (look for `<8 x float>` with `inspect_llvm`)?
-# 2. Replace `math.exp` in `masked_softmax_kernel` by minibert's `exp_nonpositive`
-#    (`numba.njit(inline="always")(exp_nonpositive)`, imported from
-#    `minibert.kernels.fastexp`). Does the exp loop now show vector types in `inspect_llvm`,
+# 2. Replace `math.exp` in `masked_softmax_kernel` by minibert's `exp_nonpositive` (imported
+#    from `minibert.kernels.fastexp`), and compile the kernel with
+#    `minibert.kernels.jit.jit_kernel` instead of `numba.njit`: it binds `exp_nonpositive` and
+#    its own helpers, the intrinsics of `kernels/simd.py`, which a plain `numba.njit` cannot
+#    compile. Does the exp loop now show vector types in `inspect_llvm`,
 #    and how close does the kernel get to `masked_softmax`? What happens to the check against
 #    the reference if you compile with `fastmath=True`?
 # 3. Write the bias + GELU kernel of `minibert/kernels/gelu.py` yourself, with `math.erf`, and
