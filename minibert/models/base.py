@@ -36,8 +36,8 @@ from .inputs import (
     shape_of,
 )
 
-_WORK_PER_TOKEN = weakref.WeakKeyDictionary()  # model -> PreTrainedModel._work_per_token()
-_CALLS_BLAS = weakref.WeakKeyDictionary()  # model -> PreTrainedModel._calls_blas()
+# model -> (PreTrainedModel._work_per_token(), ._calls_blas()), counted together once
+_THREAD_INPUTS = weakref.WeakKeyDictionary()
 
 COMPONENTS = ("embeddings", "encoder", "pooler", "heads")  # parameter_counts' parts
 
@@ -204,25 +204,26 @@ class PreTrainedModel(Module):
         return self
 
     # --- running ------------------------------------------------------------------------
+    def _thread_inputs(self) -> tuple:
+        """(_work_per_token(), _calls_blas()): one walk over the linear layers, once per model.
+        Kept outside the model, so that a copy (quantize's) counts its own layers."""
+        if self not in _THREAD_INPUTS:
+            linears = [m for m in self.modules() if hasattr(m, "work_per_row")]
+            _THREAD_INPUTS[self] = (
+                sum(m.work_per_row() for m in linears),
+                any(getattr(m, "calls_blas", True) for m in linears),
+            )
+        return _THREAD_INPUTS[self]
+
     def _work_per_token(self) -> float:
         """Multiply-adds of the linear layers per token (Linear.work_per_row: int8 ones at
-        kernels.jit.INT8_COST), for the thread choice; counted once per model. The count is kept
-        outside the model, so that a copy (quantize's) counts its own layers."""
-        if self not in _WORK_PER_TOKEN:
-            _WORK_PER_TOKEN[self] = sum(
-                m.work_per_row() for m in self.modules() if hasattr(m, "work_per_row")
-            )
-        return _WORK_PER_TOKEN[self]
+        kernels.jit.INT8_COST), for the thread choice."""
+        return self._thread_inputs()[0]
 
     def _calls_blas(self) -> bool:
         """Whether a forward's linear layers may call BLAS (False when every one of them runs
-        its own int8 kernel: a class attribute calls_blas = False), for the thread choice;
-        counted once per model, as _work_per_token."""
-        if self not in _CALLS_BLAS:
-            _CALLS_BLAS[self] = any(
-                getattr(m, "calls_blas", True) for m in self.modules() if hasattr(m, "work_per_row")
-            )
-        return _CALLS_BLAS[self]
+        its own int8 kernel: a class attribute calls_blas = False), for the thread choice."""
+        return self._thread_inputs()[1]
 
     def __call__(
         self,
