@@ -55,44 +55,6 @@ def test_jobs_cover_the_product_exactly(path, m, k, n, threads, seed):
         np.testing.assert_array_equal(fl.linear(x, w, bias), x @ w.T + bias)
 
 
-@given(
-    m=st.integers(1, 140),
-    k=st.integers(2, 90),
-    n=st.integers(1, 40),
-    chunk=st.integers(1, 89),
-    threads=st.sampled_from([1, 2, 3]),
-    seed=st.integers(0, 2**32 - 1),
-)
-def test_transposed_tiles_in_chunks_of_depth_are_exact(m, k, n, chunk, threads, seed):
-    """The transposed tiles take x^T in passes of `chunk` depths (transposed_chunk), each pass's
-    sums added to those before it: exact on whole and padded blocks of channels, one to three
-    jobs per layer, the last chunk whole or not, for layers sharing their input too."""
-    import numba
-
-    rng = np.random.default_rng(seed)
-    x, w, bias = _integers(rng, (m, k)), _integers(rng, (n, k)), _integers(rng, (n,))
-    with (
-        _path("transposed"),
-        mock.patch.object(numba, "get_num_threads", return_value=threads),
-        mock.patch.object(fl, "transposed_chunk", return_value=min(chunk, k)),
-    ):
-        np.testing.assert_array_equal(fl.linear(x, w, bias), x @ w.T + bias)
-        ys = fl.linears(x, [w, w[::-1].copy()], [bias, bias[::-1].copy()])
-    np.testing.assert_array_equal(ys[1], x @ w[::-1].T + bias[::-1])
-
-
-def test_transposed_chunk():
-    """All of x^T in one pass while it fits in XT_BYTES; else equal chunks, LANES-aligned."""
-    fits = fl.XT_BYTES // (4 * 128)  # depths of 128 columns that fit
-    assert fl.transposed_chunk(fits, 128) == fits
-    assert fl.transposed_chunk(3072, 16) == 3072
-    assert fl.transposed_chunk(fits + 1, 128) == -(-(fits + 1) // 2 // fl.LANES) * fl.LANES
-    for depth, width in ((3072, 128), (5000, 128), (100_000, 48), (40, 1 << 20)):
-        chunk = fl.transposed_chunk(depth, width)
-        assert chunk % fl.LANES == 0
-        assert chunk * width * 4 <= fl.XT_BYTES or chunk == fl.LANES
-
-
 @pytest.mark.parametrize("path", PATHS)
 @given(m=st.integers(1, 140), n=st.integers(1, 40), seed=st.integers(0, 2**32 - 1))
 def test_layers_sharing_their_input_are_each_exact(path, m, n, seed):
@@ -209,33 +171,13 @@ def test_feed_forward_equals_its_two_linear_layers(path, m, c, f, up_bias, down_
     np.testing.assert_array_equal(got, expected)
 
 
-@pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("m", [1, 16, 128])
-def test_feed_forward_with_a_deep_down_projection(path, m):
-    """A feed-forward so wide that the down projection reads the transposed GELU output in
-    chunks at 128 rows (as BERT-base's 3,072 do), and still equals the two linear calls
-    exactly."""
-    rng = np.random.default_rng(m)
-    c, f = 48, 2 * fl.XT_BYTES // (4 * 128) + 24  # chunked at 128 rows
-    x = rng.standard_normal((m, c), np.float32)
-    w_up = rng.standard_normal((f, c), np.float32) / np.float32(np.sqrt(c))
-    w_down = rng.standard_normal((c, f), np.float32) / np.float32(np.sqrt(f))
-    b_up, b_down = rng.standard_normal(f, np.float32), rng.standard_normal(c, np.float32)
-    with _path(path):
-        got = fl.feed_forward(x, w_up, b_up, w_down, b_down)
-        expected = fl.linear(fl.linear(x, w_up, b_up, gelu=True), w_down, b_down)
-    np.testing.assert_array_equal(got, expected)
-    reference = _gelu_erf_reference(x @ w_up.T + b_up) @ w_down.T + b_down
-    np.testing.assert_allclose(got, reference, rtol=1e-4, atol=1e-4)
-
-
 def test_feed_forward_checks_shapes():
     x, w_up = np.zeros((2, 4), np.float32), np.zeros((6, 4), np.float32)
     with pytest.raises(ValueError, match=r"x has 6 features, the weight \(out, in\) \(3, 5\)"):
         fl.feed_forward(x, w_up, None, np.zeros((3, 5), np.float32))
 
 
-def _broken_transposed(xt, rows, weights, biases, outs, groups, chunk, add_bias, gelu, transposed):
+def _broken_transposed(xt, rows, weights, biases, outs, groups, add_bias, gelu, transposed):
     """Numba cannot type this (a module it does not know): the tiles failing on some CPU."""
     import warnings
 

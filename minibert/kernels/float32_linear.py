@@ -17,9 +17,8 @@ one pool does all the work, and its threads can stay awake between the kernels o
     transposed    for few rows (up to FEW_ROWS) on CPUs with 512-bit vectors: y^T = W x^T with
     tiles         kernels/float32_tile.py's register tile, six output channels (six rows of W,
                   read where they are, one number at a time) by up to 64 rows of x (x^T's rows
-                  hold them side by side, as whole vectors), for all of K (in chunks of K when
-                  x^T outgrows L2, transposed_chunk). Each job takes a run of channels, adds
-                  the bias (and GELU) to its tile and writes it into y.
+                  hold them side by side, as whole vectors), for all of K. Each job takes a run
+                  of channels, adds the bias (and GELU) to its tile and writes it into y.
 
 Why the second: BLAS packs both operands into its own layout at every call, which is most of
 the work when rows are few: at 16 rows it ran at 53 GFLOP/s on MiniLM's shapes. The transposed
@@ -65,9 +64,6 @@ SGEMM_NAMES = ("scipy_cblas_sgemm64_", "cblas_sgemm64_", "scipy_cblas_sgemm", "c
 ROW_BLOCK = 512
 FEW_ROWS = 128  # at most this many rows take the transposed tiles (see the module docstring)
 TILE_WIDTH = 4 * LANES  # rows of x in the widest tile: 64
-# the most of x^T, in bytes, that the transposed tiles read in one pass over a job's channels
-# (transposed_chunk): half of the Intel Xeon's 2 MiB L2 per core
-XT_BYTES = 1 << 20
 _STATE = {"sgemm": None}
 
 
@@ -160,39 +156,26 @@ def _tile_rows(w, channel, xt, first, depth, tile, width):
 
 
 @device(inline=False)  # compiled once, whatever tuple of layers the kernel is given
-def _transposed_block(
-    w, c0, bias, xt, rows, out, add_bias, gelu, tile, transposed, k0, depth, partial
-):
-    """One block of ROWS channels (fewer where the weight ends), y[:rows, c0:c0 + ROWS], as
-    W[c0:c0 + ROWS] x^T in tiles of up to 64 rows, over the depths k0 .. k0 + depth of x^T.
-    The sums of the earlier depths wait in `partial` (ROWS, width): each chunk adds its own to
-    them. After the last chunk each tile gets its bias (and GELU) and is written: into out
-    (rows, N) (tile[c, r] is y[r0 + r, c0 + c]), or with `transposed` into out (N, width), y^T,
-    whole tile rows at a time. The columns of y^T past `rows` then hold values computed from
-    x^T's zero padding, which only ever reach rows past `rows` of a product that reads y^T as
-    its x^T. A block that the weight's channels do not fill reads a zero-padded copy of them."""
-    N, K = w.shape
-    width = xt.shape[1]
-    last = k0 + depth == K
+def _transposed_block(w, c0, bias, xt, rows, out, add_bias, gelu, tile, transposed):
+    """y[:rows, c0:c0 + ROWS] (fewer where the weight ends) for one block of ROWS channels, as
+    W[c0:c0 + ROWS] x^T in tiles of up to 64 rows, each with its bias (and GELU) added before
+    it is written: into out (rows, N) (tile[c, r] is y[r0 + r, c0 + c]), or with `transposed`
+    into out (N, width), y^T, whole tile rows at a time. The columns of y^T past `rows` then
+    hold values computed from x^T's zero padding, which only ever reach rows past `rows` of a
+    product that reads y^T as its x^T. A block that the weight's channels do not fill reads a
+    zero-padded copy of them."""
+    N = w.shape[0]
+    K, width = xt.shape
     channels = min(ROWS, N - c0)
-    a, a0 = w[:, k0 : k0 + depth], c0
+    a, a0 = w, c0
     if channels < ROWS:
-        a, a0 = np.zeros((ROWS, depth), np.float32), 0
+        a, a0 = np.zeros((ROWS, K), np.float32), 0
         for c in range(channels):  # (a loop: Numba's slice assignment takes seconds to compile)
-            for k in range(depth):
-                a[c, k] = w[c0 + c, k0 + k]
+            for k in range(K):
+                a[c, k] = w[c0 + c, k]
     for r0 in range(0, width, TILE_WIDTH):
         columns = min(TILE_WIDTH, width - r0)
-        _tile_rows(a, a0, xt[k0 : k0 + depth], r0, depth, tile, columns)
-        if k0 > 0:  # the sums of the chunks before this one
-            for c in range(ROWS):
-                for r in range(columns):
-                    tile[c, r] += partial[c, r0 + r]
-        if not last:  # kept for the next chunk
-            for c in range(ROWS):
-                for r in range(columns):
-                    partial[c, r0 + r] = tile[c, r]
-            continue
+        _tile_rows(a, a0, xt, r0, K, tile, columns)
         valid = min(columns, rows - r0)
         for c in range(channels):
             if gelu:
@@ -226,32 +209,23 @@ def _transpose_rows(x, xt):
                 xt[k, r] = 0
 
 
-def _linear_transposed(xt, rows, weights, biases, outs, groups, chunk, add_bias, gelu, transposed):
+def _linear_transposed(xt, rows, weights, biases, outs, groups, add_bias, gelu, transposed):
     """outs[i] = x @ weights[i].T (+ biases[i]) (GELU) for each of the layers, as y^T = W x^T
     from xt = x^T (_transpose_rows) of `rows` rows, y written as rows, or transposed (see
-    _transposed_block): `groups` jobs per layer, each over a run of ROWS-channel blocks, in
-    passes over `chunk` depths of x^T (transposed_chunk) that all of a job's blocks read while
-    they are in cache. (Two kernels, not one with two parallel loops: Numba compiles this one
-    again for every number of layers, and a parallel loop is what takes long to compile.)"""
-    N, K = weights[0].shape
-    width = xt.shape[1]
+    _transposed_block): `groups` jobs per layer, each over a run of ROWS-channel blocks. (Two
+    kernels, not one with two parallel loops: Numba compiles this one again for every number of
+    layers, and a parallel loop is what takes long to compile.)"""
+    N = weights[0].shape[0]
     blocks = (N + ROWS - 1) // ROWS
     per_group = (blocks + groups - 1) // groups
-    chunked = K > chunk
     for job in prange(len(weights) * groups):
         layer, group = job // groups, job % groups
-        w, bias, out = weights[layer], biases[layer], outs[layer]
-        first, last = group * per_group, min(blocks, (group + 1) * per_group)
         tile = np.empty((ROWS, TILE_WIDTH), np.float32)
-        # each block's sums of the chunks done so far (none to keep when K is one chunk)
-        partial = np.empty((max(last - first, 0), ROWS, width if chunked else 0), np.float32)
-        for k0 in range(0, K, chunk):
-            depth = min(chunk, K - k0)
-            for block in range(first, last):
-                _transposed_block(
-                    w, block * ROWS, bias, xt, rows, out, add_bias, gelu, tile, transposed, k0,
-                    depth, partial[block - first],
-                )  # fmt: skip
+        for block in range(group * per_group, min(blocks, (group + 1) * per_group)):
+            w, bias, out = weights[layer], biases[layer], outs[layer]
+            _transposed_block(
+                w, block * ROWS, bias, xt, rows, out, add_bias, gelu, tile, transposed
+            )
 
 
 def _transposed_input(x):
@@ -260,28 +234,6 @@ def _transposed_input(x):
     M, K = x.shape
     xt = np.empty((K, -(-M // LANES) * LANES), np.float32)
     return xt if run_kernel(_transpose_rows, (x, xt), parallel=True) else None
-
-
-def transposed_chunk(depth: int, width: int) -> int:
-    """Depths of x^T (depth x width float32) per pass of the transposed tiles: all of them
-    while x^T fits in XT_BYTES, else as few equal chunks (a multiple of LANES) as fit.
-
-    Each block of channels reads all of x^T, so once x^T outgrows a core's L2 every block reads
-    it from L3 again: BERT-base's down projection at 128 rows reads a 3,072 x 128 x^T, 1.5 MB.
-    In chunks, each stays in L2 while all of a job's blocks read it, and the blocks' sums wait
-    in a buffer for the next chunk. That down projection on two threads (Intel Xeon, AVX-512),
-    after the up projection as in a forward, cycling 12 layers' weights: 202-232 GFLOP/s
-    against 177-194 in one pass. Chunk sizes, alternating in one process, 40 weights: 1,536
-    depths (what this rule gives) 230-244, 768 219-233, 512 212-229, one pass 190-204. Where
-    x^T fits, one pass is best: MiniLM's down projection (1,536 x 128) 234-256 in one pass,
-    225-231 in two. The whole BERT-base feed-forward at 128 rows, alternating with the one-pass
-    kernel in one process: 223-239 against 203-222 GFLOP/s; in a whole BERT-base forward at
-    1 x 128 the gain (1-2%) is within the noise."""
-    limit = max(LANES, XT_BYTES // (4 * max(width, 1)) // LANES * LANES)
-    if depth <= limit:
-        return max(depth, 1)
-    passes = -(-depth // limit)
-    return -(-depth // passes // LANES) * LANES
 
 
 def transposed_groups(columns: int, threads: int) -> int:
@@ -389,8 +341,8 @@ def linears(x, weights, biases, gelu=False):
         outs = tuple(np.empty((M, N), np.float32) for _ in weights)
         threads = numba.get_num_threads()
         if path == "transposed" and (xt := _transposed_input(x)) is not None:
-            groups, chunk = transposed_groups(N, threads), transposed_chunk(K, xt.shape[1])
-            args = (xt, M, ws, bs, outs, groups, chunk, with_bias[0], gelu, False)
+            groups = transposed_groups(N, threads)
+            args = (xt, M, ws, bs, outs, groups, with_bias[0], gelu, False)
             if run_kernel(_linear_transposed, args, parallel=True):
                 return list(outs)
         if sgemm_address() is not None:  # also where the tiles could not be compiled
@@ -437,11 +389,9 @@ def feed_forward(x, w_up, b_up, w_down, b_down=None):
             up_bias = np.zeros(F, np.float32) if b_up is None else np.ascontiguousarray(b_up)
             down_bias = np.zeros(N, np.float32) if b_down is None else np.ascontiguousarray(b_down)
             up_groups, down_groups = (transposed_groups(n, threads) for n in (F, N))
-            up_chunk, down_chunk = (transposed_chunk(k, xt.shape[1]) for k in (C, F))
-            up = (xt, M, (w_up,), (up_bias,), (ht,), up_groups, up_chunk, True, True, True)
+            up = (xt, M, (w_up,), (up_bias,), (ht,), up_groups, True, True, True)
             add_down_bias = b_down is not None
-            down = (ht, M, (w_down,), (down_bias,), (y,), down_groups, down_chunk, add_down_bias,
-                    False, False)  # fmt: skip
+            down = (ht, M, (w_down,), (down_bias,), (y,), down_groups, add_down_bias, False, False)
             if run_kernel(_linear_transposed, up, parallel=True) and run_kernel(
                 _linear_transposed, down, parallel=True
             ):
