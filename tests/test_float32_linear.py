@@ -69,6 +69,44 @@ def test_layers_sharing_their_input_are_each_exact(path, m, n, seed):
         np.testing.assert_array_equal(y, x @ w.T + b)
 
 
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("count", [1, 2, 4, 7])
+def test_any_number_of_layers_sharing_their_input(path, count):
+    """The kernels take LAYER_SLOTS layers a call (fewer are padded, more are split): each of
+    any number comes out as its own product."""
+    rng = np.random.default_rng(count)
+    x = _integers(rng, (20, 19))
+    weights = [_integers(rng, (11, 19)) for _ in range(count)]
+    biases = [_integers(rng, (11,)) for _ in range(count)]
+    with _path(path):
+        ys = fl.linears(x, weights, biases)
+    assert len(ys) == count
+    for y, w, b in zip(ys, weights, biases, strict=True):
+        np.testing.assert_array_equal(y, x @ w.T + b)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_one_and_three_layers_share_one_compiled_kernel(path):
+    """linear (one layer) and q, k, v (three) call the kernel with tuples of the same length,
+    so a first forward compiles it once, not once per count (about 1.6 s each)."""
+    from minibert.kernels.jit import jit_kernel
+
+    kernel = {"blas": fl._linear_numba, "transposed": fl._linear_transposed}[path]
+    rng = np.random.default_rng(0)
+    x, w = _integers(rng, (4, 8)), _integers(rng, (5, 8))
+    with _path(path):
+        fl.linear(x, w)
+        fl.linears(x, [w, w, w], [None] * 3)
+        fl.feed_forward(x, _integers(rng, (6, 8)), None, _integers(rng, (5, 6)))
+    compiled = jit_kernel(kernel, parallel=True)
+    if compiled is None:
+        pytest.skip("Numba is not usable here")
+    tuple_lengths = {
+        len(arg) for sig in compiled.signatures for arg in sig if hasattr(arg, "count")
+    }
+    assert tuple_lengths == {fl.LAYER_SLOTS}
+
+
 def test_few_rows_take_the_transposed_tiles_on_512_bit_cpus():
     if not fl.fast_kernels_enabled():
         pytest.skip("Numba is not usable here: every product is numpy's")
@@ -177,7 +215,7 @@ def test_feed_forward_checks_shapes():
         fl.feed_forward(x, w_up, None, np.zeros((3, 5), np.float32))
 
 
-def _broken_transposed(xt, rows, weights, biases, outs, groups, add_bias, gelu, transposed):
+def _broken_transposed(xt, rows, weights, biases, outs, layers, groups, add_bias, gelu, transposed):
     """Numba cannot type this (a module it does not know): the tiles failing on some CPU."""
     import warnings
 

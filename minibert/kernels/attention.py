@@ -115,7 +115,9 @@ def _attention_context_numba(ctx, q, k, v, mask_bias, scale, num_heads, wide):
     """ctx (B, T, C) = attention of every (batch, head) pair, in parallel over the pairs;
     q, k, v (B, T, C) and mask_bias (B, T) contiguous float32; wide: 512-bit tiles."""
     for bh in prange(q.shape[0] * num_heads):
-        _attention_pair(ctx, q, k, v, mask_bias, scale, num_heads, wide, bh)
+        # int64: Numba types this index int64 here and uint64 in the parallel loop it builds,
+        # and would compile _attention_pair once for each (about 1.6 s of a first forward)
+        _attention_pair(ctx, q, k, v, mask_bias, scale, num_heads, wide, np.int64(bh))
 
 
 def attention_context(q, k, v, mask_bias, scale, num_heads):

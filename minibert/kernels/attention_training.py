@@ -72,7 +72,8 @@ def _forward_pair(ctx, probs, q, k, v, mask_bias, keep, scale, wide, bh):
 
 def _forward_numba(ctx, probs, q, k, v, mask_bias, keep, scale, wide):
     for bh in prange(q.shape[0] * q.shape[1]):
-        _forward_pair(ctx, probs, q, k, v, mask_bias, keep, scale, wide, bh)
+        # int64: the index is int64 here, uint64 in the parallel loop (see attention.py)
+        _forward_pair(ctx, probs, q, k, v, mask_bias, keep, scale, wide, np.int64(bh))
 
 
 @device(inline=False)
@@ -134,7 +135,10 @@ def _backward_pair(dq, dk, dv, dctx, q, k, v, probs, keep, dprobs_out, scale, wi
 
 def _backward_numba(dq, dk, dv, dctx, q, k, v, probs, keep, dprobs_out, scale, wide):
     for bh in prange(q.shape[0] * q.shape[1]):
-        _backward_pair(dq, dk, dv, dctx, q, k, v, probs, keep, dprobs_out, scale, wide, bh)
+        # int64: as in _forward_numba
+        _backward_pair(
+            dq, dk, dv, dctx, q, k, v, probs, keep, dprobs_out, scale, wide, np.int64(bh)
+        )
 
 
 _NONE = np.zeros((0, 0, 0, 0), np.float32)  # "no dropout" / "no outside gradient"

@@ -64,6 +64,7 @@ SGEMM_NAMES = ("scipy_cblas_sgemm64_", "cblas_sgemm64_", "scipy_cblas_sgemm", "c
 ROW_BLOCK = 512
 FEW_ROWS = 128  # at most this many rows take the transposed tiles (see the module docstring)
 TILE_WIDTH = 4 * LANES  # rows of x in the widest tile: 64
+LAYER_SLOTS = 3  # layers per kernel call, whatever their number (_slots): q, k and v
 _STATE = {"sgemm": None}
 
 
@@ -104,14 +105,15 @@ def _add_bias_gelu(row, bias):
         row[c] = half * v * (one + erf_as(v, half_gauss(v)))
 
 
-def _linear_numba(address, x, weights, biases, outs, row_block, col_block, add_bias, gelu):
-    """outs[i] = x @ weights[i].T (+ biases[i]) (GELU) for each of the layers (a tuple: q, k
-    and v share their input), in jobs of row_block x col_block, all in one parallel loop."""
+def _linear_numba(address, x, weights, biases, outs, layers, row_block, col_block, add_bias, gelu):
+    """outs[i] = x @ weights[i].T (+ biases[i]) (GELU) for the first `layers` of the layers
+    (tuples of LAYER_SLOTS, _slots: q, k and v share their input), in jobs of row_block x
+    col_block, all in one parallel loop."""
     M, N = outs[0].shape
     groups = (N + col_block - 1) // col_block
     chunks = (M + row_block - 1) // row_block
     per_layer = chunks * groups
-    for job in prange(len(weights) * per_layer):
+    for job in prange(layers * per_layer):
         layer, part = job // per_layer, job % per_layer
         w, bias, out = weights[layer], biases[layer], outs[layer]
         row, col = (part // groups) * row_block, (part % groups) * col_block
@@ -209,8 +211,9 @@ def _transpose_rows(x, xt):
                 xt[k, r] = 0
 
 
-def _linear_transposed(xt, rows, weights, biases, outs, groups, add_bias, gelu, transposed):
-    """outs[i] = x @ weights[i].T (+ biases[i]) (GELU) for each of the layers, as y^T = W x^T
+def _linear_transposed(xt, rows, weights, biases, outs, layers, groups, add_bias, gelu, transposed):
+    """outs[i] = x @ weights[i].T (+ biases[i]) (GELU) for the first `layers` of the layers
+    (tuples of LAYER_SLOTS, _slots), as y^T = W x^T
     from xt = x^T (_transpose_rows) of `rows` rows, y written as rows, or transposed (see
     _transposed_block): `groups` jobs per layer, each over a run of ROWS-channel blocks. (Two
     kernels, not one with two parallel loops: Numba compiles this one again for every number of
@@ -218,7 +221,7 @@ def _linear_transposed(xt, rows, weights, biases, outs, groups, add_bias, gelu, 
     N = weights[0].shape[0]
     blocks = (N + ROWS - 1) // ROWS
     per_group = (blocks + groups - 1) // groups
-    for job in prange(len(weights) * groups):
+    for job in prange(layers * groups):
         layer, group = job // groups, job % groups
         tile = np.empty((ROWS, TILE_WIDTH), np.float32)
         for block in range(group * per_group, min(blocks, (group + 1) * per_group)):
@@ -304,6 +307,14 @@ def _sgemm_works(function) -> bool:
     return bool(np.allclose(out, a @ w.T, rtol=1e-5, atol=1e-5))
 
 
+def _slots(items: tuple) -> tuple:
+    """items (at most LAYER_SLOTS) padded to LAYER_SLOTS with copies of the first, which
+    the kernels never reach (they take the count of real layers): Numba compiles a kernel once
+    per length of a tuple argument, and each compile of _linear_transposed takes about 1.6 s
+    of a first forward (Intel Xeon), so single layers and q, k, v share one."""
+    return tuple(items) + (items[0],) * (LAYER_SLOTS - len(items))
+
+
 def linear(x, w, bias=None, gelu=False):
     """y = x @ w.T + bias, then GELU if asked (inference). Shapes: x (M, K) float32, w (N, K)
     float32, bias (N,) or None -> (M, N) float32; other dtypes take numpy's product."""
@@ -319,6 +330,11 @@ def linears(x, weights, biases, gelu=False):
         if w.ndim != 2 or w.shape[1] != K:
             raise ValueError(f"linear: x has {K} features, the weight (out, in) {w.shape} expects "
                              f"{w.shape[-1]}")  # fmt: skip
+    if len(weights) > LAYER_SLOTS:  # more than the kernels take at once
+        first, rest = slice(0, LAYER_SLOTS), slice(LAYER_SLOTS, None)
+        return linears(x, weights[first], biases[first], gelu) + linears(
+            x, weights[rest], biases[rest], gelu
+        )
     N = weights[0].shape[0]
     with_bias = [b is not None for b in biases]
     if (
@@ -339,17 +355,18 @@ def linears(x, weights, biases, gelu=False):
             np.zeros(N, np.float32) if b is None else np.ascontiguousarray(b) for b in biases
         )
         outs = tuple(np.empty((M, N), np.float32) for _ in weights)
-        threads = numba.get_num_threads()
+        layers, threads = len(weights), numba.get_num_threads()
+        ws, bs, slots = _slots(ws), _slots(bs), _slots(outs)
         if path == "transposed" and (xt := _transposed_input(x)) is not None:
             groups = transposed_groups(N, threads)
-            args = (xt, M, ws, bs, outs, groups, with_bias[0], gelu, False)
+            args = (xt, M, ws, bs, slots, layers, groups, with_bias[0], gelu, False)
             if run_kernel(_linear_transposed, args, parallel=True):
                 return list(outs)
         if sgemm_address() is not None:  # also where the tiles could not be compiled
             row_block, col_block = plan_jobs(M, N, threads)
-            args = (sgemm_address(), x, ws, bs, outs, row_block, col_block, with_bias[0], gelu)
+            args = (sgemm_address(), x, ws, bs, slots, layers, row_block, col_block)
             with single_threaded_blas():
-                if run_kernel(_linear_numba, args, parallel=True):
+                if run_kernel(_linear_numba, (*args, with_bias[0], gelu), parallel=True):
                     return list(outs)
     return [_linear_reference(x, w, b, gelu) for w, b in zip(weights, biases, strict=True)]
 
@@ -389,9 +406,10 @@ def feed_forward(x, w_up, b_up, w_down, b_down=None):
             up_bias = np.zeros(F, np.float32) if b_up is None else np.ascontiguousarray(b_up)
             down_bias = np.zeros(N, np.float32) if b_down is None else np.ascontiguousarray(b_down)
             up_groups, down_groups = (transposed_groups(n, threads) for n in (F, N))
-            up = (xt, M, (w_up,), (up_bias,), (ht,), up_groups, True, True, True)
-            add_down_bias = b_down is not None
-            down = (ht, M, (w_down,), (down_bias,), (y,), down_groups, add_down_bias, False, False)
+            up = (xt, M, *map(_slots, ((w_up,), (up_bias,), (ht,))), 1, up_groups, True, True,
+                  True)  # fmt: skip
+            down = (ht, M, *map(_slots, ((w_down,), (down_bias,), (y,))), 1, down_groups,
+                    b_down is not None, False, False)  # fmt: skip
             if run_kernel(_linear_transposed, up, parallel=True) and run_kernel(
                 _linear_transposed, down, parallel=True
             ):

@@ -60,12 +60,24 @@ def _with_globals(fn, scope: dict, qualname: str):
 # correction and the tile configuration; the others have no configuration.
 @device
 def _gemm_with_config(out, a, a_scale, panels, correction, w_scale, bias, gelu, group, config):
-    _path_kernel(out, a, a_scale, panels, correction, w_scale, bias, gelu, False, group, config)
+    raw, gelu = _plain(False), _plain(gelu)
+    _path_kernel(out, a, a_scale, panels, correction, w_scale, bias, gelu, raw, group, config)
 
 
 @device
 def _gemm_without_config(out, a, a_scale, panels, correction, w_scale, bias, gelu, group, config):
-    _path_kernel(out, a, a_scale, panels, correction, w_scale, bias, gelu, False, group)
+    raw, gelu = _plain(False), _plain(gelu)
+    _path_kernel(out, a, a_scale, panels, correction, w_scale, bias, gelu, raw, group)
+
+
+@device
+def _plain(flag):
+    """flag as a plain bool. Numba types a True or False written into a call as a literal,
+    and compiles the function called once for each literal value: _layer's GEMM calls (gelu
+    True in one, False in the others, raw always False) compiled the AMX kernel three times,
+    about 4.3 s each of an int8 model's first forward (Intel Xeon). A comparison's result is a
+    plain bool, the type the kernel has when called from Python."""
+    return flag == True  # noqa: E712
 
 
 _gemm = _gemm_without_config  # what _layer calls; layer_function binds the path's
