@@ -12,8 +12,10 @@ function, so its result equals the layer run kernel by kernel, bit for bit
 (tests/test_int8_layer.py).
 Back to back on the same machine: MiniLM int8 at 1 x 16 took 2.2-2.4 ms against 2.8-3.2, at
 1 x 128 7.4 against 9.2, BERT-base at 1 x 16 9.6 against 12.1. The price is compile time, once
-per machine: Numba builds the layer function with its kernels' code inside it, and a first
-MiniLM int8 forward with an empty cache compiles for 9-12 s instead of 4-5.
+per machine: Numba builds the layer function with its kernels' code inside it. A first
+MiniLM int8 forward with an empty cache compiles for about 7 s at 1 x 16 (one-thread builds)
+and 13 s at 1 x 128 (parallel ones), Intel Xeon; _plain keeps it from compiling the GEMM once
+per literal flag, which made those 10 s and 23 s.
 
 Inside a small forward (jit.threads_for_work) the kernels it calls are their one-thread
 builds, elsewhere their parallel ones: one layer function per int8 path and per choice, each
