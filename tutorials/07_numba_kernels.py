@@ -333,6 +333,45 @@ print(f"softmax_rows: float32 {ms(t32)}, float64 {ms(t64)} ({t64 / t32:.1f}x)")
 # last loop in float32.)
 
 # %% [markdown]
+# ### One compilation per set of types, and types you did not mean
+# Each new set of argument types costs a compilation, and minibert's big kernels take seconds
+# each, so a first run pays for every set it meets. Some sets differ where nobody meant them to.
+# A `True` or `False` written into a call inside compiled code is typed as a *literal*, a type of
+# its own per value, while a call from Python passes a plain `bool`. So the same function is
+# compiled once per literal, besides once for Python's calls. A comparison gives a plain `bool`.
+# minibert's int8 layer passes its flags through `int8_layer._plain` for this reason: its GEMM
+# had been compiled three times, 4.3 s each. (Two other such cases in minibert: a `prange`
+# index is int64 where Numba types the kernel and uint64 in the parallel loop it builds, so a
+# helper that takes it gets `np.int64(i)`; and tuples of different lengths are different types,
+# so `float32_linear` always passes three layers.)
+
+
+# %%
+@numba.njit
+def scaled(x, double):
+    return x * 2.0 if double else x
+
+
+@numba.njit
+def caller_with_literals(x):
+    return scaled(x, True) + scaled(x, False)
+
+
+@numba.njit
+def caller_with_a_comparison(x):
+    double = x == x  # a plain bool (True for any number but NaN)
+    return scaled(x, double) + scaled(x, not double)
+
+
+scaled(1.0, True)  # from Python: (float64, bool)
+caller_with_a_comparison(1.0)  # the same types: nothing new to compile
+assert len(scaled.signatures) == 1
+caller_with_literals(1.0)  # two literal flags: two more compilations
+print("scaled compiled for:", [str(sig[1]) for sig in scaled.signatures])
+assert len(scaled.signatures) == 3
+
+
+# %% [markdown]
 # ### Checking the kernel against minibert's reference
 # `_masked_softmax_reference` in `minibert/kernels/softmax.py` is the readable version: three
 # numpy lines. We compare on a whole (B, H, T, T) batch with extreme values: some scores of -1e9
